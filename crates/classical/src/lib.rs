@@ -1,0 +1,1 @@
+//! Classical baseline: thresholds, watershed, counting

@@ -1,0 +1,555 @@
+//! Masks: [`LabelImage`] (u32 per pixel, 0 = background, 1..=N = objects) is the one instance mask
+//! type of mica; [`BinaryMask`] is a foreground mask. Conversions between them and per-object
+//! properties ([`object_properties`]) live here.
+
+use crate::error::{Error, Result};
+use crate::image::Image;
+use serde::{Deserialize, Serialize};
+
+/// Which neighbours connect two pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connectivity {
+    /// Edge neighbours only (up, down, left, right).
+    Four,
+    /// Edge and corner neighbours.
+    #[default]
+    Eight,
+}
+
+/// An axis-aligned box in pixel coordinates: `x0..x1` columns and `y0..y1` rows, end-exclusive
+/// (so `width = x1 - x0`). The same convention everywhere in mica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BBox {
+    pub x0: u32,
+    pub y0: u32,
+    pub x1: u32,
+    pub y1: u32,
+}
+
+impl BBox {
+    pub fn width(&self) -> u32 {
+        self.x1 - self.x0
+    }
+    pub fn height(&self) -> u32 {
+        self.y1 - self.y0
+    }
+}
+
+/// A foreground mask (true = object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryMask {
+    width: u32,
+    height: u32,
+    data: Vec<bool>,
+}
+
+impl BinaryMask {
+    /// # Errors
+    /// [`Error::Invalid`] when `data.len() != width * height`.
+    pub fn new(width: u32, height: u32, data: Vec<bool>) -> Result<Self> {
+        if data.len() != width as usize * height as usize {
+            return Err(Error::Invalid(format!(
+                "{width}x{height} mask needs {} pixels, got {}",
+                width as usize * height as usize,
+                data.len()
+            )));
+        }
+        Ok(BinaryMask {
+            width,
+            height,
+            data,
+        })
+    }
+
+    /// An all-background mask.
+    pub fn empty(width: u32, height: u32) -> Self {
+        BinaryMask {
+            width,
+            height,
+            data: vec![false; width as usize * height as usize],
+        }
+    }
+
+    /// Foreground where the image's intensity is above `threshold` (e.g. 0 for a 0/255 mask file).
+    pub fn from_image_above(img: &Image, threshold: f32) -> Self {
+        let data = img
+            .intensity_f32()
+            .into_iter()
+            .map(|v| v > threshold)
+            .collect();
+        BinaryMask {
+            width: img.width(),
+            height: img.height(),
+            data,
+        }
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+    pub fn as_slice(&self) -> &[bool] {
+        &self.data
+    }
+    pub fn as_mut_slice(&mut self) -> &mut [bool] {
+        &mut self.data
+    }
+    pub fn into_vec(self) -> Vec<bool> {
+        self.data
+    }
+    #[inline]
+    pub fn get(&self, x: u32, y: u32) -> bool {
+        self.data[y as usize * self.width as usize + x as usize]
+    }
+    #[inline]
+    pub fn set(&mut self, x: u32, y: u32, v: bool) {
+        let w = self.width as usize;
+        self.data[y as usize * w + x as usize] = v;
+    }
+
+    /// Number of foreground pixels.
+    pub fn area(&self) -> usize {
+        self.data.iter().filter(|&&b| b).count()
+    }
+
+    /// Labels the connected foreground regions 1..=N in raster order of their first pixel.
+    pub fn connected_components(&self, conn: Connectivity) -> LabelImage {
+        connected_components(self, conn)
+    }
+
+    /// As an 8-bit image, 0 and 255.
+    pub fn to_image(&self) -> Image {
+        Image::gray8(
+            self.width,
+            self.height,
+            self.data.iter().map(|&b| if b { 255 } else { 0 }).collect(),
+        )
+        .expect("mask size is valid")
+    }
+
+    /// Checks that `other` has the same size; `what` names the pair in the error.
+    pub fn check_same_size(&self, other_w: u32, other_h: u32, what: &str) -> Result<()> {
+        check_size(self.width, self.height, other_w, other_h, what)
+    }
+}
+
+fn check_size(w: u32, h: u32, ow: u32, oh: u32, what: &str) -> Result<()> {
+    if (w, h) != (ow, oh) {
+        return Err(Error::Shape {
+            what: what.to_string(),
+            expected_w: w,
+            expected_h: h,
+            got_w: ow,
+            got_h: oh,
+        });
+    }
+    Ok(())
+}
+
+/// An instance mask: one u32 label per pixel, 0 = background, objects 1..=N.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelImage {
+    width: u32,
+    height: u32,
+    data: Vec<u32>,
+}
+
+impl LabelImage {
+    /// # Errors
+    /// [`Error::Invalid`] when `data.len() != width * height`.
+    pub fn new(width: u32, height: u32, data: Vec<u32>) -> Result<Self> {
+        if data.len() != width as usize * height as usize {
+            return Err(Error::Invalid(format!(
+                "{width}x{height} label image needs {} pixels, got {}",
+                width as usize * height as usize,
+                data.len()
+            )));
+        }
+        Ok(LabelImage {
+            width,
+            height,
+            data,
+        })
+    }
+
+    /// An all-background label image.
+    pub fn zeros(width: u32, height: u32) -> Self {
+        LabelImage {
+            width,
+            height,
+            data: vec![0; width as usize * height as usize],
+        }
+    }
+
+    /// Reads labels from an integer image (8- or 16-bit gray), e.g. a label TIFF.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for RGB or float images, which are not label images.
+    pub fn from_image(img: &Image) -> Result<Self> {
+        use crate::image::{Channels, Pixels};
+        if img.channels() != Channels::Gray {
+            return Err(Error::Invalid(
+                "a label image must be single-channel".into(),
+            ));
+        }
+        let data = match img.pixels() {
+            Pixels::U8(v) => v.iter().map(|&x| x as u32).collect(),
+            Pixels::U16(v) => v.iter().map(|&x| x as u32).collect(),
+            Pixels::F32(v) => {
+                if v.iter().any(|&x| x < 0.0 || x.fract() != 0.0) {
+                    return Err(Error::Invalid(
+                        "a float image with non-integer values is not a label image".into(),
+                    ));
+                }
+                v.iter().map(|&x| x as u32).collect()
+            }
+        };
+        LabelImage::new(img.width(), img.height(), data)
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+    pub fn as_slice(&self) -> &[u32] {
+        &self.data
+    }
+    pub fn as_mut_slice(&mut self) -> &mut [u32] {
+        &mut self.data
+    }
+    pub fn into_vec(self) -> Vec<u32> {
+        self.data
+    }
+    #[inline]
+    pub fn get(&self, x: u32, y: u32) -> u32 {
+        self.data[y as usize * self.width as usize + x as usize]
+    }
+    #[inline]
+    pub fn set(&mut self, x: u32, y: u32, v: u32) {
+        let w = self.width as usize;
+        self.data[y as usize * w + x as usize] = v;
+    }
+
+    /// Largest label value (0 when empty).
+    pub fn max_label(&self) -> u32 {
+        self.data.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Number of distinct non-zero labels.
+    pub fn num_objects(&self) -> usize {
+        let mut seen = vec![false; self.max_label() as usize + 1];
+        let mut n = 0;
+        for &l in &self.data {
+            if l != 0 && !seen[l as usize] {
+                seen[l as usize] = true;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Foreground (label != 0).
+    pub fn foreground(&self) -> BinaryMask {
+        BinaryMask {
+            width: self.width,
+            height: self.height,
+            data: self.data.iter().map(|&l| l != 0).collect(),
+        }
+    }
+
+    /// Renumbers labels to 1..=N keeping their order; returns the new image.
+    pub fn relabel_sequential(&self) -> LabelImage {
+        let mut map = vec![0u32; self.max_label() as usize + 1];
+        for &l in &self.data {
+            if l != 0 {
+                map[l as usize] = 1;
+            }
+        }
+        let mut next = 0;
+        for m in map.iter_mut().skip(1) {
+            if *m != 0 {
+                next += 1;
+                *m = next;
+            }
+        }
+        LabelImage {
+            width: self.width,
+            height: self.height,
+            data: self.data.iter().map(|&l| map[l as usize]).collect(),
+        }
+    }
+
+    /// Removes objects smaller than `min_area_px` pixels (set to 0); labels are not renumbered.
+    pub fn remove_small(&self, min_area_px: usize) -> LabelImage {
+        let mut areas = vec![0usize; self.max_label() as usize + 1];
+        for &l in &self.data {
+            areas[l as usize] += 1;
+        }
+        LabelImage {
+            width: self.width,
+            height: self.height,
+            data: self
+                .data
+                .iter()
+                .map(|&l| {
+                    if l != 0 && areas[l as usize] < min_area_px {
+                        0
+                    } else {
+                        l
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks that `other` has the same size; `what` names the pair in the error.
+    pub fn check_same_size(&self, other_w: u32, other_h: u32, what: &str) -> Result<()> {
+        check_size(self.width, self.height, other_w, other_h, what)
+    }
+}
+
+/// Labels connected foreground regions of `mask` 1..=N in raster order of their first pixel
+/// (two-pass union-find).
+pub fn connected_components(mask: &BinaryMask, conn: Connectivity) -> LabelImage {
+    let (w, h) = (mask.width as usize, mask.height as usize);
+    let mut labels = vec![0u32; w * h];
+    let mut parent: Vec<u32> = vec![0];
+    fn find(parent: &mut [u32], mut x: u32) -> u32 {
+        while parent[x as usize] != x {
+            parent[x as usize] = parent[parent[x as usize] as usize];
+            x = parent[x as usize];
+        }
+        x
+    }
+    fn union(parent: &mut [u32], a: u32, b: u32) -> u32 {
+        let (ra, rb) = (find(parent, a), find(parent, b));
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        parent[hi as usize] = lo;
+        lo
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            if !mask.data[i] {
+                continue;
+            }
+            let mut current = 0u32;
+            let mut neighbours = [0u32; 4];
+            let mut k = 0;
+            if x > 0 {
+                neighbours[k] = labels[i - 1];
+                k += 1;
+            }
+            if y > 0 {
+                neighbours[k] = labels[i - w];
+                k += 1;
+                if conn == Connectivity::Eight {
+                    if x > 0 {
+                        neighbours[k] = labels[i - w - 1];
+                        k += 1;
+                    }
+                    if x + 1 < w {
+                        neighbours[k] = labels[i - w + 1];
+                        k += 1;
+                    }
+                }
+            }
+            for &n in &neighbours[..k] {
+                if n == 0 {
+                    continue;
+                }
+                current = if current == 0 {
+                    n
+                } else {
+                    union(&mut parent, current, n)
+                };
+            }
+            if current == 0 {
+                current = parent.len() as u32;
+                parent.push(current);
+            }
+            labels[i] = current;
+        }
+    }
+    // Resolve roots and number them in raster order of first appearance.
+    let mut final_id = vec![0u32; parent.len()];
+    let mut next = 0u32;
+    for l in labels.iter_mut() {
+        if *l == 0 {
+            continue;
+        }
+        let r = find(&mut parent, *l);
+        if final_id[r as usize] == 0 {
+            next += 1;
+            final_id[r as usize] = next;
+        }
+        *l = final_id[r as usize];
+    }
+    LabelImage {
+        width: mask.width,
+        height: mask.height,
+        data: labels,
+    }
+}
+
+/// Measurements of one object of a [`LabelImage`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectProps {
+    pub label: u32,
+    pub area_px: u64,
+    /// Centroid column (x) and row (y), in pixels, pixel centres at integer coordinates.
+    pub centroid_x: f64,
+    pub centroid_y: f64,
+    pub bbox: BBox,
+    /// Mean intensity of the object's pixels in the image's own units (None without an image).
+    pub mean_intensity: Option<f64>,
+}
+
+/// Area, centroid, bounding box and (with `intensity`) mean intensity of every object, in label
+/// order.
+///
+/// # Errors
+/// [`Error::Shape`] when `intensity` differs in size from `labels`.
+pub fn object_properties(
+    labels: &LabelImage,
+    intensity: Option<&Image>,
+) -> Result<Vec<ObjectProps>> {
+    let values = match intensity {
+        Some(img) => {
+            labels.check_same_size(img.width(), img.height(), "intensity image vs label image")?;
+            Some(img.intensity_f32())
+        }
+        None => None,
+    };
+    let n = labels.max_label() as usize;
+    #[derive(Clone)]
+    struct Acc {
+        area: u64,
+        sx: f64,
+        sy: f64,
+        si: f64,
+        x0: u32,
+        y0: u32,
+        x1: u32,
+        y1: u32,
+    }
+    let mut acc = vec![
+        Acc {
+            area: 0,
+            sx: 0.0,
+            sy: 0.0,
+            si: 0.0,
+            x0: u32::MAX,
+            y0: u32::MAX,
+            x1: 0,
+            y1: 0
+        };
+        n + 1
+    ];
+    let w = labels.width as usize;
+    for (i, &l) in labels.data.iter().enumerate() {
+        if l == 0 {
+            continue;
+        }
+        let (x, y) = ((i % w) as u32, (i / w) as u32);
+        let a = &mut acc[l as usize];
+        a.area += 1;
+        a.sx += x as f64;
+        a.sy += y as f64;
+        if let Some(v) = &values {
+            a.si += v[i] as f64;
+        }
+        a.x0 = a.x0.min(x);
+        a.y0 = a.y0.min(y);
+        a.x1 = a.x1.max(x + 1);
+        a.y1 = a.y1.max(y + 1);
+    }
+    Ok(acc
+        .into_iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, a)| a.area > 0)
+        .map(|(l, a)| ObjectProps {
+            label: l as u32,
+            area_px: a.area,
+            centroid_x: a.sx / a.area as f64,
+            centroid_y: a.sy / a.area as f64,
+            bbox: BBox {
+                x0: a.x0,
+                y0: a.y0,
+                x1: a.x1,
+                y1: a.y1,
+            },
+            mean_intensity: values.as_ref().map(|_| a.si / a.area as f64),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(rows: &[&str]) -> BinaryMask {
+        let h = rows.len() as u32;
+        let w = rows[0].len() as u32;
+        let data = rows
+            .iter()
+            .flat_map(|r| r.chars().map(|c| c == '#'))
+            .collect();
+        BinaryMask::new(w, h, data).unwrap()
+    }
+
+    #[test]
+    fn connectivity_four_vs_eight() {
+        let m = mask(&["#..", ".#.", "..#"]);
+        assert_eq!(m.connected_components(Connectivity::Four).num_objects(), 3);
+        assert_eq!(m.connected_components(Connectivity::Eight).num_objects(), 1);
+    }
+
+    #[test]
+    fn u_shape_merges_into_one() {
+        let m = mask(&["#.#", "#.#", "###"]);
+        let l = m.connected_components(Connectivity::Four);
+        assert_eq!(l.num_objects(), 1);
+        assert_eq!(l.max_label(), 1);
+    }
+
+    #[test]
+    fn relabel_sequential_closes_gaps() {
+        let l = LabelImage::new(4, 1, vec![0, 7, 3, 7]).unwrap();
+        assert_eq!(l.relabel_sequential().as_slice(), &[0, 2, 1, 2]);
+    }
+
+    #[test]
+    fn properties_of_a_square() {
+        let m = mask(&["....", ".##.", ".##.", "...."]);
+        let l = m.connected_components(Connectivity::Eight);
+        let img = Image::gray8(4, 4, vec![10; 16]).unwrap();
+        let p = object_properties(&l, Some(&img)).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].area_px, 4);
+        assert_eq!((p[0].centroid_x, p[0].centroid_y), (1.5, 1.5));
+        assert_eq!(
+            p[0].bbox,
+            BBox {
+                x0: 1,
+                y0: 1,
+                x1: 3,
+                y1: 3
+            }
+        );
+        assert_eq!(p[0].mean_intensity, Some(10.0));
+    }
+
+    #[test]
+    fn remove_small_drops_specks() {
+        let m = mask(&["#..##", "...##"]);
+        let l = m.connected_components(Connectivity::Eight).remove_small(2);
+        assert_eq!(l.relabel_sequential().num_objects(), 1);
+    }
+}

@@ -1,0 +1,1 @@
+//! Perturbations and a SIMCEP-like synthetic cell generator with instance truth

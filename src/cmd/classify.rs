@@ -1,0 +1,10 @@
+//! `mica classify` (issue #6).
+
+use super::Ctx;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args, _ctx: &Ctx) -> anyhow::Result<i32> {
+    super::not_implemented("`mica classify`", 6)
+}
