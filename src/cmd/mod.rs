@@ -10,7 +10,9 @@ pub mod merge;
 pub mod report;
 pub mod robustness;
 pub mod run;
+pub mod sam;
 pub mod segment;
+pub mod vlm;
 
 /// Options shared by every subcommand.
 #[derive(Debug, Clone)]

@@ -21,6 +21,7 @@
 pub mod error;
 pub mod image;
 pub mod mask;
+pub mod method;
 pub mod rng;
 
 pub use error::{Error, Result};
@@ -29,3 +30,4 @@ pub use mask::{
     connected_components, object_properties, BBox, BinaryMask, Connectivity, LabelImage,
     ObjectProps,
 };
+pub use method::{MethodError, Segmentation, Segmenter};

@@ -1,0 +1,50 @@
+//! Capability traits that methods implement, and the result types they share.
+//!
+//! A method is anything that turns an [`Image`] into a result: the classical pipeline, SAM, or
+//! (for counting and classification) a vision-language model. The traits are small and
+//! object-safe so the CLI and the study runner can hold a `Box<dyn Segmenter>`.
+
+use crate::image::Image;
+use crate::mask::{BinaryMask, LabelImage};
+
+/// Any error a method reports for one image; the run goes on with the next image.
+pub type MethodError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a segmentation method produces for one image.
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    /// Non-overlapping instances, 0 = background.
+    pub labels: LabelImage,
+    /// The method's object count. Equals `labels.num_objects()` for methods with disjoint
+    /// objects; for SAM it is the number of masks, which may overlap (the study's definition).
+    pub count: usize,
+    /// The foreground as the method defines it (for SAM: the union of masks under 25 % of the
+    /// image, the study's rule).
+    pub foreground: BinaryMask,
+    /// Further named counts a method offers, e.g. `("masks_below_25pct", 17)`.
+    pub extra_counts: Vec<(String, usize)>,
+}
+
+impl Segmentation {
+    /// A segmentation whose count and foreground are those of its label image.
+    pub fn from_labels(labels: LabelImage) -> Self {
+        Segmentation {
+            count: labels.num_objects(),
+            foreground: labels.foreground(),
+            labels,
+            extra_counts: Vec::new(),
+        }
+    }
+}
+
+/// Segments an image into instances.
+pub trait Segmenter: Send + Sync {
+    /// A short name for tables and file names, e.g. `classical:fluorescence-nuclei`.
+    fn name(&self) -> String;
+
+    /// Segments one image.
+    ///
+    /// # Errors
+    /// Any failure for this image (bad shape, model error); callers report it and go on.
+    fn segment(&self, image: &Image) -> Result<Segmentation, MethodError>;
+}
