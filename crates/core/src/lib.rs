@@ -20,6 +20,7 @@
 
 pub mod error;
 pub mod image;
+pub mod io;
 pub mod mask;
 pub mod method;
 pub mod rng;
