@@ -224,10 +224,16 @@ fn decode_current<R: Read + Seek>(
     Image::new(w, h, keep, pixels).map_err(|e| Error::decode(path, e))
 }
 
-fn create(path: &Path) -> Result<BufWriter<File>> {
+/// Creates the parent folders of `path`.
+fn ensure_parent(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
+    Ok(())
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    ensure_parent(path)?;
     File::create(path)
         .map(BufWriter::new)
         .map_err(|e| Error::io(path, e))
