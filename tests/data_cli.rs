@@ -1,0 +1,143 @@
+//! `mica data` end to end, on the real data and on bad files the tests make.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn shared() -> PathBuf {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
+    assert!(
+        p.is_dir(),
+        "these tests need ../shared next to the repository"
+    );
+    p
+}
+
+fn mica(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn inspect_bbbc005_json() {
+    let p = shared().join("data/bbbc005");
+    let (code, out, err) = mica(&["data", "inspect", p.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["kind"], "bbbc005");
+    assert_eq!(v["images"], 272);
+    assert_eq!(v["with_mask"], 272);
+    assert_eq!(v["count_min"], 1.0);
+    assert_eq!(v["count_max"], 100.0);
+    assert_eq!(v["per_meta"]["stain"]["w1"], 136);
+    assert_eq!(v["per_meta"]["stain"]["w2"], 136);
+    assert_eq!(v["sizes"]["696x520"], 272);
+    assert_eq!(v["samples"].as_array().unwrap().len(), 272);
+}
+
+#[test]
+fn inspect_blurred_with_f1_masks() {
+    let p = shared().join("data/bbbc005-blur");
+    let m = shared().join("data/bbbc005/masks");
+    let (code, out, err) = mica(&[
+        "data",
+        "inspect",
+        p.to_str().unwrap(),
+        "--masks",
+        m.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("96 blurred images mapped to their in-focus scene"),
+        "{out}"
+    );
+    assert!(out.contains("96 with an F1 mask"), "{out}");
+}
+
+#[test]
+fn inspect_nffa_crops_text() {
+    let p = shared().join("data/vlms-micrographs/data_images_NFFA-MS_cropped");
+    let (code, out, err) = mica(&["data", "inspect", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("images    51 (0 unreadable)"), "{out}");
+    assert!(out.contains("Fibres (26), Particles (25)"), "{out}");
+    assert!(
+        !out.contains("L2_") && !out.contains("L9_"),
+        "class hints leak: {out}"
+    );
+}
+
+#[test]
+fn bad_files_are_named_and_the_rest_is_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = shared().join("data/bbbc005/images/SIMCEPImages_A01_C1_F1_s01_w1.TIF");
+    std::fs::copy(&good, dir.path().join("SIMCEPImages_A01_C1_F1_s01_w1.TIF")).unwrap();
+    std::fs::write(dir.path().join("SIMCEPImages_A02_C5_F1_s01_w1.TIF"), b"").unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(
+        dir.path().join("SIMCEPImages_A03_C10_F1_s01_w1.TIF"),
+        &bytes[..bytes.len() / 3],
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("SIMCEPImages_oops.TIF"), &bytes).unwrap();
+    let (code, out, _) = mica(&["data", "inspect", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 3, "partial failure exit code: {out}");
+    assert!(out.contains("images    3 (2 unreadable)"), "{out}");
+    assert!(
+        out.contains("SIMCEPImages_A02_C5_F1_s01_w1.TIF: cannot decode image: file is empty"),
+        "{out}"
+    );
+    assert!(out.contains("SIMCEPImages_A03_C10_F1_s01_w1.TIF"), "{out}");
+    assert!(
+        out.contains("SIMCEPImages_oops.TIF") && out.contains("not a BBBC005 name"),
+        "{out}"
+    );
+}
+
+#[test]
+fn wrong_path_is_a_clear_error() {
+    let (code, _, err) = mica(&["data", "inspect", "/definitely/not/here"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/definitely/not/here"), "{err}");
+}
+
+#[test]
+fn convert_masks_to_label_tiffs() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = shared().join("data/bbbc005/masks/SIMCEPImages_A05_C18_F1_s13_w1.TIF");
+    let (code, _, err) = mica(&[
+        "data",
+        "convert",
+        "--to",
+        "labels",
+        m.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let labels = mica_core_labels(&dir.path().join("SIMCEPImages_A05_C18_F1_s13_w1.labels.tif"));
+    // 18 cells, some touching: between a handful and 18 connected components.
+    assert!((5..=18).contains(&labels), "{labels} components");
+}
+
+fn mica_core_labels(p: &std::path::Path) -> usize {
+    // Read back through the CLI so the root package needs no extra dependency.
+    let (code, out, err) = mica(&[
+        "data",
+        "inspect",
+        p.parent().unwrap().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["formats"]["16-bit gray"], 1, "{v}");
+    // Count distinct labels by reading the TIFF with the library.
+    let img = mica_core::io::read_label_image(p).unwrap();
+    img.num_objects()
+}
