@@ -1,10 +1,99 @@
-//! `mica run` (issue #7).
+//! `mica run STUDY.toml`: runs a study into a results store, resumably (issue #7).
 
 use super::Ctx;
+use anyhow::{bail, Context};
+use std::path::PathBuf;
 
+// The study module lives in `src/study/`; it is included here until `main.rs` declares it.
+#[path = "../study/mod.rs"]
+pub mod study;
+
+/// Run a study file (datasets × tasks × methods) into a results store. Every prediction is stored
+/// as soon as it is made: after an interruption (even `kill -9`), running the same command again
+/// does only what is missing.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The study file (TOML; see docs/study.md).
+    pub study: PathBuf,
+    /// The results store (SQLite); created if missing, resumed if present.
+    #[arg(long, default_value = "results/results.sqlite")]
+    pub store: PathBuf,
+    /// Folder that the study's data paths are relative to (overrides `data_root` in the file).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Run only shard I of N (0-based, `I/N`), split by sample; combine the stores with `mica merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Print what would run (and its estimated cost) without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Try failed predictions again (they are kept, with their reason, by default).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Pause this many milliseconds after each stored prediction (runs one at a time).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub delay_ms: u64,
+}
 
-pub fn run(_args: Args, _ctx: &Ctx) -> anyhow::Result<i32> {
-    super::not_implemented("`mica run`", 7)
+/// Parses `I/N` with `I < N`.
+pub fn parse_shard(s: &str) -> anyhow::Result<(u32, u32)> {
+    let (i, n) = s
+        .split_once('/')
+        .with_context(|| format!("--shard {s:?}: expected I/N, e.g. 0/4"))?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard {s:?}: {i:?} is not a number"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard {s:?}: {n:?} is not a number"))?;
+    if n == 0 || i >= n {
+        bail!("--shard {s:?}: need 0 <= I < N");
+    }
+    Ok((i, n))
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let study = study::Study::load(&args.study, args.data_root.as_deref())?;
+    let opts = study::RunOptions {
+        store: args.store.clone(),
+        shard,
+        dry_run: args.dry_run,
+        retry_failed: args.retry_failed,
+        quiet: ctx.quiet,
+        delay_ms: args.delay_ms,
+    };
+    let summary = study::run(&study, &opts)?;
+    if args.dry_run {
+        return Ok(crate::exit::SUCCESS);
+    }
+    print_summary(&summary, &args.store, ctx);
+    Ok(if summary.failed > 0 || !summary.problems.is_empty() {
+        crate::exit::PARTIAL
+    } else {
+        crate::exit::SUCCESS
+    })
+}
+
+/// Prints what a run did to stderr (unless quiet).
+pub fn print_summary(s: &study::RunSummary, store: &std::path::Path, ctx: &Ctx) {
+    for p in &s.problems {
+        eprintln!("warning: {p}");
+    }
+    if ctx.quiet {
+        return;
+    }
+    eprintln!(
+        "{} predictions planned: {} were already stored, {} made now ({} failed, reasons stored) -> {}",
+        s.planned,
+        s.already_done,
+        s.made,
+        s.failed,
+        store.display()
+    );
+    for (m, why) in &s.skipped_methods {
+        eprintln!("skipped method {m:?}: {why}");
+    }
 }

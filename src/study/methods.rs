@@ -1,0 +1,139 @@
+//! The study's methods at run time: imported answers, segmenters (classical, SAM), and methods
+//! that cannot run here (with the reason, shown in the report).
+
+use super::schema::{MethodSpec, Study};
+use anyhow::{bail, Context};
+use mica_core::dataset;
+use mica_core::Segmenter;
+use std::collections::BTreeMap;
+
+/// Answers of an imported method: image name (class hint stripped) → raw cell text.
+#[derive(Debug, Clone)]
+pub struct ImportedAnswers {
+    pub answers: BTreeMap<String, String>,
+    /// The CSV files read, for messages.
+    pub sources: Vec<String>,
+}
+
+impl ImportedAnswers {
+    /// The answer for a sample id (matched on the full name, then on the name without extension).
+    pub fn get(&self, sample_id: &str) -> Option<&String> {
+        self.answers.get(sample_id).or_else(|| {
+            let stem = sample_id.rsplit_once('.').map(|(s, _)| s)?;
+            self.answers.get(stem)
+        })
+    }
+}
+
+/// A method ready to run, or the reason it cannot.
+pub enum Runtime {
+    Imported(ImportedAnswers),
+    Segmenter(Box<dyn Segmenter>),
+    Skipped(String),
+}
+
+/// Builds the runtime of every method of the study. A method that cannot run here (no weights, no
+/// key, backend not built) becomes [`Runtime::Skipped`]; a broken imported CSV is an error.
+///
+/// # Errors
+/// An imported CSV that cannot be read, lacks the column, or gives two answers for one image.
+pub fn build(study: &Study, spec: &MethodSpec) -> anyhow::Result<Runtime> {
+    match spec {
+        MethodSpec::Imported {
+            name,
+            csv,
+            column,
+            key_column,
+            ..
+        } => {
+            let mut answers = BTreeMap::new();
+            let mut sources = Vec::new();
+            for c in csv {
+                let path = study.resolve(c);
+                let t = dataset::read_table(&path)
+                    .with_context(|| format!("method {name:?}: cannot read answers"))?;
+                let key = match key_column {
+                    Some(k) => t.require_column(&[k.as_str()])?,
+                    None => 0,
+                };
+                let col = t
+                    .require_column(&[column.as_str()])
+                    .with_context(|| format!("method {name:?}"))?;
+                for (line, row) in &t.rows {
+                    let id = dataset::nffa::strip_class_hint(row[key].trim())
+                        .0
+                        .to_string();
+                    if id.is_empty() {
+                        continue;
+                    }
+                    let v = row[col].trim().to_string();
+                    if let Some(old) = answers.insert(id.clone(), v.clone()) {
+                        if old != v {
+                            bail!(
+                                "method {name:?}: {}:{line}: image {id} has two different answers ({old:?} and {v:?})",
+                                path.display()
+                            );
+                        }
+                    }
+                }
+                sources.push(path.display().to_string());
+            }
+            Ok(Runtime::Imported(ImportedAnswers { answers, sources }))
+        }
+        MethodSpec::Classical { preset, .. } => match classical_segmenter(preset) {
+            Ok(s) => Ok(Runtime::Segmenter(s)),
+            Err(reason) => Ok(Runtime::Skipped(reason)),
+        },
+        MethodSpec::Sam {
+            preset, weights, ..
+        } => Ok(Runtime::Skipped(sam_unavailable_reason(
+            preset,
+            weights.as_deref(),
+        ))),
+        MethodSpec::Vlm { model, .. } => Ok(Runtime::Skipped(vlm_unavailable_reason(model))),
+    }
+}
+
+/// The classical segmenter of a preset.
+fn classical_segmenter(preset: &str) -> Result<Box<dyn Segmenter>, String> {
+    Err(format!(
+        "the classical method (preset {preset:?}) is not available in this build yet (issue #4)"
+    ))
+}
+
+/// Why SAM does not run, with how to get the weights.
+fn sam_unavailable_reason(preset: &str, weights: Option<&str>) -> String {
+    let found = weights.map(std::path::PathBuf::from).or_else(|| {
+        std::env::var_os("MICA_SAM_WEIGHTS")
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_file())
+    });
+    match found {
+        Some(p) => format!(
+            "SAM (preset {preset:?}) weights found at {}, but SAM automatic mask generation is not yet wired into studies (issue #5)",
+            p.display()
+        ),
+        None => format!(
+            "SAM (preset {preset:?}) needs the MobileSAM weights: download \
+             https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt \
+             (40.7 MB, sha256 6dbb9052…6c2f) and set MICA_SAM_WEIGHTS=/path/to/mobile_sam.pt \
+             or put it in ~/.cache/mica/mobile_sam.pt"
+        ),
+    }
+}
+
+/// Why a vision-language model does not run.
+fn vlm_unavailable_reason(model: &str) -> String {
+    let provider = model.split(':').next().unwrap_or_default();
+    let key = match provider {
+        "openai" => Some("OPENAI_API_KEY"),
+        "gemini" => Some("GEMINI_API_KEY"),
+        _ => None,
+    };
+    match key {
+        Some(k) if std::env::var_os(k).is_none() => {
+            format!("{model}: no {k} in the environment")
+        }
+        _ => format!("{model}: vision-language models are not yet wired into studies (issue #6)"),
+    }
+}

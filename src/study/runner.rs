@@ -1,0 +1,657 @@
+//! Running a study into a results store, resumably.
+//!
+//! Work is planned as (dataset, sample, method) groups, each with the tasks still missing for it in
+//! the store; a segmenter runs once per group and answers every task of it (count and segment).
+//! Every prediction is committed as soon as it is made, so a killed run loses at most the groups in
+//! flight, and a rerun does only what is missing.
+
+use super::data::{self, LoadedDataset};
+use super::methods::{self, ImportedAnswers, Runtime};
+use super::schema::{MethodSpec, Study, TaskKind, TaskSpec};
+use anyhow::Context;
+use mica_core::dataset::Sample;
+use mica_core::{BinaryMask, Segmentation};
+use mica_store::{MaskFile, MethodRecord, Prediction, PredictionKey, SampleRecord, Store};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The results store (created if missing).
+    pub store: PathBuf,
+    /// Run only shard `i` of `n` (0-based), split by sample.
+    pub shard: Option<(u32, u32)>,
+    /// Print the plan and stop.
+    pub dry_run: bool,
+    /// Delete failed predictions first so they are tried again.
+    pub retry_failed: bool,
+    pub quiet: bool,
+    /// Pause after each stored prediction (for interruption tests and rate limiting by hand).
+    pub delay_ms: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Predictions the study asks for in this shard (methods that can run).
+    pub planned: usize,
+    /// Of those, already in the store before this run.
+    pub already_done: usize,
+    /// Stored by this run.
+    pub made: usize,
+    /// Of those, failed ones (reason stored).
+    pub failed: usize,
+    /// Methods that could not run, with the reason.
+    pub skipped_methods: Vec<(String, String)>,
+    /// Dataset problems (unreadable files, listed names not found).
+    pub problems: Vec<String>,
+}
+
+struct Group {
+    dataset: usize,
+    sample: usize,
+    method: String,
+    tasks: Vec<(TaskKind, usize)>,
+}
+
+/// Runs (or with `dry_run`, plans) `study` into the store.
+///
+/// # Errors
+/// The store cannot be opened or written, a dataset or imported CSV cannot be read.
+pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    let f = &study.file;
+    let mut summary = RunSummary::default();
+    // Datasets used by some task, in file order.
+    let used: BTreeSet<&str> = f
+        .tasks
+        .iter()
+        .flat_map(|t| t.datasets.iter().map(String::as_str))
+        .collect();
+    let mut datasets: Vec<LoadedDataset> = Vec::new();
+    for spec in f.datasets.iter().filter(|d| used.contains(d.name.as_str())) {
+        let _span = tracing::info_span!("load", dataset = %spec.name).entered();
+        let mut ds = data::load(study, spec)?;
+        summary.problems.extend(
+            ds.problems
+                .iter()
+                .map(|p| format!("dataset {:?}: {p}", ds.name)),
+        );
+        normalise_classes(&mut ds, &f.tasks);
+        datasets.push(ds);
+    }
+    let used_methods: BTreeSet<&str> = f
+        .tasks
+        .iter()
+        .flat_map(|t| t.methods.iter().map(String::as_str))
+        .collect();
+    let mut runtimes: BTreeMap<String, Runtime> = BTreeMap::new();
+    for spec in f.methods.iter().filter(|m| used_methods.contains(m.name())) {
+        let rt = methods::build(study, spec)?;
+        if let Runtime::Skipped(reason) = &rt {
+            summary
+                .skipped_methods
+                .push((spec.name().to_string(), reason.clone()));
+        }
+        runtimes.insert(spec.name().to_string(), rt);
+    }
+
+    let done: HashSet<PredictionKey> = if opts.dry_run {
+        if opts.store.is_file() {
+            Store::open_read_only(&opts.store)?.done_keys()?
+        } else {
+            HashSet::new()
+        }
+    } else {
+        HashSet::new()
+    };
+    let mut store = if opts.dry_run {
+        None
+    } else {
+        if let Some(dir) = opts.store.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        Some(Store::open(&opts.store)?)
+    };
+    let done = match &store {
+        Some(s) => {
+            if opts.retry_failed {
+                let n = s.delete_failed()?;
+                tracing::info!("deleted {n} failed predictions to retry them");
+            }
+            s.done_keys()?
+        }
+        None => done,
+    };
+
+    // Plan.
+    let mut groups: BTreeMap<(usize, usize, String), Vec<(TaskKind, usize)>> = BTreeMap::new();
+    for (ti, task) in f.tasks.iter().enumerate() {
+        for dname in &task.datasets {
+            let Some(di) = datasets.iter().position(|d| &d.name == dname) else {
+                continue;
+            };
+            for (si, s) in datasets[di].samples.iter().enumerate() {
+                if !in_shard(dname, &s.id, opts.shard) {
+                    continue;
+                }
+                for m in &task.methods {
+                    if matches!(runtimes.get(m), Some(Runtime::Skipped(_)) | None) {
+                        continue;
+                    }
+                    summary.planned += 1;
+                    let key = PredictionKey::new(dname, &s.id, task.kind.as_str(), m);
+                    if done.contains(&key) {
+                        summary.already_done += 1;
+                        continue;
+                    }
+                    groups
+                        .entry((di, si, m.clone()))
+                        .or_default()
+                        .push((task.kind, ti));
+                }
+            }
+        }
+    }
+    let groups: Vec<Group> = groups
+        .into_iter()
+        .map(|((dataset, sample, method), tasks)| Group {
+            dataset,
+            sample,
+            method,
+            tasks,
+        })
+        .collect();
+
+    if opts.dry_run {
+        print_plan(study, &datasets, &groups, &runtimes, &summary);
+        return Ok(summary);
+    }
+    let store = store.take().context("store is open when not a dry run")?;
+    let settings = serde_json::json!({
+        "study_file": study.source.display().to_string(),
+        "data_root": study.data_root.display().to_string(),
+        "shard": opts.shard.map(|(i, n)| format!("{i}/{n}")),
+        "retry_failed": opts.retry_failed,
+        "threads": rayon::current_num_threads(),
+    });
+    let run_id = store.begin_run(
+        &f.name,
+        &study.hash,
+        env!("CARGO_PKG_VERSION"),
+        &settings.to_string(),
+    )?;
+    let mut store = store;
+    let records: Vec<SampleRecord> = datasets
+        .iter()
+        .flat_map(|d| {
+            d.samples
+                .iter()
+                .filter(|s| in_shard(&d.name, &s.id, opts.shard))
+                .map(|s| sample_record(&d.name, s))
+        })
+        .collect();
+    store.upsert_samples(&records)?;
+    for spec in f.methods.iter().filter(|m| used_methods.contains(m.name())) {
+        let skipped = match runtimes.get(spec.name()) {
+            Some(Runtime::Skipped(r)) => Some(r.clone()),
+            _ => None,
+        };
+        store.upsert_method(&MethodRecord {
+            name: spec.name().to_string(),
+            kind: spec.kind().to_string(),
+            settings_json: serde_json::to_string(spec).unwrap_or_default(),
+            skipped_reason: skipped,
+        })?;
+    }
+
+    let masks_dir = masks_dir_of(&opts.store);
+    let store_dir = opts
+        .store
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let pb = crate::progress::bar(groups.len() as u64, "predicting", opts.quiet);
+    let store = Mutex::new(store);
+    let counts = Mutex::new((0usize, 0usize));
+    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let do_group = |g: &Group| {
+        if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
+            return;
+        }
+        let ds = &datasets[g.dataset];
+        let sample = &ds.samples[g.sample];
+        let Some(rt) = runtimes.get(&g.method) else {
+            return;
+        };
+        let made = match rt {
+            Runtime::Imported(a) => imported_predictions(study, ds, sample, g, a, run_id),
+            Runtime::Segmenter(seg) => {
+                segmenter_predictions(ds, sample, g, seg.as_ref(), run_id, &masks_dir, &store_dir)
+            }
+            Runtime::Skipped(_) => Vec::new(),
+        };
+        for (p, metrics) in made {
+            let res = store
+                .lock()
+                .map_err(|_| anyhow::anyhow!("store lock poisoned"))
+                .and_then(|s| Ok(s.insert_prediction(&p, &metrics)?));
+            match res {
+                Ok(inserted) => {
+                    if inserted {
+                        if let Ok(mut c) = counts.lock() {
+                            c.0 += 1;
+                            if p.status == mica_store::Status::Failed {
+                                c.1 += 1;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Ok(mut slot) = first_error.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    return;
+                }
+            }
+            if opts.delay_ms > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(opts.delay_ms));
+            }
+        }
+        pb.inc(1);
+    };
+    if opts.delay_ms > 0 {
+        groups.iter().for_each(do_group);
+    } else {
+        groups.par_iter().for_each(do_group);
+    }
+    pb.finish_and_clear();
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let store = store
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+    store.finish_run(run_id)?;
+    let (made, failed) = counts.into_inner().unwrap_or_default();
+    summary.made = made;
+    summary.failed = failed;
+    Ok(summary)
+}
+
+/// The folder where predicted masks of a store go: `<store stem>-masks/` next to it.
+pub fn masks_dir_of(store: &Path) -> PathBuf {
+    let stem = store
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "results".into());
+    store.with_file_name(format!("{stem}-masks"))
+}
+
+/// Whether a sample belongs to shard `i` of `n`: by a hash of its dataset and id, so every shard
+/// count splits the same samples the same way whatever the order of the files.
+fn in_shard(dataset: &str, id: &str, shard: Option<(u32, u32)>) -> bool {
+    let Some((i, n)) = shard else {
+        return true;
+    };
+    let h = mica_store::sha256_hex(format!("{dataset}\u{0}{id}").as_bytes());
+    let v = u64::from_str_radix(&h[..16], 16).unwrap_or(0);
+    v % n as u64 == i as u64
+}
+
+/// Truth classes given as numbers 1..=N become class names when a classify task lists classes.
+fn normalise_classes(ds: &mut LoadedDataset, tasks: &[TaskSpec]) {
+    let Some(classes) = tasks
+        .iter()
+        .find(|t| {
+            t.kind == TaskKind::Classify && !t.classes.is_empty() && t.datasets.contains(&ds.name)
+        })
+        .map(|t| &t.classes)
+    else {
+        return;
+    };
+    for s in &mut ds.samples {
+        if let Some(c) = &s.truth.class {
+            if let Ok(n) = c.trim().parse::<usize>() {
+                if (1..=classes.len()).contains(&n) {
+                    s.truth.class = Some(classes[n - 1].clone());
+                }
+            }
+        }
+    }
+}
+
+fn sample_record(dataset: &str, s: &Sample) -> SampleRecord {
+    SampleRecord {
+        dataset: dataset.to_string(),
+        sample_id: s.id.clone(),
+        path: s.path.display().to_string(),
+        truth_count: s.truth.count,
+        truth_class: s.truth.class.clone(),
+        truth_mask: s.truth.mask.as_ref().map(|m| m.display().to_string()),
+        meta: s.meta.clone(),
+    }
+}
+
+type Made = Vec<(Prediction, Vec<(String, f64)>)>;
+
+fn imported_predictions(
+    study: &Study,
+    ds: &LoadedDataset,
+    sample: &Sample,
+    g: &Group,
+    answers: &ImportedAnswers,
+    run_id: i64,
+) -> Made {
+    let mut out = Vec::new();
+    for &(task, ti) in &g.tasks {
+        let key = PredictionKey::new(&ds.name, &sample.id, task.as_str(), &g.method);
+        let Some(raw) = answers.get(&sample.id) else {
+            out.push((
+                Prediction::failed(
+                    key,
+                    run_id,
+                    format!("no answer for this image in {}", answers.sources.join(", ")),
+                ),
+                Vec::new(),
+            ));
+            continue;
+        };
+        let mut p = Prediction::ok(key, run_id);
+        p.raw_answer = Some(raw.clone());
+        match task {
+            TaskKind::Count => match mica_metrics::parse::parse_count(raw) {
+                Ok(n) => p.value_num = Some(n as f64),
+                Err(e) => p.failure = Some(e.reason),
+            },
+            TaskKind::Classify => match parse_class_answer(raw, &study.file.tasks[ti].classes) {
+                Ok(c) => p.value_text = Some(c),
+                Err(e) => p.failure = Some(e),
+            },
+            TaskKind::Vqa => p.value_text = Some(raw.clone()),
+            TaskKind::Segment => {
+                p = Prediction::failed(p.key, run_id, "imported answers cannot segment".to_string())
+            }
+        }
+        out.push((p, Vec::new()));
+    }
+    out
+}
+
+/// A class answer: a number 1..=N names `classes[n-1]`; otherwise the class name is looked for
+/// in the text with the metrics crate's parser (NFFA aliases when the classes are NFFA's).
+fn parse_class_answer(raw: &str, classes: &[String]) -> Result<String, String> {
+    if classes.is_empty() {
+        let t = raw.trim();
+        return if t.is_empty() {
+            Err("empty answer".into())
+        } else {
+            Ok(t.to_string())
+        };
+    }
+    if let Ok(n) = raw.trim().parse::<usize>() {
+        return if (1..=classes.len()).contains(&n) {
+            Ok(classes[n - 1].clone())
+        } else {
+            Err(format!("class number {n} is not in 1..={}", classes.len()))
+        };
+    }
+    let nffa = mica_metrics::parse::nffa_labels();
+    let labels: Vec<mica_metrics::parse::ClassLabel> =
+        if classes.iter().zip(&nffa).all(|(c, l)| c == &l.name) && classes.len() == nffa.len() {
+            nffa
+        } else {
+            classes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| mica_metrics::parse::ClassLabel::new(i as u32 + 1, c, &[]))
+                .collect()
+        };
+    mica_metrics::parse::parse_class(raw, &labels)
+        .map(|i| labels[i].name.clone())
+        .map_err(|e| e.reason)
+}
+
+fn segmenter_predictions(
+    ds: &LoadedDataset,
+    sample: &Sample,
+    g: &Group,
+    seg: &dyn mica_core::Segmenter,
+    run_id: i64,
+    masks_dir: &Path,
+    store_dir: &Path,
+) -> Made {
+    let keys: Vec<(TaskKind, PredictionKey)> = g
+        .tasks
+        .iter()
+        .map(|&(t, _)| {
+            (
+                t,
+                PredictionKey::new(&ds.name, &sample.id, t.as_str(), &g.method),
+            )
+        })
+        .collect();
+    let fail_all = |reason: String| -> Made {
+        keys.iter()
+            .map(|(_, k)| (Prediction::failed(k.clone(), run_id, &reason), Vec::new()))
+            .collect()
+    };
+    if !ds.has_images {
+        return fail_all("this dataset has no images (answers only)".into());
+    }
+    let t0 = Instant::now();
+    let image = match sample.load_image() {
+        Ok(i) => i,
+        Err(e) => return fail_all(e.to_string()),
+    };
+    let result: Segmentation = match seg.segment(&image) {
+        Ok(s) => s,
+        Err(e) => return fail_all(format!("{}: {e}", sample.path.display())),
+    };
+    let elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let mut out = Vec::new();
+    for (task, key) in keys {
+        let mut p = Prediction::ok(key, run_id);
+        p.elapsed_ms = Some(elapsed_ms);
+        let mut metrics = Vec::new();
+        match task {
+            TaskKind::Count => {
+                p.value_num = Some(result.count as f64);
+                p.raw_answer = Some(result.count.to_string());
+                for (name, n) in &result.extra_counts {
+                    metrics.push((format!("count:{name}"), *n as f64));
+                }
+            }
+            TaskKind::Segment => {
+                let rel = PathBuf::from(slug(&g.method))
+                    .join(slug(&ds.name))
+                    .join(format!("{}.tif", slug(&sample.id)));
+                let path = masks_dir.join(&rel);
+                match write_mask(&path, &result) {
+                    Ok(sha) => {
+                        let shown = path
+                            .strip_prefix(store_dir)
+                            .map(Path::to_path_buf)
+                            .unwrap_or(path.clone());
+                        p.mask = Some(MaskFile {
+                            path: shown.display().to_string(),
+                            sha256: sha,
+                        });
+                    }
+                    Err(e) => {
+                        p = Prediction::failed(p.key, run_id, e);
+                        out.push((p, metrics));
+                        continue;
+                    }
+                }
+                p.value_num = Some(result.foreground.area() as f64);
+                match &sample.truth.mask {
+                    Some(m) => match read_truth_foreground(m) {
+                        Ok(truth) => match overlap_metrics(&truth, &result.foreground) {
+                            Ok(ms) => metrics.extend(ms),
+                            Err(e) => p.failure = Some(e),
+                        },
+                        Err(e) => p.failure = Some(e),
+                    },
+                    None => p.failure = Some("no truth mask for this image".into()),
+                }
+            }
+            TaskKind::Classify | TaskKind::Vqa => {
+                p = Prediction::failed(p.key, run_id, "a segmenter cannot do this task");
+            }
+        }
+        out.push((p, metrics));
+    }
+    out
+}
+
+/// A file-name-safe form of a name.
+pub fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn write_mask(path: &Path, seg: &Segmentation) -> Result<String, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    mica_core::io::write_label_tiff(path, &seg.labels).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(mica_store::sha256_hex(&bytes))
+}
+
+/// A truth mask file as a foreground (any non-zero pixel).
+pub fn read_truth_foreground(path: &Path) -> Result<BinaryMask, String> {
+    let img = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
+    Ok(BinaryMask::from_image_above(&img.to_gray(), 0.0))
+}
+
+/// Dice and Jaccard of a predicted foreground against the truth.
+fn overlap_metrics(truth: &BinaryMask, pred: &BinaryMask) -> Result<Vec<(String, f64)>, String> {
+    if (truth.width(), truth.height()) != (pred.width(), pred.height()) {
+        return Err(format!(
+            "truth mask is {}x{}, prediction {}x{}",
+            truth.width(),
+            truth.height(),
+            pred.width(),
+            pred.height()
+        ));
+    }
+    let (mut inter, mut t, mut p) = (0usize, 0usize, 0usize);
+    for (&a, &b) in truth.as_slice().iter().zip(pred.as_slice()) {
+        inter += (a && b) as usize;
+        t += a as usize;
+        p += b as usize;
+    }
+    let (dice, jaccard) = if t + p == 0 {
+        (1.0, 1.0)
+    } else {
+        (
+            2.0 * inter as f64 / (t + p) as f64,
+            inter as f64 / (t + p - inter) as f64,
+        )
+    };
+    Ok(vec![("dice".into(), dice), ("jaccard".into(), jaccard)])
+}
+
+fn print_plan(
+    study: &Study,
+    datasets: &[LoadedDataset],
+    groups: &[Group],
+    runtimes: &BTreeMap<String, Runtime>,
+    summary: &RunSummary,
+) {
+    println!(
+        "study {:?} (data root {})",
+        study.file.name,
+        study.data_root.display()
+    );
+    for d in datasets {
+        println!("  dataset {:?}: {} samples", d.name, d.samples.len());
+    }
+    let mut per: BTreeMap<(String, &str), usize> = BTreeMap::new();
+    for g in groups {
+        for (t, _) in &g.tasks {
+            *per.entry((g.method.clone(), t.as_str())).or_default() += 1;
+        }
+    }
+    println!(
+        "predictions: {} planned, {} already stored, {} to make",
+        summary.planned,
+        summary.already_done,
+        summary.planned - summary.already_done
+    );
+    for ((m, t), n) in &per {
+        let kind = study
+            .file
+            .methods
+            .iter()
+            .find(|s| s.name() == m)
+            .map(MethodSpec::kind)
+            .unwrap_or("?");
+        let cost = match runtimes.get(m) {
+            Some(Runtime::Imported(_)) => "no cost (imported answers)",
+            Some(Runtime::Segmenter(_)) => "no cost (local)",
+            _ => "cost unknown",
+        };
+        println!("  {m} ({kind}) {t}: {n} to make, {cost}");
+    }
+    for (m, why) in &summary.skipped_methods {
+        println!("  skipped {m}: {why}");
+    }
+    println!("estimated cost: $0.00 (no method in this plan calls a paid API)");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_samples() {
+        let ids: Vec<String> = (0..200).map(|i| format!("img{i}")).collect();
+        for id in &ids {
+            let hits = (0..3).filter(|&i| in_shard("d", id, Some((i, 3)))).count();
+            assert_eq!(hits, 1, "{id}");
+        }
+        let in0 = ids
+            .iter()
+            .filter(|id| in_shard("d", id, Some((0, 3))))
+            .count();
+        assert!((40..=100).contains(&in0), "{in0}");
+    }
+
+    #[test]
+    fn class_answers_by_number_and_name() {
+        let classes: Vec<String> = mica_core::dataset::nffa::CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(parse_class_answer("6", &classes).unwrap(), "Particles");
+        assert_eq!(
+            parse_class_answer("These are fibers", &classes).unwrap(),
+            "Fibres"
+        );
+        assert!(parse_class_answer("11", &classes).is_err());
+        assert!(parse_class_answer("", &classes).is_err());
+    }
+
+    #[test]
+    fn dice_and_jaccard_by_hand() {
+        let t = BinaryMask::new(4, 1, vec![true, true, false, false]).unwrap();
+        let p = BinaryMask::new(4, 1, vec![false, true, true, false]).unwrap();
+        let m = overlap_metrics(&t, &p).unwrap();
+        assert_eq!(m[0], ("dice".into(), 0.5));
+        assert!((m[1].1 - 1.0 / 3.0).abs() < 1e-12);
+    }
+}

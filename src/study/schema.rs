@@ -1,0 +1,483 @@
+//! The study file (TOML): what it may contain, and its validation into a [`Study`] with resolved
+//! paths.
+//!
+//! ```toml
+//! name = "demo"
+//! data_root = "../examples"          # relative to this file; `--data-root` overrides
+//!
+//! [[datasets]]
+//! name = "bbbc005"
+//! kind = "bbbc005"                  # bbbc005 | nffa | folder | class-folders | manifest | table
+//! path = "bbbc005"                  # relative to data_root
+//!
+//! [[methods]]
+//! name = "GPT visual"
+//! kind = "imported"
+//! csv = ["vlms-micrographs/results_counting_BBBC005-S_w1.csv"]
+//! column = "GPT visual"
+//!
+//! [[tasks]]
+//! kind = "count"                    # count | segment | classify | vqa
+//! datasets = ["bbbc005"]
+//! methods = ["GPT visual"]
+//! ```
+//!
+//! Every table uses `deny_unknown_fields`: a misspelt key is an error naming the key.
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The study file as written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyFile {
+    /// Name shown in the report.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Folder that dataset and CSV paths are relative to; itself relative to the study file.
+    #[serde(default = "default_data_root")]
+    pub data_root: String,
+    /// Seed of every random choice (sampling, bootstrap).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default)]
+    pub datasets: Vec<DatasetSpec>,
+    #[serde(default)]
+    pub methods: Vec<MethodSpec>,
+    #[serde(default)]
+    pub tasks: Vec<TaskSpec>,
+}
+
+fn default_data_root() -> String {
+    ".".into()
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// How a dataset is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKindSpec {
+    Bbbc005,
+    Nffa,
+    Folder,
+    ClassFolders,
+    Manifest,
+    /// A CSV naming images and their truth where the images need not exist (imported answers only,
+    /// e.g. the study's NFFA-RS classification list whose images are not distributed).
+    Table,
+}
+
+/// A dataset of the study.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    pub name: String,
+    pub kind: DatasetKindSpec,
+    /// Folder (or CSV for `manifest`/`table`), relative to `data_root`.
+    pub path: String,
+    /// BBBC005: mask folder when not `<path>/masks`.
+    #[serde(default)]
+    pub masks: Option<String>,
+    /// NFFA: CSVs with expert counts.
+    #[serde(default)]
+    pub counts: Vec<String>,
+    /// NFFA: keep only the top 1024×600 (drop the instrument bar).
+    #[serde(default)]
+    pub crop_info_bar: bool,
+    /// Keep only the images named in the first column of this CSV (header row skipped).
+    #[serde(default)]
+    pub subset: Option<String>,
+    /// Keep only samples whose metadata matches, e.g. `{ stain = "w1" }`; `class` also matches the
+    /// true class.
+    #[serde(default)]
+    pub filter: std::collections::BTreeMap<String, String>,
+    /// Keep a seeded random sample of this many images (after `subset` and `filter`).
+    #[serde(default)]
+    pub sample: Option<usize>,
+    /// `table`: column with the image name (default: the first column).
+    #[serde(default)]
+    pub id_column: Option<String>,
+    /// `table`: column with the true class.
+    #[serde(default)]
+    pub class_column: Option<String>,
+    /// `table`: column with the true count.
+    #[serde(default)]
+    pub count_column: Option<String>,
+}
+
+/// What a task asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    Count,
+    Segment,
+    Classify,
+    Vqa,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Count => "count",
+            TaskKind::Segment => "segment",
+            TaskKind::Classify => "classify",
+            TaskKind::Vqa => "vqa",
+        }
+    }
+
+    /// Metrics the report computes for this task.
+    pub fn known_metrics(self) -> &'static [&'static str] {
+        match self {
+            TaskKind::Count => &["mae", "rmse", "bias", "mape", "exact", "pearson_r", "r2"],
+            TaskKind::Segment => &["dice", "jaccard"],
+            TaskKind::Classify => &["accuracy", "confusion"],
+            TaskKind::Vqa => &["answers"],
+        }
+    }
+}
+
+/// A task: which methods run on which datasets.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub kind: TaskKind,
+    pub datasets: Vec<String>,
+    pub methods: Vec<String>,
+    /// Metrics to show (default: all of the task's).
+    #[serde(default)]
+    pub metrics: Vec<String>,
+    /// `classify`: class names in order; answers and truths that are numbers 1..=N map to them.
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+/// A method of the study.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MethodSpec {
+    /// Answers read from CSV files (the study's own per-image answers).
+    Imported {
+        name: String,
+        /// One or more CSVs, relative to `data_root`; the first column (or `key_column`) names the image.
+        csv: Vec<String>,
+        /// The column with this method's answers.
+        column: String,
+        #[serde(default)]
+        key_column: Option<String>,
+        /// Free text shown in the report (who made the answers, how).
+        #[serde(default)]
+        description: String,
+    },
+    /// mica's classical pipeline with a named preset.
+    Classical {
+        name: String,
+        preset: String,
+        #[serde(default)]
+        description: String,
+    },
+    /// SAM automatic mask generation (MobileSAM) with a named preset.
+    Sam {
+        name: String,
+        #[serde(default = "default_sam_preset")]
+        preset: String,
+        /// Weights file; default: the SAM backend's own resolution (`MICA_SAM_WEIGHTS`, cache).
+        #[serde(default)]
+        weights: Option<String>,
+        #[serde(default)]
+        description: String,
+    },
+    /// A vision-language model over its API (`provider:model`).
+    Vlm {
+        name: String,
+        model: String,
+        /// Prompt variant (`study` = the paper's protocol).
+        #[serde(default = "default_prompt")]
+        prompt: String,
+        #[serde(default)]
+        description: String,
+    },
+}
+
+fn default_sam_preset() -> String {
+    "standard".into()
+}
+
+fn default_prompt() -> String {
+    "study".into()
+}
+
+impl MethodSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            MethodSpec::Imported { name, .. }
+            | MethodSpec::Classical { name, .. }
+            | MethodSpec::Sam { name, .. }
+            | MethodSpec::Vlm { name, .. } => name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MethodSpec::Imported { .. } => "imported",
+            MethodSpec::Classical { .. } => "classical",
+            MethodSpec::Sam { .. } => "sam",
+            MethodSpec::Vlm { .. } => "vlm",
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        match self {
+            MethodSpec::Imported { description, .. }
+            | MethodSpec::Classical { description, .. }
+            | MethodSpec::Sam { description, .. }
+            | MethodSpec::Vlm { description, .. } => description,
+        }
+    }
+
+    /// Whether this kind of method can do `task`.
+    pub fn can_do(&self, task: TaskKind) -> bool {
+        match self {
+            MethodSpec::Imported { .. } => task != TaskKind::Segment,
+            MethodSpec::Classical { .. } | MethodSpec::Sam { .. } => {
+                matches!(task, TaskKind::Count | TaskKind::Segment)
+            }
+            MethodSpec::Vlm { .. } => task != TaskKind::Segment,
+        }
+    }
+}
+
+/// A validated study: the file plus resolved paths and its hash.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub file: StudyFile,
+    /// Where the study file is (or `<built-in>`).
+    pub source: PathBuf,
+    /// sha256 of the study file's bytes.
+    pub hash: String,
+    /// Resolved data root.
+    pub data_root: PathBuf,
+}
+
+impl Study {
+    /// Reads and validates a study file. `data_root` overrides the file's own.
+    ///
+    /// # Errors
+    /// Unreadable file, TOML errors (with line and key), and every validation error of
+    /// [`Study::from_str`].
+    pub fn load(path: &Path, data_root: Option<&Path>) -> anyhow::Result<Study> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read study file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Study::from_str(&text, path, base, data_root)
+    }
+
+    /// Parses and validates study text; relative `data_root` is resolved against `base`.
+    ///
+    /// # Errors
+    /// TOML syntax, unknown keys, duplicate names, a task naming an unknown dataset or method, a
+    /// method that cannot do its task, unknown metrics, and paths that do not exist.
+    pub fn from_str(
+        text: &str,
+        source: &Path,
+        base: &Path,
+        data_root: Option<&Path>,
+    ) -> anyhow::Result<Study> {
+        let file: StudyFile = toml::from_str(text)
+            .with_context(|| format!("{}: invalid study file", source.display()))?;
+        let data_root = match data_root {
+            Some(d) => d.to_path_buf(),
+            None => base.join(&file.data_root),
+        };
+        let study = Study {
+            hash: mica_store::sha256_hex(text.as_bytes()),
+            source: source.to_path_buf(),
+            data_root,
+            file,
+        };
+        study
+            .validate()
+            .with_context(|| format!("{}: invalid study", source.display()))?;
+        Ok(study)
+    }
+
+    /// A path of the study, resolved against the data root.
+    pub fn resolve(&self, rel: &str) -> PathBuf {
+        self.data_root.join(rel)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let f = &self.file;
+        if !self.data_root.is_dir() {
+            bail!(
+                "data root {} is not a folder (set `data_root` in the study or pass --data-root)",
+                self.data_root.display()
+            );
+        }
+        let mut names = BTreeSet::new();
+        for d in &f.datasets {
+            if !names.insert(d.name.as_str()) {
+                bail!("dataset {:?} is defined twice", d.name);
+            }
+            let p = self.resolve(&d.path);
+            if !p.exists() {
+                bail!("dataset {:?}: path {} does not exist", d.name, p.display());
+            }
+            for extra in d.counts.iter().chain(&d.subset).chain(&d.masks) {
+                let p = self.resolve(extra);
+                if !p.exists() {
+                    bail!("dataset {:?}: path {} does not exist", d.name, p.display());
+                }
+            }
+            if d.kind == DatasetKindSpec::Table
+                && d.class_column.is_none()
+                && d.count_column.is_none()
+            {
+                bail!(
+                    "dataset {:?}: a `table` dataset needs `class_column` or `count_column`",
+                    d.name
+                );
+            }
+        }
+        let mut mnames = BTreeSet::new();
+        for m in &f.methods {
+            if !mnames.insert(m.name()) {
+                bail!("method {:?} is defined twice", m.name());
+            }
+            if m.name().trim().is_empty() {
+                bail!("a method has an empty name");
+            }
+            if let MethodSpec::Imported { name, csv, .. } = m {
+                if csv.is_empty() {
+                    bail!("method {name:?}: `csv` lists no file");
+                }
+                for c in csv {
+                    let p = self.resolve(c);
+                    if !p.is_file() {
+                        bail!("method {name:?}: CSV {} does not exist", p.display());
+                    }
+                }
+            }
+            if let MethodSpec::Vlm { name, model, .. } = m {
+                if !model.contains(':') {
+                    bail!("method {name:?}: model {model:?} must be `provider:model`, e.g. `openai:gpt-4o`");
+                }
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, t) in f.tasks.iter().enumerate() {
+            let what = format!("task {} ({})", i + 1, t.kind.as_str());
+            if t.datasets.is_empty() || t.methods.is_empty() {
+                bail!("{what}: needs at least one dataset and one method");
+            }
+            for d in &t.datasets {
+                if !names.contains(d.as_str()) {
+                    bail!(
+                        "{what}: unknown dataset {d:?} (defined: {})",
+                        names.iter().copied().collect::<Vec<_>>().join(", ")
+                    );
+                }
+            }
+            for m in &t.methods {
+                let Some(spec) = f.methods.iter().find(|s| s.name() == m) else {
+                    bail!(
+                        "{what}: unknown method {m:?} (defined: {})",
+                        mnames.iter().copied().collect::<Vec<_>>().join(", ")
+                    );
+                };
+                if !spec.can_do(t.kind) {
+                    bail!(
+                        "{what}: method {m:?} ({}) cannot do the {} task",
+                        spec.kind(),
+                        t.kind.as_str()
+                    );
+                }
+                for d in &t.datasets {
+                    if !seen.insert((t.kind, d.clone(), m.clone())) {
+                        bail!(
+                            "{what}: method {m:?} on dataset {d:?} is already in another {} task",
+                            t.kind.as_str()
+                        );
+                    }
+                }
+            }
+            for metric in &t.metrics {
+                if !t.kind.known_metrics().contains(&metric.as_str()) {
+                    bail!(
+                        "{what}: unknown metric {metric:?} (known: {})",
+                        t.kind.known_metrics().join(", ")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Study> {
+        let dir = std::env::temp_dir();
+        Study::from_str(text, Path::new("t.toml"), &dir, Some(&dir))
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("name = \"x\"\nfoo = 1\n").unwrap_err();
+        assert!(format!("{err:#}").contains("foo"), "{err:#}");
+    }
+
+    #[test]
+    fn method_that_cannot_do_task_is_refused() {
+        let text = r#"
+name = "x"
+[[datasets]]
+name = "d"
+kind = "folder"
+path = "."
+[[methods]]
+name = "c"
+kind = "classical"
+preset = "fluorescence-nuclei"
+[[tasks]]
+kind = "classify"
+datasets = ["d"]
+methods = ["c"]
+"#;
+        let err = format!("{:#}", parse(text).unwrap_err());
+        assert!(err.contains("cannot do the classify task"), "{err}");
+    }
+
+    #[test]
+    fn missing_path_and_unknown_method_are_named() {
+        let text = r#"
+name = "x"
+[[datasets]]
+name = "d"
+kind = "folder"
+path = "no/such/dir"
+"#;
+        let err = format!("{:#}", parse(text).unwrap_err());
+        assert!(err.contains("no/such/dir"), "{err}");
+        let text = r#"
+name = "x"
+[[datasets]]
+name = "d"
+kind = "folder"
+path = "."
+[[tasks]]
+kind = "count"
+datasets = ["d"]
+methods = ["nope"]
+"#;
+        let err = format!("{:#}", parse(text).unwrap_err());
+        assert!(err.contains("unknown method \"nope\""), "{err}");
+    }
+}
