@@ -1,0 +1,183 @@
+//! The [`VisionLanguageModel`] capability and [`Client`], which speaks each provider's protocol.
+
+pub mod gemini;
+pub mod ollama;
+pub mod openai;
+
+use crate::error::VlmError;
+use crate::model::{Endpoint, ModelSpec, Provider};
+use crate::request::{VlmRequest, VlmResponse};
+use crate::transport::{Limits, RetryPolicy, Transport};
+use serde::{Deserialize, Serialize};
+
+/// A model that answers questions about images.
+pub trait VisionLanguageModel: Send + Sync {
+    /// `provider:model`, e.g. `openai:gpt-4o`: names the model in tables and in the cache key.
+    fn name(&self) -> String;
+
+    /// Sends one request and waits for the whole answer.
+    ///
+    /// # Errors
+    /// Any [`VlmError`] for this request; callers report it and go on with the next image.
+    fn generate(&self, req: &VlmRequest) -> Result<VlmResponse, VlmError>;
+}
+
+/// Whether to ask for structured (JSON-schema) output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Structured {
+    /// When the task has a schema (all four backends support it; turn it off for a compatible
+    /// server that rejects `response_format`).
+    #[default]
+    Auto,
+    /// Never: answers go through the text parsers.
+    Off,
+}
+
+/// Everything needed to build a [`Client`] besides the model name.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Overrides the base URL (else the provider's environment variable, else its default).
+    pub base_url: Option<String>,
+    /// Per-provider limits; `None` = [`default_limits`] of the provider.
+    pub limits: Option<Limits>,
+    pub retry: RetryPolicy,
+    pub structured: Structured,
+}
+
+/// Defaults per provider: OpenAI 4 in flight and 60 requests/min, Gemini 2 and 15/min (the free
+/// tier of the Flash models), Ollama 1 (one local GPU), compatible servers 2; timeout 120 s.
+pub fn default_limits(provider: Provider) -> Limits {
+    let (concurrency, requests_per_minute) = match provider {
+        Provider::Openai => (4, 60),
+        Provider::Gemini => (2, 15),
+        Provider::Ollama => (1, 0),
+        Provider::OpenaiCompatible => (2, 0),
+    };
+    Limits {
+        concurrency,
+        requests_per_minute,
+        ..Limits::default()
+    }
+}
+
+/// A model reached over its provider's HTTP API.
+#[derive(Debug)]
+pub struct Client {
+    spec: ModelSpec,
+    endpoint: Endpoint,
+    transport: Transport,
+    structured: Structured,
+    limits: Limits,
+}
+
+impl Client {
+    /// Resolves the endpoint and key and builds the HTTP transport.
+    ///
+    /// # Errors
+    /// [`VlmError::MissingKey`], [`VlmError::Config`] as in [`Endpoint::resolve`] and
+    /// [`Transport::new`].
+    pub fn new(spec: ModelSpec, opts: &ClientOptions) -> Result<Self, VlmError> {
+        let endpoint = Endpoint::resolve(spec.provider, opts.base_url.as_deref())?;
+        let limits = opts.limits.unwrap_or_else(|| default_limits(spec.provider));
+        let transport = Transport::new(
+            spec.provider.as_str(),
+            &limits,
+            opts.retry.clone(),
+            endpoint.key.clone(),
+        )?;
+        Ok(Client {
+            spec,
+            endpoint,
+            transport,
+            structured: opts.structured,
+            limits,
+        })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.endpoint.base_url
+    }
+
+    /// The URL, headers and body of the HTTP request for `req` (headers hold the key).
+    fn wire(&self, req: &VlmRequest) -> (String, Vec<(&'static str, String)>, serde_json::Value) {
+        let structured = self.structured == Structured::Auto;
+        let base = &self.endpoint.base_url;
+        let key = self.endpoint.key.as_ref();
+        match self.spec.provider {
+            Provider::Openai | Provider::OpenaiCompatible => {
+                let field = if self.spec.provider == Provider::Openai {
+                    openai::TokenLimitField::MaxCompletionTokens
+                } else {
+                    openai::TokenLimitField::MaxTokens
+                };
+                let headers = key
+                    .map(|k| vec![("Authorization", format!("Bearer {}", k.expose()))])
+                    .unwrap_or_default();
+                (
+                    format!("{base}/chat/completions"),
+                    headers,
+                    openai::build_body(&self.spec.model, req, structured, field),
+                )
+            }
+            Provider::Gemini => {
+                let headers = key
+                    .map(|k| vec![("x-goog-api-key", k.expose().to_string())])
+                    .unwrap_or_default();
+                let model = self
+                    .spec
+                    .model
+                    .strip_prefix("models/")
+                    .unwrap_or(&self.spec.model);
+                (
+                    format!("{base}/models/{model}:generateContent"),
+                    headers,
+                    gemini::build_body(req, structured),
+                )
+            }
+            Provider::Ollama => (
+                format!("{base}/api/chat"),
+                Vec::new(),
+                ollama::build_body(&self.spec.model, req, structured),
+            ),
+        }
+    }
+}
+
+impl VisionLanguageModel for Client {
+    fn name(&self) -> String {
+        self.spec.to_string()
+    }
+
+    fn generate(&self, req: &VlmRequest) -> Result<VlmResponse, VlmError> {
+        let (url, headers, body) = self.wire(req);
+        let provider = self.spec.provider.as_str();
+        tracing::debug!(model = %self.spec, %url, "sending request");
+        let reply = self.transport.post_json(&url, &headers, &body)?;
+        let (text, finish, usage, model_version) = match self.spec.provider {
+            Provider::Openai | Provider::OpenaiCompatible => {
+                openai::parse_reply(provider, &reply.body)?
+            }
+            Provider::Gemini => gemini::parse_reply(provider, &reply.body)?,
+            Provider::Ollama => ollama::parse_reply(provider, &reply.body)?,
+        };
+        Ok(VlmResponse {
+            text,
+            finish,
+            usage,
+            latency_ms: reply.latency_ms,
+            attempts: reply.attempts,
+            model_version,
+        })
+    }
+}

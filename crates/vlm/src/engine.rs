@@ -1,0 +1,329 @@
+//! [`Engine`]: a model plus the response cache, the price table and the budget. Every request
+//! goes through [`Engine::answer`]: cache lookup, budget reservation, the HTTP call, the cache write
+//! (committed at once), cost accounting. [`run_batch`] runs many of them with a worker pool.
+
+use crate::backend::VisionLanguageModel;
+use crate::cache::{cache_key, ResponseCache};
+use crate::error::VlmError;
+use crate::model::ModelSpec;
+use crate::prices::{estimate_tokens, ModelPrice};
+use crate::prices::{Budget, PriceTable};
+use crate::request::{VlmRequest, VlmResponse};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+/// One answered request.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub response: VlmResponse,
+    /// Served from the cache (no HTTP call, nothing paid).
+    pub cached: bool,
+    /// Cost of this call in USD from the reported tokens (0 when cached); `None` when the model
+    /// has no price in the table or the provider reported no token counts.
+    pub cost_usd: Option<f64>,
+}
+
+/// A model with cache, prices and budget.
+pub struct Engine {
+    model: Box<dyn VisionLanguageModel>,
+    spec: ModelSpec,
+    cache: Option<ResponseCache>,
+    price: Option<ModelPrice>,
+    budget: Budget,
+    http_calls: AtomicU64,
+    cache_hits: AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("model", &self.model.name())
+            .field(
+                "cache",
+                &self.cache.as_ref().map(|c| c.path().to_path_buf()),
+            )
+            .field("price", &self.price)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Builds an engine; `spec` must name the same model as `model` (used for prices and
+    /// token estimates).
+    ///
+    /// # Errors
+    /// [`VlmError::Config`] when a cost limit is set but the model has no price in `prices`
+    /// (mica cannot keep a limit it cannot compute).
+    pub fn new(
+        model: Box<dyn VisionLanguageModel>,
+        spec: ModelSpec,
+        cache: Option<ResponseCache>,
+        prices: &PriceTable,
+        max_cost_usd: Option<f64>,
+    ) -> Result<Self, VlmError> {
+        let price = prices.lookup(&spec).cloned();
+        if let Some(limit) = max_cost_usd {
+            if !(limit.is_finite() && limit >= 0.0) {
+                return Err(VlmError::Config(format!(
+                    "cost limit must be a non-negative number, got {limit}"
+                )));
+            }
+            if price.is_none() {
+                return Err(VlmError::Config(format!(
+                    "a cost limit was given but {spec} has no price in the price table; add a row for it (--prices FILE)"
+                )));
+            }
+        }
+        Ok(Engine {
+            model,
+            spec,
+            cache,
+            price,
+            budget: Budget::new(max_cost_usd),
+            http_calls: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+        })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    pub fn price(&self) -> Option<&ModelPrice> {
+        self.price.as_ref()
+    }
+
+    /// Money spent in this engine's lifetime (settled calls), USD.
+    pub fn spent_usd(&self) -> f64 {
+        self.budget.spent_usd()
+    }
+
+    /// HTTP requests made (not counting retries inside one call) and cache hits so far.
+    pub fn calls_and_hits(&self) -> (u64, u64) {
+        (
+            self.http_calls.load(Ordering::Relaxed),
+            self.cache_hits.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The worst-case cost of `req` in USD (estimated tokens), `None` without a price.
+    pub fn estimate_max_cost_usd(&self, req: &VlmRequest) -> Option<f64> {
+        let u = estimate_tokens(&self.spec, req);
+        self.price
+            .as_ref()
+            .map(|p| p.cost_usd(u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0)))
+    }
+
+    /// Answers `req`: from the cache if it is there, else over HTTP (then cached at once).
+    ///
+    /// # Errors
+    /// [`VlmError::Budget`] before sending when the cost limit could be exceeded; any error of
+    /// the model; [`VlmError::Cache`] when the cache cannot be read or written.
+    pub fn answer(&self, req: &VlmRequest) -> Result<Outcome, VlmError> {
+        let key = cache_key(&self.model.name(), req);
+        if let Some(cache) = &self.cache {
+            if let Some(response) = cache.get(&key)? {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Outcome {
+                    response,
+                    cached: true,
+                    cost_usd: Some(0.0),
+                });
+            }
+        }
+        let reserve = self.estimate_max_cost_usd(req).unwrap_or(0.0);
+        self.budget.reserve(reserve)?;
+        self.http_calls.fetch_add(1, Ordering::Relaxed);
+        let result = self.model.generate(req);
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.budget.settle(reserve, 0.0);
+                return Err(e);
+            }
+        };
+        let cost_usd = match (&self.price, response.usage) {
+            (Some(p), u) if u.input_tokens.is_some() || u.output_tokens.is_some() => {
+                Some(p.cost_usd(u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0)))
+            }
+            _ => None,
+        };
+        // Without token counts, charge the reservation: the limit stays safe.
+        self.budget.settle(reserve, cost_usd.unwrap_or(reserve));
+        if let Some(cache) = &self.cache {
+            cache.put(&key, &self.model.name(), &response)?;
+        }
+        Ok(Outcome {
+            response,
+            cached: false,
+            cost_usd,
+        })
+    }
+}
+
+/// What [`run_batch`] reports per job, in completion order.
+#[derive(Debug)]
+pub struct JobResult<T> {
+    /// Index of the job in the input.
+    pub index: usize,
+    pub result: Result<T, VlmError>,
+}
+
+/// Runs `work` on every job index `0..n` with `workers` threads and hands each result to
+/// `on_result` on the calling thread as soon as it is ready (so the caller can write it out at
+/// once). After a [`VlmError::Budget`] or another error that is not about one image
+/// ([`VlmError::is_per_image`]), no new job is started; the jobs never started are returned.
+pub fn run_batch<T: Send>(
+    n: usize,
+    workers: usize,
+    work: impl Fn(usize) -> Result<T, VlmError> + Sync,
+    mut on_result: impl FnMut(JobResult<T>),
+) -> Vec<usize> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let started = std::sync::Mutex::new(vec![false; n]);
+    let (tx, rx) = mpsc::channel::<JobResult<T>>();
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1).min(n.max(1)) {
+            let tx = tx.clone();
+            let (next, stop, started, work) = (&next, &stop, &started, &work);
+            s.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    break;
+                }
+                started.lock().unwrap_or_else(|p| p.into_inner())[i] = true;
+                let result = work(i);
+                if let Err(e) = &result {
+                    if !e.is_per_image() {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                }
+                if tx.send(JobResult { index: i, result }).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for r in rx {
+            on_result(r);
+        }
+    });
+    let started = started.into_inner().unwrap_or_else(|p| p.into_inner());
+    (0..n).filter(|&i| !started[i]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{FinishReason, Usage};
+
+    struct Fake {
+        calls: AtomicU64,
+    }
+
+    impl VisionLanguageModel for Fake {
+        fn name(&self) -> String {
+            "openai:gpt-4o".into()
+        }
+        fn generate(&self, req: &VlmRequest) -> Result<VlmResponse, VlmError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(VlmResponse {
+                text: format!("Count: {}", req.turns[0].text.len()),
+                finish: FinishReason::Stop,
+                usage: Usage {
+                    input_tokens: Some(1000),
+                    output_tokens: Some(10),
+                },
+                latency_ms: 1,
+                attempts: 1,
+                model_version: None,
+            })
+        }
+    }
+
+    #[test]
+    fn caches_and_costs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResponseCache::open(&dir.path().join("c.sqlite")).unwrap();
+        let spec = ModelSpec::parse("openai:gpt-4o").unwrap();
+        let e = Engine::new(
+            Box::new(Fake {
+                calls: AtomicU64::new(0),
+            }),
+            spec,
+            Some(cache),
+            &PriceTable::builtin().unwrap(),
+            None,
+        )
+        .unwrap();
+        let req = VlmRequest::single("abc", vec![]);
+        let a = e.answer(&req).unwrap();
+        assert!(!a.cached);
+        let cost = a.cost_usd.unwrap();
+        assert!((cost - (1000.0 * 2.5 + 10.0 * 10.0) / 1e6).abs() < 1e-12);
+        let b = e.answer(&req).unwrap();
+        assert!(b.cached);
+        assert_eq!(b.response.text, a.response.text);
+        assert_eq!(e.calls_and_hits(), (1, 1));
+    }
+
+    #[test]
+    fn budget_stops_before_sending() {
+        let spec = ModelSpec::parse("openai:gpt-4o").unwrap();
+        let e = Engine::new(
+            Box::new(Fake {
+                calls: AtomicU64::new(0),
+            }),
+            spec.clone(),
+            None,
+            &PriceTable::builtin().unwrap(),
+            Some(0.000_001),
+        )
+        .unwrap();
+        let err = e.answer(&VlmRequest::single("abc", vec![])).unwrap_err();
+        assert!(matches!(err, VlmError::Budget { .. }));
+        assert_eq!(e.calls_and_hits(), (0, 0));
+        // A limit without a price is refused up front.
+        let unpriced = ModelSpec::parse("openai-compatible:x").unwrap();
+        assert!(Engine::new(
+            Box::new(Fake {
+                calls: AtomicU64::new(0)
+            }),
+            unpriced,
+            None,
+            &PriceTable::builtin().unwrap(),
+            Some(1.0)
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn batch_stops_on_fatal_errors_and_reports_unstarted() {
+        let mut seen = Vec::new();
+        let unstarted = run_batch(
+            10,
+            1,
+            |i| {
+                if i == 3 {
+                    Err(VlmError::Budget {
+                        limit_usd: 1.0,
+                        spent_usd: 1.0,
+                        next_usd: 0.1,
+                    })
+                } else {
+                    Ok(i)
+                }
+            },
+            |r| seen.push(r.index),
+        );
+        assert_eq!(seen, vec![0, 1, 2, 3]);
+        assert_eq!(unstarted, vec![4, 5, 6, 7, 8, 9]);
+        let mut n = 0;
+        assert!(run_batch(20, 4, Ok, |_| n += 1).is_empty());
+        assert_eq!(n, 20);
+    }
+}

@@ -1,0 +1,95 @@
+//! [`VlmError`]: everything that can go wrong talking to a vision-language model.
+//!
+//! No variant ever carries an API key: response bodies quoted in errors are passed through
+//! [`crate::secret::ApiKey::redact`] first, and keys travel only in request headers.
+
+use std::path::PathBuf;
+
+/// What went wrong, with the model, file or setting that caused it.
+#[derive(Debug, thiserror::Error)]
+pub enum VlmError {
+    /// A model name that is not `provider:model` with a known provider.
+    #[error("model name `{name}`: {reason}")]
+    ModelName { name: String, reason: String },
+    /// A provider needs an API key and its environment variable is not set.
+    #[error("{provider} needs an API key: set the environment variable {var}")]
+    MissingKey { provider: String, var: String },
+    /// A setting is invalid (base URL, limits, options).
+    #[error("invalid setting: {0}")]
+    Config(String),
+    /// An image could not be read or prepared for the model.
+    #[error("{name}: cannot prepare image: {reason}")]
+    Image { name: String, reason: String },
+    /// The server answered with an HTTP error that is not retried (400, 401, 403, 404, ...), or a
+    /// retried status (429, 5xx) persisted after all retries.
+    #[error("{provider}: HTTP {status} after {attempts} attempt(s): {message}")]
+    Http {
+        provider: String,
+        status: u16,
+        attempts: u32,
+        message: String,
+    },
+    /// Every attempt timed out.
+    #[error("{provider}: no answer within {timeout_ms} ms, {attempts} attempt(s)")]
+    Timeout {
+        provider: String,
+        timeout_ms: u64,
+        attempts: u32,
+    },
+    /// The server could not be reached (refused, DNS, TLS, broken connection) after all retries.
+    #[error("{provider}: cannot reach {url} after {attempts} attempt(s): {reason}")]
+    Connection {
+        provider: String,
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
+    /// The server asked to wait longer (Retry-After) than the retry policy allows.
+    #[error("{provider}: server asked to retry after {retry_after_s} s, more than the allowed {max_wait_s} s")]
+    RetryAfterTooLong {
+        provider: String,
+        retry_after_s: u64,
+        max_wait_s: u64,
+    },
+    /// A 2xx answer that does not follow the protocol (malformed JSON, no choices, no text).
+    #[error("{provider}: malformed response: {reason}")]
+    BadResponse { provider: String, reason: String },
+    /// The response cache failed.
+    #[error("response cache {path}: {reason}")]
+    Cache { path: PathBuf, reason: String },
+    /// The price table could not be read.
+    #[error("price table {path}: {reason}")]
+    Prices { path: PathBuf, reason: String },
+    /// `--max-cost` would be exceeded by the next request; nothing was sent.
+    #[error("cost limit of ${limit_usd:.4} reached: ${spent_usd:.4} spent or committed, the next request may cost up to ${next_usd:.4}")]
+    Budget {
+        limit_usd: f64,
+        spent_usd: f64,
+        next_usd: f64,
+    },
+    /// A prompt template, few-shot file or label file is invalid.
+    #[error("{name}: {reason}")]
+    Template { name: String, reason: String },
+}
+
+impl VlmError {
+    /// True for errors that concern one image only, after which a batch goes on.
+    pub fn is_per_image(&self) -> bool {
+        !matches!(
+            self,
+            VlmError::MissingKey { .. }
+                | VlmError::ModelName { .. }
+                | VlmError::Config(_)
+                | VlmError::Budget { .. }
+                | VlmError::Cache { .. }
+                | VlmError::Prices { .. }
+                | VlmError::Template { .. }
+        ) && !matches!(
+            self,
+            VlmError::Http {
+                status: 401 | 403 | 404,
+                ..
+            }
+        )
+    }
+}

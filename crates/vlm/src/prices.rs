@@ -1,0 +1,308 @@
+//! Cost: a user-editable price table (TOML), token estimates for images, and a [`Budget`] that
+//! refuses a request which could push spending over `--max-cost`.
+
+use crate::error::VlmError;
+use crate::model::{ModelSpec, Provider};
+use crate::request::{Detail, Usage, VlmRequest};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The price table shipped with mica (see its header for where the numbers come from).
+pub const DEFAULT_PRICES_TOML: &str = include_str!("../prices.toml");
+
+/// One row of the price table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    pub provider: Provider,
+    /// Model name or prefix; `*` for every model of the provider.
+    pub model: String,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+}
+
+impl ModelPrice {
+    /// Cost of `input` and `output` tokens in USD.
+    pub fn cost_usd(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        (input_tokens as f64 * self.input_usd_per_mtok
+            + output_tokens as f64 * self.output_usd_per_mtok)
+            / 1e6
+    }
+}
+
+/// The price table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriceTable {
+    /// When the prices were checked (free text, e.g. `2026-06`).
+    pub checked: String,
+    pub price: Vec<ModelPrice>,
+}
+
+impl PriceTable {
+    /// The shipped table.
+    ///
+    /// # Errors
+    /// Never for the shipped file (tested); [`VlmError::Prices`] if it were malformed.
+    pub fn builtin() -> Result<Self, VlmError> {
+        Self::parse(DEFAULT_PRICES_TOML, Path::new("<built-in prices.toml>"))
+    }
+
+    /// Reads a table from `path`.
+    ///
+    /// # Errors
+    /// [`VlmError::Prices`] naming the file when it cannot be read or parsed, or a price is negative.
+    pub fn load(path: &Path) -> Result<Self, VlmError> {
+        let text = std::fs::read_to_string(path).map_err(|e| VlmError::Prices {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self, VlmError> {
+        let err = |reason: String| VlmError::Prices {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let t: PriceTable = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        for p in &t.price {
+            if !(p.input_usd_per_mtok >= 0.0 && p.output_usd_per_mtok >= 0.0) {
+                return Err(err(format!(
+                    "{}:{} has a negative or missing price",
+                    p.provider, p.model
+                )));
+            }
+        }
+        Ok(t)
+    }
+
+    /// The price of `spec`: exact model name, else the longest prefix, else the provider's `*`.
+    pub fn lookup(&self, spec: &ModelSpec) -> Option<&ModelPrice> {
+        let rows = self.price.iter().filter(|p| p.provider == spec.provider);
+        let mut best: Option<&ModelPrice> = None;
+        for p in rows {
+            let score = if p.model == spec.model {
+                usize::MAX
+            } else if p.model == "*" {
+                0
+            } else if spec.model.starts_with(&p.model) {
+                p.model.len()
+            } else {
+                continue;
+            };
+            let best_score = best.map(|b| {
+                if b.model == spec.model {
+                    usize::MAX
+                } else if b.model == "*" {
+                    0
+                } else {
+                    b.model.len()
+                }
+            });
+            if best_score.is_none_or(|s| score > s) {
+                best = Some(p);
+            }
+        }
+        best
+    }
+}
+
+/// Estimated input tokens of one image of `width` × `height` as the provider counts them.
+///
+/// - OpenAI (GPT-4o family and compatible): `detail: low` = 85; high/auto: scale to fit
+///   2048 × 2048, then the shorter side to 768, tokens = 85 + 170 × (number of 512-px tiles).
+///   `gpt-4o-mini` counts 2833 + 5667 per tile (its lower token price compensates).
+/// - Gemini: 258 when both sides ≤ 384, else 258 per 768 × 768 tile.
+/// - Ollama: not billed; counted with the OpenAI rule for the budget only.
+pub fn image_tokens(spec: &ModelSpec, width: u32, height: u32, detail: Detail) -> u64 {
+    let (w, h) = (width.max(1) as f64, height.max(1) as f64);
+    match spec.provider {
+        Provider::Gemini => {
+            if w <= 384.0 && h <= 384.0 {
+                258
+            } else {
+                258 * ((w / 768.0).ceil() * (h / 768.0).ceil()) as u64
+            }
+        }
+        _ => {
+            let (base, per_tile) = if spec.model.starts_with("gpt-4o-mini") {
+                (2833, 5667)
+            } else {
+                (85, 170)
+            };
+            if detail == Detail::Low {
+                return base;
+            }
+            let s1 = (2048.0 / w.max(h)).min(1.0);
+            let (w1, h1) = (w * s1, h * s1);
+            let s2 = (768.0 / w1.min(h1)).min(1.0);
+            let (w2, h2) = (w1 * s2, h1 * s2);
+            base + per_tile * ((w2 / 512.0).ceil() * (h2 / 512.0).ceil()) as u64
+        }
+    }
+}
+
+/// Output tokens assumed for a budget check when a request sets no limit.
+pub const ASSUMED_MAX_OUTPUT_TOKENS: u64 = 1024;
+
+/// An upper estimate of the tokens of `req`: text at one token per 3 characters, images by
+/// [`image_tokens`], output = its `max_tokens` or [`ASSUMED_MAX_OUTPUT_TOKENS`].
+pub fn estimate_tokens(spec: &ModelSpec, req: &VlmRequest) -> Usage {
+    let mut input = req
+        .system
+        .as_ref()
+        .map_or(0, |s| s.chars().count() as u64 / 3 + 4);
+    for t in &req.turns {
+        input += t.text.chars().count() as u64 / 3 + 4;
+        for i in &t.images {
+            input += image_tokens(spec, i.width, i.height, req.sampling.detail);
+        }
+    }
+    Usage {
+        input_tokens: Some(input),
+        output_tokens: Some(
+            req.sampling
+                .max_tokens
+                .map_or(ASSUMED_MAX_OUTPUT_TOKENS, u64::from),
+        ),
+    }
+}
+
+/// Spending so far and the limit. Requests reserve their worst-case cost before they are sent
+/// and settle to their real cost after.
+#[derive(Debug)]
+pub struct Budget {
+    limit_usd: Option<f64>,
+    state: Mutex<BudgetState>,
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    spent_usd: f64,
+    reserved_usd: f64,
+}
+
+impl Budget {
+    /// A budget with an optional limit.
+    pub fn new(limit_usd: Option<f64>) -> Self {
+        Budget {
+            limit_usd,
+            state: Mutex::new(BudgetState::default()),
+        }
+    }
+
+    pub fn limit_usd(&self) -> Option<f64> {
+        self.limit_usd
+    }
+
+    /// Money spent by settled requests.
+    pub fn spent_usd(&self) -> f64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .spent_usd
+    }
+
+    /// Reserves `max_usd` for a request about to be sent.
+    ///
+    /// # Errors
+    /// [`VlmError::Budget`] when spent + reserved + `max_usd` exceeds the limit; nothing is reserved.
+    pub fn reserve(&self, max_usd: f64) -> Result<(), VlmError> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(limit) = self.limit_usd {
+            let committed = s.spent_usd + s.reserved_usd;
+            if committed + max_usd > limit {
+                return Err(VlmError::Budget {
+                    limit_usd: limit,
+                    spent_usd: committed,
+                    next_usd: max_usd,
+                });
+            }
+        }
+        s.reserved_usd += max_usd;
+        Ok(())
+    }
+
+    /// Replaces a reservation of `reserved_usd` by the actual cost (0 when the request failed).
+    pub fn settle(&self, reserved_usd: f64, actual_usd: f64) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.reserved_usd = (s.reserved_usd - reserved_usd).max(0.0);
+        s.spent_usd += actual_usd;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(s: &str) -> ModelSpec {
+        ModelSpec::parse(s).unwrap()
+    }
+
+    #[test]
+    fn builtin_table_parses_and_looks_up_by_longest_prefix() {
+        let t = PriceTable::builtin().unwrap();
+        assert!(!t.checked.is_empty());
+        assert_eq!(t.lookup(&spec("openai:gpt-4o")).unwrap().model, "gpt-4o");
+        assert_eq!(
+            t.lookup(&spec("openai:gpt-4o-mini-2024-07-18"))
+                .unwrap()
+                .model,
+            "gpt-4o-mini"
+        );
+        assert_eq!(
+            t.lookup(&spec("openai:gpt-4o-2024-08-06")).unwrap().model,
+            "gpt-4o"
+        );
+        assert_eq!(t.lookup(&spec("ollama:llava:13b")).unwrap().model, "*");
+        assert!(t.lookup(&spec("openai-compatible:llava")).is_none());
+        assert!(t.lookup(&spec("openai:o9-ultra")).is_none());
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_negative_prices() {
+        let bad = "[[price]]\nprovider='openai'\nmodel='x'\ninput_usd_per_mtok=-1\noutput_usd_per_mtok=1\n";
+        assert!(PriceTable::parse(bad, Path::new("p.toml")).is_err());
+        let typo = "[[price]]\nprovider='openai'\nmodel='x'\ninput_usd_per_mtok=1\noutput_usd_per_mtok=1\ncolour=1\n";
+        assert!(PriceTable::parse(typo, Path::new("p.toml")).is_err());
+    }
+
+    #[test]
+    fn image_tokens_follow_provider_rules() {
+        // 1024x768 NFFA image: OpenAI high detail -> 768 short side -> 1024x768 -> 2x2 tiles.
+        assert_eq!(
+            image_tokens(&spec("openai:gpt-4o"), 1024, 768, Detail::High),
+            85 + 170 * 4
+        );
+        assert_eq!(
+            image_tokens(&spec("openai:gpt-4o"), 4096, 4096, Detail::High),
+            85 + 170 * 4
+        );
+        assert_eq!(
+            image_tokens(&spec("openai:gpt-4o"), 1024, 768, Detail::Low),
+            85
+        );
+        assert_eq!(
+            image_tokens(&spec("gemini:gemini-2.0-flash"), 300, 300, Detail::High),
+            258
+        );
+        assert_eq!(
+            image_tokens(&spec("gemini:gemini-2.0-flash"), 1024, 768, Detail::High),
+            516
+        );
+    }
+
+    #[test]
+    fn budget_refuses_before_exceeding() {
+        let b = Budget::new(Some(1.0));
+        b.reserve(0.6).unwrap();
+        assert!(b.reserve(0.6).is_err());
+        b.settle(0.6, 0.1);
+        b.reserve(0.6).unwrap();
+        assert!((b.spent_usd() - 0.1).abs() < 1e-12);
+        let unlimited = Budget::new(None);
+        unlimited.reserve(1e9).unwrap();
+    }
+}

@@ -1,0 +1,479 @@
+//! HTTP for all backends: one JSON POST with timeouts, a concurrency and requests-per-minute limit,
+//! and retries with exponential backoff and jitter that honour `Retry-After` (429, 503) and never
+//! retry a client error (400, 401, 403, 404, 422).
+
+use crate::error::VlmError;
+use crate::secret::ApiKey;
+use mica_core::rng::SplitMix64;
+use serde::{Deserialize, Serialize};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Retry settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (so at most `max_retries + 1` requests).
+    pub max_retries: u32,
+    /// First backoff; doubles per retry.
+    pub base_delay_ms: u64,
+    /// Cap of one backoff.
+    pub max_delay_ms: u64,
+    /// The longest `Retry-After` honoured; a longer one ends the request with an error.
+    pub max_retry_after_s: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 4,
+            base_delay_ms: 1000,
+            max_delay_ms: 30_000,
+            max_retry_after_s: 120,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Backoff before retry number `retry` (0-based): `d = min(max, base * 2^retry)`, then a
+    /// uniformly random delay in `[d/2, d]` ("equal jitter"), so clients do not retry in lockstep.
+    pub fn backoff(&self, retry: u32, rng: &mut SplitMix64) -> Duration {
+        let d = self
+            .base_delay_ms
+            .saturating_mul(1u64 << retry.min(30))
+            .min(self.max_delay_ms);
+        let half = d / 2;
+        Duration::from_millis(half + rng.below(d - half + 1))
+    }
+}
+
+/// Limits on how hard one provider is hit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Requests started per minute (0 = no limit). Retries count.
+    pub requests_per_minute: u32,
+    /// Whole-request timeout (connect, send, answer).
+    pub timeout_s: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            concurrency: 2,
+            requests_per_minute: 0,
+            timeout_s: 120.0,
+        }
+    }
+}
+
+/// Concurrency semaphore plus an even spacing of request starts (`60 / rpm` seconds apart).
+#[derive(Debug)]
+struct Limiter {
+    in_flight: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
+    spacing: Option<Duration>,
+    next_start: Mutex<Option<Instant>>,
+}
+
+struct Permit<'a>(&'a Limiter);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut n = self.0.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
+}
+
+impl Limiter {
+    fn new(limits: &Limits) -> Self {
+        Limiter {
+            in_flight: Mutex::new(0),
+            freed: Condvar::new(),
+            max: limits.concurrency.max(1),
+            spacing: (limits.requests_per_minute > 0)
+                .then(|| Duration::from_secs_f64(60.0 / limits.requests_per_minute as f64)),
+            next_start: Mutex::new(None),
+        }
+    }
+
+    fn acquire(&self) -> Permit<'_> {
+        {
+            let mut n = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            while *n >= self.max {
+                n = self.freed.wait(n).unwrap_or_else(|p| p.into_inner());
+            }
+            *n += 1;
+        }
+        if let Some(spacing) = self.spacing {
+            let slot = {
+                let mut next = self.next_start.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let slot = next.map_or(now, |t| t.max(now));
+                *next = Some(slot + spacing);
+                slot
+            };
+            let now = Instant::now();
+            if slot > now {
+                std::thread::sleep(slot - now);
+            }
+        }
+        Permit(self)
+    }
+}
+
+/// A successful (2xx) JSON answer.
+#[derive(Debug)]
+pub struct JsonReply {
+    pub body: serde_json::Value,
+    pub latency_ms: u64,
+    pub attempts: u32,
+}
+
+/// The HTTP client of one provider.
+#[derive(Debug)]
+pub struct Transport {
+    agent: ureq::Agent,
+    provider: String,
+    retry: RetryPolicy,
+    timeout: Duration,
+    limiter: Limiter,
+    key: Option<ApiKey>,
+    rng: Mutex<SplitMix64>,
+}
+
+enum Attempt {
+    Done(JsonReply),
+    Retry {
+        after: Option<Duration>,
+        last: VlmError,
+    },
+    Fail(VlmError),
+}
+
+impl Transport {
+    /// A transport for `provider` (used in messages); `key` is only used to redact error text.
+    ///
+    /// # Errors
+    /// [`VlmError::Config`] for a non-positive timeout.
+    pub fn new(
+        provider: &str,
+        limits: &Limits,
+        retry: RetryPolicy,
+        key: Option<ApiKey>,
+    ) -> Result<Self, VlmError> {
+        if !(limits.timeout_s.is_finite() && limits.timeout_s > 0.0) {
+            return Err(VlmError::Config(format!(
+                "timeout must be positive, got {} s",
+                limits.timeout_s
+            )));
+        }
+        let timeout = Duration::from_secs_f64(limits.timeout_s);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .user_agent(concat!("mica/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x5eed)
+            ^ (std::process::id() as u64) << 32;
+        Ok(Transport {
+            agent,
+            provider: provider.to_string(),
+            retry,
+            timeout,
+            limiter: Limiter::new(limits),
+            key,
+            rng: Mutex::new(SplitMix64::new(seed)),
+        })
+    }
+
+    fn redact(&self, s: &str) -> String {
+        match &self.key {
+            Some(k) => k.redact(s),
+            None => s.to_string(),
+        }
+    }
+
+    /// POSTs `body` as JSON to `url` with `headers`, retrying as the policy says.
+    ///
+    /// # Errors
+    /// [`VlmError::Http`] (non-retryable status, or retries exhausted), [`VlmError::Timeout`],
+    /// [`VlmError::Connection`], [`VlmError::RetryAfterTooLong`], [`VlmError::BadResponse`]
+    /// (a 2xx answer that is not JSON).
+    pub fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &serde_json::Value,
+    ) -> Result<JsonReply, VlmError> {
+        let payload = serde_json::to_vec(body).map_err(|e| VlmError::BadResponse {
+            provider: self.provider.clone(),
+            reason: format!("cannot serialise request: {e}"),
+        })?;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome = {
+                let _permit = self.limiter.acquire();
+                self.attempt(url, headers, &payload, attempt)
+            };
+            match outcome {
+                Attempt::Done(r) => return Ok(r),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry { after, last } => {
+                    if attempt > self.retry.max_retries {
+                        return Err(last);
+                    }
+                    let wait = match after {
+                        Some(a) if a.as_secs() > self.retry.max_retry_after_s => {
+                            return Err(VlmError::RetryAfterTooLong {
+                                provider: self.provider.clone(),
+                                retry_after_s: a.as_secs(),
+                                max_wait_s: self.retry.max_retry_after_s,
+                            })
+                        }
+                        Some(a) => a,
+                        None => {
+                            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                            self.retry.backoff(attempt - 1, &mut rng)
+                        }
+                    };
+                    tracing::warn!(
+                        provider = %self.provider,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying: {last}"
+                    );
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+
+    fn attempt(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        payload: &[u8],
+        attempt: u32,
+    ) -> Attempt {
+        let mut req = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let start = Instant::now();
+        let resp = req.send(payload);
+        let mut resp = match resp {
+            Ok(r) => r,
+            Err(e) => return self.transport_error(url, e, attempt),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let text = match resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+        {
+            Ok(t) => t,
+            Err(e) => return self.transport_error(url, e, attempt),
+        };
+        let latency_ms = start.elapsed().as_millis() as u64;
+        if (200..300).contains(&status) {
+            return match serde_json::from_str(&text) {
+                Ok(body) => Attempt::Done(JsonReply {
+                    body,
+                    latency_ms,
+                    attempts: attempt,
+                }),
+                Err(e) => Attempt::Fail(VlmError::BadResponse {
+                    provider: self.provider.clone(),
+                    reason: format!(
+                        "HTTP {status} body is not JSON ({e}): {}",
+                        snippet(&self.redact(&text))
+                    ),
+                }),
+            };
+        }
+        let err = VlmError::Http {
+            provider: self.provider.clone(),
+            status,
+            attempts: attempt,
+            message: error_message(&self.redact(&text)),
+        };
+        match status {
+            408 | 409 | 425 | 429 | 500 | 502 | 503 | 504 | 529 => Attempt::Retry {
+                after: if matches!(status, 429 | 503) {
+                    retry_after
+                } else {
+                    None
+                },
+                last: err,
+            },
+            _ => Attempt::Fail(err),
+        }
+    }
+
+    fn transport_error(&self, url: &str, e: ureq::Error, attempt: u32) -> Attempt {
+        let last = match e {
+            ureq::Error::Timeout(_) => VlmError::Timeout {
+                provider: self.provider.clone(),
+                timeout_ms: self.timeout.as_millis() as u64,
+                attempts: attempt,
+            },
+            ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
+                return Attempt::Fail(VlmError::Config(format!(
+                    "{}: bad request URL {url}: {}",
+                    self.provider,
+                    self.redact(&e.to_string())
+                )))
+            }
+            other => VlmError::Connection {
+                provider: self.provider.clone(),
+                url: url.to_string(),
+                attempts: attempt,
+                reason: self.redact(&other.to_string()),
+            },
+        };
+        Attempt::Retry { after: None, last }
+    }
+}
+
+/// The message of a provider error body (`{"error": {"message": ...}}` for OpenAI and Gemini,
+/// `{"error": "..."}` for Ollama), else the body itself, shortened.
+fn error_message(body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        let e = &v["error"];
+        if let Some(m) = e["message"].as_str() {
+            let status = e["status"].as_str().or(e["type"].as_str());
+            return match status {
+                Some(s) => snippet(&format!("{m} ({s})")),
+                None => snippet(m),
+            };
+        }
+        if let Some(m) = e.as_str() {
+            return snippet(m);
+        }
+    }
+    snippet(body)
+}
+
+fn snippet(s: &str) -> String {
+    const MAX: usize = 300;
+    let s = s.trim();
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// `Retry-After` as seconds (`"7"`, `"1.5"`) or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<f64>() {
+        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s));
+    }
+    let at = parse_http_date(v)?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// IMF-fixdate (RFC 9110) to Unix seconds.
+fn parse_http_date(v: &str) -> Option<u64> {
+    // "Wed, 21 Oct 2015 07:28:00 GMT"
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let day: u64 = parts[1].parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == parts[2])? as u64 + 1;
+    let year: i64 = parts[3].parse().ok()?;
+    let hms: Vec<u64> = parts[4]
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if hms.len() != 3 || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + (hms[0] * 3600 + hms[1] * 60 + hms[2]) as i64;
+    u64::try_from(secs).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_retry_after_forms() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(1_445_412_480)
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_within_bounds() {
+        let p = RetryPolicy {
+            base_delay_ms: 100,
+            max_delay_ms: 1000,
+            ..Default::default()
+        };
+        let mut rng = SplitMix64::new(1);
+        for retry in 0..6 {
+            let d = (100u64 << retry).min(1000);
+            for _ in 0..50 {
+                let b = p.backoff(retry, &mut rng).as_millis() as u64;
+                assert!(b >= d / 2 && b <= d, "retry {retry}: {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn extracts_provider_error_messages() {
+        assert_eq!(
+            error_message(
+                r#"{"error":{"message":"Invalid image","type":"invalid_request_error"}}"#
+            ),
+            "Invalid image (invalid_request_error)"
+        );
+        assert_eq!(
+            error_message(r#"{"error":"model not found"}"#),
+            "model not found"
+        );
+        assert_eq!(error_message("oops"), "oops");
+    }
+}
