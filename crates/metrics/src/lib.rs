@@ -1,1 +1,35 @@
-//! Metrics for classification, counting, foreground and instance segmentation, with bootstrap intervals; answer parsing
+//! # mica-metrics
+//!
+//! Correct, well-named numbers from predictions and truth, with uncertainty. Every metric takes
+//! its arguments as `(truth, prediction)`. No heavy dependencies.
+//!
+//! - [`classification`]: accuracy, balanced accuracy, macro-F1, per-class precision / recall /
+//!   F1 / support, confusion matrix with a "none" column ([`classification::classification_report`]).
+//! - [`counting`]: MAE, RMSE, bias, MAPE, exact-match rate, Pearson r, R² against y = x, with
+//!   missing answers reported ([`counting::count_scores`]).
+//! - [`foreground`]: Dice, Jaccard, precision, recall, Hausdorff distance between pixel sets and
+//!   its 95th percentile, and the study's row-vector "Hausdorff" under its own name.
+//! - [`instances`]: overlap table, optimal one-to-one matching at an IoU threshold, TP / FP / FN,
+//!   precision, recall, F1 and TP / (TP + FP + FN) at 0.50…0.95.
+//! - [`bootstrap`]: seeded 95 % bootstrap intervals, paired comparisons, stratification.
+//! - [`parse`]: counts and classes from free-text model answers, with the reason on failure.
+//! - [`table`]: prediction CSVs as users have them (BOM, CRLF, empty cells, "NaN").
+//!
+//! ```
+//! use mica_metrics::counting::count_scores;
+//! let s = count_scores(&[3.0, 5.0], &[Some(3.0), Some(7.0)]).unwrap();
+//! assert_eq!(s.mae, Some(1.0));
+//! assert_eq!(s.exact, Some(0.5));
+//! ```
+
+pub mod assignment;
+pub mod bootstrap;
+pub mod classification;
+pub mod counting;
+pub mod error;
+pub mod foreground;
+pub mod instances;
+pub mod parse;
+pub mod table;
+
+pub use error::{MetricsError, Result};

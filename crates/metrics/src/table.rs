@@ -1,0 +1,374 @@
+//! Prediction tables (CSV) as real users have them: a UTF-8 byte-order mark, Windows line endings,
+//! empty cells and non-numeric answers are handled explicitly and reported, never silently.
+//!
+//! - [`read_count_table`]: one image per row; a truth column (`ground truth` or `truth` by
+//!   default); every other column except the image name (the first other column) is a method.
+//! - [`read_class_table`]: a truth column and a prediction column, as text.
+
+use crate::error::{MetricsError, Result};
+use std::path::{Path, PathBuf};
+
+/// One cell of a count column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CountCell {
+    /// A finite number.
+    Number(f64),
+    /// An empty cell (whitespace only).
+    Empty,
+    /// Anything else ("NaN", "about 40", "inf"), kept verbatim.
+    NonNumeric(String),
+}
+
+impl CountCell {
+    /// Reads a cell: a finite number after trimming, else empty or non-numeric.
+    pub fn parse(raw: &str) -> Self {
+        let s = raw.trim();
+        if s.is_empty() {
+            return CountCell::Empty;
+        }
+        match s.parse::<f64>() {
+            Ok(v) if v.is_finite() => CountCell::Number(v),
+            _ => CountCell::NonNumeric(s.to_string()),
+        }
+    }
+
+    /// The number, if any.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            CountCell::Number(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// One method's answers, aligned with [`CountTable::images`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodColumn {
+    /// The header of the column.
+    pub name: String,
+    pub cells: Vec<CountCell>,
+}
+
+impl MethodColumn {
+    /// The answers as `Option<f64>` (`None` = missing: empty or non-numeric).
+    pub fn values(&self) -> Vec<Option<f64>> {
+        self.cells.iter().map(CountCell::value).collect()
+    }
+
+    /// Number of empty cells.
+    pub fn empty(&self) -> usize {
+        self.cells
+            .iter()
+            .filter(|c| matches!(c, CountCell::Empty))
+            .count()
+    }
+
+    /// Non-numeric cells as (row index, text).
+    pub fn non_numeric(&self) -> Vec<(usize, &str)> {
+        self.cells
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                CountCell::NonNumeric(s) => Some((i, s.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A row left out because its truth is not a number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedRow {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    /// Image name.
+    pub image: String,
+    /// The truth cell as written.
+    pub truth: String,
+}
+
+/// A counting prediction table. Only rows with a numeric truth are kept; the others are in
+/// [`CountTable::skipped`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountTable {
+    pub path: PathBuf,
+    /// Header of the image-name column.
+    pub image_column: String,
+    /// Header of the truth column.
+    pub truth_column: String,
+    /// Image names of the kept rows.
+    pub images: Vec<String>,
+    /// True counts of the kept rows.
+    pub truth: Vec<f64>,
+    /// One entry per method column, in file order.
+    pub methods: Vec<MethodColumn>,
+    /// Rows without a numeric truth (not scored, reported).
+    pub skipped: Vec<SkippedRow>,
+}
+
+/// Default names of the truth column, tried in order (case-insensitive, trimmed).
+pub const DEFAULT_TRUTH_COLUMNS: [&str; 2] = ["ground truth", "truth"];
+
+/// Reads a counting table.
+///
+/// # Errors
+/// [`MetricsError::Io`] when unreadable; [`MetricsError::MissingColumn`] when the truth column is
+/// not there; [`MetricsError::Table`] for no header, fewer than two columns, ragged rows or
+/// invalid UTF-8 — each naming the file (and line).
+pub fn read_count_table(path: &Path, truth_column: Option<&str>) -> Result<CountTable> {
+    let (header, rows) = read_csv(path)?;
+    let truth_idx = find_truth_column(path, &header, truth_column)?;
+    let image_idx =
+        (0..header.len())
+            .find(|&i| i != truth_idx)
+            .ok_or_else(|| MetricsError::Table {
+                path: path.to_path_buf(),
+                line: 1,
+                reason: "needs an image-name column besides the truth column".into(),
+            })?;
+    let method_idx: Vec<usize> = (0..header.len())
+        .filter(|&i| i != truth_idx && i != image_idx)
+        .collect();
+    let mut table = CountTable {
+        path: path.to_path_buf(),
+        image_column: header[image_idx].clone(),
+        truth_column: header[truth_idx].clone(),
+        images: Vec::new(),
+        truth: Vec::new(),
+        methods: method_idx
+            .iter()
+            .map(|&i| MethodColumn {
+                name: header[i].clone(),
+                cells: Vec::new(),
+            })
+            .collect(),
+        skipped: Vec::new(),
+    };
+    for (line, row) in rows {
+        match CountCell::parse(&row[truth_idx]) {
+            CountCell::Number(t) => {
+                table.images.push(row[image_idx].trim().to_string());
+                table.truth.push(t);
+                for (m, &i) in table.methods.iter_mut().zip(&method_idx) {
+                    m.cells.push(CountCell::parse(&row[i]));
+                }
+            }
+            _ => table.skipped.push(SkippedRow {
+                line,
+                image: row[image_idx].trim().to_string(),
+                truth: row[truth_idx].trim().to_string(),
+            }),
+        }
+    }
+    Ok(table)
+}
+
+/// A classification prediction table: truth and prediction as text, one row per image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassTable {
+    pub path: PathBuf,
+    /// 1-based line of each row.
+    pub lines: Vec<u64>,
+    pub truth: Vec<String>,
+    pub prediction: Vec<String>,
+}
+
+/// Reads the two named columns of a classification table.
+///
+/// # Errors
+/// As [`read_count_table`]; [`MetricsError::MissingColumn`] for either column.
+pub fn read_class_table(path: &Path, truth_column: &str, pred_column: &str) -> Result<ClassTable> {
+    let (header, rows) = read_csv(path)?;
+    let t = find_column(path, &header, truth_column)?;
+    let p = find_column(path, &header, pred_column)?;
+    let mut table = ClassTable {
+        path: path.to_path_buf(),
+        lines: Vec::new(),
+        truth: Vec::new(),
+        prediction: Vec::new(),
+    };
+    for (line, row) in rows {
+        table.lines.push(line);
+        table.truth.push(row[t].clone());
+        table.prediction.push(row[p].clone());
+    }
+    Ok(table)
+}
+
+fn find_column(path: &Path, header: &[String], wanted: &str) -> Result<usize> {
+    let w = wanted.trim();
+    header
+        .iter()
+        .position(|h| h.trim() == w)
+        .or_else(|| header.iter().position(|h| h.trim().eq_ignore_ascii_case(w)))
+        .ok_or_else(|| MetricsError::MissingColumn {
+            path: path.to_path_buf(),
+            wanted: format!("\"{w}\""),
+            available: quoted(header),
+        })
+}
+
+fn find_truth_column(path: &Path, header: &[String], wanted: Option<&str>) -> Result<usize> {
+    match wanted {
+        Some(w) => find_column(path, header, w),
+        None => DEFAULT_TRUTH_COLUMNS
+            .iter()
+            .find_map(|d| header.iter().position(|h| h.trim().eq_ignore_ascii_case(d)))
+            .ok_or_else(|| MetricsError::MissingColumn {
+                path: path.to_path_buf(),
+                wanted: "\"ground truth\" or \"truth\" (name it with --truth-column)".into(),
+                available: quoted(header),
+            }),
+    }
+}
+
+fn quoted(header: &[String]) -> String {
+    header
+        .iter()
+        .map(|h| format!("\"{h}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+type Rows = Vec<(u64, Vec<String>)>;
+
+/// Header (trimmed) and rows with their 1-based line numbers. Strips a UTF-8 BOM; accepts CRLF;
+/// skips blank lines; rejects ragged rows.
+fn read_csv(path: &Path) -> Result<(Vec<String>, Rows)> {
+    let bytes = std::fs::read(path).map_err(|source| MetricsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let table_err = |line: u64, reason: String| MetricsError::Table {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    // Line numbers are computed from byte offsets (skipping blank lines), because the csv crate's
+    // record positions do not give the physical line with CRLF and blank lines.
+    let line_at = |byte: u64| -> u64 {
+        let mut start = (byte as usize).min(body.len());
+        while start < body.len() && (body[start] == b'\n' || body[start] == b'\r') {
+            start += 1;
+        }
+        body[..start].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    };
+    let mut rec = csv::StringRecord::new();
+    let read = |reader: &mut csv::Reader<&[u8]>, rec: &mut csv::StringRecord| {
+        let start = reader.position().byte();
+        reader
+            .read_record(rec)
+            .map_err(|e| table_err(line_at(start), format!("cannot read the row: {e}")))
+            .map(|more| (more, line_at(start)))
+    };
+    let header: Vec<String> = match read(&mut reader, &mut rec)? {
+        (true, _) => rec.iter().map(|h| h.trim().to_string()).collect(),
+        (false, _) => return Err(table_err(1, "the file is empty (no header)".into())),
+    };
+    if header.len() < 2 {
+        return Err(table_err(
+            1,
+            format!(
+                "the header has {} column(s); a prediction table needs at least two",
+                header.len()
+            ),
+        ));
+    }
+    let mut rows = Vec::new();
+    loop {
+        let (more, line) = read(&mut reader, &mut rec)?;
+        if !more {
+            break;
+        }
+        if rec.len() == 1 && rec[0].trim().is_empty() {
+            continue;
+        }
+        if rec.len() != header.len() {
+            return Err(table_err(
+                line,
+                format!(
+                    "ragged row: {} field(s), the header has {}",
+                    rec.len(),
+                    header.len()
+                ),
+            ));
+        }
+        rows.push((line, rec.iter().map(str::to_string).collect()));
+    }
+    Ok((header, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(content: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content).unwrap();
+        f
+    }
+
+    #[test]
+    fn bom_crlf_empty_and_non_numeric() {
+        let f = file(
+            b"\xEF\xBB\xBFimage,ground truth,A,B\r\nx.tif,3,3,\r\ny.tif,5,NaN,about 40\r\n\r\nz.tif,,1,2\r\n",
+        );
+        let t = read_count_table(f.path(), None).unwrap();
+        assert_eq!(t.image_column, "image");
+        assert_eq!(t.truth_column, "ground truth");
+        assert_eq!(t.images, vec!["x.tif", "y.tif"]);
+        assert_eq!(t.truth, vec![3.0, 5.0]);
+        assert_eq!(t.methods[0].values(), vec![Some(3.0), None]);
+        assert_eq!(t.methods[0].non_numeric(), vec![(1, "NaN")]);
+        assert_eq!(t.methods[1].empty(), 1);
+        assert_eq!(t.methods[1].non_numeric(), vec![(1, "about 40")]);
+        assert_eq!(t.skipped.len(), 1);
+        assert_eq!(t.skipped[0].line, 5);
+        assert_eq!(t.skipped[0].image, "z.tif");
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let f = file(b"image,GT,A\nx,1,2\n");
+        let e = read_count_table(f.path(), None).unwrap_err().to_string();
+        assert!(e.contains(&f.path().display().to_string()), "{e}");
+        assert!(e.contains("ground truth"), "{e}");
+        assert!(read_count_table(f.path(), Some("GT")).is_ok());
+        let e = read_count_table(f.path(), Some("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"nope\"") && e.contains("\"GT\""), "{e}");
+
+        let f = file(b"image,truth,A\nx,1,2\ny,1\n");
+        let e = read_count_table(f.path(), None).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("ragged"), "{e}");
+        assert!(e.contains(&f.path().display().to_string()), "{e}");
+
+        let f = file(b"");
+        assert!(read_count_table(f.path(), None)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
+        let missing = Path::new("/nonexistent/predictions.csv");
+        assert!(read_count_table(missing, None)
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/predictions.csv"));
+    }
+
+    #[test]
+    fn class_table_columns() {
+        let f = file(b"\xEF\xBB\xBFfilename,actual_class,predicted_class\r\na,1,1\r\nb,2,\r\n");
+        let t = read_class_table(f.path(), "actual_class", "predicted_class").unwrap();
+        assert_eq!(t.truth, vec!["1", "2"]);
+        assert_eq!(t.prediction, vec!["1", ""]);
+        assert_eq!(t.lines, vec![2, 3]);
+        assert!(read_class_table(f.path(), "actual_class", "pred").is_err());
+    }
+}
