@@ -141,3 +141,67 @@ fn mica_core_labels(p: &std::path::Path) -> usize {
     let img = mica_core::io::read_label_image(p).unwrap();
     img.num_objects()
 }
+
+#[test]
+fn convert_16_bit_to_png8_stretches_contrast() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = shared().join("data/stardist-nuclei/img2d.tif");
+    let (code, _, err) = mica(&[
+        "data",
+        "convert",
+        "--to",
+        "png8",
+        img.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let png = mica_core::io::read_image(&dir.path().join("img2d.png")).unwrap();
+    assert_eq!(png.bit_depth(), mica_core::BitDepth::U8);
+    let (lo, hi) = png.min_max();
+    assert_eq!(
+        (lo, hi),
+        (0.0, 255.0),
+        "the stretch uses the full 8-bit range"
+    );
+}
+
+#[test]
+fn convert_rejects_connectivity_other_than_4_or_8() {
+    let (code, _, err) = mica(&[
+        "data",
+        "convert",
+        "--to",
+        "labels",
+        "x.tif",
+        "--out",
+        "/tmp/x",
+        "--connectivity",
+        "6",
+    ]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn convert_reports_bad_file_and_converts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.tif");
+    std::fs::write(&bad, b"II*\0garbage").unwrap();
+    let good = shared().join("data/bbbc005/masks/SIMCEPImages_A01_C1_F1_s01_w1.TIF");
+    let out = dir.path().join("out");
+    let (code, _, err) = mica(&[
+        "data",
+        "convert",
+        "--to",
+        "labels",
+        bad.to_str().unwrap(),
+        good.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("bad.tif"), "{err}");
+    assert!(out
+        .join("SIMCEPImages_A01_C1_F1_s01_w1.labels.tif")
+        .is_file());
+}

@@ -91,6 +91,17 @@ pub enum ConvertTo {
     Png8,
 }
 
+/// Pixel connectivity on the command line.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectivityArg {
+    /// Edge neighbours only.
+    #[value(name = "4")]
+    Four,
+    /// Edge and corner neighbours.
+    #[value(name = "8")]
+    Eight,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ConvertArgs {
     /// What to convert to.
@@ -103,13 +114,16 @@ pub struct ConvertArgs {
     #[arg(long, short)]
     pub out: PathBuf,
     /// Labels: pixel connectivity, 4 or 8.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(4..=8))]
-    pub connectivity: u8,
+    #[arg(long, value_enum, default_value = "8")]
+    pub connectivity: ConnectivityArg,
     /// Png8: lower and upper percentiles of the contrast stretch.
     #[arg(long, default_value_t = 0.5)]
     pub low: f64,
     #[arg(long, default_value_t = 99.5)]
     pub high: f64,
+    /// Page of multi-page TIFF inputs to convert (0-based).
+    #[arg(long, default_value_t = 0)]
+    pub page: usize,
 }
 
 pub fn run(cmd: DataCommand, ctx: &Ctx) -> anyhow::Result<i32> {
@@ -131,6 +145,8 @@ struct ImageInfo {
     height: Option<u32>,
     bit_depth: Option<u32>,
     channels: Option<String>,
+    /// Pages of a multi-page TIFF (the first is what methods read unless told otherwise).
+    pages: Option<usize>,
     error: Option<String>,
 }
 
@@ -142,6 +158,7 @@ struct Report {
     unreadable: usize,
     sizes: BTreeMap<String, usize>,
     formats: BTreeMap<String, usize>,
+    multi_page: usize,
     with_count: usize,
     count_min: Option<f64>,
     count_max: Option<f64>,
@@ -173,6 +190,7 @@ fn inspect(a: InspectArgs, ctx: &Ctx) -> anyhow::Result<i32> {
                 height: None,
                 bit_depth: None,
                 channels: None,
+                pages: None,
                 error: None,
             };
             if !a.no_read {
@@ -182,6 +200,9 @@ fn inspect(a: InspectArgs, ctx: &Ctx) -> anyhow::Result<i32> {
                         info.height = Some(img.height());
                         info.bit_depth = Some(img.bit_depth().bits());
                         info.channels = Some(format!("{:?}", img.channels()).to_lowercase());
+                        if io::detect_format(&s.path).ok() == Some(io::Format::Tiff) {
+                            info.pages = io::tiff_page_count(&s.path).ok();
+                        }
                     }
                     Err(e) => info.error = Some(e.to_string()),
                 }
@@ -198,6 +219,10 @@ fn inspect(a: InspectArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         unreadable: infos.iter().filter(|i| i.error.is_some()).count(),
         sizes: BTreeMap::new(),
         formats: BTreeMap::new(),
+        multi_page: infos
+            .iter()
+            .filter(|i| i.pages.is_some_and(|p| p > 1))
+            .count(),
         with_count: 0,
         count_min: None,
         count_max: None,
@@ -273,6 +298,12 @@ fn print_report(r: &Report, infos: &[ImageInfo], no_read: bool) {
     if !no_read {
         println!("sizes     {}", summary(&r.sizes));
         println!("formats   {}", summary(&r.formats));
+        if r.multi_page > 0 {
+            println!(
+                "stacks    {} multi-page TIFFs (page 0 is used; `mica data convert --page N` extracts others)",
+                r.multi_page
+            );
+        }
     }
     let range = match (r.count_min, r.count_max) {
         (Some(lo), Some(hi)) => format!(", {lo}-{hi}"),
@@ -349,17 +380,20 @@ fn convert(a: ConvertArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     }
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let conn = if a.connectivity == 4 {
-        Connectivity::Four
-    } else {
-        Connectivity::Eight
+    let conn = match a.connectivity {
+        ConnectivityArg::Four => Connectivity::Four,
+        ConnectivityArg::Eight => Connectivity::Eight,
     };
     let pb = crate::progress::bar(files.len() as u64, "converting", ctx.quiet);
     let results: Vec<(PathBuf, anyhow::Result<PathBuf>)> = files
         .par_iter()
         .map(|f| {
             let r = (|| -> anyhow::Result<PathBuf> {
-                let img = io::read_image(f)?;
+                let img = if a.page == 0 {
+                    io::read_image(f)?
+                } else {
+                    io::read_tiff_page(f, a.page)?
+                };
                 match a.to {
                     ConvertTo::Labels => {
                         let labels =

@@ -24,6 +24,7 @@ pub mod image;
 pub mod io;
 pub mod mask;
 pub mod method;
+pub mod render;
 pub mod rng;
 
 pub use error::{Error, Result};

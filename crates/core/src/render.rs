@@ -1,0 +1,129 @@
+//! Pictures of results, as 8-bit RGB [`Image`]s ready for [`crate::io::write_png`]:
+//! object outlines on an image, difference overlays of two masks, and label images in colour.
+
+use crate::error::Result;
+use crate::image::{Image, Pixels};
+use crate::mask::{BinaryMask, LabelImage};
+
+/// Colours of [`difference_overlay`]: prediction only, truth only, both.
+pub const PREDICTED_ONLY: [u8; 3] = [220, 40, 40];
+pub const TRUTH_ONLY: [u8; 3] = [40, 90, 230];
+pub const BOTH: [u8; 3] = [40, 190, 70];
+
+/// The image, contrast-stretched (0.5–99.5 %) to 8-bit RGB, with the outline of every object
+/// (pixels of an object with a 4-neighbour of another label) drawn in `color`.
+///
+/// # Errors
+/// [`Error::Shape`] when the sizes differ.
+pub fn outline_overlay(image: &Image, labels: &LabelImage, color: [u8; 3]) -> Result<Image> {
+    labels.check_same_size(image.width(), image.height(), "label image vs image")?;
+    let base = image.stretch_to_u8(0.5, 99.5)?.to_rgb();
+    let Pixels::U8(mut px) = base.into_pixels() else {
+        unreachable!("stretch_to_u8 gives 8-bit data")
+    };
+    let (w, h) = (labels.width() as usize, labels.height() as usize);
+    let l = labels.as_slice();
+    for y in 0..h {
+        for x in 0..w {
+            let v = l[y * w + x];
+            if v == 0 {
+                continue;
+            }
+            let edge = x == 0
+                || y == 0
+                || x + 1 == w
+                || y + 1 == h
+                || l[y * w + x - 1] != v
+                || l[y * w + x + 1] != v
+                || l[(y - 1) * w + x] != v
+                || l[(y + 1) * w + x] != v;
+            if edge {
+                px[3 * (y * w + x)..3 * (y * w + x) + 3].copy_from_slice(&color);
+            }
+        }
+    }
+    Image::rgb8(labels.width(), labels.height(), px)
+}
+
+/// The study's difference image: [`PREDICTED_ONLY`] where only the prediction is foreground,
+/// [`TRUTH_ONLY`] where only the truth is, [`BOTH`] where both are, black elsewhere.
+/// Arguments are `(truth, prediction)` as for every metric.
+///
+/// # Errors
+/// [`Error::Shape`] when the sizes differ.
+pub fn difference_overlay(truth: &BinaryMask, prediction: &BinaryMask) -> Result<Image> {
+    truth.check_same_size(
+        prediction.width(),
+        prediction.height(),
+        "prediction vs truth mask",
+    )?;
+    let px = truth
+        .as_slice()
+        .iter()
+        .zip(prediction.as_slice())
+        .flat_map(|(&t, &p)| match (t, p) {
+            (true, true) => BOTH,
+            (false, true) => PREDICTED_ONLY,
+            (true, false) => TRUTH_ONLY,
+            (false, false) => [0, 0, 0],
+        })
+        .collect();
+    Image::rgb8(truth.width(), truth.height(), px)
+}
+
+/// Each label in a distinct, reproducible colour (a hash of the label), background black.
+pub fn label_colors(labels: &LabelImage) -> Image {
+    let px = labels
+        .as_slice()
+        .iter()
+        .flat_map(|&l| {
+            if l == 0 {
+                [0, 0, 0]
+            } else {
+                let h = (l as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                [
+                    64 + (h & 0xBF) as u8,
+                    64 + ((h >> 8) & 0xBF) as u8,
+                    64 + ((h >> 16) & 0xBF) as u8,
+                ]
+            }
+        })
+        .collect();
+    Image::rgb8(labels.width(), labels.height(), px).unwrap_or_else(|_| unreachable!("sizes agree"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn difference_colours() {
+        let t = BinaryMask::new(4, 1, vec![true, true, false, false]).unwrap();
+        let p = BinaryMask::new(4, 1, vec![true, false, true, false]).unwrap();
+        let img = difference_overlay(&t, &p).unwrap();
+        let Pixels::U8(v) = img.pixels() else {
+            panic!()
+        };
+        assert_eq!(&v[0..3], &BOTH);
+        assert_eq!(&v[3..6], &TRUTH_ONLY);
+        assert_eq!(&v[6..9], &PREDICTED_ONLY);
+        assert_eq!(&v[9..12], &[0, 0, 0]);
+        assert!(difference_overlay(&t, &BinaryMask::empty(3, 1)).is_err());
+    }
+
+    #[test]
+    fn outline_marks_border_not_interior() {
+        let mut l = LabelImage::zeros(5, 5);
+        for y in 1..4 {
+            for x in 1..4 {
+                l.set(x, y, 1);
+            }
+        }
+        let img = Image::gray8(5, 5, (0..25).collect()).unwrap();
+        let o = outline_overlay(&img, &l, [255, 0, 255]).unwrap();
+        let Pixels::U8(v) = o.pixels() else { panic!() };
+        let at = |x: usize, y: usize| &v[3 * (y * 5 + x)..3 * (y * 5 + x) + 3];
+        assert_eq!(at(1, 1), &[255, 0, 255]);
+        assert_ne!(at(2, 2), &[255, 0, 255]);
+    }
+}
