@@ -18,6 +18,7 @@
 //! assert_eq!(blurred.truth.count, Some(5.0));
 //! ```
 
+pub mod compare;
 pub mod error;
 pub mod generate;
 pub mod perturb;

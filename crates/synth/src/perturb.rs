@@ -743,7 +743,7 @@ fn draw_bar(p: &mut Planes, top: usize, bar_h: usize, b: &InfoBarParams, rng: &m
     let bg = b.background_frac as f32 * m;
     let fg = b.text_frac as f32 * m;
     let set = |p: &mut Planes, x: usize, y: usize, v: f32| {
-        if x < w && y < top + bar_h {
+        if x < w && y >= top && y < top + bar_h {
             for ch in 0..c {
                 p.data[(y * w + x) * c + ch] = v;
             }
