@@ -1,10 +1,54 @@
-//! `mica merge` (issue #7).
+//! `mica merge OUT INPUTS...`: combines the stores of sharded runs (issue #7).
 
 use super::Ctx;
+use std::path::PathBuf;
 
+/// Merge results stores (e.g. of `mica run --shard I/N` jobs) into one. Predictions already in the
+/// output are kept; a prediction present in two stores with different values is reported.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The merged store (created if missing).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// The stores to merge into it.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
 
-pub fn run(_args: Args, _ctx: &Ctx) -> anyhow::Result<i32> {
-    super::not_implemented("`mica merge`", 7)
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let mut out = mica_store::Store::open(&args.out)?;
+    let mut conflicts = 0usize;
+    for input in &args.inputs {
+        if input == &args.out {
+            anyhow::bail!("{}: cannot merge a store into itself", input.display());
+        }
+        let s = out.merge_from(input)?;
+        for k in &s.conflicts {
+            eprintln!(
+                "warning: {}: {}/{}/{}/{} differs from the merged store; kept the earlier one",
+                input.display(),
+                k.dataset,
+                k.sample_id,
+                k.task,
+                k.method
+            );
+        }
+        conflicts += s.conflicts.len();
+        if !ctx.quiet {
+            eprintln!(
+                "{}: {} runs, {} samples, {} predictions added, {} already present",
+                input.display(),
+                s.runs,
+                s.samples,
+                s.predictions_added,
+                s.predictions_same
+            );
+        }
+    }
+    println!("{}", args.out.display());
+    Ok(if conflicts > 0 {
+        crate::exit::PARTIAL
+    } else {
+        crate::exit::SUCCESS
+    })
 }

@@ -1,10 +1,69 @@
-//! `mica report` (issue #7).
+//! `mica report STORE`: the HTML report and CSV/JSON tables of a results store (issue #7).
 
 use super::Ctx;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
 
+/// Write one self-contained HTML report (inline SVG figures, no network, no JavaScript) and every
+/// table as CSV and JSON, from a results store.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The results store written by `mica run`.
+    #[arg(default_value = "results/results.sqlite")]
+    pub store: PathBuf,
+    /// Output folder (report.html and tables/).
+    #[arg(long, default_value = "results/report")]
+    pub out: PathBuf,
+    /// Report title (default: the study name).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = 2000)]
+    pub resamples: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Leave out the difference overlays (they read every mask file).
+    #[arg(long)]
+    pub no_overlays: bool,
+}
 
-pub fn run(_args: Args, _ctx: &Ctx) -> anyhow::Result<i32> {
-    super::not_implemented("`mica report`", 7)
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let opts = mica_report::ReportOptions {
+        title: args.title.clone(),
+        bootstrap: mica_metrics::bootstrap::BootstrapConfig {
+            resamples: args.resamples,
+            seed: args.seed,
+            level: 0.95,
+        },
+        overlays: !args.no_overlays,
+    };
+    let path = write_report(&args.store, &args.out, &opts, ctx)?;
+    println!("{}", path.display());
+    Ok(crate::exit::SUCCESS)
+}
+
+/// Builds and writes the report of `store` into `out`; returns the HTML path.
+pub fn write_report(
+    store: &Path,
+    out: &Path,
+    opts: &mica_report::ReportOptions,
+    ctx: &Ctx,
+) -> anyhow::Result<PathBuf> {
+    if !store.is_file() {
+        anyhow::bail!(
+            "{}: no results store here (run `mica run STUDY.toml --store {}` first)",
+            store.display(),
+            store.display()
+        );
+    }
+    let s = mica_store::Store::open_read_only(store)?;
+    let report = mica_report::build(&s, opts)
+        .with_context(|| format!("cannot build the report of {}", store.display()))?;
+    if !ctx.quiet {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    Ok(report.write(out)?)
 }

@@ -80,10 +80,13 @@ pub fn build(study: &Study, spec: &MethodSpec) -> anyhow::Result<Runtime> {
             }
             Ok(Runtime::Imported(ImportedAnswers { answers, sources }))
         }
-        MethodSpec::Classical { preset, .. } => match classical_segmenter(preset) {
-            Ok(s) => Ok(Runtime::Segmenter(s)),
-            Err(reason) => Ok(Runtime::Skipped(reason)),
-        },
+        MethodSpec::Classical { name, preset, .. } => {
+            let p: mica_classical::Preset =
+                preset.parse().with_context(|| format!("method {name:?}"))?;
+            let c = mica_classical::Classical::preset(p)
+                .with_context(|| format!("method {name:?}: preset {preset:?}"))?;
+            Ok(Runtime::Segmenter(Box::new(c)))
+        }
         MethodSpec::Sam {
             preset, weights, ..
         } => Ok(Runtime::Skipped(sam_unavailable_reason(
@@ -92,13 +95,6 @@ pub fn build(study: &Study, spec: &MethodSpec) -> anyhow::Result<Runtime> {
         ))),
         MethodSpec::Vlm { model, .. } => Ok(Runtime::Skipped(vlm_unavailable_reason(model))),
     }
-}
-
-/// The classical segmenter of a preset.
-fn classical_segmenter(preset: &str) -> Result<Box<dyn Segmenter>, String> {
-    Err(format!(
-        "the classical method (preset {preset:?}) is not available in this build yet (issue #4)"
-    ))
 }
 
 /// Why SAM does not run, with how to get the weights.

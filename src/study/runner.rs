@@ -537,32 +537,26 @@ pub fn read_truth_foreground(path: &Path) -> Result<BinaryMask, String> {
     Ok(BinaryMask::from_image_above(&img.to_gray(), 0.0))
 }
 
-/// Dice and Jaccard of a predicted foreground against the truth.
+/// Foreground metrics of a prediction against the truth (mica-metrics): Dice, Jaccard, precision,
+/// recall, Hausdorff and its 95th percentile in pixels.
 fn overlap_metrics(truth: &BinaryMask, pred: &BinaryMask) -> Result<Vec<(String, f64)>, String> {
-    if (truth.width(), truth.height()) != (pred.width(), pred.height()) {
-        return Err(format!(
-            "truth mask is {}x{}, prediction {}x{}",
-            truth.width(),
-            truth.height(),
-            pred.width(),
-            pred.height()
-        ));
-    }
-    let (mut inter, mut t, mut p) = (0usize, 0usize, 0usize);
-    for (&a, &b) in truth.as_slice().iter().zip(pred.as_slice()) {
-        inter += (a && b) as usize;
-        t += a as usize;
-        p += b as usize;
-    }
-    let (dice, jaccard) = if t + p == 0 {
-        (1.0, 1.0)
-    } else {
-        (
-            2.0 * inter as f64 / (t + p) as f64,
-            inter as f64 / (t + p - inter) as f64,
-        )
-    };
-    Ok(vec![("dice".into(), dice), ("jaccard".into(), jaccard)])
+    let s = mica_metrics::foreground::foreground_scores(truth, pred).map_err(|e| e.to_string())?;
+    let mut out = vec![
+        ("dice".to_string(), s.dice),
+        ("jaccard".to_string(), s.jaccard),
+    ];
+    let optional = [
+        ("precision", s.precision),
+        ("recall", s.recall),
+        ("hausdorff_px", s.hausdorff_px),
+        ("hausdorff95_px", s.hausdorff95_px),
+    ];
+    out.extend(
+        optional
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n.to_string(), v))),
+    );
+    Ok(out)
 }
 
 fn print_plan(

@@ -1,1 +1,1051 @@
-//! Self-contained HTML reports with inline SVG figures
+//! # mica-report
+//!
+//! One self-contained HTML report of a results store ([`mica_store::Store`]): inline SVG figures
+//! and inline PNG overlays, no network, no JavaScript, every piece of model or file text escaped;
+//! plus every table as CSV and JSON.
+//!
+//! Front door: [`build`] reads a store into a [`Report`]; [`Report::write`] writes
+//! `report.html` and `tables/<id>.csv|json` into a folder.
+//!
+//! Sections: methods (and why any were skipped), counting (per dataset and stain: MAE with a 95 %
+//! bootstrap interval, RMSE, bias, MAPE, exact, r, R²; predicted-vs-true scatter with y = x per
+//! method; signed error against true count and blur level), segmentation (Dice and Jaccard with
+//! intervals, Dice per image, difference overlays of the best, median and worst image: red =
+//! predicted only, blue = truth only, green = both), classification (accuracy with interval,
+//! confusion matrices), VQA answers side by side with the reference, failures, provenance.
+
+pub mod html;
+pub mod svg;
+
+pub use html::{escape, Cell, Table};
+
+use base64::Engine;
+use mica_core::{BinaryMask, Image};
+use mica_metrics::bootstrap::{bootstrap_interval, BootstrapConfig};
+use mica_store::{Prediction, SampleRecord, Status, Store};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use svg::Point;
+
+/// Result alias of the report crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] mica_store::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("table {table}: {reason}")]
+    Table { table: String, reason: String },
+}
+
+/// Report settings.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Title; default: the study name of the first run.
+    pub title: Option<String>,
+    /// Bootstrap resamples and seed of every interval.
+    pub bootstrap: BootstrapConfig,
+    /// Include difference overlays (reads the mask files).
+    pub overlays: bool,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            title: None,
+            bootstrap: BootstrapConfig {
+                resamples: 2000,
+                seed: 42,
+                level: 0.95,
+            },
+            overlays: true,
+        }
+    }
+}
+
+/// A built report.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub html: String,
+    pub tables: Vec<Table>,
+    /// Things the report could not show (unreadable mask files, ...), also listed in the HTML.
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// Writes `report.html` and `tables/<id>.csv` / `.json` into `dir`; returns the HTML path.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file that could not be written.
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        let tables = dir.join("tables");
+        std::fs::create_dir_all(&tables).map_err(io(&tables))?;
+        for t in &self.tables {
+            let csv = t.to_csv().map_err(|e| Error::Table {
+                table: t.id.clone(),
+                reason: e.to_string(),
+            })?;
+            let p = tables.join(format!("{}.csv", t.id));
+            std::fs::write(&p, csv).map_err(io(&p))?;
+            let p = tables.join(format!("{}.json", t.id));
+            let json = serde_json::to_string_pretty(&t.to_json()).unwrap_or_default();
+            std::fs::write(&p, json).map_err(io(&p))?;
+        }
+        let p = dir.join("report.html");
+        std::fs::write(&p, &self.html).map_err(io(&p))?;
+        Ok(p)
+    }
+}
+
+struct Ctx<'a> {
+    samples: BTreeMap<(String, String), &'a SampleRecord>,
+    store_dir: PathBuf,
+    opts: &'a ReportOptions,
+    tables: Vec<Table>,
+    warnings: Vec<String>,
+    body: String,
+    /// Method name → colour index, stable across figures.
+    method_index: BTreeMap<String, usize>,
+}
+
+impl Ctx<'_> {
+    fn push_table(&mut self, t: Table) {
+        self.body.push_str(&format!(
+            "<h4>{}</h4>\n{}<p class=\"files\">tables/{}.csv, tables/{}.json</p>\n",
+            escape(&t.title),
+            t.to_html(),
+            escape(&t.id),
+            escape(&t.id)
+        ));
+        self.tables.push(t);
+    }
+
+    fn colour(&self, method: &str) -> &'static str {
+        svg::colour(self.method_index.get(method).copied().unwrap_or(0))
+    }
+
+    fn ci_mean(&self, values: &[f64]) -> Option<(f64, f64)> {
+        bootstrap_interval(values.len(), &self.opts.bootstrap, |idx| {
+            Some(idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len() as f64)
+        })
+        .ok()
+        .flatten()
+        .map(|i| (i.low, i.high))
+    }
+}
+
+/// Builds the report of a store.
+///
+/// # Errors
+/// Errors reading the store. Unreadable mask files are warnings, not errors.
+pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
+    let samples = store.samples()?;
+    let preds = store.predictions()?;
+    let metrics = store.image_metrics()?;
+    let methods = store.methods()?;
+    let runs = store.runs()?;
+    let mut method_index = BTreeMap::new();
+    for m in &methods {
+        let i = method_index.len();
+        method_index.entry(m.name.clone()).or_insert(i);
+    }
+    for p in &preds {
+        let i = method_index.len();
+        method_index.entry(p.key.method.clone()).or_insert(i);
+    }
+    let mut ctx = Ctx {
+        samples: samples
+            .iter()
+            .map(|s| ((s.dataset.clone(), s.sample_id.clone()), s))
+            .collect(),
+        store_dir: store
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        opts,
+        tables: Vec::new(),
+        warnings: Vec::new(),
+        body: String::new(),
+        method_index,
+    };
+    let title = opts
+        .title
+        .clone()
+        .or_else(|| runs.first().map(|r| r.study_name.clone()))
+        .unwrap_or_else(|| "mica report".into());
+
+    // Methods.
+    ctx.body
+        .push_str("<section id=\"methods\"><h2>Methods</h2>\n");
+    let mut t = Table::new(
+        "methods",
+        "Methods of the study",
+        &["method", "kind", "status", "settings"],
+    );
+    for m in &methods {
+        t.rows.push(vec![
+            Cell::text(&m.name),
+            Cell::text(&m.kind),
+            Cell::text(match &m.skipped_reason {
+                Some(r) => format!("skipped: {r}"),
+                None => "ran".into(),
+            }),
+            Cell::text(&m.settings_json),
+        ]);
+    }
+    ctx.push_table(t);
+    ctx.body.push_str("</section>\n");
+
+    let by_task =
+        |task: &str| -> Vec<&Prediction> { preds.iter().filter(|p| p.key.task == task).collect() };
+    section_counting(&mut ctx, &by_task("count"));
+    section_segmentation(&mut ctx, &by_task("segment"), &metrics);
+    section_classification(&mut ctx, &by_task("classify"));
+    section_vqa(&mut ctx, &by_task("vqa"));
+    section_failures(&mut ctx, &preds);
+    section_provenance(&mut ctx, &runs, &preds, store.path());
+
+    let mut warn_html = String::new();
+    if !ctx.warnings.is_empty() {
+        warn_html.push_str("<section id=\"warnings\"><h2>Warnings</h2><ul>");
+        for w in &ctx.warnings {
+            warn_html.push_str(&format!("<li>{}</li>", escape(w)));
+        }
+        warn_html.push_str("</ul></section>");
+    }
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><style>{CSS}</style></head><body>\n\
+         <header><h1>{t}</h1><p>{n_s} samples, {n_p} predictions, {n_m} methods. Made by mica {v}. \
+         Intervals are 95 % percentile bootstrap intervals over images ({r} resamples, seed {seed}).</p>\
+         <nav><a href=\"#methods\">Methods</a> · <a href=\"#counting\">Counting</a> · \
+         <a href=\"#segmentation\">Segmentation</a> · <a href=\"#classification\">Classification</a> · \
+         <a href=\"#vqa\">VQA</a> · <a href=\"#failures\">Failures</a> · <a href=\"#provenance\">Provenance</a></nav></header>\n\
+         <main>{warn_html}{body}</main></body></html>\n",
+        t = escape(&title),
+        n_s = samples.len(),
+        n_p = preds.len(),
+        n_m = methods.len(),
+        v = escape(env!("CARGO_PKG_VERSION")),
+        r = opts.bootstrap.resamples,
+        seed = opts.bootstrap.seed,
+        body = ctx.body,
+    );
+    Ok(Report {
+        html,
+        tables: ctx.tables,
+        warnings: ctx.warnings,
+    })
+}
+
+const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}\
+header,main{max-width:1200px;margin:0 auto;padding:0 16px}h1{margin:16px 0 4px}h2{border-bottom:2px solid #0072B2;padding-bottom:2px;margin-top:32px}\
+nav a{color:#0072B2}.tw{overflow-x:auto}table{border-collapse:collapse;margin:6px 0;background:#fff}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}\
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eef3f8}.files{color:#777;font-size:12px;margin:0 0 10px}\
+.figs{display:flex;flex-wrap:wrap;gap:10px}svg.fig{background:#fff;border:1px solid #e3e3e3}svg .tk{font-size:10px;fill:#333}svg .lb{font-size:11px;fill:#222}svg .tt{font-size:12px;font-weight:600;fill:#222}\
+figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:6px}figure img{display:block;max-width:340px;height:auto;image-rendering:pixelated}figcaption{font-size:12px;max-width:340px}\
+.note{color:#555}.ans{white-space:pre-wrap;max-width:420px}";
+
+fn fmt_ci(c: Option<(f64, f64)>) -> Cell {
+    Cell::Interval(c, 2)
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Groups predictions by dataset, then method (sorted).
+fn by_dataset_method<'a>(
+    preds: &[&'a Prediction],
+) -> BTreeMap<String, BTreeMap<String, Vec<&'a Prediction>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<&Prediction>>> = BTreeMap::new();
+    for p in preds {
+        out.entry(p.key.dataset.clone())
+            .or_default()
+            .entry(p.key.method.clone())
+            .or_default()
+            .push(p);
+    }
+    out
+}
+
+fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
+    ctx.body
+        .push_str("<section id=\"counting\"><h2>Counting</h2>\n");
+    if preds.is_empty() {
+        ctx.body
+            .push_str("<p class=\"note\">No counting predictions in this store.</p></section>\n");
+        return;
+    }
+    ctx.body.push_str(
+        "<p class=\"note\">n = images with a numeric answer (scored); missing = images without one \
+         (empty cell, unparsable answer, or failure), never silently dropped. Bias = mean(prediction − truth). \
+         MAPE and exact as fractions. R² is against the line y = x (can be negative).</p>\n",
+    );
+    let mut table = Table::new(
+        "counting",
+        "Counting error per dataset and method",
+        &[
+            "dataset",
+            "stratum",
+            "method",
+            "n",
+            "missing",
+            "MAE",
+            "MAE 95% CI",
+            "RMSE",
+            "bias",
+            "MAPE",
+            "exact",
+            "pearson_r",
+            "R2",
+        ],
+    );
+    let grouped = by_dataset_method(preds);
+    for (dataset, methods) in &grouped {
+        // Strata: all, and per stain when the samples have one.
+        let mut strata: Vec<(String, Option<(String, String)>)> = vec![("all".into(), None)];
+        let stains: BTreeSet<String> = methods
+            .values()
+            .flatten()
+            .filter_map(|p| {
+                ctx.samples
+                    .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
+            })
+            .filter_map(|s| s.meta.get("stain").cloned())
+            .collect();
+        if stains.len() > 1 {
+            for s in stains {
+                strata.push((format!("stain {s}"), Some(("stain".into(), s))));
+            }
+        }
+        for (label, filter) in &strata {
+            for (method, ps) in methods {
+                let mut pairs = Vec::new();
+                let mut missing = 0usize;
+                for p in ps {
+                    let Some(s) = ctx
+                        .samples
+                        .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
+                    else {
+                        continue;
+                    };
+                    if let Some((k, v)) = filter {
+                        if s.meta.get(k) != Some(v) {
+                            continue;
+                        }
+                    }
+                    let Some(t) = s.truth_count else { continue };
+                    match (p.status, p.value_num) {
+                        (Status::Ok, Some(v)) => pairs.push((t, v)),
+                        _ => missing += 1,
+                    }
+                }
+                let sc = mica_metrics::counting::scores_of_pairs(&pairs, missing);
+                let errs: Vec<f64> = pairs.iter().map(|(t, p)| (p - t).abs()).collect();
+                let ci = ctx.ci_mean(&errs);
+                table.rows.push(vec![
+                    Cell::text(dataset),
+                    Cell::text(label),
+                    Cell::text(method),
+                    Cell::Int(sc.n as i64),
+                    Cell::Int(sc.missing as i64),
+                    Cell::Num(sc.mae, 2),
+                    fmt_ci(ci),
+                    Cell::Num(sc.rmse, 2),
+                    Cell::Num(sc.bias, 2),
+                    Cell::Num(sc.mape, 3),
+                    Cell::Num(sc.exact, 3),
+                    Cell::Num(sc.pearson_r, 3),
+                    Cell::Num(sc.r2, 3),
+                ]);
+            }
+        }
+    }
+    ctx.push_table(table);
+
+    for (dataset, methods) in &grouped {
+        ctx.body.push_str(&format!(
+            "<h3>{}: predicted vs true count</h3><div class=\"figs\">",
+            escape(dataset)
+        ));
+        let mut err_series = Vec::new();
+        let mut blur_series = Vec::new();
+        for (method, ps) in methods {
+            let mut pts = Vec::new();
+            let mut errs = Vec::new();
+            let mut blur_pts = Vec::new();
+            for p in ps {
+                let Some(s) = ctx
+                    .samples
+                    .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
+                else {
+                    continue;
+                };
+                if let (Some(t), Some(v), Status::Ok) = (s.truth_count, p.value_num, p.status) {
+                    let label = format!("{}: true {t}, predicted {v}", p.key.sample_id);
+                    pts.push(Point {
+                        x: t,
+                        y: v,
+                        label: label.clone(),
+                    });
+                    errs.push(Point {
+                        x: t,
+                        y: v - t,
+                        label: label.clone(),
+                    });
+                    if let Some(b) = s.meta.get("blur").and_then(|b| b.parse::<f64>().ok()) {
+                        blur_pts.push(Point {
+                            x: b,
+                            y: (v - t).abs(),
+                            label,
+                        });
+                    }
+                }
+            }
+            let svg = svg::scatter_identity(
+                method,
+                "true count",
+                "predicted count",
+                &pts,
+                ctx.colour(method),
+            );
+            ctx.body.push_str(&svg);
+            err_series.push((method.clone(), errs));
+            blur_series.push((method.clone(), blur_pts));
+        }
+        ctx.body.push_str("</div>\n");
+        // Series keep their method's colour from the scatter plots.
+        let colours: Vec<&str> = err_series.iter().map(|(m, _)| ctx.colour(m)).collect();
+        ctx.body.push_str(&svg::multi_series(
+            &format!("{dataset}: count error against true count"),
+            "true count",
+            "predicted − true",
+            &err_series,
+            &colours,
+            None,
+            Some(0.0),
+        ));
+        let blur_levels: BTreeSet<String> = blur_series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|p| format!("{}", p.x)))
+            .collect();
+        if blur_levels.len() > 1 {
+            ctx.body.push_str(&svg::multi_series(
+                &format!("{dataset}: absolute count error against blur level"),
+                "blur level (BBBC005 F)",
+                "|predicted − true|",
+                &blur_series,
+                &colours,
+                None,
+                Some(0.0),
+            ));
+        } else {
+            ctx.body.push_str("<p class=\"note\">Count error against blur level: this dataset has a single blur level.</p>");
+        }
+    }
+    ctx.body.push_str("</section>\n");
+}
+
+fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_store::ImageMetric]) {
+    ctx.body
+        .push_str("<section id=\"segmentation\"><h2>Segmentation</h2>\n");
+    if preds.is_empty() {
+        ctx.body.push_str(
+            "<p class=\"note\">No segmentation predictions in this store.</p></section>\n",
+        );
+        return;
+    }
+    ctx.body.push_str(
+        "<p class=\"note\">Foreground overlap of the predicted mask with the true mask, per image. \
+         Dice = 2|T∩P|/(|T|+|P|), Jaccard = |T∩P|/|T∪P|.</p>\n",
+    );
+    let mut per: BTreeMap<(String, String), BTreeMap<String, BTreeMap<String, f64>>> =
+        BTreeMap::new();
+    for m in metrics.iter().filter(|m| m.key.task == "segment") {
+        per.entry((m.key.dataset.clone(), m.key.method.clone()))
+            .or_default()
+            .entry(m.key.sample_id.clone())
+            .or_default()
+            .insert(m.name.clone(), m.value);
+    }
+    let mut table = Table::new(
+        "segmentation",
+        "Foreground segmentation per dataset and method",
+        &[
+            "dataset",
+            "method",
+            "n",
+            "not scored",
+            "mean Dice",
+            "Dice 95% CI",
+            "mean Jaccard",
+            "Jaccard 95% CI",
+        ],
+    );
+    let mut per_image = Table::new(
+        "segmentation_per_image",
+        "Per-image segmentation metrics",
+        &[
+            "dataset",
+            "method",
+            "sample",
+            "dice",
+            "jaccard",
+            "hausdorff_px",
+        ],
+    );
+    let grouped = by_dataset_method(preds);
+    for (dataset, methods) in &grouped {
+        let mut dice_series = Vec::new();
+        let mut overlays = String::new();
+        for (method, ps) in methods {
+            let imgs = per.get(&(dataset.clone(), method.clone()));
+            let mut dice = Vec::new();
+            let mut jac = Vec::new();
+            let mut ranked: Vec<(f64, &Prediction)> = Vec::new();
+            for p in ps {
+                let m = imgs.and_then(|i| i.get(&p.key.sample_id));
+                if let Some(m) = m {
+                    if let (Some(&d), Some(&j)) = (m.get("dice"), m.get("jaccard")) {
+                        dice.push(d);
+                        jac.push(j);
+                        ranked.push((d, p));
+                    }
+                    per_image.rows.push(vec![
+                        Cell::text(dataset),
+                        Cell::text(method),
+                        Cell::text(&p.key.sample_id),
+                        Cell::Num(m.get("dice").copied(), 4),
+                        Cell::Num(m.get("jaccard").copied(), 4),
+                        Cell::Num(m.get("hausdorff_px").copied(), 1),
+                    ]);
+                }
+            }
+            let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+            table.rows.push(vec![
+                Cell::text(dataset),
+                Cell::text(method),
+                Cell::Int(dice.len() as i64),
+                Cell::Int((ps.len() - dice.len()) as i64),
+                Cell::Num(mean(&dice), 3),
+                Cell::Interval(ctx.ci_mean(&dice), 3),
+                Cell::Num(mean(&jac), 3),
+                Cell::Interval(ctx.ci_mean(&jac), 3),
+            ]);
+            ranked.sort_by(|a, b| {
+                a.0.total_cmp(&b.0)
+                    .then(a.1.key.sample_id.cmp(&b.1.key.sample_id))
+            });
+            let pts: Vec<Point> = ranked
+                .iter()
+                .enumerate()
+                .map(|(i, (d, p))| Point {
+                    x: i as f64 + 1.0,
+                    y: *d,
+                    label: format!("{}: Dice {d:.3}", p.key.sample_id),
+                })
+                .collect();
+            dice_series.push((method.clone(), pts));
+            if ctx.opts.overlays && !ranked.is_empty() {
+                let picks = [
+                    ("worst", 0),
+                    ("median", ranked.len() / 2),
+                    ("best", ranked.len() - 1),
+                ];
+                let mut seen = BTreeSet::new();
+                overlays.push_str(&format!(
+                    "<h4>{}: difference overlays</h4><div class=\"figs\">",
+                    escape(method)
+                ));
+                for (what, i) in picks {
+                    if !seen.insert(i) {
+                        continue;
+                    }
+                    let (d, p) = ranked[i];
+                    match overlay_data_uri(ctx, p) {
+                        Ok(uri) => overlays.push_str(&format!(
+                            "<figure><img src=\"{uri}\" alt=\"difference overlay of {id}\"><figcaption>{what}: {id}, Dice {d:.3}</figcaption></figure>",
+                            id = escape(&p.key.sample_id)
+                        )),
+                        Err(e) => ctx.warnings.push(format!("overlay of {} ({method}): {e}", p.key.sample_id)),
+                    }
+                }
+                overlays.push_str("</div>\n");
+            }
+        }
+        ctx.body.push_str(&format!("<h3>{}</h3>", escape(dataset)));
+        ctx.body.push_str(&svg::multi_series(
+            &format!("{dataset}: Dice per image (images sorted by Dice, per method)"),
+            "image rank",
+            "Dice",
+            &dice_series,
+            &dice_series
+                .iter()
+                .map(|(m, _)| ctx.colour(m))
+                .collect::<Vec<_>>(),
+            Some((0.0, 1.0)),
+            None,
+        ));
+        ctx.body.push_str("<p class=\"note\">Overlays: <span style=\"color:#d00\">red = predicted only</span>, \
+            <span style=\"color:#00d\">blue = truth only</span>, <span style=\"color:#0a0\">green = both</span>.</p>");
+        ctx.body.push_str(&overlays);
+    }
+    ctx.push_table(table);
+    ctx.push_table(per_image);
+    ctx.body.push_str("</section>\n");
+}
+
+/// The red/blue/green difference image of a prediction's mask against the truth, as a PNG data URI.
+fn overlay_data_uri(ctx: &Ctx, p: &Prediction) -> Result<String, String> {
+    let sample = ctx
+        .samples
+        .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
+        .ok_or("no sample record")?;
+    let truth_path = sample.truth_mask.as_ref().ok_or("no truth mask")?;
+    let mask = p.mask.as_ref().ok_or("no predicted mask file")?;
+    let pred_path = {
+        let pp = PathBuf::from(&mask.path);
+        if pp.is_absolute() {
+            pp
+        } else {
+            ctx.store_dir.join(pp)
+        }
+    };
+    let read = |path: &Path| -> Result<BinaryMask, String> {
+        let img = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
+        Ok(BinaryMask::from_image_above(&img.to_gray(), 0.0))
+    };
+    let truth = read(Path::new(truth_path))?;
+    let pred = read(&pred_path)?;
+    let png = difference_png(&truth, &pred)?;
+    Ok(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    ))
+}
+
+/// PNG bytes of the difference image: red = predicted only, blue = truth only, green = both,
+/// black = neither.
+///
+/// # Errors
+/// When the masks differ in size.
+pub fn difference_png(truth: &BinaryMask, pred: &BinaryMask) -> Result<Vec<u8>, String> {
+    if (truth.width(), truth.height()) != (pred.width(), pred.height()) {
+        return Err(format!(
+            "truth mask is {}x{}, predicted mask {}x{}",
+            truth.width(),
+            truth.height(),
+            pred.width(),
+            pred.height()
+        ));
+    }
+    let mut rgb = Vec::with_capacity(truth.as_slice().len() * 3);
+    for (&t, &p) in truth.as_slice().iter().zip(pred.as_slice()) {
+        rgb.extend_from_slice(match (t, p) {
+            (true, true) => &[0, 200, 0],
+            (false, true) => &[220, 0, 0],
+            (true, false) => &[0, 0, 230],
+            (false, false) => &[0, 0, 0],
+        });
+    }
+    let img = Image::rgb8(truth.width(), truth.height(), rgb).map_err(|e| e.to_string())?;
+    mica_core::io::encode_png(&img).map_err(|e| e.to_string())
+}
+
+fn section_classification(ctx: &mut Ctx, preds: &[&Prediction]) {
+    ctx.body
+        .push_str("<section id=\"classification\"><h2>Classification</h2>\n");
+    if preds.is_empty() {
+        ctx.body.push_str(
+            "<p class=\"note\">No classification predictions in this store.</p></section>\n",
+        );
+        return;
+    }
+    ctx.body.push_str("<p class=\"note\">An answer that names no class counts as wrong (the study's rule) and is shown in the column \"none\".</p>");
+    let mut table = Table::new(
+        "classification",
+        "Classification per dataset and method",
+        &[
+            "dataset",
+            "method",
+            "n",
+            "unparsed",
+            "accuracy",
+            "accuracy 95% CI",
+            "balanced accuracy",
+            "macro F1",
+        ],
+    );
+    let mut figs = String::new();
+    let mut conf_tables = Vec::new();
+    for (dataset, methods) in by_dataset_method(preds) {
+        for (method, ps) in methods {
+            let mut truth_names = Vec::new();
+            let mut pred_names = Vec::new();
+            for p in &ps {
+                let Some(t) = ctx
+                    .samples
+                    .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
+                    .and_then(|s| s.truth_class.clone())
+                else {
+                    continue;
+                };
+                truth_names.push(t);
+                pred_names.push(if p.status == Status::Ok {
+                    p.value_text.clone()
+                } else {
+                    None
+                });
+            }
+            if truth_names.is_empty() {
+                continue;
+            }
+            let classes: Vec<String> = truth_names
+                .iter()
+                .cloned()
+                .chain(pred_names.iter().flatten().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let idx = |c: &str| classes.iter().position(|x| x == c).unwrap_or(0);
+            let t: Vec<usize> = truth_names.iter().map(|c| idx(c)).collect();
+            let p: Vec<Option<usize>> = pred_names.iter().map(|c| c.as_deref().map(idx)).collect();
+            let Ok(rep) = mica_metrics::classification::classification_report(&classes, &t, &p)
+            else {
+                continue;
+            };
+            let correct: Vec<f64> = t
+                .iter()
+                .zip(&p)
+                .map(|(a, b)| (Some(*a) == *b) as u8 as f64)
+                .collect();
+            table.rows.push(vec![
+                Cell::text(&dataset),
+                Cell::text(&method),
+                Cell::Int(rep.n as i64),
+                Cell::Int(rep.unparsed as i64),
+                Cell::Num(Some(rep.accuracy), 3),
+                Cell::Interval(ctx.ci_mean(&correct), 3),
+                Cell::Num(Some(rep.balanced_accuracy), 3),
+                Cell::Num(Some(rep.macro_f1), 3),
+            ]);
+            figs.push_str(&svg::confusion_heatmap(
+                &format!("{dataset}: {method}"),
+                &rep.confusion.rows,
+                &rep.confusion.columns,
+                &rep.confusion.counts,
+            ));
+            let mut cols = vec!["true class".to_string()];
+            cols.extend(rep.confusion.columns.iter().cloned());
+            let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+            let mut ct = Table::new(
+                format!("confusion_{}_{}", slug(&dataset), slug(&method)),
+                format!("Confusion matrix: {dataset}, {method}"),
+                &col_refs,
+            );
+            for (r, row) in rep.confusion.rows.iter().zip(&rep.confusion.counts) {
+                let mut cells = vec![Cell::text(r)];
+                cells.extend(row.iter().map(|&n| Cell::Int(n as i64)));
+                ct.rows.push(cells);
+            }
+            conf_tables.push(ct);
+        }
+    }
+    ctx.push_table(table);
+    ctx.body
+        .push_str(&format!("<div class=\"figs\">{figs}</div>"));
+    for t in conf_tables {
+        ctx.push_table(t);
+    }
+    ctx.body.push_str("</section>\n");
+}
+
+fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
+    ctx.body
+        .push_str("<section id=\"vqa\"><h2>Visual question answering</h2>\n");
+    if preds.is_empty() {
+        ctx.body
+            .push_str("<p class=\"note\">No VQA answers in this store.</p></section>\n");
+        return;
+    }
+    let methods: Vec<String> = preds
+        .iter()
+        .map(|p| p.key.method.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut cols = vec![
+        "dataset".to_string(),
+        "sample".into(),
+        "question".into(),
+        "reference".into(),
+    ];
+    cols.extend(methods.iter().cloned());
+    let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+    let mut t = Table::new(
+        "vqa_answers",
+        "Answers side by side with the expert's reference",
+        &col_refs,
+    );
+    let mut rows: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
+    for p in preds {
+        let text = p
+            .value_text
+            .clone()
+            .or_else(|| p.raw_answer.clone())
+            .or_else(|| p.failure.clone().map(|f| format!("(failed: {f})")))
+            .unwrap_or_default();
+        rows.entry((p.key.dataset.clone(), p.key.sample_id.clone()))
+            .or_default()
+            .insert(p.key.method.clone(), text);
+    }
+    for ((d, s), answers) in rows {
+        let rec = ctx.samples.get(&(d.clone(), s.clone()));
+        let q = rec
+            .and_then(|r| r.meta.get("question").cloned())
+            .unwrap_or_default();
+        let a = rec
+            .and_then(|r| r.meta.get("reference_answer").cloned())
+            .unwrap_or_default();
+        let mut cells = vec![Cell::text(d), Cell::text(s), Cell::text(q), Cell::text(a)];
+        cells.extend(
+            methods
+                .iter()
+                .map(|m| Cell::text(answers.get(m).cloned().unwrap_or_default())),
+        );
+        t.rows.push(cells);
+    }
+    ctx.push_table(t);
+    ctx.body.push_str("</section>\n");
+}
+
+fn section_failures(ctx: &mut Ctx, preds: &[Prediction]) {
+    ctx.body
+        .push_str("<section id=\"failures\"><h2>Failures and missing answers</h2>\n");
+    let mut per: BTreeMap<(String, String), (usize, BTreeMap<String, usize>)> = BTreeMap::new();
+    for p in preds.iter().filter(|p| p.failure.is_some()) {
+        let e = per
+            .entry((p.key.method.clone(), p.key.task.clone()))
+            .or_default();
+        e.0 += 1;
+        *e.1.entry(p.failure.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    let mut t = Table::new(
+        "failures",
+        "Predictions without a value, by method and task",
+        &["method", "task", "count", "reasons (count)"],
+    );
+    for ((m, task), (n, reasons)) in per {
+        let r = reasons
+            .iter()
+            .map(|(r, n)| format!("{r} ({n})"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        t.rows.push(vec![
+            Cell::text(m),
+            Cell::text(task),
+            Cell::Int(n as i64),
+            Cell::text(r),
+        ]);
+    }
+    if t.rows.is_empty() {
+        ctx.body
+            .push_str("<p class=\"note\">Every prediction has a value.</p>");
+    }
+    ctx.push_table(t);
+    ctx.body.push_str("</section>\n");
+}
+
+fn section_provenance(
+    ctx: &mut Ctx,
+    runs: &[mica_store::RunRecord],
+    preds: &[Prediction],
+    store: &Path,
+) {
+    ctx.body
+        .push_str("<section id=\"provenance\"><h2>Provenance</h2>\n");
+    ctx.body.push_str(&format!(
+        "<p>Results store: <code>{}</code></p>",
+        escape(&store.display().to_string())
+    ));
+    let mut t = Table::new(
+        "runs",
+        "Runs",
+        &[
+            "run",
+            "study",
+            "study sha256",
+            "mica version",
+            "settings",
+            "started (unix s)",
+            "finished (unix s)",
+        ],
+    );
+    for r in runs {
+        t.rows.push(vec![
+            Cell::Int(r.id),
+            Cell::text(&r.study_name),
+            Cell::text(&r.study_hash),
+            Cell::text(&r.mica_version),
+            Cell::text(&r.settings_json),
+            Cell::Int(r.started_unix_s),
+            match r.finished_unix_s {
+                Some(f) => Cell::Int(f),
+                None => Cell::text("not finished (interrupted?)"),
+            },
+        ]);
+    }
+    ctx.push_table(t);
+    let mut cost = Table::new(
+        "cost",
+        "Time, tokens and cost per method",
+        &[
+            "method",
+            "predictions",
+            "total time (s)",
+            "tokens in",
+            "tokens out",
+            "cost (USD)",
+        ],
+    );
+    let mut per: BTreeMap<String, (usize, f64, i64, i64, f64)> = BTreeMap::new();
+    for p in preds {
+        let e = per.entry(p.key.method.clone()).or_default();
+        e.0 += 1;
+        e.1 += p.elapsed_ms.unwrap_or(0.0) / 1e3;
+        e.2 += p.tokens_in.unwrap_or(0);
+        e.3 += p.tokens_out.unwrap_or(0);
+        e.4 += p.cost_usd.unwrap_or(0.0);
+    }
+    for (m, (n, s, ti, to, c)) in per {
+        cost.rows.push(vec![
+            Cell::text(m),
+            Cell::Int(n as i64),
+            Cell::Num(Some(s), 2),
+            Cell::Int(ti),
+            Cell::Int(to),
+            Cell::Num(Some(c), 4),
+        ]);
+    }
+    ctx.push_table(cost);
+    let mut data = Table::new(
+        "samples",
+        "Samples and their truth",
+        &[
+            "dataset",
+            "sample",
+            "path",
+            "true count",
+            "true class",
+            "truth mask",
+        ],
+    );
+    let mut recs: Vec<&&SampleRecord> = ctx.samples.values().collect();
+    recs.sort_by(|a, b| (&a.dataset, &a.sample_id).cmp(&(&b.dataset, &b.sample_id)));
+    for s in recs {
+        data.rows.push(vec![
+            Cell::text(&s.dataset),
+            Cell::text(&s.sample_id),
+            Cell::text(&s.path),
+            Cell::Num(s.truth_count, 0),
+            Cell::text(s.truth_class.clone().unwrap_or_default()),
+            Cell::text(s.truth_mask.clone().unwrap_or_default()),
+        ]);
+    }
+    // The samples table can be long: export it, show it folded.
+    ctx.body
+        .push_str("<details><summary>Samples and their truth</summary>");
+    ctx.push_table(data);
+    ctx.body.push_str("</details></section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mica_store::{MethodRecord, PredictionKey, SampleRecord};
+
+    #[test]
+    fn model_text_is_escaped_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        let mut store = store;
+        store
+            .upsert_samples(&[SampleRecord {
+                dataset: "d".into(),
+                sample_id: "<img src=x onerror=alert(1)>".into(),
+                path: "p".into(),
+                truth_count: Some(3.0),
+                truth_class: Some("A".into()),
+                truth_mask: None,
+                meta: Default::default(),
+            }])
+            .unwrap();
+        store
+            .upsert_method(&MethodRecord {
+                name: "m<script>".into(),
+                kind: "imported".into(),
+                settings_json: "{\"x\":\"</script>\"}".into(),
+                skipped_reason: None,
+            })
+            .unwrap();
+        for task in ["count", "classify", "vqa"] {
+            let key = PredictionKey::new("d", "<img src=x onerror=alert(1)>", task, "m<script>");
+            let mut p = Prediction::ok(key, 1);
+            p.raw_answer = Some("<script>alert('pwned')</script> Count: 4".into());
+            p.value_num = Some(4.0);
+            p.value_text = Some("<script>alert(2)</script>".into());
+            p.failure = Some("<b>bad</b>".into());
+            store.insert_prediction(&p, &[]).unwrap();
+        }
+        let r = build(&store, &ReportOptions::default()).unwrap();
+        assert!(!r.html.contains("<script"), "unescaped script tag");
+        assert!(!r.html.contains("<img src=x"), "unescaped img tag");
+        assert!(!r.html.contains("<b>bad"));
+        assert!(r.html.contains("&lt;script&gt;alert("));
+        let out = r.write(dir.path()).unwrap();
+        assert!(out.is_file());
+        assert!(dir.path().join("tables/counting.csv").is_file());
+    }
+
+    #[test]
+    fn difference_colours() {
+        let t = BinaryMask::new(3, 1, vec![true, true, false]).unwrap();
+        let p = BinaryMask::new(3, 1, vec![false, true, true]).unwrap();
+        let png = difference_png(&t, &p).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.png");
+        std::fs::write(&path, png).unwrap();
+        let img = mica_core::io::read_image(&path).unwrap();
+        let mica_core::Pixels::U8(v) = img.pixels() else {
+            panic!("8-bit expected")
+        };
+        assert_eq!(v.as_slice(), &[0, 0, 230, 0, 200, 0, 220, 0, 0]);
+    }
+}

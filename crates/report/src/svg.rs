@@ -1,0 +1,377 @@
+//! Hand-written SVG figures: scatter plots with the line y = x, per-image dot plots, confusion
+//! heat maps. Every label is escaped; points carry a `<title>` so a browser shows the image name on
+//! hover without JavaScript.
+//!
+//! Why not plotters: these four chart types are a few dozen lines each, the output is small and
+//! deterministic, text goes through one escaping function, and the report crate stays free of font
+//! and backend dependencies.
+
+use crate::html::escape;
+
+/// Colours for series, chosen to stay distinguishable (Okabe–Ito palette).
+pub const PALETTE: [&str; 8] = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000",
+];
+
+/// The colour of series `i`.
+pub fn colour(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// A point with its hover label.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub x: f64,
+    pub y: f64,
+    pub label: String,
+}
+
+/// "Nice" tick values covering `0..=max`.
+fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    let span = (hi - lo).max(1e-9);
+    let raw = span / n as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= n as f64)
+        .unwrap_or(10.0 * mag);
+    let start = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    let mut v = start;
+    while v <= hi + 1e-9 * span {
+        out.push(if v.abs() < 1e-12 { 0.0 } else { v });
+        v += step;
+    }
+    out
+}
+
+fn fmt_tick(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+struct Frame {
+    w: f64,
+    h: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+}
+
+impl Frame {
+    fn px(&self, x: f64) -> f64 {
+        self.left
+            + (x - self.x0) / (self.x1 - self.x0).max(1e-12) * (self.w - self.left - self.right)
+    }
+    fn py(&self, y: f64) -> f64 {
+        self.h
+            - self.bottom
+            - (y - self.y0) / (self.y1 - self.y0).max(1e-12) * (self.h - self.top - self.bottom)
+    }
+
+    fn axes(&self, out: &mut String, title: &str, xlabel: &str, ylabel: &str) {
+        let (l, r, t, b) = (
+            self.left,
+            self.w - self.right,
+            self.top,
+            self.h - self.bottom,
+        );
+        out.push_str(&format!(
+            "<rect x=\"{l}\" y=\"{t}\" width=\"{}\" height=\"{}\" fill=\"#fff\" stroke=\"#999\"/>",
+            r - l,
+            b - t
+        ));
+        for v in ticks(self.x0, self.x1, 5) {
+            let x = self.px(v);
+            out.push_str(&format!(
+                "<line x1=\"{x:.1}\" y1=\"{b}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#999\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\" class=\"tk\">{}</text>",
+                b + 4.0,
+                b + 15.0,
+                fmt_tick(v)
+            ));
+        }
+        for v in ticks(self.y0, self.y1, 5) {
+            let y = self.py(v);
+            out.push_str(&format!(
+                "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{l}\" y2=\"{y:.1}\" stroke=\"#999\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" class=\"tk\">{}</text>",
+                l - 4.0,
+                l - 6.0,
+                y + 3.5,
+                fmt_tick(v)
+            ));
+        }
+        out.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"14\" text-anchor=\"middle\" class=\"tt\">{}</text>",
+            (l + r) / 2.0,
+            escape(title)
+        ));
+        out.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" class=\"lb\">{}</text>",
+            (l + r) / 2.0,
+            self.h - 4.0,
+            escape(xlabel)
+        ));
+        out.push_str(&format!(
+            "<text transform=\"translate(12,{:.1}) rotate(-90)\" text-anchor=\"middle\" class=\"lb\">{}</text>",
+            (t + b) / 2.0,
+            escape(ylabel)
+        ));
+    }
+}
+
+fn open_svg(w: f64, h: f64, label: &str) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\" class=\"fig\">",
+        escape(label)
+    )
+}
+
+/// Predicted against true values of one method, with the line y = x.
+pub fn scatter_identity(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    pts: &[Point],
+    colour: &str,
+) -> String {
+    let max = pts
+        .iter()
+        .flat_map(|p| [p.x, p.y])
+        .filter(|v| v.is_finite())
+        .fold(1.0f64, f64::max)
+        * 1.05;
+    let f = Frame {
+        w: 260.0,
+        h: 260.0,
+        left: 44.0,
+        right: 10.0,
+        top: 22.0,
+        bottom: 34.0,
+        x0: 0.0,
+        x1: max,
+        y0: 0.0,
+        y1: max,
+    };
+    let mut s = open_svg(f.w, f.h, title);
+    f.axes(&mut s, title, xlabel, ylabel);
+    s.push_str(&format!(
+        "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#555\" stroke-dasharray=\"4 3\"><title>y = x</title></line>",
+        f.px(0.0),
+        f.py(0.0),
+        f.px(max),
+        f.py(max)
+    ));
+    for p in pts.iter().filter(|p| p.x.is_finite() && p.y.is_finite()) {
+        s.push_str(&format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.2\" fill=\"{colour}\" fill-opacity=\"0.75\" class=\"pt\"><title>{}</title></circle>",
+            f.px(p.x),
+            f.py(p.y),
+            escape(&p.label)
+        ));
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Several series of points on shared axes (e.g. signed count error against true count, or Dice
+/// per image), with a legend and an optional horizontal reference line.
+pub fn multi_series(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    series: &[(String, Vec<Point>)],
+    colours: &[&str],
+    y_range: Option<(f64, f64)>,
+    reference_y: Option<f64>,
+) -> String {
+    let all: Vec<&Point> = series
+        .iter()
+        .flat_map(|(_, p)| p)
+        .filter(|p| p.x.is_finite() && p.y.is_finite())
+        .collect();
+    let (mut x0, mut x1) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.x), b.max(p.x))
+        });
+    let (mut y0, mut y1) = match y_range {
+        Some(r) => r,
+        None => all
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.y), b.max(p.y))
+            }),
+    };
+    if let Some(r) = reference_y {
+        y0 = y0.min(r);
+        y1 = y1.max(r);
+    }
+    if !x0.is_finite() {
+        (x0, x1) = (0.0, 1.0);
+    }
+    if !y0.is_finite() {
+        (y0, y1) = (0.0, 1.0);
+    }
+    if x1 - x0 < 1e-9 {
+        x1 = x0 + 1.0;
+    }
+    if y1 - y0 < 1e-9 {
+        y1 = y0 + 1.0;
+    }
+    let pad = (x1 - x0) * 0.04;
+    let legend_h = 16.0 * series.len() as f64;
+    let f = Frame {
+        w: 560.0,
+        h: 280.0 + legend_h,
+        left: 50.0,
+        right: 12.0,
+        top: 22.0,
+        bottom: 34.0 + legend_h,
+        x0: x0 - pad,
+        x1: x1 + pad,
+        y0,
+        y1: y1 + (y1 - y0) * 0.03,
+    };
+    let mut s = open_svg(f.w, f.h, title);
+    f.axes(&mut s, title, xlabel, ylabel);
+    if let Some(r) = reference_y {
+        s.push_str(&format!(
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#555\" stroke-dasharray=\"4 3\"/>",
+            f.px(f.x0),
+            f.py(r),
+            f.px(f.x1),
+            f.py(r)
+        ));
+    }
+    for (i, (name, pts)) in series.iter().enumerate() {
+        let c = colours.get(i).copied().unwrap_or(colour(i));
+        for p in pts.iter().filter(|p| p.x.is_finite() && p.y.is_finite()) {
+            s.push_str(&format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{c}\" fill-opacity=\"0.75\" class=\"pt\"><title>{}: {}</title></circle>",
+                f.px(p.x),
+                f.py(p.y),
+                escape(name),
+                escape(&p.label)
+            ));
+        }
+        let ly = f.h - legend_h + 16.0 * i as f64 + 4.0;
+        s.push_str(&format!(
+            "<circle cx=\"{}\" cy=\"{ly:.1}\" r=\"4\" fill=\"{c}\"/><text x=\"{}\" y=\"{:.1}\" class=\"lb\">{}</text>",
+            f.left + 6.0,
+            f.left + 16.0,
+            ly + 4.0,
+            escape(name)
+        ));
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A confusion matrix as a heat map (rows = truth, columns = prediction), shaded by row fraction.
+pub fn confusion_heatmap(
+    title: &str,
+    rows: &[String],
+    cols: &[String],
+    counts: &[Vec<usize>],
+) -> String {
+    let cell = 30.0;
+    let label_w = 190.0;
+    let top = 150.0;
+    let w = label_w + cell * cols.len() as f64 + 10.0;
+    let h = top + cell * rows.len() as f64 + 10.0;
+    let mut s = open_svg(w, h, title);
+    s.push_str(&format!(
+        "<text x=\"4\" y=\"14\" class=\"tt\">{}</text><text x=\"4\" y=\"{}\" class=\"lb\">rows: true class; columns: predicted</text>",
+        escape(title),
+        top - 4.0
+    ));
+    for (j, c) in cols.iter().enumerate() {
+        let x = label_w + cell * j as f64 + cell / 2.0;
+        s.push_str(&format!(
+            "<text transform=\"translate({x:.1},{}) rotate(-55)\" class=\"tk\">{}</text>",
+            top - 18.0,
+            escape(c)
+        ));
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + cell * i as f64;
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" class=\"tk\">{}</text>",
+            label_w - 6.0,
+            y + cell / 2.0 + 4.0,
+            escape(r)
+        ));
+        let total: usize = counts.get(i).map(|r| r.iter().sum()).unwrap_or(0);
+        for (j, &n) in counts
+            .get(i)
+            .map(|r| r.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let frac = if total > 0 {
+                n as f64 / total as f64
+            } else {
+                0.0
+            };
+            let x = label_w + cell * j as f64;
+            let fill = if i == j { "0,114,178" } else { "213,94,0" };
+            s.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgba({fill},{:.3})\" stroke=\"#ccc\"><title>{} → {}: {n}</title></rect>",
+                0.08 + 0.85 * frac,
+                escape(r),
+                escape(cols.get(j).map(String::as_str).unwrap_or("")),
+            ));
+            if n > 0 {
+                s.push_str(&format!(
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" class=\"tk\">{n}</text>",
+                    x + cell / 2.0,
+                    y + cell / 2.0 + 4.0
+                ));
+            }
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_cover_range() {
+        let t = ticks(0.0, 100.0, 5);
+        assert_eq!(t.first(), Some(&0.0));
+        assert!(t.last().copied().unwrap_or(0.0) >= 80.0);
+        assert!(t.len() <= 7);
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        let svg = scatter_identity(
+            "<b>",
+            "x",
+            "y",
+            &[Point {
+                x: 1.0,
+                y: 2.0,
+                label: "<script>alert(1)</script>".into(),
+            }],
+            "#000",
+        );
+        assert!(!svg.contains("<script>"));
+        assert!(!svg.contains("<b>"));
+        assert!(svg.contains("&lt;script&gt;"));
+        assert!(svg.contains("y = x"));
+    }
+}
