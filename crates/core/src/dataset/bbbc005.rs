@@ -98,8 +98,8 @@ pub fn images_dir(root: &Path) -> PathBuf {
 
 /// Loads BBBC005 from `root`. Masks are looked up in `masks` if given, else `<root>/masks`;
 /// for a blurred image the mask of its F1 scene is used (recorded as `f1_scene` in the metadata).
-/// Files whose names do not parse are listed as problems. A missing mask is not a problem (the
-/// count is still truth); it is simply absent.
+/// Files whose names do not parse are listed as problems, and so is a mask missing from the mask
+/// folder (the image is kept: its count is still truth). Without a mask folder no mask is expected.
 ///
 /// # Errors
 /// [`Error::Io`] when the image folder cannot be listed; a given `masks` folder that does not
@@ -139,6 +139,11 @@ pub fn load(root: &Path, masks: Option<&Path>) -> Result<Dataset> {
             let m = md.join(&scene);
             if m.is_file() {
                 s.truth.mask = Some(m);
+            } else {
+                problems.push(Problem {
+                    path: m,
+                    reason: format!("mask of {name} not found (the image is kept, with its count)"),
+                });
             }
         }
         s.meta.insert("well".into(), parsed.well.clone());
