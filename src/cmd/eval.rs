@@ -1,17 +1,995 @@
-//! `mica eval` (issue #3).
+//! `mica eval` (issue #3): score predictions from files against truth.
+//!
+//! - `count`: a CSV with an image column, a truth column and one column per method.
+//! - `classify`: a CSV with a truth column and a prediction column.
+//! - `segment`: two folders of masks or label images, paired by file stem.
+//!
+//! Every aggregate comes with a seeded 95 % bootstrap interval (`--seed`, `--resamples`).
 
 use super::Ctx;
+use crate::exit;
+use anyhow::{bail, Context};
+use mica_core::{io, BinaryMask, Connectivity, Image, LabelImage};
+use mica_metrics::bootstrap::{
+    bootstrap_intervals, count_range_keys, paired_difference, stratify, BootstrapConfig, Interval,
+};
+use mica_metrics::classification::{classification_report, encode_classes, ClassificationReport};
+use mica_metrics::counting::{absolute_errors, scores_of_pairs, CountScores};
+use mica_metrics::foreground::{foreground_scores, row_vector_directed_hausdorff};
+use mica_metrics::instances::{instance_scores, InstanceReport, STANDARD_IOU_THRESHOLDS};
+use mica_metrics::parse::nffa_labels;
+use mica_metrics::table::{read_class_table, read_count_table, CountTable};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum EvalCommand {
-    /// Score counting predictions from a CSV.
-    Count,
-    /// Score classification predictions from a CSV.
-    Classify,
-    /// Score segmentation masks against truth masks.
-    Segment,
+    /// Score counting predictions from a CSV: one row per image, a truth column, one column per
+    /// method (the header is the method's name).
+    ///
+    /// Prints per method: n (images with a numeric answer, the ones scored), missing (images
+    /// without one: empty cells and non-numeric answers such as "NaN" or "about 40", each
+    /// reported), MAE, RMSE, bias (mean of prediction − truth), MAPE, exact-match rate, Pearson r
+    /// and R² against y = x, with 95 % bootstrap intervals. Rates are fractions.
+    Count(CountArgs),
+    /// Score classification predictions from a CSV: accuracy, balanced accuracy, macro-F1,
+    /// per-class precision/recall/F1/support and the confusion matrix (with a "none" column for
+    /// answers that named no class).
+    Classify(ClassifyArgs),
+    /// Score segmentation masks or label images against truth, pairing files by name (stem).
+    ///
+    /// A file with at most two distinct values (0 and one other) is a binary mask; its objects
+    /// are its 8-connected components. Any other integer image is a label image (0 = background).
+    /// Prints per image and aggregated: Dice, Jaccard, precision, recall, Hausdorff distance and
+    /// its 95th percentile (pixels), the study's row-vector "Hausdorff", and instance matching
+    /// scores at IoU 0.50..0.95.
+    Segment(SegmentArgs),
 }
 
-pub fn run(_cmd: EvalCommand, _ctx: &Ctx) -> anyhow::Result<i32> {
-    super::not_implemented("`mica eval`", 3)
+/// Bootstrap settings shared by the subcommands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BootstrapArgs {
+    /// Seed of the bootstrap resampling (same seed, same intervals).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Number of bootstrap resamples for the 95 % intervals.
+    #[arg(long, default_value_t = 2000)]
+    pub resamples: usize,
+}
+
+impl BootstrapArgs {
+    fn config(&self) -> anyhow::Result<BootstrapConfig> {
+        let c = BootstrapConfig {
+            resamples: self.resamples,
+            seed: self.seed,
+            level: 0.95,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CountArgs {
+    /// CSV of predictions: image name, truth, and one column per method.
+    #[arg(long, value_name = "FILE.csv")]
+    pub predictions: PathBuf,
+    /// Truth column (default: the column named "ground truth" or "truth").
+    #[arg(long, value_name = "NAME")]
+    pub truth_column: Option<String>,
+    /// Also score each count range, e.g. "10,50" gives <10, [10, 50), >=50 (by true count).
+    #[arg(long, value_name = "EDGES", value_delimiter = ',')]
+    pub count_ranges: Vec<f64>,
+    /// Compare every other method with this one: difference of MAE on the images both
+    /// answered, with a paired bootstrap interval.
+    #[arg(long, value_name = "METHOD")]
+    pub compare_to: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+}
+
+/// A label set for reading class answers as text.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelSet {
+    /// The study's ten NFFA-Europe SEM classes (ids 1-10 or names, plural/British spellings).
+    Nffa,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ClassifyArgs {
+    /// CSV of predictions.
+    #[arg(long, value_name = "FILE.csv")]
+    pub predictions: PathBuf,
+    /// Column with the true class.
+    #[arg(long, value_name = "NAME")]
+    pub truth_column: String,
+    /// Column with the predicted class.
+    #[arg(long, value_name = "NAME")]
+    pub pred_column: String,
+    /// Read both columns as free text against this label set (class number or name). Without
+    /// it, the trimmed cell is the class, and an empty cell or "NaN" names no class.
+    #[arg(long, value_name = "SET")]
+    pub labels: Option<LabelSet>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SegmentArgs {
+    /// Folder of true masks or label images.
+    #[arg(long, value_name = "DIR")]
+    pub truth: PathBuf,
+    /// Folder of predicted masks or label images (same file stems as the truth).
+    #[arg(long = "pred", value_name = "DIR")]
+    pub pred: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+}
+
+pub fn run(cmd: EvalCommand, ctx: &Ctx) -> anyhow::Result<i32> {
+    match cmd {
+        EvalCommand::Count(a) => run_count(&a, ctx),
+        EvalCommand::Classify(a) => run_classify(&a, ctx),
+        EvalCommand::Segment(a) => run_segment(&a, ctx),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// count
+
+/// One row of `mica eval count --json`.
+#[derive(Debug, Serialize)]
+struct CountRow {
+    method: String,
+    /// Only when stratifying (`--count-ranges`): the range of true counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stratum: Option<String>,
+    n: usize,
+    missing: usize,
+    mae: Option<f64>,
+    rmse: Option<f64>,
+    bias: Option<f64>,
+    mape: Option<f64>,
+    exact: Option<f64>,
+    pearson_r: Option<f64>,
+    r2: Option<f64>,
+    /// Missing answers that were empty cells.
+    empty: usize,
+    /// Missing answers that were not numbers ("NaN", "about 40").
+    non_numeric: usize,
+    mae_ci_low: Option<f64>,
+    mae_ci_high: Option<f64>,
+    rmse_ci_low: Option<f64>,
+    rmse_ci_high: Option<f64>,
+    bias_ci_low: Option<f64>,
+    bias_ci_high: Option<f64>,
+    mape_ci_low: Option<f64>,
+    mape_ci_high: Option<f64>,
+    exact_ci_low: Option<f64>,
+    exact_ci_high: Option<f64>,
+    pearson_r_ci_low: Option<f64>,
+    pearson_r_ci_high: Option<f64>,
+    r2_ci_low: Option<f64>,
+    r2_ci_high: Option<f64>,
+    /// Only with `--compare-to`: MAE of this method minus MAE of the reference method on the
+    /// images both answered, with its paired bootstrap interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mae_difference: Option<MaeDifference>,
+}
+
+#[derive(Debug, Serialize)]
+struct MaeDifference {
+    reference: String,
+    n: usize,
+    difference: f64,
+    ci_low: Option<f64>,
+    ci_high: Option<f64>,
+}
+
+fn run_count(args: &CountArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let config = args.bootstrap.config()?;
+    let table = read_count_table(&args.predictions, args.truth_column.as_deref())?;
+    let file = args.predictions.display().to_string();
+    if table.methods.is_empty() {
+        bail!(
+            "{file}: no method columns (the header has only the image column \"{}\" and the truth column \"{}\")",
+            table.image_column,
+            table.truth_column
+        );
+    }
+    if table.truth.is_empty() {
+        bail!(
+            "{file}: no row has a numeric truth in column \"{}\"",
+            table.truth_column
+        );
+    }
+    let reference = match &args.compare_to {
+        Some(name) => Some(
+            table
+                .methods
+                .iter()
+                .position(|m| m.name == *name)
+                .with_context(|| {
+                    format!(
+                        "{file}: --compare-to {name:?} is not a method column; methods: {}",
+                        table
+                            .methods
+                            .iter()
+                            .map(|m| format!("{:?}", m.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let strata: Option<BTreeMap<String, Vec<usize>>> = if args.count_ranges.is_empty() {
+        None
+    } else {
+        Some(stratify(&count_range_keys(
+            &table.truth,
+            &args.count_ranges,
+        )?))
+    };
+
+    let all: Vec<usize> = (0..table.truth.len()).collect();
+    let mut rows = Vec::new();
+    for (mi, method) in table.methods.iter().enumerate() {
+        let mut row = count_row(&table, mi, &all, None, &config)?;
+        if let Some(r) = reference.filter(|&r| r != mi) {
+            let a = absolute_errors(&table.truth, &method.values())?;
+            let b = absolute_errors(&table.truth, &table.methods[r].values())?;
+            row.mae_difference = match paired_difference(&a, &b, &config) {
+                Ok(d) => Some(MaeDifference {
+                    reference: table.methods[r].name.clone(),
+                    n: d.n,
+                    difference: d.difference,
+                    ci_low: d.ci.map(|c| c.low),
+                    ci_high: d.ci.map(|c| c.high),
+                }),
+                Err(_) => None,
+            };
+        }
+        rows.push(row);
+        if let Some(strata) = &strata {
+            for (key, idx) in strata {
+                rows.push(count_row(&table, mi, idx, Some(key.clone()), &config)?);
+            }
+        }
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_count_table(&table, &rows);
+    }
+    if !ctx.quiet {
+        report_count_problems(&table, &file);
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn count_row(
+    table: &CountTable,
+    method: usize,
+    indices: &[usize],
+    stratum: Option<String>,
+    config: &BootstrapConfig,
+) -> anyhow::Result<CountRow> {
+    let m = &table.methods[method];
+    let values = m.values();
+    let pairs: Vec<(f64, f64)> = indices
+        .iter()
+        .filter_map(|&i| values[i].map(|p| (table.truth[i], p)))
+        .collect();
+    let missing = indices.len() - pairs.len();
+    let s: CountScores = scores_of_pairs(&pairs, missing);
+    let empty = indices
+        .iter()
+        .filter(|&&i| matches!(m.cells[i], mica_metrics::table::CountCell::Empty))
+        .count();
+    // Bootstrap over the scored images (missing answers cannot be resampled into a score).
+    let cis = bootstrap_intervals(pairs.len(), 7, config, |idx| {
+        let sample: Vec<(f64, f64)> = idx.iter().map(|&i| pairs[i]).collect();
+        let r = scores_of_pairs(&sample, 0);
+        vec![r.mae, r.rmse, r.bias, r.mape, r.exact, r.pearson_r, r.r2]
+    })?;
+    let lo = |k: usize| cis[k].map(|c: Interval| c.low);
+    let hi = |k: usize| cis[k].map(|c: Interval| c.high);
+    Ok(CountRow {
+        method: m.name.clone(),
+        stratum,
+        n: s.n,
+        missing: s.missing,
+        mae: s.mae,
+        rmse: s.rmse,
+        bias: s.bias,
+        mape: s.mape,
+        exact: s.exact,
+        pearson_r: s.pearson_r,
+        r2: s.r2,
+        empty,
+        non_numeric: missing - empty,
+        mae_ci_low: lo(0),
+        mae_ci_high: hi(0),
+        rmse_ci_low: lo(1),
+        rmse_ci_high: hi(1),
+        bias_ci_low: lo(2),
+        bias_ci_high: hi(2),
+        mape_ci_low: lo(3),
+        mape_ci_high: hi(3),
+        exact_ci_low: lo(4),
+        exact_ci_high: hi(4),
+        pearson_r_ci_low: lo(5),
+        pearson_r_ci_high: hi(5),
+        r2_ci_low: lo(6),
+        r2_ci_high: hi(6),
+        mae_difference: None,
+    })
+}
+
+fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
+    match v {
+        Some(v) => format!("{v:.decimals$}"),
+        None => "-".to_string(),
+    }
+}
+
+fn fmt_ci(lo: Option<f64>, hi: Option<f64>, decimals: usize) -> String {
+    match (lo, hi) {
+        (Some(l), Some(h)) => format!("[{l:.decimals$}, {h:.decimals$}]"),
+        _ => "-".to_string(),
+    }
+}
+
+fn print_count_table(table: &CountTable, rows: &[CountRow]) {
+    println!(
+        "{}: {} images scored against column \"{}\"{}",
+        table.path.display(),
+        table.truth.len(),
+        table.truth_column,
+        if table.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} rows without a numeric truth left out)",
+                table.skipped.len()
+            )
+        }
+    );
+    let name_w = rows
+        .iter()
+        .map(|r| r.method.len() + r.stratum.as_ref().map_or(0, |s| s.len() + 3))
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{:<name_w$} {:>4} {:>7} {:>8} {:>18} {:>8} {:>8} {:>7} {:>6} {:>7} {:>8}",
+        "method", "n", "missing", "MAE", "MAE 95% CI", "RMSE", "bias", "MAPE", "exact", "r", "R2"
+    );
+    for r in rows {
+        let name = match &r.stratum {
+            Some(s) => format!("  {} {}", r.method, s),
+            None => r.method.clone(),
+        };
+        println!(
+            "{:<name_w$} {:>4} {:>7} {:>8} {:>18} {:>8} {:>8} {:>7} {:>6} {:>7} {:>8}",
+            name,
+            r.n,
+            r.missing,
+            fmt_opt(r.mae, 3),
+            fmt_ci(r.mae_ci_low, r.mae_ci_high, 2),
+            fmt_opt(r.rmse, 3),
+            fmt_opt(r.bias, 3),
+            fmt_opt(r.mape, 3),
+            fmt_opt(r.exact, 3),
+            fmt_opt(r.pearson_r, 3),
+            fmt_opt(r.r2, 3),
+        );
+    }
+    let diffs: Vec<&CountRow> = rows
+        .iter()
+        .filter(|r| r.stratum.is_none() && r.mae_difference.is_some())
+        .collect();
+    if !diffs.is_empty() {
+        println!();
+        println!("paired difference of MAE (method − reference) on images both answered:");
+        for r in diffs {
+            if let Some(d) = &r.mae_difference {
+                println!(
+                    "  {} − {}: {:+.3} {} (n = {})",
+                    r.method,
+                    d.reference,
+                    d.difference,
+                    fmt_ci(d.ci_low, d.ci_high, 3),
+                    d.n
+                );
+            }
+        }
+    }
+}
+
+fn report_count_problems(table: &CountTable, file: &str) {
+    for s in &table.skipped {
+        eprintln!(
+            "note: {file}:{}: image {:?} has no numeric truth ({:?}); left out",
+            s.line, s.image, s.truth
+        );
+    }
+    for m in &table.methods {
+        let empty = m.empty();
+        if empty > 0 {
+            eprintln!(
+                "note: {file}: method {:?}: {empty} empty cell(s), counted as missing",
+                m.name
+            );
+        }
+        for (row, text) in m.non_numeric() {
+            eprintln!(
+                "note: {file}: method {:?}: image {:?}: non-numeric answer {text:?}, counted as missing",
+                m.name, table.images[row]
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// classify
+
+#[derive(Debug, Serialize)]
+struct ClassifyOutput {
+    #[serde(flatten)]
+    report: ClassificationReport,
+    accuracy_ci_low: Option<f64>,
+    accuracy_ci_high: Option<f64>,
+    balanced_accuracy_ci_low: Option<f64>,
+    balanced_accuracy_ci_high: Option<f64>,
+    macro_f1_ci_low: Option<f64>,
+    macro_f1_ci_high: Option<f64>,
+    /// Answers that named no class, with why (counted as wrong).
+    unparsed_answers: Vec<RowNote>,
+    /// Rows left out because the truth could not be read.
+    rows_without_truth: Vec<RowNote>,
+    /// Predicted values that are no row's true class (classes with support 0).
+    predicted_only_classes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RowNote {
+    line: u64,
+    text: String,
+    reason: String,
+}
+
+fn run_classify(args: &ClassifyArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let config = args.bootstrap.config()?;
+    let file = args.predictions.display().to_string();
+    let table = read_class_table(&args.predictions, &args.truth_column, &args.pred_column)?;
+    let labels = args.labels.map(|LabelSet::Nffa| nffa_labels());
+    let enc = encode_classes(&table.truth, &table.prediction, labels.as_deref())?;
+    if enc.truth.is_empty() {
+        bail!(
+            "{file}: no row has a readable truth in column \"{}\"",
+            args.truth_column
+        );
+    }
+    let report = classification_report(&enc.classes, &enc.truth, &enc.prediction)
+        .with_context(|| format!("{file}: cannot score"))?;
+    let cis = bootstrap_intervals(enc.truth.len(), 3, &config, |idx| {
+        let t: Vec<usize> = idx.iter().map(|&i| enc.truth[i]).collect();
+        let p: Vec<Option<usize>> = idx.iter().map(|&i| enc.prediction[i]).collect();
+        match classification_report(&enc.classes, &t, &p) {
+            Ok(r) => vec![
+                Some(r.accuracy),
+                Some(r.balanced_accuracy),
+                Some(r.macro_f1),
+            ],
+            Err(_) => vec![None, None, None],
+        }
+    })?;
+    let note = |u: &mica_metrics::classification::UnreadAnswer| RowNote {
+        line: table.lines[u.row],
+        text: u.text.clone(),
+        reason: u.reason.clone(),
+    };
+    let out = ClassifyOutput {
+        accuracy_ci_low: cis[0].map(|c| c.low),
+        accuracy_ci_high: cis[0].map(|c| c.high),
+        balanced_accuracy_ci_low: cis[1].map(|c| c.low),
+        balanced_accuracy_ci_high: cis[1].map(|c| c.high),
+        macro_f1_ci_low: cis[2].map(|c| c.low),
+        macro_f1_ci_high: cis[2].map(|c| c.high),
+        unparsed_answers: enc.unparsed.iter().map(note).collect(),
+        rows_without_truth: enc.bad_truth.iter().map(note).collect(),
+        predicted_only_classes: enc.predicted_only.clone(),
+        report,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_classify(&file, args, &out);
+    }
+    if !ctx.quiet {
+        for u in &out.unparsed_answers {
+            eprintln!(
+                "note: {file}:{}: answer {:?} names no class ({}); counted as wrong",
+                u.line, u.text, u.reason
+            );
+        }
+        for u in &out.rows_without_truth {
+            eprintln!(
+                "note: {file}:{}: truth {:?} is not a class ({}); row left out",
+                u.line, u.text, u.reason
+            );
+        }
+        if !out.predicted_only_classes.is_empty() {
+            eprintln!(
+                "note: {file}: predicted values that are no image's true class (kept as classes with support 0): {}",
+                out.predicted_only_classes
+                    .iter()
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn print_classify(file: &str, args: &ClassifyArgs, out: &ClassifyOutput) {
+    let r = &out.report;
+    println!(
+        "{file}: {} images, truth \"{}\", prediction \"{}\"; {} answers named no class (counted as wrong)",
+        r.n, args.truth_column, args.pred_column, r.unparsed
+    );
+    println!(
+        "accuracy           {:.4} {}",
+        r.accuracy,
+        fmt_ci(out.accuracy_ci_low, out.accuracy_ci_high, 4)
+    );
+    println!(
+        "balanced accuracy  {:.4} {}",
+        r.balanced_accuracy,
+        fmt_ci(
+            out.balanced_accuracy_ci_low,
+            out.balanced_accuracy_ci_high,
+            4
+        )
+    );
+    println!(
+        "macro-F1           {:.4} {}",
+        r.macro_f1,
+        fmt_ci(out.macro_f1_ci_low, out.macro_f1_ci_high, 4)
+    );
+    println!();
+    let w = r
+        .per_class
+        .iter()
+        .map(|c| c.class.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "{:<w$} {:>9} {:>7} {:>7} {:>7} {:>9}",
+        "class", "precision", "recall", "F1", "support", "predicted"
+    );
+    for c in &r.per_class {
+        println!(
+            "{:<w$} {:>9} {:>7} {:>7.3} {:>7} {:>9}",
+            c.class,
+            fmt_opt(c.precision, 3),
+            fmt_opt(c.recall, 3),
+            c.f1,
+            c.support,
+            c.predicted
+        );
+    }
+    println!();
+    println!("confusion matrix (rows: truth, columns: prediction):");
+    let cw = r
+        .confusion
+        .columns
+        .iter()
+        .map(|c| c.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    print!("{:<w$}", "");
+    for c in &r.confusion.columns {
+        print!(" {c:>cw$}");
+    }
+    println!();
+    for (row, counts) in r.confusion.rows.iter().zip(&r.confusion.counts) {
+        print!("{row:<w$}");
+        for v in counts {
+            print!(" {v:>cw$}");
+        }
+        println!();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// segment
+
+#[derive(Debug, Serialize)]
+struct SegmentImage {
+    name: String,
+    truth_file: PathBuf,
+    pred_file: PathBuf,
+    truth_kind: &'static str,
+    pred_kind: &'static str,
+    dice: f64,
+    jaccard: f64,
+    precision: Option<f64>,
+    recall: Option<f64>,
+    hausdorff_px: Option<f64>,
+    hausdorff95_px: Option<f64>,
+    /// The study's scipy `directed_hausdorff` over image rows (0/1 values), truth rows → prediction.
+    row_vector_hausdorff_truth_to_pred: f64,
+    /// The same, prediction rows → truth.
+    row_vector_hausdorff_pred_to_truth: f64,
+    instances: InstanceReport,
+}
+
+#[derive(Debug, Serialize)]
+struct PooledInstances {
+    iou_threshold: f64,
+    tp: usize,
+    fp: usize,
+    #[serde(rename = "fn")]
+    fn_: usize,
+    precision: Option<f64>,
+    recall: Option<f64>,
+    f1: Option<f64>,
+    tp_over_tp_fp_fn: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct MeanWithCi {
+    mean: Option<f64>,
+    /// Images where the value is defined (the mean is over these).
+    n: usize,
+    ci_low: Option<f64>,
+    ci_high: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct SegmentAggregate {
+    images: usize,
+    dice: MeanWithCi,
+    jaccard: MeanWithCi,
+    precision: MeanWithCi,
+    recall: MeanWithCi,
+    hausdorff_px: MeanWithCi,
+    hausdorff95_px: MeanWithCi,
+    row_vector_hausdorff_truth_to_pred: MeanWithCi,
+    mean_tp_over_tp_fp_fn: MeanWithCi,
+    /// TP, FP, FN summed over images, and the scores of those sums, per IoU threshold.
+    pooled_instances: Vec<PooledInstances>,
+}
+
+#[derive(Debug, Serialize)]
+struct Problem {
+    file: PathBuf,
+    reason: String,
+}
+
+#[derive(Debug, Serialize)]
+struct SegmentOutput {
+    per_image: Vec<SegmentImage>,
+    aggregate: SegmentAggregate,
+    problems: Vec<Problem>,
+}
+
+fn image_files(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?;
+    let mut out = BTreeMap::new();
+    for e in entries {
+        let path = e
+            .with_context(|| format!("cannot read folder {}", dir.display()))?
+            .path();
+        if !path.is_file() || !io::has_image_extension(&path) {
+            continue;
+        }
+        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+            out.insert(stem.to_string(), path);
+        }
+    }
+    Ok(out)
+}
+
+/// Instances and kind of a mask file: a binary mask gives its connected components.
+fn to_labels(img: &Image) -> anyhow::Result<(LabelImage, &'static str)> {
+    let values = img.intensity_f32();
+    let mut other: Option<f32> = None;
+    let mut binary = true;
+    for &v in &values {
+        if v != 0.0 {
+            match other {
+                None => other = Some(v),
+                Some(o) if o != v => {
+                    binary = false;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    if binary {
+        let mask = BinaryMask::from_image_above(img, 0.0);
+        Ok((
+            mask.connected_components(Connectivity::Eight),
+            "binary mask",
+        ))
+    } else {
+        Ok((LabelImage::from_image(img)?, "label image"))
+    }
+}
+
+fn score_pair(name: &str, truth_file: &Path, pred_file: &Path) -> anyhow::Result<SegmentImage> {
+    let t_img = io::read_image(truth_file)?;
+    let p_img = io::read_image(pred_file)?;
+    let (t, truth_kind) = to_labels(&t_img).with_context(|| format!("{}", truth_file.display()))?;
+    let (p, pred_kind) = to_labels(&p_img).with_context(|| format!("{}", pred_file.display()))?;
+    if (t.width(), t.height()) != (p.width(), p.height()) {
+        bail!(
+            "{} is {}x{} but {} is {}x{}",
+            truth_file.display(),
+            t.width(),
+            t.height(),
+            pred_file.display(),
+            p.width(),
+            p.height()
+        );
+    }
+    let (tf, pf) = (t.foreground(), p.foreground());
+    let fg = foreground_scores(&tf, &pf)?;
+    Ok(SegmentImage {
+        name: name.to_string(),
+        truth_file: truth_file.to_path_buf(),
+        pred_file: pred_file.to_path_buf(),
+        truth_kind,
+        pred_kind,
+        dice: fg.dice,
+        jaccard: fg.jaccard,
+        precision: fg.precision,
+        recall: fg.recall,
+        hausdorff_px: fg.hausdorff_px,
+        hausdorff95_px: fg.hausdorff95_px,
+        row_vector_hausdorff_truth_to_pred: row_vector_directed_hausdorff(&tf, &pf)?,
+        row_vector_hausdorff_pred_to_truth: row_vector_directed_hausdorff(&pf, &tf)?,
+        instances: instance_scores(&t, &p, &STANDARD_IOU_THRESHOLDS)?,
+    })
+}
+
+fn mean_with_ci(values: &[Option<f64>], config: &BootstrapConfig) -> anyhow::Result<MeanWithCi> {
+    let v: Vec<f64> = values.iter().flatten().copied().collect();
+    let mean = (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let ci = bootstrap_intervals(v.len(), 1, config, |idx| {
+        vec![Some(
+            idx.iter().map(|&i| v[i]).sum::<f64>() / idx.len() as f64,
+        )]
+    })?[0];
+    Ok(MeanWithCi {
+        mean,
+        n: v.len(),
+        ci_low: ci.map(|c| c.low),
+        ci_high: ci.map(|c| c.high),
+    })
+}
+
+fn run_segment(args: &SegmentArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let config = args.bootstrap.config()?;
+    let truth = image_files(&args.truth)?;
+    let pred = image_files(&args.pred)?;
+    if truth.is_empty() {
+        bail!(
+            "{}: no mask images (.tif, .png, .jpg)",
+            args.truth.display()
+        );
+    }
+    let mut problems = Vec::new();
+    for (stem, path) in &truth {
+        if !pred.contains_key(stem) {
+            problems.push(Problem {
+                file: path.clone(),
+                reason: format!(
+                    "no predicted mask named {stem}.* in {}",
+                    args.pred.display()
+                ),
+            });
+        }
+    }
+    for (stem, path) in &pred {
+        if !truth.contains_key(stem) {
+            problems.push(Problem {
+                file: path.clone(),
+                reason: format!("no true mask named {stem}.* in {}", args.truth.display()),
+            });
+        }
+    }
+    let pairs: Vec<(&String, &PathBuf, &PathBuf)> = truth
+        .iter()
+        .filter_map(|(s, t)| pred.get(s).map(|p| (s, t, p)))
+        .collect();
+    let bar = crate::progress::bar(pairs.len() as u64, "scoring", ctx.quiet);
+    let results: Vec<anyhow::Result<SegmentImage>> = pairs
+        .par_iter()
+        .map(|(s, t, p)| {
+            let r = score_pair(s, t, p);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut per_image = Vec::new();
+    for ((_, t, _), r) in pairs.iter().zip(results) {
+        match r {
+            Ok(s) => per_image.push(s),
+            Err(e) => problems.push(Problem {
+                file: (*t).clone(),
+                reason: format!("{e:#}"),
+            }),
+        }
+    }
+    let col = |f: &dyn Fn(&SegmentImage) -> Option<f64>| -> Vec<Option<f64>> {
+        per_image.iter().map(f).collect()
+    };
+    let pooled_instances = STANDARD_IOU_THRESHOLDS
+        .iter()
+        .enumerate()
+        .map(|(k, &thr)| {
+            let (tp, fp, fn_) = per_image.iter().fold((0, 0, 0), |acc, s| {
+                let x = &s.instances.per_threshold[k];
+                (acc.0 + x.tp, acc.1 + x.fp, acc.2 + x.fn_)
+            });
+            let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+            PooledInstances {
+                iou_threshold: thr,
+                tp,
+                fp,
+                fn_,
+                precision: ratio(tp, tp + fp),
+                recall: ratio(tp, tp + fn_),
+                f1: ratio(2 * tp, 2 * tp + fp + fn_),
+                tp_over_tp_fp_fn: ratio(tp, tp + fp + fn_),
+            }
+        })
+        .collect();
+    let aggregate = SegmentAggregate {
+        images: per_image.len(),
+        dice: mean_with_ci(&col(&|s| Some(s.dice)), &config)?,
+        jaccard: mean_with_ci(&col(&|s| Some(s.jaccard)), &config)?,
+        precision: mean_with_ci(&col(&|s| s.precision), &config)?,
+        recall: mean_with_ci(&col(&|s| s.recall), &config)?,
+        hausdorff_px: mean_with_ci(&col(&|s| s.hausdorff_px), &config)?,
+        hausdorff95_px: mean_with_ci(&col(&|s| s.hausdorff95_px), &config)?,
+        row_vector_hausdorff_truth_to_pred: mean_with_ci(
+            &col(&|s| Some(s.row_vector_hausdorff_truth_to_pred)),
+            &config,
+        )?,
+        mean_tp_over_tp_fp_fn: mean_with_ci(&col(&|s| s.instances.mean_tp_over_tp_fp_fn), &config)?,
+        pooled_instances,
+    };
+    let out = SegmentOutput {
+        per_image,
+        aggregate,
+        problems,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_segment(&out);
+    }
+    for p in &out.problems {
+        eprintln!("error: {}: {}", p.file.display(), p.reason);
+    }
+    if out.per_image.is_empty() {
+        bail!(
+            "no image pair could be scored ({} problems)",
+            out.problems.len()
+        );
+    }
+    Ok(if out.problems.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::PARTIAL
+    })
+}
+
+fn print_segment(out: &SegmentOutput) {
+    let w = out
+        .per_image
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "{:<w$} {:>6} {:>6} {:>6} {:>6} {:>8} {:>8} {:>8} {:>5} {:>5} {:>7} {:>8}",
+        "image",
+        "Dice",
+        "Jacc.",
+        "prec.",
+        "recall",
+        "HD px",
+        "HD95 px",
+        "rowHD",
+        "n_t",
+        "n_p",
+        "F1@0.5",
+        "mTP/all"
+    );
+    for s in &out.per_image {
+        let at05 = &s.instances.per_threshold[0];
+        println!(
+            "{:<w$} {:>6.4} {:>6.4} {:>6} {:>6} {:>8} {:>8} {:>8.3} {:>5} {:>5} {:>7} {:>8}",
+            s.name,
+            s.dice,
+            s.jaccard,
+            fmt_opt(s.precision, 4),
+            fmt_opt(s.recall, 4),
+            fmt_opt(s.hausdorff_px, 2),
+            fmt_opt(s.hausdorff95_px, 2),
+            s.row_vector_hausdorff_truth_to_pred,
+            s.instances.num_truth,
+            s.instances.num_pred,
+            fmt_opt(at05.f1, 3),
+            fmt_opt(s.instances.mean_tp_over_tp_fp_fn, 3),
+        );
+    }
+    let a = &out.aggregate;
+    println!();
+    println!("{} images; mean over images [95% bootstrap CI]:", a.images);
+    for (name, m) in [
+        ("Dice", &a.dice),
+        ("Jaccard", &a.jaccard),
+        ("precision", &a.precision),
+        ("recall", &a.recall),
+        ("Hausdorff (px)", &a.hausdorff_px),
+        ("Hausdorff 95% (px)", &a.hausdorff95_px),
+        (
+            "row-vector Hausdorff (study)",
+            &a.row_vector_hausdorff_truth_to_pred,
+        ),
+        ("mean TP/(TP+FP+FN) 0.5-0.95", &a.mean_tp_over_tp_fp_fn),
+    ] {
+        println!(
+            "  {name:<30} {:>9} {} (n = {})",
+            fmt_opt(m.mean, 4),
+            fmt_ci(m.ci_low, m.ci_high, 4),
+            m.n
+        );
+    }
+    println!();
+    println!("instances pooled over images:");
+    println!(
+        "  {:>5} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>10}",
+        "IoU", "TP", "FP", "FN", "prec.", "recall", "F1", "TP/(all)"
+    );
+    for p in &a.pooled_instances {
+        println!(
+            "  {:>5.2} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>10}",
+            p.iou_threshold,
+            p.tp,
+            p.fp,
+            p.fn_,
+            fmt_opt(p.precision, 3),
+            fmt_opt(p.recall, 3),
+            fmt_opt(p.f1, 3),
+            fmt_opt(p.tp_over_tp_fp_fn, 3)
+        );
+    }
 }
