@@ -8,6 +8,9 @@
 //!   deterministic from a seed, carrying the [`Truth`] through.
 //! - [`generate`]: a SIMCEP-like synthetic cell generator ([`CellGenConfig`], [`generate()`])
 //!   giving an image, an **instance** [`mica_core::LabelImage`] and the count.
+//! - [`robustness`]: degradation curves of any [`mica_core::Segmenter`] over perturbation ×
+//!   severity or crowding, with real images as anchors; serde results, CSV and SVG.
+//! - [`compare`]: statistics for comparing generated and real images.
 //!
 //! ```
 //! use mica_synth::{generate, CellGenConfig, PerturbationKind};
@@ -23,6 +26,7 @@ pub mod error;
 pub mod generate;
 pub mod perturb;
 mod raster;
+pub mod robustness;
 pub mod truth;
 
 pub use error::{Result, SynthError};
