@@ -205,3 +205,59 @@ fn convert_reports_bad_file_and_converts_the_rest() {
         .join("SIMCEPImages_A01_C1_F1_s01_w1.labels.tif")
         .is_file());
 }
+
+#[test]
+fn seeded_stratified_sample_is_reproducible() {
+    let p = shared().join("data/bbbc005");
+    let run = |seed: &str| {
+        let (code, out, err) = mica(&[
+            "data",
+            "inspect",
+            p.to_str().unwrap(),
+            "--no-read",
+            "--sample",
+            "20",
+            "--seed",
+            seed,
+            "--stratify",
+            "stain",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["images"], 20);
+        assert_eq!(v["per_meta"]["stain"]["w1"], 10);
+        v["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run("7"), run("7"));
+    assert_ne!(run("7"), run("8"));
+}
+
+#[test]
+fn missing_mask_is_reported_and_the_image_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, masks) = (dir.path().join("images"), dir.path().join("masks"));
+    std::fs::create_dir_all(&img).unwrap();
+    std::fs::create_dir_all(&masks).unwrap();
+    let src = shared().join("data/bbbc005");
+    for n in [
+        "SIMCEPImages_A01_C1_F1_s01_w1.TIF",
+        "SIMCEPImages_A02_C5_F1_s01_w1.TIF",
+    ] {
+        std::fs::copy(src.join("images").join(n), img.join(n)).unwrap();
+    }
+    std::fs::copy(
+        src.join("masks/SIMCEPImages_A01_C1_F1_s01_w1.TIF"),
+        masks.join("SIMCEPImages_A01_C1_F1_s01_w1.TIF"),
+    )
+    .unwrap();
+    let (code, out, _) = mica(&["data", "inspect", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("images    2 (0 unreadable)"), "{out}");
+    assert!(out.contains("masks/SIMCEPImages_A02_C5_F1_s01_w1.TIF: mask of SIMCEPImages_A02_C5_F1_s01_w1.TIF not found"), "{out}");
+}

@@ -43,6 +43,24 @@ pub struct DatasetArgs {
     /// Keep only the images named in this list (first CSV column, or one name per line in a .txt).
     #[arg(long, value_name = "FILE")]
     pub list: Option<PathBuf>,
+    /// Keep a seeded random sample of N images (after --list).
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
+    /// Seed of --sample; the same seed gives the same images.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stratify --sample: equal shares per class, per true count, or per stain.
+    #[arg(long, value_enum, default_value = "none")]
+    pub stratify: StratifyArg,
+}
+
+/// Strata of `--sample`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StratifyArg {
+    None,
+    Class,
+    Count,
+    Stain,
 }
 
 impl DatasetArgs {
@@ -66,6 +84,15 @@ impl DatasetArgs {
                     reason: format!("listed image {m:?} is not in the dataset"),
                 });
             }
+        }
+        if let Some(n) = self.sample {
+            let strata = match self.stratify {
+                StratifyArg::None => subset::Strata::None,
+                StratifyArg::Class => subset::Strata::Class,
+                StratifyArg::Count => subset::Strata::Count,
+                StratifyArg::Stain => subset::Strata::Meta("stain"),
+            };
+            ds.samples = subset::sample(&ds.samples, n, self.seed, strata);
         }
         Ok(ds)
     }
