@@ -1,10 +1,65 @@
-//! `mica count` (issue #4).
+//! `mica count` (issue #4): object counts per image with the classical method, SAM or (with
+//! `--model`) a vision-language model.
 
+use super::segment::{instances, MethodArgs};
 use super::Ctx;
+use crate::exit;
+use anyhow::Context;
+use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub method: MethodArgs,
+    /// Count with a vision-language model instead (`provider:model`, e.g. `openai:gpt-4o`).
+    #[arg(long, value_name = "PROVIDER:MODEL")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub vlm: super::vlm::VlmOptions,
+    /// Also write the `image,count` table to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Print JSON instead of CSV.
+    #[arg(long)]
+    pub json: bool,
+    /// Image files or folders of images.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
 
-pub fn run(_args: Args, _ctx: &Ctx) -> anyhow::Result<i32> {
-    super::not_implemented("`mica count`", 4)
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let images = super::data::expand_inputs(&args.images)?;
+    if let Some(model) = &args.model {
+        return super::vlm::count(
+            model,
+            &images,
+            &args.vlm,
+            args.csv.as_deref(),
+            args.json,
+            ctx,
+        );
+    }
+    let seg = super::segment::segmenter(&args.method)?;
+    let outputs = instances::Outputs { dir: None };
+    let run = instances::run(seg.as_ref(), &images, &outputs, args.method.jobs, ctx)?;
+    if let Some(path) = &args.csv {
+        instances::write_counts_csv(path, &run)?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&instances::counts_json(&run, &images))?
+        );
+    } else {
+        let mut out = std::io::stdout().lock();
+        instances::write_counts(&mut out, &run).context("cannot write to stdout")?;
+    }
+    let failed = run.failures();
+    Ok(if failed == 0 {
+        exit::SUCCESS
+    } else if failed == run.results.len() {
+        exit::FAILURE
+    } else {
+        exit::PARTIAL
+    })
 }

@@ -1,10 +1,122 @@
-//! `mica segment` (issue #4).
+//! `mica segment` (issue #4): label images, overlays and per-object measurements for many images.
+
+// The shared pipeline; `mod instances;` belongs in cmd/mod.rs (requested from the lead).
+#[path = "instances.rs"]
+pub mod instances;
 
 use super::Ctx;
+use crate::exit;
+use anyhow::{bail, Context};
+use mica_classical::{Classical, Preset, Settings};
+use mica_core::Segmenter;
+use std::path::PathBuf;
+
+/// The segmentation methods.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// Threshold and marker-controlled watershed (mica-classical).
+    #[default]
+    Classical,
+    /// Segment Anything (MobileSAM), automatic mask generation.
+    Sam,
+}
+
+/// Flags that choose and configure the method, shared by `segment` and `count`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MethodArgs {
+    /// Segmentation method.
+    #[arg(long, value_enum, default_value_t = Method::Classical)]
+    pub method: Method,
+    /// Named settings of the method. classical: fluorescence-nuclei (default),
+    /// fluorescence-cells, sem-particles, textbook. sam: its own presets.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// classical: a TOML settings file (fields as in crates/classical/presets/*.toml) instead of
+    /// a preset.
+    #[arg(long, value_name = "FILE", conflicts_with = "preset")]
+    pub settings: Option<PathBuf>,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub sam: super::sam::SamOptions,
+}
+
+/// The default classical preset.
+const DEFAULT_PRESET: Preset = Preset::FluorescenceNuclei;
+
+/// Builds the segmenter the flags ask for.
+pub fn segmenter(m: &MethodArgs) -> anyhow::Result<Box<dyn Segmenter>> {
+    match m.method {
+        Method::Classical => {
+            if let Some(path) = &m.settings {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let s = Settings::from_toml(&text, &path.display().to_string())?;
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "settings".into());
+                return Ok(Box::new(Classical::new(s, &name)?));
+            }
+            let preset = match &m.preset {
+                Some(p) => p.parse::<Preset>()?,
+                None => DEFAULT_PRESET,
+            };
+            Ok(Box::new(Classical::preset(preset)?))
+        }
+        Method::Sam => {
+            if m.settings.is_some() {
+                bail!("--settings is a classical option; SAM is configured with its own flags");
+            }
+            if let Some(p) = &m.preset {
+                bail!(
+                    "--preset {p:?} with --method sam: SAM presets are not wired into this \
+                     command yet (sam::segmenter takes no preset); use SAM's own flags"
+                );
+            }
+            super::sam::segmenter(&m.sam)
+        }
+    }
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub method: MethodArgs,
+    /// Folder for label TIFFs (`<stem>_labels.tif`), overlays (`<stem>_overlay.png`),
+    /// `objects.csv` and `counts.csv`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Image files or folders of images.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
 
-pub fn run(_args: Args, _ctx: &Ctx) -> anyhow::Result<i32> {
-    super::not_implemented("`mica segment`", 4)
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let seg = segmenter(&args.method)?;
+    let images = super::data::expand_inputs(&args.images)?;
+    let started = std::time::Instant::now();
+    let outputs = instances::Outputs {
+        dir: Some(args.out.clone()),
+    };
+    let run = instances::run(seg.as_ref(), &images, &outputs, args.method.jobs, ctx)?;
+    let failed = run.failures();
+    let ok = run.results.len() - failed;
+    let objects: usize = run.results.iter().flatten().map(|r| r.count).sum();
+    if !ctx.quiet {
+        eprintln!(
+            "{}: {ok} image(s) segmented, {objects} object(s), {failed} failed, in {:.2} s; outputs in {}",
+            seg.name(),
+            started.elapsed().as_secs_f64(),
+            args.out.display()
+        );
+    }
+    Ok(if failed == 0 {
+        exit::SUCCESS
+    } else if ok == 0 {
+        exit::FAILURE
+    } else {
+        exit::PARTIAL
+    })
 }

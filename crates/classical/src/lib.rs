@@ -9,7 +9,7 @@
 //! [`threshold`] (Otsu, Li, triangle over the data's own range, for 8-bit, 16-bit and float data;
 //! local mean), [`morphology`] (hole filling, small-object removal), [`distance`] (exact Euclidean
 //! distance transform), [`peaks`] (local maxima with a minimum distance), [`watershed`]
-//! (priority-queue flooding from markers) and [`overlay`] (outlines drawn on the image).
+//! (priority-queue flooding from markers).
 //!
 //! The front door is [`Classical`], built from [`Settings`] (serde data) or a [`Preset`], and an
 //! implementation of [`mica_core::Segmenter`]:
@@ -34,7 +34,6 @@ pub mod distance;
 pub mod error;
 pub mod filter;
 pub mod morphology;
-pub mod overlay;
 pub mod peaks;
 mod pipeline;
 pub mod plane;

@@ -1,0 +1,220 @@
+//! The shared pipeline of `mica segment` and `mica count`: run any [`Segmenter`] over many images
+//! in parallel with a progress bar, report bad images and go on, and write the outputs.
+//!
+//! Outputs in `--out DIR`, per image `<stem>_labels.tif` (16-bit label TIFF when the labels fit,
+//! opened by napari, Fiji and CellProfiler) and `<stem>_overlay.png` (object outlines on the
+//! contrast-stretched image), and for all images `objects.csv` (one row per object: image, label,
+//! area_px, centroid_x, centroid_y, bbox_x0, bbox_y0, bbox_x1, bbox_y1, mean_intensity) and
+//! `counts.csv` (image, count).
+
+use anyhow::{bail, Context};
+use mica_core::{ObjectProps, Segmenter};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Colour of the outlines in overlays (yellow: visible on gray).
+const OUTLINE_RGB: [u8; 3] = [255, 220, 0];
+
+/// Which files to write for each image.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// Folder for label TIFFs, overlays and the CSVs; nothing is written when `None`.
+    pub dir: Option<PathBuf>,
+}
+
+/// What one image gave.
+#[derive(Debug, Clone)]
+pub struct ImageResult {
+    /// The file name, used in tables.
+    pub image: String,
+    pub count: usize,
+    /// Per-object measurements (only when outputs are written).
+    pub objects: Vec<ObjectProps>,
+}
+
+/// Results of a run, in input order: successes and failures (with the error, naming the image).
+pub struct RunResult {
+    pub results: Vec<Result<ImageResult, String>>,
+}
+
+impl RunResult {
+    pub fn failures(&self) -> usize {
+        self.results.iter().filter(|r| r.is_err()).count()
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into())
+}
+
+/// Fails before any work when two inputs would write the same output files.
+fn check_unique_stems(images: &[PathBuf]) -> anyhow::Result<()> {
+    let mut seen: HashMap<String, &Path> = HashMap::new();
+    for p in images {
+        if let Some(prev) = seen.insert(stem(p), p) {
+            bail!(
+                "{} and {} have the same file stem: their outputs would overwrite each other; \
+                 run them into different --out folders",
+                prev.display(),
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn process_one(seg: &dyn Segmenter, path: &Path, outputs: &Outputs) -> Result<ImageResult, String> {
+    let image = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
+    let _span = tracing::debug_span!("segment", image = %path.display()).entered();
+    let s = seg
+        .segment(&image)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut objects = Vec::new();
+    if let Some(dir) = &outputs.dir {
+        let st = stem(path);
+        mica_core::io::write_label_tiff(&dir.join(format!("{st}_labels.tif")), &s.labels)
+            .map_err(|e| e.to_string())?;
+        let overlay = mica_core::render::outline_overlay(&image, &s.labels, OUTLINE_RGB)
+            .map_err(|e| format!("{}: overlay: {e}", path.display()))?;
+        mica_core::io::write_png(&dir.join(format!("{st}_overlay.png")), &overlay)
+            .map_err(|e| e.to_string())?;
+        objects = mica_core::object_properties(&s.labels, Some(&image))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(ImageResult {
+        image: file_name(path),
+        count: s.count,
+        objects,
+    })
+}
+
+/// Runs `seg` on every image with `jobs` threads (0 = all cores), with a progress bar; a bad
+/// image is reported on stderr and the run goes on. Writes the outputs when `outputs.dir` is set.
+///
+/// # Errors
+/// Only for the run as a whole: the output folder or the CSVs cannot be written, or two inputs
+/// share a file stem.
+pub fn run(
+    seg: &dyn Segmenter,
+    images: &[PathBuf],
+    outputs: &Outputs,
+    jobs: usize,
+    ctx: &super::Ctx,
+) -> anyhow::Result<RunResult> {
+    if images.is_empty() {
+        bail!("no images given");
+    }
+    if let Some(dir) = &outputs.dir {
+        check_unique_stems(images)?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .context("cannot start worker threads")?;
+    let bar = crate::progress::bar(images.len() as u64, "segment", ctx.quiet);
+    let results: Vec<Result<ImageResult, String>> = pool.install(|| {
+        images
+            .par_iter()
+            .map(|p| {
+                let r = process_one(seg, p, outputs);
+                if let Err(e) = &r {
+                    bar.suspend(|| eprintln!("error: {e}"));
+                }
+                bar.inc(1);
+                r
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let run = RunResult { results };
+    if let Some(dir) = &outputs.dir {
+        write_objects_csv(&dir.join("objects.csv"), &run)?;
+        write_counts_csv(&dir.join("counts.csv"), &run)?;
+    }
+    Ok(run)
+}
+
+fn csv_writer(path: &Path) -> anyhow::Result<csv::Writer<std::fs::File>> {
+    csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// One row per object of every image that succeeded.
+pub fn write_objects_csv(path: &Path, run: &RunResult) -> anyhow::Result<()> {
+    let mut w = csv_writer(path)?;
+    w.write_record([
+        "image",
+        "label",
+        "area_px",
+        "centroid_x",
+        "centroid_y",
+        "bbox_x0",
+        "bbox_y0",
+        "bbox_x1",
+        "bbox_y1",
+        "mean_intensity",
+    ])?;
+    for r in run.results.iter().flatten() {
+        for o in &r.objects {
+            w.write_record([
+                r.image.clone(),
+                o.label.to_string(),
+                o.area_px.to_string(),
+                format!("{:.3}", o.centroid_x),
+                format!("{:.3}", o.centroid_y),
+                o.bbox.x0.to_string(),
+                o.bbox.y0.to_string(),
+                o.bbox.x1.to_string(),
+                o.bbox.y1.to_string(),
+                o.mean_intensity
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_default(),
+            ])?;
+        }
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `image,count` for every image that succeeded.
+pub fn write_counts_csv(path: &Path, run: &RunResult) -> anyhow::Result<()> {
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    write_counts(&mut f, run).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `image,count` CSV rows (with header) to `out`.
+pub fn write_counts(out: &mut dyn Write, run: &RunResult) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["image", "count"])?;
+    for r in run.results.iter().flatten() {
+        w.write_record([r.image.clone(), r.count.to_string()])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// The results as JSON: `[{"image": ..., "count": n}, {"image": ..., "error": "..."}]`.
+pub fn counts_json(run: &RunResult, images: &[PathBuf]) -> serde_json::Value {
+    serde_json::Value::Array(
+        run.results
+            .iter()
+            .zip(images)
+            .map(|(r, p)| match r {
+                Ok(r) => serde_json::json!({"image": r.image, "count": r.count}),
+                Err(e) => serde_json::json!({"image": file_name(p), "error": e}),
+            })
+            .collect(),
+    )
+}
