@@ -231,15 +231,6 @@ impl MethodSpec {
         }
     }
 
-    pub fn description(&self) -> &str {
-        match self {
-            MethodSpec::Imported { description, .. }
-            | MethodSpec::Classical { description, .. }
-            | MethodSpec::Sam { description, .. }
-            | MethodSpec::Vlm { description, .. } => description,
-        }
-    }
-
     /// Whether this kind of method can do `task`.
     pub fn can_do(&self, task: TaskKind) -> bool {
         match self {

@@ -36,14 +36,18 @@ fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
         .map(|m| m * mag)
         .find(|s| span / s <= n as f64)
         .unwrap_or(10.0 * mag);
-    let start = (lo / step).ceil() * step;
-    let mut out = Vec::new();
-    let mut v = start;
-    while v <= hi + 1e-9 * span {
-        out.push(if v.abs() < 1e-12 { 0.0 } else { v });
-        v += step;
-    }
-    out
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step + 1e-9).floor() as i64;
+    (first..=last)
+        .map(|k| {
+            let v = k as f64 * step;
+            if v.abs() < 1e-12 {
+                0.0
+            } else {
+                v
+            }
+        })
+        .collect::<Vec<f64>>()
 }
 
 fn fmt_tick(v: f64) -> String {
@@ -117,7 +121,7 @@ impl Frame {
         out.push_str(&format!(
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" class=\"lb\">{}</text>",
             (l + r) / 2.0,
-            self.h - 4.0,
+            b + 28.0,
             escape(xlabel)
         ));
         out.push_str(&format!(
@@ -235,7 +239,7 @@ pub fn multi_series(
         left: 50.0,
         right: 12.0,
         top: 22.0,
-        bottom: 34.0 + legend_h,
+        bottom: 40.0 + legend_h,
         x0: x0 - pad,
         x1: x1 + pad,
         y0,
@@ -263,7 +267,7 @@ pub fn multi_series(
                 escape(&p.label)
             ));
         }
-        let ly = f.h - legend_h + 16.0 * i as f64 + 4.0;
+        let ly = f.h - legend_h + 16.0 * i as f64 + 2.0;
         s.push_str(&format!(
             "<circle cx=\"{}\" cy=\"{ly:.1}\" r=\"4\" fill=\"{c}\"/><text x=\"{}\" y=\"{:.1}\" class=\"lb\">{}</text>",
             f.left + 6.0,
@@ -285,7 +289,7 @@ pub fn confusion_heatmap(
 ) -> String {
     let cell = 30.0;
     let label_w = 190.0;
-    let top = 150.0;
+    let top = 200.0;
     let w = label_w + cell * cols.len() as f64 + 10.0;
     let h = top + cell * rows.len() as f64 + 10.0;
     let mut s = open_svg(w, h, title);

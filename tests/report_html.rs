@@ -1,0 +1,174 @@
+//! The report escapes model text, and renders in headless Chromium with its figures.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn mica() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mica"));
+    c.env_remove("MICA_SAM_WEIGHTS");
+    c
+}
+
+/// A study with imported answers that try to inject HTML, run and reported.
+fn hostile_report(dir: &Path) -> PathBuf {
+    std::fs::write(
+        dir.join("truth.csv"),
+        "image,count,class\na.png,3,cat\nb.png,5,dog\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("answers.csv"),
+        "image,model\na.png,\"<script>alert('count')</script> Count: 4\"\nb.png,<img src=x onerror=alert(1)> 5\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("study.toml"),
+        r#"
+name = "hostile <script>alert('title')</script>"
+[[datasets]]
+name = "d</td><script>"
+kind = "table"
+path = "truth.csv"
+count_column = "count"
+class_column = "class"
+[[methods]]
+name = "m<script>alert(3)</script>"
+kind = "imported"
+csv = ["answers.csv"]
+column = "model"
+[[tasks]]
+kind = "count"
+datasets = ["d</td><script>"]
+methods = ["m<script>alert(3)</script>"]
+[[tasks]]
+kind = "vqa"
+datasets = ["d</td><script>"]
+methods = ["m<script>alert(3)</script>"]
+[[tasks]]
+kind = "classify"
+datasets = ["d</td><script>"]
+methods = ["m<script>alert(3)</script>"]
+"#,
+    )
+    .unwrap();
+    let store = dir.join("r.sqlite");
+    let st = mica()
+        .args(["-q", "run"])
+        .arg(dir.join("study.toml"))
+        .arg("--store")
+        .arg(&store)
+        .status()
+        .unwrap();
+    assert!(st.code() == Some(0) || st.code() == Some(3), "{st}");
+    let out = mica()
+        .args(["-q", "report"])
+        .arg(&store)
+        .arg("--out")
+        .arg(dir.join("report"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("report/report.html")
+}
+
+#[test]
+fn model_text_with_script_is_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = std::fs::read_to_string(hostile_report(dir.path())).unwrap();
+    assert!(
+        !html.to_ascii_lowercase().contains("<script"),
+        "unescaped <script> in the report"
+    );
+    assert!(
+        !html.contains("<img src=x"),
+        "unescaped <img> in the report"
+    );
+    assert!(!html.contains("</td><script"), "unescaped dataset name");
+    assert!(html.contains("&lt;script&gt;alert(&#39;count&#39;)&lt;/script&gt;"));
+    // The answer was still parsed: the count after the markup.
+    let counting = std::fs::read_to_string(dir.path().join("report/tables/counting.csv")).unwrap();
+    assert!(counting.contains(",2,0,"), "{counting}");
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let out = Command::new("which").arg(name).output().ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        })
+}
+
+#[test]
+fn demo_report_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED: no chromium on PATH (apt-get install -y chromium) - the report was not rendered");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = mica()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-q", "demo", "--out"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = dir.path().join("demo/report/report.html");
+    let shot = dir.path().join("shot.png");
+    let res = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,9000",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert!(shot.is_file(), "no screenshot; chromium said:\n{log}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(
+        console.is_empty(),
+        "console messages:\n{}",
+        console.join("\n")
+    );
+    // The figures rendered: the screenshot holds the second series colour (Okabe-Ito orange
+    // #E69F00 at 75 % opacity on white, used by scatter points and nowhere else on the page) and
+    // the pure green (0, 200, 0) of the difference overlays (inline PNG data URIs).
+    let img = mica_core::io::read_image(&shot).unwrap().to_rgb();
+    let mica_core::Pixels::U8(px) = img.pixels() else {
+        panic!("8-bit screenshot expected")
+    };
+    let near = |p: &[u8], c: [u8; 3], tol: i32| {
+        p.iter()
+            .zip(c)
+            .all(|(&a, b)| (a as i32 - b as i32).abs() <= tol)
+    };
+    let count = |c: [u8; 3], tol: i32| px.chunks(3).filter(|p| near(p, c, tol)).count();
+    let orange = count([236, 183, 64], 20);
+    let green = count([0, 200, 0], 6);
+    assert!(
+        orange > 100,
+        "scatter points not rendered ({orange} orange pixels)"
+    );
+    assert!(
+        green > 5000,
+        "overlay images not rendered ({green} green pixels)"
+    );
+}
