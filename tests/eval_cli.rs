@@ -1,0 +1,762 @@
+//! `mica eval` end to end: the study's own answer CSVs give the numbers we checked independently,
+//! files as users have them are handled, and bad files give errors naming the file.
+//!
+//! How the pinned numbers were checked: `crates/metrics/tests/check_study_numbers.py`, a Python 3
+//! script using only the standard library (`csv`, `math`) and sharing no code with mica, computes
+//! n, missing, MAE, RMSE, bias, MAPE, exact, Pearson r and R² (against y = x) for every method
+//! column of the four counting CSVs, and accuracy, balanced accuracy, macro-F1 and the per-class
+//! counts for the classification CSV. The values below are its output (10 decimals).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mica(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(args)
+        .output()
+        .expect("run mica")
+}
+
+fn study(name: &str) -> PathBuf {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/vlms-micrographs"
+    ))
+    .join(name)
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "mica failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+fn close(a: &Value, b: f64, what: &str) {
+    let a = a
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: not a number: {a}"));
+    assert!((a - b).abs() < 1e-8, "{what}: got {a}, expected {b}");
+}
+
+type Expected = (&'static str, u64, u64, [f64; 7]);
+
+/// (method, n, missing, [mae, rmse, bias, mape, exact, pearson_r, r2]) from the Python check.
+const BBBC005_W1: [Expected; 6] = [
+    (
+        "GPT visual",
+        50,
+        0,
+        [
+            19.72,
+            25.0471555271,
+            -19.72,
+            0.3304652271,
+            0.16,
+            0.9573657317,
+            0.3757425595,
+        ],
+    ),
+    (
+        "GPT code",
+        50,
+        0,
+        [
+            8.48,
+            13.0506704809,
+            -8.44,
+            0.1248236193,
+            0.18,
+            0.9748943367,
+            0.8305223041,
+        ],
+    ),
+    (
+        "LLaVA",
+        43,
+        7,
+        [
+            28.0697674419,
+            39.4376163250,
+            15.4186046512,
+            0.6439947249,
+            0.0930232558,
+            0.7303387468,
+            -0.8111286471,
+        ],
+    ),
+    (
+        "SAM Manual",
+        50,
+        0,
+        [
+            6.04,
+            8.5369783882,
+            -5.92,
+            0.0946679441,
+            0.2,
+            0.9920783324,
+            0.9274804223,
+        ],
+    ),
+    (
+        "SAM automated",
+        50,
+        0,
+        [
+            3.52,
+            4.3358966777,
+            3.32,
+            0.0932795498,
+            0.1,
+            0.9962779210,
+            0.9812929739,
+        ],
+    ),
+    (
+        "Gemini",
+        50,
+        0,
+        [
+            8.26,
+            11.5956888541,
+            4.18,
+            0.4203341706,
+            0.04,
+            0.9545790648,
+            0.8662049613,
+        ],
+    ),
+];
+const BBBC005_W2: [Expected; 6] = [
+    (
+        "GPT visual",
+        50,
+        0,
+        [
+            22.34,
+            30.5139312446,
+            -22.34,
+            0.3517590007,
+            0.14,
+            0.8130616702,
+            0.0735046817,
+        ],
+    ),
+    (
+        "GPT code",
+        50,
+        0,
+        [
+            19.2,
+            27.3561693225,
+            -19.2,
+            0.2931495304,
+            0.14,
+            0.8425970267,
+            0.2553409555,
+        ],
+    ),
+    (
+        "LLaVA",
+        27,
+        23,
+        [
+            21.4814814815,
+            29.7047196649,
+            6.2222222222,
+            0.5010799601,
+            0.1481481481,
+            0.7601733722,
+            0.1375916039,
+        ],
+    ),
+    (
+        "SAM Manual",
+        50,
+        0,
+        [
+            19.44,
+            28.0442507477,
+            -19.44,
+            0.2842031459,
+            0.12,
+            0.8959525539,
+            0.2174094749,
+        ],
+    ),
+    (
+        "SAM automated",
+        50,
+        0,
+        [
+            10.04,
+            13.1468627436,
+            -1.68,
+            0.2385938259,
+            0.08,
+            0.9294731936,
+            0.8280147666,
+        ],
+    ),
+    (
+        "Gemini",
+        50,
+        0,
+        [
+            11.92,
+            17.6669182372,
+            -1.76,
+            0.4956422268,
+            0.12,
+            0.8806991440,
+            0.6894235649,
+        ],
+    ),
+];
+const NFFA_FIBERS: [Expected; 6] = [
+    (
+        "GPT visual",
+        25,
+        0,
+        [
+            4.2,
+            6.0232881386,
+            -3.88,
+            0.4048595732,
+            0.08,
+            0.8177768944,
+            0.4297605875,
+        ],
+    ),
+    (
+        "GPT code",
+        25,
+        0,
+        [
+            7.08,
+            12.3174672721,
+            3.64,
+            1.7077423863,
+            0.08,
+            0.2561415804,
+            -1.3846946987,
+        ],
+    ),
+    (
+        "LLaVA",
+        25,
+        0,
+        [
+            71.8,
+            205.4040895406,
+            68.68,
+            13.4252456900,
+            0.04,
+            -0.0947024674,
+            -662.1444271200,
+        ],
+    ),
+    (
+        "SAM manual",
+        25,
+        0,
+        [
+            3.04,
+            6.9685005561,
+            -1.68,
+            0.2220165565,
+            0.36,
+            0.5644237180,
+            0.2367468062,
+        ],
+    ),
+    (
+        "SAM automated",
+        25,
+        0,
+        [
+            14.08,
+            17.1394282285,
+            14.08,
+            2.2921736918,
+            0.0,
+            0.7121290225,
+            -3.6172417262,
+        ],
+    ),
+    (
+        "Gemini",
+        25,
+        0,
+        [
+            3.4,
+            5.5964274319,
+            -3.24,
+            0.2532091593,
+            0.28,
+            0.8974156101,
+            0.5077205513,
+        ],
+    ),
+];
+const NFFA_PARTICLES: [Expected; 6] = [
+    (
+        "GPT visual",
+        25,
+        0,
+        [
+            2.76,
+            5.1575187833,
+            1.56,
+            0.1298146192,
+            0.4,
+            0.9684681703,
+            0.8194896851,
+        ],
+    ),
+    (
+        "GPT code",
+        25,
+        0,
+        [
+            5.44,
+            11.8995798245,
+            -2.56,
+            0.2548506177,
+            0.44,
+            0.6618641485,
+            0.0390879479,
+        ],
+    ),
+    (
+        "LLaVA",
+        23,
+        2,
+        [
+            15.4347826087,
+            29.1241719420,
+            6.6521739130,
+            1.6909004901,
+            0.1304347826,
+            0.3930909293,
+            -4.8240356160,
+        ],
+    ),
+    (
+        "SAM manual",
+        25,
+        0,
+        [
+            4.24,
+            7.4458041876,
+            -0.72,
+            0.2621134842,
+            0.44,
+            0.7948864127,
+            0.6237785016,
+        ],
+    ),
+    (
+        "SAM automated",
+        25,
+        0,
+        [
+            10.72,
+            18.6053755673,
+            7.84,
+            1.3357831863,
+            0.16,
+            0.4051809976,
+            -1.3490770901,
+        ],
+    ),
+    (
+        "Gemini",
+        25,
+        0,
+        [
+            7.88,
+            15.0293047078,
+            6.76,
+            2.7280210513,
+            0.16,
+            0.7001077719,
+            -0.5328447340,
+        ],
+    ),
+];
+
+fn check_count_csv(file: &str, expected: &[Expected]) {
+    let path = study(file);
+    let out = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
+    let rows = stdout_json(&out);
+    let rows = rows.as_array().expect("a JSON array");
+    assert_eq!(rows.len(), expected.len(), "{file}: one row per method");
+    let keys = ["mae", "rmse", "bias", "mape", "exact", "pearson_r", "r2"];
+    for (row, (method, n, missing, values)) in rows.iter().zip(expected) {
+        assert_eq!(row["method"], *method, "{file}");
+        assert_eq!(row["n"], *n, "{file} {method}: n");
+        assert_eq!(row["missing"], *missing, "{file} {method}: missing");
+        for (k, v) in keys.iter().zip(values) {
+            close(&row[*k], *v, &format!("{file} {method} {k}"));
+            // The interval brackets its estimate (percentile bootstrap of a plug-in statistic:
+            // not guaranteed in general, but true for these means with 2000 resamples).
+            let (lo, hi) = (&row[format!("{k}_ci_low")], &row[format!("{k}_ci_high")]);
+            if let (Some(lo), Some(hi)) = (lo.as_f64(), hi.as_f64()) {
+                assert!(lo <= hi, "{file} {method} {k}: CI [{lo}, {hi}]");
+                if ["mae", "bias", "exact"].contains(k) {
+                    assert!(lo <= *v + 1e-12 && *v <= hi + 1e-12, "{file} {method} {k}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn count_bbbc005_w1() {
+    check_count_csv("results_counting_BBBC005-S_w1.csv", &BBBC005_W1);
+}
+
+#[test]
+fn count_bbbc005_w2() {
+    check_count_csv("results_counting_BBBC005-S_w2.csv", &BBBC005_W2);
+}
+
+#[test]
+fn count_nffa_fibers() {
+    check_count_csv("results_counting_NFFA-MS_fibers.csv", &NFFA_FIBERS);
+}
+
+#[test]
+fn count_nffa_particles() {
+    check_count_csv("results_counting_NFFA-MS_particles.csv", &NFFA_PARTICLES);
+}
+
+#[test]
+fn count_intervals_are_reproducible_and_seeded() {
+    let path = study("results_counting_NFFA-MS_fibers.csv");
+    let p = path.to_str().unwrap();
+    let a = stdout_json(&mica(&["eval", "count", "--predictions", p, "--json"]));
+    let b = stdout_json(&mica(&["eval", "count", "--predictions", p, "--json"]));
+    assert_eq!(a, b);
+    let c = stdout_json(&mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        p,
+        "--json",
+        "--seed",
+        "7",
+    ]));
+    // Another seed moves some interval end (values are discrete, so not necessarily all).
+    let ends = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| {
+                ["mae", "rmse", "bias", "r2"]
+                    .iter()
+                    .flat_map(|k| {
+                        [
+                            r[format!("{k}_ci_low")].clone(),
+                            r[format!("{k}_ci_high")].clone(),
+                        ]
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_ne!(ends(&a), ends(&c));
+    assert_eq!(a[0]["mae"], c[0]["mae"]);
+}
+
+#[test]
+fn count_table_text_and_missing_reported() {
+    let path = study("results_counting_BBBC005-S_w2.csv");
+    let out = mica(&["eval", "count", "--predictions", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("LLaVA"), "{text}");
+    assert!(text.contains("21.481"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"LLaVA\": 23 empty cell(s)"), "{err}");
+}
+
+#[test]
+fn classify_chatgpt_nffa() {
+    let path = study("results_classification_NFFA-MS_chatgpt.csv");
+    let out = mica(&[
+        "eval",
+        "classify",
+        "--predictions",
+        path.to_str().unwrap(),
+        "--truth-column",
+        "actual_class",
+        "--pred-column",
+        "predicted_class",
+        "--json",
+    ]);
+    let r = stdout_json(&out);
+    assert_eq!(r["n"], 250);
+    assert_eq!(r["unparsed"], 1);
+    close(&r["accuracy"], 0.552, "accuracy");
+    close(&r["balanced_accuracy"], 0.552, "balanced accuracy");
+    close(&r["macro_f1"], 0.5360231958, "macro-F1");
+    let per_class = r["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 10);
+    // Class 3 (Films_Coated_Surface): tp 3, fp 15, fn 22 in the Python check.
+    assert_eq!(per_class[2]["class"], "3");
+    close(&per_class[2]["precision"], 3.0 / 18.0, "class 3 precision");
+    close(&per_class[2]["recall"], 3.0 / 25.0, "class 3 recall");
+    close(&per_class[2]["f1"], 6.0 / 43.0, "class 3 F1");
+    assert_eq!(per_class[5]["predicted"], 47);
+    let conf = &r["confusion"];
+    assert_eq!(conf["columns"].as_array().unwrap().last().unwrap(), "none");
+    // The one empty answer is in row 9 (Powder), column "none".
+    assert_eq!(conf["counts"][8][10], 1);
+    assert_eq!(conf["counts"][4][1], 12); // nanowires taken for fibres
+    for k in ["accuracy", "balanced_accuracy", "macro_f1"] {
+        let (lo, hi) = (
+            r[format!("{k}_ci_low")].as_f64().unwrap(),
+            r[format!("{k}_ci_high")].as_f64().unwrap(),
+        );
+        assert!(
+            lo < r[k].as_f64().unwrap() && r[k].as_f64().unwrap() < hi,
+            "{k}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":203:"));
+}
+
+#[test]
+fn classify_with_nffa_labels_names_classes() {
+    let path = study("results_classification_NFFA-MS_chatgpt.csv");
+    let r = stdout_json(&mica(&[
+        "eval",
+        "classify",
+        "--predictions",
+        path.to_str().unwrap(),
+        "--truth-column",
+        "actual_class",
+        "--pred-column",
+        "predicted_class",
+        "--labels",
+        "nffa",
+        "--json",
+    ]));
+    close(&r["accuracy"], 0.552, "accuracy");
+    assert_eq!(r["per_class"][2]["class"], "Films_Coated_Surface");
+    assert_eq!(r["per_class"][9]["class"], "Tips");
+}
+
+fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+#[test]
+fn count_file_as_users_have_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "answers.csv",
+        b"\xEF\xBB\xBFimage,Truth,model A,model B\r\na.tif,10,12,NaN\r\nb.tif,20,,about 40\r\nc.tif,,5,5\r\nd.tif,30,30,33\r\n",
+    );
+    let out = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--json",
+    ]);
+    let rows = stdout_json(&out);
+    assert_eq!(rows[0]["method"], "model A");
+    assert_eq!(
+        (rows[0]["n"].as_u64(), rows[0]["missing"].as_u64()),
+        (Some(2), Some(1))
+    );
+    close(&rows[0]["mae"], 1.0, "model A MAE");
+    assert_eq!(rows[0]["empty"], 1);
+    assert_eq!(
+        (rows[1]["n"].as_u64(), rows[1]["missing"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(rows[1]["non_numeric"], 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"about 40\""), "{err}");
+    assert!(err.contains("\"NaN\""), "{err}");
+    assert!(
+        err.contains("c.tif") && err.contains("no numeric truth"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_count_files_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_truth = write(dir.path(), "no_truth.csv", b"image,expert,A\nx,1,2\n");
+    let out = mica(&["eval", "count", "--predictions", no_truth.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no_truth.csv") && err.contains("--truth-column"),
+        "{err}"
+    );
+    let ok = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        no_truth.to_str().unwrap(),
+        "--truth-column",
+        "expert",
+    ]);
+    assert!(ok.status.success());
+
+    let ragged = write(dir.path(), "ragged.csv", b"image,truth,A\nx,1,2\ny,3\n");
+    let out = mica(&["eval", "count", "--predictions", ragged.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ragged.csv") && err.contains("line 3"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("absent.csv");
+    let out = mica(&["eval", "count", "--predictions", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("absent.csv"));
+
+    let class = write(dir.path(), "classes.csv", b"f,actual,predicted\na,1,1\n");
+    let out = mica(&[
+        "eval",
+        "classify",
+        "--predictions",
+        class.to_str().unwrap(),
+        "--truth-column",
+        "actual",
+        "--pred-column",
+        "guess",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("classes.csv") && err.contains("\"guess\""),
+        "{err}"
+    );
+}
+
+fn write_mask(path: &Path, w: u32, h: u32, on: impl Fn(u32, u32) -> bool) {
+    let data = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .map(|(x, y)| if on(x, y) { 255u8 } else { 0 })
+        .collect();
+    let img = mica_core::Image::gray8(w, h, data).unwrap();
+    mica_core::io::write_png(path, &img).unwrap();
+}
+
+#[test]
+fn segment_pairs_by_stem_and_reports_missing_masks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, p) = (dir.path().join("truth"), dir.path().join("pred"));
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::create_dir_all(&p).unwrap();
+    // Two 4x4 squares in the truth; the prediction shifts the first by one column and misses
+    // the second.
+    let sq = |x0: u32, y0: u32| {
+        move |x: u32, y: u32| (x0..x0 + 4).contains(&x) && (y0..y0 + 4).contains(&y)
+    };
+    let (a, b) = (sq(2, 2), sq(12, 12));
+    write_mask(&t.join("img1.png"), 20, 20, |x, y| a(x, y) || b(x, y));
+    write_mask(&p.join("img1.png"), 20, 20, sq(3, 2));
+    // A real BBBC005 mask scored against itself.
+    let real = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/bbbc005/masks"
+    ))
+    .join("SIMCEPImages_A01_C1_F1_s01_w1.TIF");
+    std::fs::copy(&real, t.join("real.TIF")).unwrap();
+    std::fs::copy(&real, p.join("real.TIF")).unwrap();
+    // A truth image with no predicted mask.
+    write_mask(&t.join("lonely.png"), 20, 20, sq(0, 0));
+
+    let out = mica(&[
+        "eval",
+        "segment",
+        "--truth",
+        t.to_str().unwrap(),
+        "--pred",
+        p.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "partial: one image has no mask");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lonely.png") && err.contains("no predicted mask"),
+        "{err}"
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let imgs = r["per_image"].as_array().unwrap();
+    assert_eq!(imgs.len(), 2);
+    let img1 = imgs.iter().find(|i| i["name"] == "img1").unwrap();
+    // TP 12, FP 4, FN 4 + 16: Dice = 24 / (24 + 24), Jaccard = 12 / 36.
+    close(&img1["dice"], 0.5, "dice");
+    close(&img1["jaccard"], 1.0 / 3.0, "jaccard");
+    close(&img1["precision"], 0.75, "precision");
+    // Farthest truth pixel (15,15) to the predicted square (3..6, 2..5): (9, 10).
+    close(&img1["hausdorff_px"], (81.0f64 + 100.0).sqrt(), "hausdorff");
+    let inst = &img1["instances"];
+    assert_eq!(
+        (inst["num_truth"].as_u64(), inst["num_pred"].as_u64()),
+        (Some(2), Some(1))
+    );
+    // IoU of the shifted square: 12 / 20 = 0.6 -> matched at 0.5..0.6, not above.
+    assert_eq!(inst["per_threshold"][2]["tp"], 1);
+    assert_eq!(inst["per_threshold"][3]["tp"], 0);
+    let real = imgs.iter().find(|i| i["name"] == "real").unwrap();
+    assert_eq!(real["truth_kind"], "binary mask");
+    close(&real["dice"], 1.0, "real dice");
+    close(&real["hausdorff_px"], 0.0, "real hausdorff");
+    close(
+        &real["instances"]["mean_tp_over_tp_fp_fn"],
+        1.0,
+        "real instances",
+    );
+    assert_eq!(r["aggregate"]["images"], 2);
+    close(&r["aggregate"]["dice"]["mean"], 0.75, "mean dice");
+}
+
+#[test]
+fn segment_size_mismatch_names_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, p) = (dir.path().join("t"), dir.path().join("p"));
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::create_dir_all(&p).unwrap();
+    write_mask(&t.join("a.png"), 10, 10, |x, _| x < 3);
+    write_mask(&p.join("a.png"), 12, 10, |x, _| x < 3);
+    let out = mica(&[
+        "eval",
+        "segment",
+        "--truth",
+        t.to_str().unwrap(),
+        "--pred",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "nothing could be scored");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a.png") && err.contains("10x10") && err.contains("12x10"),
+        "{err}"
+    );
+}
