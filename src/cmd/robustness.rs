@@ -1,10 +1,377 @@
-//! `mica robustness` (issue #8).
+//! `mica robustness` (issue #8): degradation curves of a method under perturbations of growing
+//! severity and under crowding, on generated or real images, with real blurred BBBC005 images as
+//! anchor points on the blur curve.
+//!
+//! The work is done by `mica_synth::robustness`; this module picks the method and images, and
+//! writes `robustness.csv`, `robustness.json` (`mica_synth::robustness::RobustnessResults`) and one
+//! `robustness_<axis>.svg` per perturbation into `--out`.
 
 use super::Ctx;
+use crate::exit;
+use anyhow::{bail, Context};
+use mica_classical::{Classical, Preset};
+use mica_core::dataset::{self, subset, DatasetKind, OpenOptions, Sample};
+use mica_core::{io, BinaryMask, Segmenter};
+use mica_synth::robustness::{
+    add_anchor, crowding_curve, curves_svg, perturbation_curve, write_csv, Case, Curve,
+    RobustnessResults,
+};
+use mica_synth::{generate, CellGenConfig, PerturbationKind, Truth};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Method to test. Only `classical` is wired into robustness runs so far.
+    #[arg(long, default_value = "classical")]
+    pub method: String,
+    /// Classical preset: fluorescence-nuclei, fluorescence-cells, sem-particles, textbook.
+    #[arg(long, default_value = "fluorescence-nuclei")]
+    pub preset: String,
+    /// Perturbations (comma-separated or repeated): blur, gaussian-noise, poisson-noise, contrast,
+    /// brightness, uneven-illumination, jpeg, debris, scratches, info-bar, crowding.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub perturbation: Vec<String>,
+    /// Severities in the perturbation's unit (comma-separated); default: a range per perturbation.
+    /// For crowding: cell counts.
+    #[arg(long, value_delimiter = ',')]
+    pub severities: Vec<f64>,
+    /// Images to perturb: `generated` (the synthetic generator) or a BBBC005 folder with masks/.
+    #[arg(long, default_value = "generated", value_name = "generated|DIR")]
+    pub data: String,
+    /// BBBC005 stain to use from --data (1 or 2).
+    #[arg(long, default_value_t = 1)]
+    pub stain: u32,
+    /// Folder of really blurred BBBC005 images (e.g. ../shared/data/bbbc005-blur): each blur level
+    /// (F23, F48) becomes an anchor point on the blur curve. With a BBBC005 --data, the curve is
+    /// computed on the in-focus scenes of those same images.
+    #[arg(long, value_name = "DIR")]
+    pub anchors: Option<PathBuf>,
+    /// Generator preset for generated images: bbbc005-w1, bbbc005-w2.
+    #[arg(long, default_value = "bbbc005-w1")]
+    pub generator: String,
+    /// Cells per generated image for perturbation curves.
+    #[arg(long, default_value_t = 30)]
+    pub count: usize,
+    /// Clustering probabilities for crowding, one line each.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5")]
+    pub clustering: Vec<f64>,
+    /// Images per point (generated), or the number of real images used.
+    #[arg(long, default_value_t = 8)]
+    pub images: usize,
+    /// Seed of the generator, the perturbations and the image sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (created).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
 
-pub fn run(_args: Args, _ctx: &Ctx) -> anyhow::Result<i32> {
-    super::not_implemented("`mica robustness`", 8)
+/// Default severities per axis, in the axis's unit.
+fn default_severities(axis: &str) -> Vec<f64> {
+    let v: &[f64] = match axis {
+        "blur" => &[0.0, 4.0, 8.0, 16.0, 23.0, 32.0, 48.0, 64.0],
+        "gaussian-noise" | "poisson-noise" => &[0.0, 2.0, 5.0, 10.0, 20.0, 30.0],
+        "contrast" => &[0.0, 25.0, 50.0, 75.0, 90.0],
+        "brightness" => &[-20.0, -10.0, 0.0, 10.0, 20.0, 30.0],
+        "uneven-illumination" => &[0.0, 10.0, 20.0, 40.0, 60.0],
+        "jpeg" => &[0.0, 50.0, 80.0, 90.0, 95.0, 98.0],
+        "debris" => &[0.0, 2.0, 5.0, 10.0, 20.0, 40.0],
+        "scratches" => &[0.0, 1.0, 2.0, 4.0, 8.0],
+        "info-bar" => &[0.0, 10.0, 20.0, 30.0],
+        "crowding" => &[1.0, 10.0, 25.0, 50.0, 75.0, 100.0],
+        _ => &[],
+    };
+    v.to_vec()
+}
+
+fn classical(preset: &str) -> anyhow::Result<Classical> {
+    let p = Preset::ALL
+        .into_iter()
+        .find(|p| p.name() == preset)
+        .with_context(|| {
+            format!(
+                "unknown classical preset {preset:?} (known: {})",
+                Preset::known_names()
+            )
+        })?;
+    Classical::preset(p).with_context(|| format!("classical preset {preset}"))
+}
+
+/// Reads a BBBC005 sample as a case: image, count and foreground mask.
+fn load_case(s: &Sample) -> anyhow::Result<Case> {
+    let image = s
+        .load_image()
+        .with_context(|| format!("{}", s.path.display()))?;
+    let foreground = match &s.truth.mask {
+        Some(m) => Some(BinaryMask::from_image_above(
+            &io::read_image(m).with_context(|| format!("mask {}", m.display()))?,
+            0.0,
+        )),
+        None => None,
+    };
+    Ok(Case {
+        id: s.id.clone(),
+        image,
+        truth: Truth {
+            count: s.truth.count,
+            labels: None,
+            foreground,
+        },
+    })
+}
+
+/// Loads cases, reporting (not failing on) the ones that cannot be read.
+fn load_cases(samples: &[Sample], failures: &mut usize) -> Vec<Case> {
+    samples
+        .iter()
+        .filter_map(|s| match load_case(s) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                *failures += 1;
+                None
+            }
+        })
+        .collect()
+}
+
+fn open_bbbc005(path: &Path, masks: Option<PathBuf>) -> anyhow::Result<Vec<Sample>> {
+    let ds = dataset::open(
+        path,
+        &OpenOptions {
+            kind: Some(DatasetKind::Bbbc005),
+            masks,
+            ..OpenOptions::default()
+        },
+    )
+    .with_context(|| format!("BBBC005 dataset {}", path.display()))?;
+    for p in &ds.problems {
+        eprintln!("warning: skipped {}: {}", p.path.display(), p.reason);
+    }
+    Ok(ds.samples)
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    if args.method != "classical" {
+        // Only the classical method is wired in so far; SAM and VLMs come as they land.
+        return super::not_implemented(
+            &format!("method {:?} in `mica robustness`", args.method),
+            8,
+        );
+    }
+    let seg = classical(&args.preset)?;
+    let gen_cfg = CellGenConfig::preset(&args.generator).with_context(|| {
+        format!(
+            "unknown generator preset {:?} (known: {})",
+            args.generator,
+            CellGenConfig::PRESETS.join(", ")
+        )
+    })?;
+    if args.images == 0 {
+        bail!("--images must be at least 1");
+    }
+    for a in &args.perturbation {
+        if a != "crowding" && PerturbationKind::from_name(a).is_none() {
+            bail!(
+                "unknown perturbation {a:?} (known: {}, crowding)",
+                PerturbationKind::ALL.map(|k| k.name()).join(", ")
+            );
+        }
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+
+    let mut failures = 0usize;
+    // Images for the perturbation curves, and the anchors by blur level.
+    let mut anchors: BTreeMap<u32, Vec<Case>> = BTreeMap::new();
+    let (cases, source) = if args.data == "generated" {
+        let cfg = CellGenConfig {
+            count: args.count,
+            ..gen_cfg.clone()
+        };
+        let cases = (0..args.images)
+            .map(|i| {
+                let g = generate(&cfg, args.seed.wrapping_add(i as u64))?;
+                Ok(Case {
+                    id: format!("generated-{i}"),
+                    truth: g.truth(),
+                    image: g.image,
+                })
+            })
+            .collect::<Result<Vec<_>, mica_synth::SynthError>>()?;
+        (
+            cases,
+            format!("generated ({}, {} cells)", args.generator, args.count),
+        )
+    } else {
+        let root = PathBuf::from(&args.data);
+        let stain = format!("w{}", args.stain);
+        let all: Vec<Sample> = open_bbbc005(&root, None)?
+            .into_iter()
+            .filter(|s| s.meta.get("stain") == Some(&stain))
+            .collect();
+        let chosen: Vec<Sample> = match &args.anchors {
+            Some(adir) => {
+                // The in-focus scenes of the anchor images, then those anchors.
+                let blurred: Vec<Sample> = open_bbbc005(adir, Some(root.join("masks")))?
+                    .into_iter()
+                    .filter(|s| s.meta.get("stain") == Some(&stain))
+                    .collect();
+                let mut scenes: Vec<String> = blurred
+                    .iter()
+                    .filter_map(|s| s.meta.get("f1_scene").cloned())
+                    .collect();
+                scenes.sort();
+                scenes.dedup();
+                scenes.truncate(args.images);
+                for s in blurred
+                    .iter()
+                    .filter(|s| s.meta.get("f1_scene").is_some_and(|f| scenes.contains(f)))
+                {
+                    let blur: u32 = s.meta.get("blur").and_then(|b| b.parse().ok()).unwrap_or(0);
+                    if let Ok(c) = load_case(s).inspect_err(|e| {
+                        eprintln!("error: {e:#}");
+                        failures += 1;
+                    }) {
+                        anchors.entry(blur).or_default().push(c);
+                    }
+                }
+                all.into_iter().filter(|s| scenes.contains(&s.id)).collect()
+            }
+            None => subset::sample(&all, args.images, args.seed, subset::Strata::Count),
+        };
+        if chosen.is_empty() {
+            bail!(
+                "no BBBC005 stain-{} images found in {}",
+                args.stain,
+                args.data
+            );
+        }
+        (
+            load_cases(&chosen, &mut failures),
+            format!("BBBC005 {} ({stain})", args.data),
+        )
+    };
+    if !ctx.quiet {
+        eprintln!(
+            "robustness: {} on {} image(s) from {source}",
+            seg.name(),
+            cases.len()
+        );
+    }
+
+    let mut curves: Vec<Curve> = Vec::new();
+    for axis in &args.perturbation {
+        let sev = if args.severities.is_empty() {
+            default_severities(axis)
+        } else {
+            args.severities.clone()
+        };
+        let t0 = std::time::Instant::now();
+        if axis == "crowding" {
+            let counts: Vec<usize> = sev.iter().map(|&c| c.max(0.0).round() as usize).collect();
+            for &cl in &args.clustering {
+                let c = crowding_curve(
+                    &seg,
+                    &gen_cfg,
+                    &counts,
+                    cl,
+                    args.images,
+                    args.seed,
+                    &format!("generated ({})", args.generator),
+                )?;
+                curves.push(c);
+            }
+        } else {
+            let kind = PerturbationKind::from_name(axis).context("checked above")?;
+            let mut c = perturbation_curve(&seg, &cases, kind, &sev, args.seed, &source)?;
+            if kind == PerturbationKind::Blur {
+                for (blur, acases) in &anchors {
+                    add_anchor(
+                        &mut c,
+                        &seg,
+                        &format!("BBBC005 F{blur} (real, {} images)", acases.len()),
+                        *blur as f64,
+                        acases,
+                    );
+                }
+            }
+            curves.push(c);
+        }
+        if !ctx.quiet {
+            eprintln!("  {axis}: {:.1} s", t0.elapsed().as_secs_f64());
+        }
+    }
+
+    let results = RobustnessResults {
+        seed: args.seed,
+        curves,
+    };
+    let csv_path = args.out.join("robustness.csv");
+    let f = std::fs::File::create(&csv_path)
+        .with_context(|| format!("creating {}", csv_path.display()))?;
+    write_csv(&results, std::io::BufWriter::new(f))
+        .with_context(|| format!("writing {}", csv_path.display()))?;
+    let json_path = args.out.join("robustness.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let mut axes: Vec<&str> = results.curves.iter().map(|c| c.axis.as_str()).collect();
+    axes.dedup();
+    for axis in axes {
+        let cs: Vec<&Curve> = results.curves.iter().filter(|c| c.axis == axis).collect();
+        let p = args.out.join(format!("robustness_{axis}.svg"));
+        std::fs::write(&p, curves_svg(&cs)).with_context(|| format!("writing {}", p.display()))?;
+    }
+
+    let mut method_failures = 0;
+    for c in &results.curves {
+        println!(
+            "{} | {}{}",
+            c.method,
+            c.axis,
+            if c.series.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", c.series)
+            }
+        );
+        println!("  severity  images  failed  mean_dice  count_mae  count_bias  inst_f1@0.5");
+        let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+        for p in &c.points {
+            method_failures += p.n_failed;
+            println!(
+                "  {:>8}  {:>6}  {:>6}  {:>9}  {:>9}  {:>10}  {:>11}",
+                p.severity,
+                p.n_images,
+                p.n_failed,
+                f(p.mean_dice),
+                f(p.count_mae),
+                f(p.count_bias),
+                f(p.mean_instance_f1_iou50)
+            );
+        }
+        for a in &c.anchors {
+            method_failures += a.point.n_failed;
+            println!(
+                "  anchor {}: severity {} dice {} (curve {}), count MAE {} (curve {})",
+                a.label,
+                a.point.severity,
+                f(a.point.mean_dice),
+                f(a.curve_dice),
+                f(a.point.count_mae),
+                f(a.curve_count_mae)
+            );
+        }
+    }
+    if !ctx.quiet {
+        eprintln!("wrote {}", args.out.display());
+    }
+    if failures + method_failures > 0 {
+        eprintln!(
+            "{failures} image(s) could not be read and the method failed on {method_failures} image(s)"
+        );
+        return Ok(exit::PARTIAL);
+    }
+    Ok(exit::SUCCESS)
 }
