@@ -30,6 +30,9 @@ pub struct Args {
     /// Try failed predictions again (they are kept, with their reason, by default).
     #[arg(long)]
     pub retry_failed: bool,
+    /// Run only this method of the study (repeatable; default: all).
+    #[arg(long = "method", value_name = "NAME")]
+    pub methods: Vec<String>,
     /// Pause this many milliseconds after each stored prediction (runs one at a time).
     #[arg(long, default_value_t = 0, hide = true)]
     pub delay_ms: u64,
@@ -64,6 +67,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         retry_failed: args.retry_failed,
         quiet: ctx.quiet,
         delay_ms: args.delay_ms,
+        methods: args.methods.clone(),
     };
     let summary = study::run(&study, &opts)?;
     if args.dry_run {

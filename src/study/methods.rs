@@ -97,25 +97,26 @@ pub fn build(study: &Study, spec: &MethodSpec) -> anyhow::Result<Runtime> {
     }
 }
 
-/// Why SAM does not run, with how to get the weights.
+/// Why SAM does not run, with how to get the weights (the SAM crate's own weight resolution:
+/// `weights` in the study, `MICA_SAM_WEIGHTS`, then the cache directory).
+#[cfg(feature = "sam")]
 fn sam_unavailable_reason(preset: &str, weights: Option<&str>) -> String {
-    let found = weights.map(std::path::PathBuf::from).or_else(|| {
-        std::env::var_os("MICA_SAM_WEIGHTS")
-            .map(std::path::PathBuf::from)
-            .filter(|p| p.is_file())
-    });
-    match found {
-        Some(p) => format!(
-            "SAM (preset {preset:?}) weights found at {}, but SAM automatic mask generation is not yet wired into studies (issue #5)",
-            p.display()
-        ),
-        None => format!(
-            "SAM (preset {preset:?}) needs the MobileSAM weights: download \
-             https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt \
-             (40.7 MB, sha256 6dbb9052…6c2f) and set MICA_SAM_WEIGHTS=/path/to/mobile_sam.pt \
-             or put it in ~/.cache/mica/mobile_sam.pt"
-        ),
+    if let Err(e) = mica_sam::AmgPreset::from_name(preset) {
+        return e.to_string();
     }
+    match mica_sam::resolve_weights(weights.map(std::path::Path::new)) {
+        Ok(w) => format!(
+            "SAM (preset {preset:?}) weights found at {}, but SAM automatic mask generation is not yet wired into studies (issue #5)",
+            w.path.display()
+        ),
+        Err(e) => format!("SAM (preset {preset:?}): {e}"),
+    }
+}
+
+/// Why SAM does not run in a build without the `sam` feature.
+#[cfg(not(feature = "sam"))]
+fn sam_unavailable_reason(preset: &str, _weights: Option<&str>) -> String {
+    format!("SAM (preset {preset:?}): this mica was built without the `sam` feature")
 }
 
 /// Why a vision-language model does not run.

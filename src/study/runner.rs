@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Pause after each stored prediction (for interruption tests and rate limiting by hand).
     pub delay_ms: u64,
+    /// Run only these methods (all when empty).
+    pub methods: Vec<String>,
 }
 
 /// What a run did.
@@ -63,6 +65,28 @@ struct Group {
 /// # Errors
 /// The store cannot be opened or written, a dataset or imported CSV cannot be read.
 pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    let mut study = study.clone();
+    if !opts.methods.is_empty() {
+        for m in &opts.methods {
+            if !study.file.methods.iter().any(|s| s.name() == m) {
+                anyhow::bail!(
+                    "--method {m:?}: no such method in the study (methods: {})",
+                    study
+                        .file
+                        .methods
+                        .iter()
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        for t in &mut study.file.tasks {
+            t.methods.retain(|m| opts.methods.contains(m));
+        }
+        study.file.tasks.retain(|t| !t.methods.is_empty());
+    }
+    let study = &study;
     let f = &study.file;
     let mut summary = RunSummary::default();
     // Datasets used by some task, in file order.
