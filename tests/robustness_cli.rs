@@ -1,0 +1,162 @@
+//! `mica robustness` end to end: generated images, crowding, real BBBC005 blur anchors, errors.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn shared() -> PathBuf {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
+    assert!(
+        p.is_dir(),
+        "these tests need ../shared next to the repository"
+    );
+    p
+}
+
+fn mica(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// CSV rows as (kind, severity, mean_dice, count_mae) for one axis/series.
+fn rows(csv_text: &str, axis: &str, series: &str) -> Vec<(String, f64, Option<f64>, Option<f64>)> {
+    let mut r = csv::Reader::from_reader(csv_text.as_bytes());
+    r.records()
+        .map(|rec| rec.unwrap())
+        .filter(|f| &f[1] == axis && &f[2] == series)
+        .map(|f| {
+            (
+                f[3].to_string(),
+                f[5].parse().unwrap(),
+                f[9].parse().ok(),
+                f[10].parse().ok(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn generated_noise_and_crowding_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let (code, stdout, err) = mica(&[
+        "robustness",
+        "--perturbation",
+        "gaussian-noise,crowding",
+        "--severities",
+        "0,40",
+        "--clustering",
+        "0,0.5",
+        "--images",
+        "2",
+        "--count",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}\n{stdout}");
+    let csv = std::fs::read_to_string(out.join("robustness.csv")).unwrap();
+    let noise = rows(&csv, "gaussian-noise", "");
+    assert_eq!(noise.len(), 2, "{csv}");
+    // Heavy noise must cost Dice on generated cells.
+    assert!(noise[1].2.unwrap() < noise[0].2.unwrap(), "{csv}");
+    assert_eq!(rows(&csv, "crowding", "clustering 0.5").len(), 2, "{csv}");
+    for f in [
+        "robustness.json",
+        "robustness_gaussian-noise.svg",
+        "robustness_crowding.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("robustness.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["curves"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn real_blur_anchors_lie_near_the_synthetic_blur_curve() {
+    let d = shared().join("data");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let (code, stdout, err) = mica(&[
+        "robustness",
+        "--perturbation",
+        "blur",
+        "--data",
+        d.join("bbbc005").to_str().unwrap(),
+        "--anchors",
+        d.join("bbbc005-blur").to_str().unwrap(),
+        "--severities",
+        "0,23,48",
+        "--images",
+        "6",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}\n{stdout}");
+    let csv = std::fs::read_to_string(out.join("robustness.csv")).unwrap();
+    let r = rows(&csv, "blur", "");
+    let curve: Vec<_> = r.iter().filter(|x| x.0 == "curve").collect();
+    let anchors: Vec<_> = r.iter().filter(|x| x.0 == "anchor").collect();
+    assert_eq!((curve.len(), anchors.len()), (3, 2), "{csv}");
+    for a in anchors {
+        let c = curve.iter().find(|c| c.1 == a.1).unwrap();
+        let gap = (a.2.unwrap() - c.2.unwrap()).abs();
+        assert!(
+            gap < 0.05,
+            "anchor F{} Dice {:?} vs curve {:?}",
+            a.1,
+            a.2,
+            c.2
+        );
+    }
+}
+
+#[test]
+fn unknown_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = out.to_str().unwrap();
+    let (code, _, err) = mica(&["robustness", "--perturbation", "fog", "--out", o]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown perturbation \"fog\""), "{err}");
+    let (code, _, err) = mica(&[
+        "robustness",
+        "--perturbation",
+        "blur",
+        "--preset",
+        "nope",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown classical preset"), "{err}");
+    let (code, _, err) = mica(&[
+        "robustness",
+        "--perturbation",
+        "blur",
+        "--method",
+        "sam",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) = mica(&[
+        "robustness",
+        "--perturbation",
+        "jpeg",
+        "--severities",
+        "100",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("jpeg severity"), "{err}");
+}
