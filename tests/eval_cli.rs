@@ -760,3 +760,54 @@ fn segment_size_mismatch_names_both_files() {
         "{err}"
     );
 }
+
+#[test]
+fn paired_comparisons() {
+    // Count: difference of MAE on the images both answered (fibres: all 25).
+    let path = study("results_counting_NFFA-MS_fibers.csv");
+    let rows = stdout_json(&mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        path.to_str().unwrap(),
+        "--compare-to",
+        "SAM manual",
+        "--json",
+    ]));
+    let gemini = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == "Gemini")
+        .unwrap();
+    let d = &gemini["mae_difference"];
+    assert_eq!(d["reference"], "SAM manual");
+    assert_eq!(d["n"], 25);
+    close(&d["difference"], 3.4 - 3.04, "MAE difference");
+    assert!(d["ci_low"].as_f64().unwrap() <= d["ci_high"].as_f64().unwrap());
+
+    // Classify: difference of accuracy between two prediction columns.
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "two.csv",
+        b"img,truth,m1,m2\n1,a,a,a\n2,a,a,b\n3,b,b,a\n4,b,a,a\n",
+    );
+    let r = stdout_json(&mica(&[
+        "eval",
+        "classify",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--truth-column",
+        "truth",
+        "--pred-column",
+        "m1",
+        "--compare-pred-column",
+        "m2",
+        "--json",
+    ]));
+    let d = &r["accuracy_difference"];
+    close(&d["accuracy"], 0.75, "m1 accuracy");
+    close(&d["other_accuracy"], 0.25, "m2 accuracy");
+    close(&d["difference"], 0.5, "difference");
+}

@@ -115,6 +115,10 @@ pub struct ClassifyArgs {
     /// it, the trimmed cell is the class, and an empty cell or "NaN" names no class.
     #[arg(long, value_name = "SET")]
     pub labels: Option<LabelSet>,
+    /// Compare with another method's prediction column: difference of accuracy (this column −
+    /// that one) on the same images, with a paired bootstrap interval.
+    #[arg(long, value_name = "NAME")]
+    pub compare_pred_column: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -463,6 +467,34 @@ struct ClassifyOutput {
     rows_without_truth: Vec<RowNote>,
     /// Predicted values that are no row's true class (classes with support 0).
     predicted_only_classes: Vec<String>,
+    /// Only with `--compare-pred-column`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy_difference: Option<AccuracyDifference>,
+}
+
+#[derive(Debug, Serialize)]
+struct AccuracyDifference {
+    /// The column compared with.
+    other: String,
+    n: usize,
+    accuracy: f64,
+    other_accuracy: f64,
+    /// accuracy − other_accuracy.
+    difference: f64,
+    ci_low: Option<f64>,
+    ci_high: Option<f64>,
+}
+
+/// Per input row: 1 / 0 for a right / wrong answer, `None` where the truth is unreadable.
+fn correct_by_row(
+    enc: &mica_metrics::classification::EncodedClasses,
+    rows: usize,
+) -> Vec<Option<f64>> {
+    let mut out = vec![None; rows];
+    for ((&row, &t), p) in enc.rows.iter().zip(&enc.truth).zip(&enc.prediction) {
+        out[row] = Some(if *p == Some(t) { 1.0 } else { 0.0 });
+    }
+    out
 }
 
 #[derive(Debug, Serialize)]
@@ -498,6 +530,26 @@ fn run_classify(args: &ClassifyArgs, ctx: &Ctx) -> anyhow::Result<i32> {
             Err(_) => vec![None, None, None],
         }
     })?;
+    let accuracy_difference = match &args.compare_pred_column {
+        Some(other) => {
+            let t2 = read_class_table(&args.predictions, &args.truth_column, other)?;
+            let enc2 = encode_classes(&t2.truth, &t2.prediction, labels.as_deref())?;
+            let a = correct_by_row(&enc, table.truth.len());
+            let b = correct_by_row(&enc2, t2.truth.len());
+            let d = paired_difference(&a, &b, &config)
+                .with_context(|| format!("{file}: cannot compare with column \"{other}\""))?;
+            Some(AccuracyDifference {
+                other: other.clone(),
+                n: d.n,
+                accuracy: d.mean_a,
+                other_accuracy: d.mean_b,
+                difference: d.difference,
+                ci_low: d.ci.map(|c| c.low),
+                ci_high: d.ci.map(|c| c.high),
+            })
+        }
+        None => None,
+    };
     let note = |u: &mica_metrics::classification::UnreadAnswer| RowNote {
         line: table.lines[u.row],
         text: u.text.clone(),
@@ -513,6 +565,7 @@ fn run_classify(args: &ClassifyArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         unparsed_answers: enc.unparsed.iter().map(note).collect(),
         rows_without_truth: enc.bad_truth.iter().map(note).collect(),
         predicted_only_classes: enc.predicted_only.clone(),
+        accuracy_difference,
         report,
     };
     if args.json {
@@ -572,6 +625,17 @@ fn print_classify(file: &str, args: &ClassifyArgs, out: &ClassifyOutput) {
         r.macro_f1,
         fmt_ci(out.macro_f1_ci_low, out.macro_f1_ci_high, 4)
     );
+    if let Some(d) = &out.accuracy_difference {
+        println!(
+            "accuracy − accuracy of \"{}\": {:+.4} {} ({:.4} vs {:.4}, n = {})",
+            d.other,
+            d.difference,
+            fmt_ci(d.ci_low, d.ci_high, 4),
+            d.accuracy,
+            d.other_accuracy,
+            d.n
+        );
+    }
     println!();
     let w = r
         .per_class

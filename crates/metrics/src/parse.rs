@@ -11,9 +11,10 @@
 //!   deliberately not read: "one" occurs in too many refusals ("no one can tell").
 //! - **Classes** ([`parse_class`]): the first integer in the text that is one of the labels' ids
 //!   (the class numbers shown in the prompt) wins; otherwise the first label, in the labels' fixed
-//!   order, one of whose aliases occurs in the text (the study's rule). Refinement: an alias must
-//!   start at a word boundary (so `tip` does not match in "mul*tip*le"); it may end anywhere, so
-//!   `fiber` matches "fibers". Matching is case-insensitive.
+//!   order, one of whose aliases occurs in the text as a substring (the study's rule), matched
+//!   case-insensitively. Refinement: a short alias (4 characters or fewer, e.g. `tip`, `mems`)
+//!   must start at a word boundary, so `tip` does not match inside "mul*tip*le"; it may still end
+//!   anywhere (`tip` matches "tips").
 
 use std::fmt;
 
@@ -111,7 +112,8 @@ pub struct ClassLabel {
     pub id: u32,
     /// Canonical name (for NFFA: the dataset's folder name).
     pub name: String,
-    /// Strings that name the class in an answer, matched case-insensitively at a word start.
+    /// Strings that name the class in an answer (lower case), matched as substrings; aliases of
+    /// 4 characters or fewer only at a word start.
     pub aliases: Vec<String>,
 }
 
@@ -217,7 +219,7 @@ pub fn parse_class(text: &str, labels: &[ClassLabel]) -> Result<usize, ParseFail
         if label
             .aliases
             .iter()
-            .any(|a| !a.is_empty() && contains_at_word_start(&lower, &a.to_lowercase()))
+            .any(|a| !a.is_empty() && alias_occurs(&lower, &a.to_lowercase()))
         {
             return Ok(i);
         }
@@ -296,6 +298,15 @@ fn contains_word(s: &str, word: &str) -> bool {
             .is_none_or(|c| !c.is_alphanumeric());
         before_ok && after_ok
     })
+}
+
+/// The study's substring rule, with short aliases held to a word start.
+fn alias_occurs(s: &str, alias: &str) -> bool {
+    if alias.chars().count() > 4 {
+        s.contains(alias)
+    } else {
+        contains_at_word_start(s, alias)
+    }
 }
 
 fn contains_at_word_start(s: &str, alias: &str) -> bool {
@@ -454,8 +465,11 @@ mod tests {
         assert_eq!(parse_class("Nanowires", &l).unwrap(), 4);
         // A number that is not a class id is skipped.
         assert_eq!(parse_class("at 20 kV: nanoparticles", &l).unwrap(), 5);
-        // Word-start matching: "multiple" does not name Tips.
+        // Short aliases match at a word start only: "multiple" does not name Tips...
         assert!(parse_class("multiple things", &l).is_err());
+        assert_eq!(parse_class("an AFM tip", &l).unwrap(), 9);
+        // ...longer ones anywhere, as in the study: "microfibres" names Fibres.
+        assert_eq!(parse_class("microfibres", &l).unwrap(), 1);
     }
 
     #[test]
