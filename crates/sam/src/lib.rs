@@ -1,1 +1,49 @@
-//! Segment Anything (MobileSAM, SAM ViT-B/L/H) on candle with complete automatic mask generation
+//! # mica-sam
+//!
+//! Segment Anything on candle: MobileSAM (TinyViT encoder) with SAM's prompt encoder and mask
+//! decoder, prompted segmentation, and the complete automatic mask generator.
+//!
+//! Front doors:
+//! - [`resolve_weights`] and [`Sam::load_mobile_sam`]: find and load the checkpoint
+//!   (`--weights`, `MICA_SAM_WEIGHTS`, or the cache directory with a sha256 check).
+//! - [`Sam::embed`] once per image, then [`Sam::predict`] for points, boxes and mask prompts.
+//! - [`MaskGenerator`] with an [`AmgConfig`] (presets [`AmgPreset::Standard`] and
+//!   [`AmgPreset::Custom`]) for automatic masks; [`SamSegmenter`] wraps it as a
+//!   [`mica_core::Segmenter`] with the study's count and foreground rules.
+//!
+//! ```no_run
+//! use mica_sam::{resolve_weights, AmgPreset, ImagePrep, MaskGenerator, Sam};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let weights = resolve_weights(None)?;
+//! let sam = Sam::load_mobile_sam(&weights.path, &candle_core::Device::Cpu)?;
+//! let image = mica_core::Image::gray8(64, 48, vec![0; 64 * 48])?;
+//! let rgb = ImagePrep::default().apply(&image)?;
+//! let out = MaskGenerator::new(AmgPreset::Custom.config())?.generate(&sam, &rgb)?;
+//! println!("{} masks", out.masks.len());
+//! # Ok(()) }
+//! ```
+
+pub mod amg;
+pub mod error;
+pub mod mask_decoder;
+pub mod model;
+mod nn;
+pub mod prompt_encoder;
+pub mod resize;
+pub mod rle;
+pub mod study;
+pub mod tiny_vit;
+pub mod transformer;
+pub mod weights;
+
+pub use amg::{
+    AmgConfig, AmgOutput, AmgPreset, AmgTimings, GeneratedMask, MaskGenerator, PointPredictor,
+};
+pub use error::{Result, SamError};
+pub use model::{ImageEmbedding, ImagePrep, PointPrompt, Prediction, Prompt, Sam, MASK_THRESHOLD};
+pub use prompt_encoder::PointLabel;
+pub use rle::{CocoRle, Rle};
+pub use study::{study_segmentation, SamSegmenter, BACKGROUND_FRACTION, COUNT_BELOW_25PCT};
+pub use weights::{
+    resolve_weights, ResolvedWeights, WeightsOrigin, MOBILE_SAM_SHA256, MOBILE_SAM_URL, WEIGHTS_ENV,
+};

@@ -1,0 +1,753 @@
+//! Automatic mask generation: prompt SAM with a grid of points over the image (and, optionally,
+//! over overlapping crops), keep the masks that are confident and stable, remove duplicates, and
+//! clean up small holes and islands. Every option and every step of the reference
+//! `SamAutomaticMaskGenerator` (segment_anything / MobileSAM) is implemented, in its order:
+//!
+//! 1. crop boxes: the whole image, plus `crop_n_layers` layers of `2^i × 2^i` overlapping crops;
+//! 2. per crop: embed it once, decode a point grid in batches of `points_per_batch` (3 masks per
+//!    point), keep masks with predicted IoU above `pred_iou_thresh` and stability score
+//!    (IoU of the masks thresholded at ±`stability_score_offset`) at least
+//!    `stability_score_thresh`, drop masks touching an inner crop edge, non-maximum suppression
+//!    of boxes within the crop (`box_nms_thresh`, by predicted IoU);
+//! 3. across crops: box NMS preferring smaller crops (`crop_nms_thresh`);
+//! 4. with `min_mask_region_area > 0`: fill small holes, remove small islands, and NMS again
+//!    preferring unchanged masks.
+//!
+//! The model is anything that implements [`PointPredictor`] ([`crate::Sam`] does), which keeps
+//! the generator testable without weights. Post-processing of the masks of a batch runs in
+//! parallel; low-resolution logits are resized to the crop only for masks that pass the IoU
+//! threshold (the reference resizes all of them first, with the same result).
+
+use crate::error::{Result, SamError};
+use crate::mask_decoder::LOW_RES;
+use crate::model::{Prediction, MASK_THRESHOLD};
+use crate::resize::MaskResizer;
+use crate::rle::Rle;
+use crate::tiny_vit::INPUT_SIZE;
+use mica_core::{BinaryMask, Connectivity, Image, LabelImage};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// A model that answers single positive point prompts with several masks.
+pub trait PointPredictor: Sync {
+    /// What is computed once per image (crop).
+    type Embedding: Sync;
+
+    /// Embeds an 8-bit RGB image.
+    ///
+    /// # Errors
+    /// Any model failure.
+    fn embed(&self, rgb8: &Image) -> Result<Self::Embedding>;
+
+    /// For each point `(x, y)` (pixels of the embedded image), the multimask prediction:
+    /// `256 × 256` logits per mask in the padded 1024 frame, and predicted IoUs.
+    ///
+    /// # Errors
+    /// Any model failure.
+    fn predict_points(&self, emb: &Self::Embedding, points: &[[f64; 2]])
+        -> Result<Vec<Prediction>>;
+}
+
+/// Settings of the automatic mask generator; defaults are the reference's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmgConfig {
+    /// Points sampled along each side of the image (grid of `n × n`); exactly one of this and
+    /// `point_grids` must be set.
+    pub points_per_side: Option<usize>,
+    /// Explicit point grids in `[0, 1]²`, one per crop layer (`crop_n_layers + 1`).
+    pub point_grids: Option<Vec<Vec<[f64; 2]>>>,
+    /// Points decoded together (memory/speed trade-off; results do not depend on it).
+    pub points_per_batch: usize,
+    /// Keep masks whose predicted IoU is above this (0 disables).
+    pub pred_iou_thresh: f32,
+    /// Keep masks whose stability score is at least this (0 disables).
+    pub stability_score_thresh: f32,
+    /// Logit offset of the stability score.
+    pub stability_score_offset: f32,
+    /// Box IoU above which the lower-scoring mask of a crop is dropped.
+    pub box_nms_thresh: f32,
+    /// Layers of crops (layer i has `(2^i)²` crops); 0 = whole image only.
+    pub crop_n_layers: usize,
+    /// Box IoU above which duplicates across crops are dropped.
+    pub crop_nms_thresh: f32,
+    /// Overlap of neighbouring crops, as a fraction of the image's short side (first layer).
+    pub crop_overlap_ratio: f64,
+    /// Points per side in layer i are divided by `factor^i`.
+    pub crop_n_points_downscale_factor: usize,
+    /// Holes and islands smaller than this (pixels) are removed; 0 disables.
+    pub min_mask_region_area: usize,
+}
+
+impl Default for AmgConfig {
+    fn default() -> Self {
+        AmgConfig {
+            points_per_side: Some(32),
+            point_grids: None,
+            points_per_batch: 64,
+            pred_iou_thresh: 0.88,
+            stability_score_thresh: 0.95,
+            stability_score_offset: 1.0,
+            box_nms_thresh: 0.7,
+            crop_n_layers: 0,
+            crop_nms_thresh: 0.7,
+            crop_overlap_ratio: 512.0 / 1500.0,
+            crop_n_points_downscale_factor: 1,
+            min_mask_region_area: 0,
+        }
+    }
+}
+
+/// Named settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmgPreset {
+    /// The reference defaults.
+    Standard,
+    /// The study's "custom" settings: pred_iou_thresh 0.98, stability_score_thresh 0.98,
+    /// box_nms_thresh 0.90.
+    Custom,
+}
+
+impl AmgPreset {
+    /// Every preset, for help texts.
+    pub const ALL: [AmgPreset; 2] = [AmgPreset::Standard, AmgPreset::Custom];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AmgPreset::Standard => "standard",
+            AmgPreset::Custom => "custom",
+        }
+    }
+
+    /// Parses a preset name.
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] listing the known names.
+    pub fn from_name(name: &str) -> Result<Self> {
+        AmgPreset::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                SamError::Invalid(format!(
+                    "unknown SAM preset {name:?} (known: standard, custom)"
+                ))
+            })
+    }
+
+    /// The preset's settings, read from its data file (`crates/sam/presets/*.json`).
+    pub fn config(self) -> AmgConfig {
+        let text = match self {
+            AmgPreset::Standard => include_str!("../presets/standard.json"),
+            AmgPreset::Custom => include_str!("../presets/custom.json"),
+        };
+        // The files are part of the crate and checked by a unit test; the reference defaults are
+        // the fallback should one ever fail to parse.
+        serde_json::from_str(text).unwrap_or_default()
+    }
+}
+
+impl AmgConfig {
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] naming the setting and its valid range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(SamError::Invalid(m));
+        match (&self.points_per_side, &self.point_grids) {
+            (Some(0), _) => return bad("points_per_side must be at least 1".into()),
+            (Some(_), Some(_)) | (None, None) => {
+                return bad("exactly one of points_per_side and point_grids must be set".into())
+            }
+            (None, Some(g)) => {
+                if g.len() != self.crop_n_layers + 1 {
+                    return bad(format!(
+                        "point_grids has {} grids, crop_n_layers {} needs {}",
+                        g.len(),
+                        self.crop_n_layers,
+                        self.crop_n_layers + 1
+                    ));
+                }
+                if g.iter()
+                    .flatten()
+                    .any(|p| !(0.0..=1.0).contains(&p[0]) || !(0.0..=1.0).contains(&p[1]))
+                {
+                    return bad("point_grids coordinates must lie in [0, 1]".into());
+                }
+            }
+            (Some(_), None) => {}
+        }
+        if self.points_per_batch == 0 {
+            return bad("points_per_batch must be at least 1".into());
+        }
+        for (name, v) in [
+            ("pred_iou_thresh", self.pred_iou_thresh),
+            ("stability_score_thresh", self.stability_score_thresh),
+            ("box_nms_thresh", self.box_nms_thresh),
+            ("crop_nms_thresh", self.crop_nms_thresh),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(format!("{name} must be in [0, 1], got {v}"));
+            }
+        }
+        if !(self.stability_score_offset >= 0.0 && self.stability_score_offset.is_finite()) {
+            return bad(format!(
+                "stability_score_offset must be finite and >= 0, got {}",
+                self.stability_score_offset
+            ));
+        }
+        if !(0.0..1.0).contains(&self.crop_overlap_ratio) {
+            return bad(format!(
+                "crop_overlap_ratio must be in [0, 1), got {}",
+                self.crop_overlap_ratio
+            ));
+        }
+        if self.crop_n_points_downscale_factor == 0 {
+            return bad("crop_n_points_downscale_factor must be at least 1".into());
+        }
+        if let Some(n) = self.points_per_side {
+            let last = n / self
+                .crop_n_points_downscale_factor
+                .pow(self.crop_n_layers as u32);
+            if last == 0 {
+                return bad(format!(
+                    "points_per_side {n} with downscale factor {} leaves no points in crop layer {}",
+                    self.crop_n_points_downscale_factor, self.crop_n_layers
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The point grid of each crop layer, in `[0, 1]²`.
+    pub fn layer_point_grids(&self) -> Vec<Vec<[f64; 2]>> {
+        match (&self.point_grids, self.points_per_side) {
+            (Some(g), _) => g.clone(),
+            (None, Some(n)) => (0..=self.crop_n_layers)
+                .map(|i| {
+                    let f = self.crop_n_points_downscale_factor.pow(i as u32) as f64;
+                    build_point_grid((n as f64 / f) as usize)
+                })
+                .collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// Upstream `build_point_grid`: `n × n` cell centres, rows outer.
+pub fn build_point_grid(n: usize) -> Vec<[f64; 2]> {
+    let offset = 1.0 / (2.0 * n as f64);
+    let side: Vec<f64> = (0..n)
+        .map(|i| {
+            if n == 1 {
+                offset
+            } else {
+                offset + (1.0 - 2.0 * offset) * i as f64 / (n - 1) as f64
+            }
+        })
+        .collect();
+    side.iter()
+        .flat_map(|&y| side.iter().map(move |&x| [x, y]))
+        .collect()
+}
+
+/// A crop box `[x0, y0, x1, y1]` (end-exclusive) and its layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropBox {
+    pub xyxy: [u32; 4],
+    pub layer: usize,
+}
+
+/// Upstream `generate_crop_boxes`.
+pub fn generate_crop_boxes(
+    width: u32,
+    height: u32,
+    n_layers: usize,
+    overlap_ratio: f64,
+) -> Vec<CropBox> {
+    let mut boxes = vec![CropBox {
+        xyxy: [0, 0, width, height],
+        layer: 0,
+    }];
+    let short = width.min(height) as f64;
+    let crop_len = |orig: u32, n: u32, overlap: u32| -> u32 {
+        ((overlap as f64 * (n as f64 - 1.0) + orig as f64) / n as f64).ceil() as u32
+    };
+    for layer in 0..n_layers {
+        let n = 1u32 << (layer + 1);
+        let overlap = (overlap_ratio * short * (2.0 / n as f64)) as u32;
+        let cw = crop_len(width, n, overlap);
+        let ch = crop_len(height, n, overlap);
+        let x0s: Vec<u32> = (0..n).map(|i| (cw - overlap) * i).collect();
+        let y0s: Vec<u32> = (0..n).map(|i| (ch - overlap) * i).collect();
+        for &x0 in &x0s {
+            for &y0 in &y0s {
+                boxes.push(CropBox {
+                    xyxy: [x0, y0, (x0 + cw).min(width), (y0 + ch).min(height)],
+                    layer: layer + 1,
+                });
+            }
+        }
+    }
+    boxes
+}
+
+/// One generated mask, in the original image frame (the reference's output record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratedMask {
+    /// The mask, run-length encoded (COCO, uncompressed).
+    pub segmentation: Rle,
+    /// Foreground pixels.
+    pub area: u64,
+    /// `[x, y, w, h]` as upstream: `w = max_x - min_x` (inclusive maximum, so one less than the
+    /// pixel width).
+    pub bbox: [u32; 4],
+    pub predicted_iou: f32,
+    /// The prompt point `[x, y]`.
+    pub point_coords: [f64; 2],
+    pub stability_score: f32,
+    /// The crop that produced it, `[x, y, w, h]`.
+    pub crop_box: [u32; 4],
+}
+
+impl GeneratedMask {
+    pub fn to_binary_mask(&self) -> BinaryMask {
+        self.segmentation.to_mask()
+    }
+}
+
+/// Time spent per stage, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AmgTimings {
+    /// Image preparation and encoder, all crops.
+    pub embed_ms: f64,
+    /// Prompt decoding, all batches.
+    pub decode_ms: f64,
+    /// Resizing, thresholds, boxes, RLE, NMS, small-region clean-up.
+    pub post_ms: f64,
+    /// Number of decoder batches.
+    pub batches: usize,
+}
+
+/// The generator's result for one image.
+#[derive(Debug, Clone)]
+pub struct AmgOutput {
+    pub width: u32,
+    pub height: u32,
+    pub masks: Vec<GeneratedMask>,
+    pub timings: AmgTimings,
+}
+
+impl AmgOutput {
+    /// Non-overlapping labels: masks painted from the largest to the smallest (so smaller masks
+    /// stay visible on top of larger ones), numbered 1..=N in that order, then renumbered to
+    /// close gaps left by masks that end up fully covered. `keep` selects masks.
+    pub fn label_image(&self, keep: impl Fn(&GeneratedMask) -> bool) -> LabelImage {
+        let mut order: Vec<&GeneratedMask> = self.masks.iter().filter(|m| keep(m)).collect();
+        order.sort_by_key(|m| std::cmp::Reverse(m.area));
+        let mut labels = LabelImage::zeros(self.width, self.height);
+        let h = self.height as usize;
+        let w = self.width as usize;
+        let data = labels.as_mut_slice();
+        for (i, m) in order.iter().enumerate() {
+            let mut idx = 0usize;
+            let mut on = false;
+            for &c in &m.segmentation.counts {
+                if on {
+                    for k in idx..(idx + c as usize).min(w * h) {
+                        data[(k % h) * w + k / h] = i as u32 + 1;
+                    }
+                }
+                idx += c as usize;
+                on = !on;
+            }
+        }
+        labels.relabel_sequential()
+    }
+}
+
+/// A candidate mask while generating, all coordinates in the original frame.
+#[derive(Debug, Clone)]
+struct Candidate {
+    rle: Rle,
+    /// `[x0, y0, x1, y1]`, inclusive maxima, as upstream `batched_mask_to_box`.
+    bbox: [f32; 4],
+    iou: f32,
+    stability: f32,
+    point: [f64; 2],
+    crop: [u32; 4],
+}
+
+/// The automatic mask generator.
+#[derive(Debug, Clone)]
+pub struct MaskGenerator {
+    config: AmgConfig,
+}
+
+impl MaskGenerator {
+    /// # Errors
+    /// [`SamError::Invalid`] when a setting is out of range (see [`AmgConfig::validate`]).
+    pub fn new(config: AmgConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(MaskGenerator { config })
+    }
+
+    pub fn config(&self) -> &AmgConfig {
+        &self.config
+    }
+
+    /// Generates masks for an 8-bit RGB image (see [`crate::ImagePrep`]).
+    ///
+    /// # Errors
+    /// Model failures; [`SamError::Image`] for a crop outside the image (not expected).
+    pub fn generate<P: PointPredictor>(&self, model: &P, rgb8: &Image) -> Result<AmgOutput> {
+        let cfg = &self.config;
+        let (w, h) = (rgb8.width(), rgb8.height());
+        let crops = generate_crop_boxes(w, h, cfg.crop_n_layers, cfg.crop_overlap_ratio);
+        let grids = cfg.layer_point_grids();
+        let mut timings = AmgTimings::default();
+        let mut all: Vec<Candidate> = Vec::new();
+        for crop in &crops {
+            let found = self.process_crop(model, rgb8, crop, &grids[crop.layer], &mut timings)?;
+            all.extend(found);
+        }
+        let t = Instant::now();
+        if crops.len() > 1 {
+            let scores: Vec<f32> = all
+                .iter()
+                .map(|c| {
+                    let a = (c.crop[2] - c.crop[0]) as f32 * (c.crop[3] - c.crop[1]) as f32;
+                    1.0 / a
+                })
+                .collect();
+            let boxes: Vec<[f32; 4]> = all.iter().map(|c| c.bbox).collect();
+            let keep = nms(&boxes, &scores, cfg.crop_nms_thresh);
+            all = take(all, &keep);
+        }
+        if cfg.min_mask_region_area > 0 {
+            all = postprocess_small_regions(
+                all,
+                cfg.min_mask_region_area,
+                cfg.box_nms_thresh.max(cfg.crop_nms_thresh),
+            );
+        }
+        let masks = all
+            .into_iter()
+            .map(|c| GeneratedMask {
+                area: c.rle.area(),
+                segmentation: c.rle,
+                bbox: [
+                    c.bbox[0] as u32,
+                    c.bbox[1] as u32,
+                    (c.bbox[2] - c.bbox[0]) as u32,
+                    (c.bbox[3] - c.bbox[1]) as u32,
+                ],
+                predicted_iou: c.iou,
+                point_coords: c.point,
+                stability_score: c.stability,
+                crop_box: [
+                    c.crop[0],
+                    c.crop[1],
+                    c.crop[2] - c.crop[0],
+                    c.crop[3] - c.crop[1],
+                ],
+            })
+            .collect();
+        timings.post_ms += t.elapsed().as_secs_f64() * 1e3;
+        Ok(AmgOutput {
+            width: w,
+            height: h,
+            masks,
+            timings,
+        })
+    }
+
+    fn process_crop<P: PointPredictor>(
+        &self,
+        model: &P,
+        image: &Image,
+        crop: &CropBox,
+        grid: &[[f64; 2]],
+        timings: &mut AmgTimings,
+    ) -> Result<Vec<Candidate>> {
+        let cfg = &self.config;
+        let [x0, y0, x1, y1] = crop.xyxy;
+        let (cw, ch) = (x1 - x0, y1 - y0);
+        let t = Instant::now();
+        let cropped = if (x0, y0, cw, ch) == (0, 0, image.width(), image.height()) {
+            image.clone()
+        } else {
+            image.crop(x0, y0, cw, ch)?
+        };
+        let emb = model.embed(&cropped)?;
+        timings.embed_ms += t.elapsed().as_secs_f64() * 1e3;
+        let resizer = MaskResizer::new(cw as usize, ch as usize, INPUT_SIZE, LOW_RES);
+        let points: Vec<[f64; 2]> = grid
+            .iter()
+            .map(|p| [p[0] * cw as f64, p[1] * ch as f64])
+            .collect();
+        let orig = [image.width(), image.height()];
+        let mut found: Vec<Candidate> = Vec::new();
+        for batch in points.chunks(cfg.points_per_batch) {
+            let t = Instant::now();
+            let preds = model.predict_points(&emb, batch)?;
+            timings.decode_ms += t.elapsed().as_secs_f64() * 1e3;
+            timings.batches += 1;
+            let t = Instant::now();
+            let jobs: Vec<(usize, usize)> = preds
+                .iter()
+                .enumerate()
+                .flat_map(|(p, pr)| (0..pr.len()).map(move |k| (p, k)))
+                .collect();
+            let kept: Vec<Candidate> = jobs
+                .par_iter()
+                .filter_map(|&(p, k)| {
+                    self.process_mask(&preds[p], k, batch[p], &resizer, crop.xyxy, orig)
+                })
+                .collect();
+            found.extend(kept);
+            timings.post_ms += t.elapsed().as_secs_f64() * 1e3;
+        }
+        let t = Instant::now();
+        let boxes: Vec<[f32; 4]> = found.iter().map(|c| c.bbox).collect();
+        let scores: Vec<f32> = found.iter().map(|c| c.iou).collect();
+        let keep = nms(&boxes, &scores, cfg.box_nms_thresh);
+        let found = take(found, &keep);
+        timings.post_ms += t.elapsed().as_secs_f64() * 1e3;
+        Ok(found)
+    }
+
+    /// Upstream `_process_batch` for one mask: thresholds, box, crop-edge filter, uncrop.
+    fn process_mask(
+        &self,
+        pred: &Prediction,
+        k: usize,
+        point: [f64; 2],
+        resizer: &MaskResizer,
+        crop: [u32; 4],
+        orig: [u32; 2],
+    ) -> Option<Candidate> {
+        let cfg = &self.config;
+        let iou = pred.iou[k];
+        // NaN scores fail the thresholds, as in the reference.
+        if cfg.pred_iou_thresh > 0.0
+            && iou.partial_cmp(&cfg.pred_iou_thresh) != Some(std::cmp::Ordering::Greater)
+        {
+            return None;
+        }
+        let logits = resizer.resize(pred.logits(k));
+        let hi = MASK_THRESHOLD + cfg.stability_score_offset;
+        let lo = MASK_THRESHOLD - cfg.stability_score_offset;
+        let inter = logits.iter().filter(|&&v| v > hi).count();
+        let union = logits.iter().filter(|&&v| v > lo).count();
+        let stability = inter as f32 / union as f32;
+        if cfg.stability_score_thresh > 0.0
+            && !matches!(
+                stability.partial_cmp(&cfg.stability_score_thresh),
+                Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+            )
+        {
+            return None;
+        }
+        let (cw, ch) = (resizer.width(), resizer.height());
+        let on = |x: usize, y: usize| logits[y * cw + x] > MASK_THRESHOLD;
+        let mut bx = [usize::MAX, usize::MAX, 0, 0];
+        for y in 0..ch {
+            for x in 0..cw {
+                if on(x, y) {
+                    bx[0] = bx[0].min(x);
+                    bx[1] = bx[1].min(y);
+                    bx[2] = bx[2].max(x);
+                    bx[3] = bx[3].max(y);
+                }
+            }
+        }
+        if bx[0] == usize::MAX {
+            bx = [0, 0, 0, 0];
+        }
+        let [cx0, cy0, cx1, cy1] = crop;
+        let bbox = [
+            (bx[0] + cx0 as usize) as f32,
+            (bx[1] + cy0 as usize) as f32,
+            (bx[2] + cx0 as usize) as f32,
+            (bx[3] + cy0 as usize) as f32,
+        ];
+        // Upstream `is_box_near_crop_edge`, atol 20.
+        let crop_f = [cx0 as f32, cy0 as f32, cx1 as f32, cy1 as f32];
+        let orig_f = [0.0, 0.0, orig[0] as f32, orig[1] as f32];
+        let near = (0..4)
+            .any(|i| (bbox[i] - crop_f[i]).abs() <= 20.0 && (bbox[i] - orig_f[i]).abs() > 20.0);
+        if near {
+            return None;
+        }
+        let rle = Rle::from_fn(orig[0], orig[1], |x, y| {
+            x >= cx0
+                && y >= cy0
+                && ((x - cx0) as usize) < cw
+                && ((y - cy0) as usize) < ch
+                && on((x - cx0) as usize, (y - cy0) as usize)
+        });
+        Some(Candidate {
+            rle,
+            bbox,
+            iou,
+            stability,
+            point: [point[0] + cx0 as f64, point[1] + cy0 as f64],
+            crop,
+        })
+    }
+}
+
+fn take(v: Vec<Candidate>, keep: &[usize]) -> Vec<Candidate> {
+    let mut slots: Vec<Option<Candidate>> = v.into_iter().map(Some).collect();
+    keep.iter().filter_map(|&i| slots[i].take()).collect()
+}
+
+/// Greedy non-maximum suppression (torchvision `nms`): indices kept, by decreasing score (ties by
+/// index); a box is dropped when its IoU with a kept box is above `iou_thresh`. Box areas are
+/// `(x1 - x0) · (y1 - y0)`.
+pub fn nms(boxes: &[[f32; 4]], scores: &[f32], iou_thresh: f32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let area = |b: &[f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
+    let mut suppressed = vec![false; boxes.len()];
+    let mut keep = Vec::new();
+    for (oi, &i) in order.iter().enumerate() {
+        if suppressed[i] {
+            continue;
+        }
+        keep.push(i);
+        let bi = &boxes[i];
+        for &j in &order[oi + 1..] {
+            if suppressed[j] {
+                continue;
+            }
+            let bj = &boxes[j];
+            let iw = (bi[2].min(bj[2]) - bi[0].max(bj[0])).max(0.0);
+            let ih = (bi[3].min(bj[3]) - bi[1].max(bj[1])).max(0.0);
+            let inter = iw * ih;
+            let iou = inter / (area(bi) + area(bj) - inter);
+            if iou > iou_thresh {
+                suppressed[j] = true;
+            }
+        }
+    }
+    keep
+}
+
+/// Which kind of small region [`remove_small_regions`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionKind {
+    /// Background components inside or outside the mask smaller than the area are filled.
+    Holes,
+    /// Foreground components smaller than the area are removed (the largest is kept if all
+    /// are small).
+    Islands,
+}
+
+/// Upstream `remove_small_regions` (8-connectivity); returns the mask and whether it changed.
+pub fn remove_small_regions(
+    mask: &BinaryMask,
+    area: usize,
+    kind: RegionKind,
+) -> (BinaryMask, bool) {
+    let holes = kind == RegionKind::Holes;
+    let working = BinaryMask::new(
+        mask.width(),
+        mask.height(),
+        mask.as_slice().iter().map(|&v| v != holes).collect(),
+    )
+    .unwrap_or_else(|_| mask.clone());
+    let labels = working.connected_components(Connectivity::Eight);
+    let n = labels.max_label() as usize;
+    let mut sizes = vec![0usize; n + 1];
+    for &l in labels.as_slice() {
+        sizes[l as usize] += 1;
+    }
+    let small: Vec<bool> = (0..=n).map(|l| l > 0 && sizes[l] < area).collect();
+    if !small.iter().any(|&s| s) {
+        return (mask.clone(), false);
+    }
+    // Labels whose pixels end up in the mask.
+    let mut fill = vec![false; n + 1];
+    if holes {
+        fill[0] = true;
+        fill[1..=n].copy_from_slice(&small[1..=n]);
+    } else {
+        for l in 1..=n {
+            fill[l] = !small[l];
+        }
+        if !fill.iter().any(|&f| f) {
+            let largest = (1..=n)
+                .max_by_key(|&l| (sizes[l], std::cmp::Reverse(l)))
+                .unwrap_or(1);
+            fill[largest] = true;
+        }
+    }
+    let data = labels
+        .as_slice()
+        .iter()
+        .map(|&l| fill[l as usize])
+        .collect();
+    let out = BinaryMask::new(mask.width(), mask.height(), data).unwrap_or_else(|_| mask.clone());
+    (out, true)
+}
+
+/// Inclusive-maximum box of a mask, `[0, 0, 0, 0]` when empty.
+fn mask_box(m: &BinaryMask) -> [f32; 4] {
+    let (w, h) = (m.width() as usize, m.height() as usize);
+    let s = m.as_slice();
+    let mut b = [usize::MAX, usize::MAX, 0, 0];
+    for y in 0..h {
+        for x in 0..w {
+            if s[y * w + x] {
+                b[0] = b[0].min(x);
+                b[1] = b[1].min(y);
+                b[2] = b[2].max(x);
+                b[3] = b[3].max(y);
+            }
+        }
+    }
+    if b[0] == usize::MAX {
+        return [0.0; 4];
+    }
+    [b[0] as f32, b[1] as f32, b[2] as f32, b[3] as f32]
+}
+
+/// Upstream `postprocess_small_regions`.
+fn postprocess_small_regions(
+    cands: Vec<Candidate>,
+    min_area: usize,
+    nms_thresh: f32,
+) -> Vec<Candidate> {
+    if cands.is_empty() {
+        return cands;
+    }
+    let cleaned: Vec<(BinaryMask, bool)> = cands
+        .par_iter()
+        .map(|c| {
+            let m = c.rle.to_mask();
+            let (m, ch1) = remove_small_regions(&m, min_area, RegionKind::Holes);
+            let (m, ch2) = remove_small_regions(&m, min_area, RegionKind::Islands);
+            (m, !(ch1 || ch2))
+        })
+        .collect();
+    let boxes: Vec<[f32; 4]> = cleaned.iter().map(|(m, _)| mask_box(m)).collect();
+    let scores: Vec<f32> = cleaned
+        .iter()
+        .map(|&(_, u)| if u { 1.0 } else { 0.0 })
+        .collect();
+    let keep = nms(&boxes, &scores, nms_thresh);
+    let mut cands: Vec<Option<Candidate>> = cands.into_iter().map(Some).collect();
+    keep.iter()
+        .filter_map(|&i| {
+            let mut c = cands[i].take()?;
+            if scores[i] == 0.0 {
+                c.rle = Rle::from_mask(&cleaned[i].0);
+                c.bbox = boxes[i];
+            }
+            Some(c)
+        })
+        .collect()
+}

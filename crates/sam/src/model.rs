@@ -1,0 +1,376 @@
+//! [`Sam`]: the whole model (image encoder, prompt encoder, mask decoder) with SAM's input
+//! preparation, prompted prediction and mapping of masks back to the image frame.
+//!
+//! The image embedding is computed once per image ([`Sam::embed`]) and reused for any number of
+//! prompts ([`Sam::predict`]), which are decoded in batches.
+
+use crate::error::{Result, SamError};
+use crate::mask_decoder::{MaskDecoder, LOW_RES};
+use crate::prompt_encoder::{PointLabel, PromptEncoder, EMBED_DIM, MASK_INPUT_SIZE};
+use crate::resize::{resize_like_pil_bilinear, resized_size, MaskResizer};
+use crate::tiny_vit::{TinyVit, TinyVitConfig, EMBED_SIZE, INPUT_SIZE};
+use crate::transformer::SharedKeys;
+use crate::weights::open_checkpoint;
+use candle_core::{Device, Tensor};
+use mica_core::{BinaryMask, BitDepth, Channels, Image, Pixels};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// ImageNet pixel mean and standard deviation (0–255 scale), as upstream `Sam`.
+const PIXEL_MEAN: [f32; 3] = [123.675, 116.28, 103.53];
+const PIXEL_STD: [f32; 3] = [58.395, 57.12, 57.375];
+
+/// Threshold on mask logits that makes a binary mask (upstream `Sam.mask_threshold`).
+pub const MASK_THRESHOLD: f32 = 0.0;
+
+/// How an image is turned into the 8-bit RGB input SAM expects.
+///
+/// 8-bit images are used as they are (gray repeated into three channels), as the reference
+/// pipelines do with `cv2.cvtColor`. 16-bit and float images are contrast-stretched between two
+/// percentiles to 8 bits first. Set `stretch_8bit` to stretch 8-bit images too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagePrep {
+    /// Lower percentile mapped to 0 for images that are stretched.
+    pub low_pct: f64,
+    /// Upper percentile mapped to 255.
+    pub high_pct: f64,
+    /// Stretch 8-bit images as well (off: they are used unchanged).
+    pub stretch_8bit: bool,
+}
+
+impl Default for ImagePrep {
+    fn default() -> Self {
+        ImagePrep {
+            low_pct: 0.5,
+            high_pct: 99.5,
+            stretch_8bit: false,
+        }
+    }
+}
+
+impl ImagePrep {
+    /// The 8-bit RGB image SAM sees.
+    ///
+    /// # Errors
+    /// [`SamError::Image`] for invalid percentiles.
+    pub fn apply(&self, image: &Image) -> Result<Image> {
+        let img8 = if image.bit_depth() == BitDepth::U8 && !self.stretch_8bit {
+            image.clone()
+        } else {
+            image.stretch_to_u8(self.low_pct, self.high_pct)?
+        };
+        Ok(img8.to_rgb())
+    }
+}
+
+/// A point prompt in the image's pixel coordinates (x = column, y = row).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PointPrompt {
+    pub x: f32,
+    pub y: f32,
+    pub label: PointLabel,
+}
+
+/// One prompt: any combination of points, a box and a low-resolution mask.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prompt {
+    pub points: Vec<PointPrompt>,
+    /// `[x0, y0, x1, y1]` in image pixels.
+    pub bbox: Option<[f32; 4]>,
+    /// `256 × 256` logits, usually a previous prediction's [`Prediction::low_res_logits`].
+    pub mask_logits: Option<Vec<f32>>,
+}
+
+/// The decoder's answer to one prompt.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// `K × 256 × 256` logits in the padded model-input frame (K = 3 with multimask, else 1).
+    pub low_res_logits: Vec<f32>,
+    /// Predicted IoU of each of the K masks.
+    pub iou: Vec<f32>,
+}
+
+impl Prediction {
+    /// Number of masks.
+    pub fn len(&self) -> usize {
+        self.iou.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.iou.is_empty()
+    }
+    /// Logits of mask `k`.
+    pub fn logits(&self, k: usize) -> &[f32] {
+        &self.low_res_logits[k * LOW_RES * LOW_RES..(k + 1) * LOW_RES * LOW_RES]
+    }
+}
+
+/// An image's embedding and what is needed to decode prompts against it.
+#[derive(Debug, Clone)]
+pub struct ImageEmbedding {
+    /// `1 × 4096 × 256`.
+    features: Tensor,
+    /// `features` plus the "no mask" dense embedding.
+    src_no_mask: Tensor,
+    shared: SharedKeys,
+    width: usize,
+    height: usize,
+}
+
+impl ImageEmbedding {
+    /// The encoder output, `1 × 4096 × 256` (rows of the 64 × 64 grid, channels last).
+    pub fn features(&self) -> &Tensor {
+        &self.features
+    }
+
+    /// Width and height of the image that was embedded.
+    pub fn image_size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+}
+
+/// The image encoder variants. Only MobileSAM's TinyViT is implemented so far; SAM ViT-B/L/H use
+/// the same prompt encoder and decoder and are planned (docs/sam.md).
+#[derive(Debug, Clone)]
+pub enum ImageEncoder {
+    TinyVit(TinyVit),
+}
+
+/// Segment Anything: encoder, prompt encoder, decoder.
+#[derive(Debug, Clone)]
+pub struct Sam {
+    encoder: ImageEncoder,
+    prompt_encoder: PromptEncoder,
+    decoder: MaskDecoder,
+    device: Device,
+    weights: PathBuf,
+    /// Largest number of prompts decoded in one pass (bounds memory: ~20 MB per prompt).
+    pub decoder_batch: usize,
+}
+
+impl Sam {
+    /// Loads MobileSAM from a checkpoint (`.pt` zip or `.safetensors`).
+    ///
+    /// # Errors
+    /// [`SamError::BadWeights`] naming the file when it cannot be parsed or lacks a tensor.
+    pub fn load_mobile_sam(path: &Path, device: &Device) -> Result<Self> {
+        let vb = open_checkpoint(path, device)?;
+        let bad = |e: candle_core::Error| SamError::BadWeights {
+            path: path.to_path_buf(),
+            reason: format!("not a MobileSAM checkpoint: {e}"),
+        };
+        let encoder =
+            TinyVit::load(vb.pp("image_encoder"), &TinyVitConfig::mobile_sam()).map_err(bad)?;
+        let prompt_encoder =
+            PromptEncoder::load(vb.pp("prompt_encoder"), INPUT_SIZE, EMBED_SIZE).map_err(bad)?;
+        let decoder = MaskDecoder::load(vb.pp("mask_decoder")).map_err(bad)?;
+        Ok(Sam {
+            encoder: ImageEncoder::TinyVit(encoder),
+            prompt_encoder,
+            decoder,
+            device: device.clone(),
+            weights: path.to_path_buf(),
+            decoder_batch: 16,
+        })
+    }
+
+    /// The weights file this model was loaded from.
+    pub fn weights_path(&self) -> &Path {
+        &self.weights
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Resizes (longest side 1024, bilinear with antialiasing), normalises and zero-pads an 8-bit RGB image into the
+    /// `1 × 3 × 1024 × 1024` model input.
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] unless the image is 8-bit RGB (see [`ImagePrep::apply`]).
+    pub fn preprocess(&self, rgb8: &Image) -> Result<Tensor> {
+        if rgb8.channels() != Channels::Rgb || rgb8.bit_depth() != BitDepth::U8 {
+            return Err(SamError::Invalid(
+                "SAM input must be 8-bit RGB; prepare it with ImagePrep::apply".into(),
+            ));
+        }
+        let (w, h) = (rgb8.width() as usize, rgb8.height() as usize);
+        let (nw, nh) = resized_size(w, h, INPUT_SIZE);
+        let Pixels::U8(src) = rgb8.pixels() else {
+            return Err(SamError::Invalid("SAM input must be 8-bit".into()));
+        };
+        // Upstream resizes with torchvision `resize` on a PIL image (bilinear, antialiased);
+        // this reproduces PIL bit for bit.
+        let px = resize_like_pil_bilinear(src, w, h, 3, nw, nh);
+        let plane = INPUT_SIZE * INPUT_SIZE;
+        let mut data = vec![0f32; 3 * plane];
+        for y in 0..nh {
+            for x in 0..nw {
+                let s = (y * nw + x) * 3;
+                for c in 0..3 {
+                    data[c * plane + y * INPUT_SIZE + x] =
+                        (px[s + c] as f32 - PIXEL_MEAN[c]) / PIXEL_STD[c];
+                }
+            }
+        }
+        Ok(Tensor::from_vec(
+            data,
+            (1, 3, INPUT_SIZE, INPUT_SIZE),
+            &self.device,
+        )?)
+    }
+
+    /// Computes the embedding of an 8-bit RGB image (see [`ImagePrep::apply`]).
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] for other inputs; [`SamError::Candle`] if the network fails.
+    pub fn embed(&self, rgb8: &Image) -> Result<ImageEmbedding> {
+        let _span = tracing::info_span!("sam_embed").entered();
+        let x = self.preprocess(rgb8)?;
+        let features = match &self.encoder {
+            ImageEncoder::TinyVit(e) => e.forward(&x)?,
+        };
+        let features = features.reshape((1, EMBED_SIZE * EMBED_SIZE, EMBED_DIM))?;
+        let src_no_mask = features.broadcast_add(&self.prompt_encoder.no_mask()?)?;
+        let shared = self
+            .decoder
+            .shared_keys(&src_no_mask, self.prompt_encoder.dense_pe())?;
+        Ok(ImageEmbedding {
+            features,
+            src_no_mask,
+            shared,
+            width: rgb8.width() as usize,
+            height: rgb8.height() as usize,
+        })
+    }
+
+    /// Decodes prompts against an embedding. Prompts with the same structure (number of points,
+    /// box or not, mask or not) are decoded together in batches of [`Sam::decoder_batch`];
+    /// results come back in the order of `prompts`.
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] for a prompt with neither points nor box nor mask, or a mask prompt
+    /// that is not `256 × 256`.
+    pub fn predict(
+        &self,
+        emb: &ImageEmbedding,
+        prompts: &[Prompt],
+        multimask: bool,
+    ) -> Result<Vec<Prediction>> {
+        let _span = tracing::debug_span!("sam_decode", prompts = prompts.len()).entered();
+        for (i, p) in prompts.iter().enumerate() {
+            if p.points.is_empty() && p.bbox.is_none() && p.mask_logits.is_none() {
+                return Err(SamError::Invalid(format!("prompt {i} is empty")));
+            }
+            if let Some(m) = &p.mask_logits {
+                if m.len() != MASK_INPUT_SIZE * MASK_INPUT_SIZE {
+                    return Err(SamError::Invalid(format!(
+                        "prompt {i}: mask prompt has {} values, expected 256x256",
+                        m.len()
+                    )));
+                }
+            }
+        }
+        let key = |p: &Prompt| (p.points.len(), p.bbox.is_some(), p.mask_logits.is_some());
+        let mut order: Vec<usize> = (0..prompts.len()).collect();
+        order.sort_by_key(|&i| key(&prompts[i]));
+        let mut out: Vec<Option<Prediction>> = vec![None; prompts.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let k0 = key(&prompts[order[start]]);
+            let mut end = start;
+            while end < order.len()
+                && key(&prompts[order[end]]) == k0
+                && end - start < self.decoder_batch.max(1)
+            {
+                end += 1;
+            }
+            let group: Vec<&Prompt> = order[start..end].iter().map(|&i| &prompts[i]).collect();
+            let preds = self.decode_group(emb, &group, multimask)?;
+            for (&i, p) in order[start..end].iter().zip(preds) {
+                out[i] = Some(p);
+            }
+            start = end;
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Decodes prompts of identical structure in one pass.
+    fn decode_group(
+        &self,
+        emb: &ImageEmbedding,
+        group: &[&Prompt],
+        multimask: bool,
+    ) -> Result<Vec<Prediction>> {
+        let b = group.len();
+        let (iw, ih) = resized_size(emb.width, emb.height, INPUT_SIZE);
+        let sx = iw as f32 / emb.width as f32;
+        let sy = ih as f32 / emb.height as f32;
+        let mut sparse = Vec::new();
+        for p in group {
+            let pts: Vec<(f32, f32, PointLabel)> = p
+                .points
+                .iter()
+                .map(|q| (q.x * sx, q.y * sy, q.label))
+                .collect();
+            let bbox = p
+                .bbox
+                .map(|[x0, y0, x1, y1]| [x0 * sx, y0 * sy, x1 * sx, y1 * sy]);
+            sparse.extend(self.prompt_encoder.sparse_tokens(&pts, bbox));
+        }
+        let n_tokens = sparse.len() / (b * EMBED_DIM);
+        let sparse = Tensor::from_vec(sparse, (b, n_tokens, EMBED_DIM), &self.device)?;
+        let pe = self.prompt_encoder.dense_pe();
+        let out = if group[0].mask_logits.is_some() {
+            let mut m = Vec::with_capacity(b * MASK_INPUT_SIZE * MASK_INPUT_SIZE);
+            for p in group {
+                if let Some(l) = &p.mask_logits {
+                    m.extend_from_slice(l);
+                }
+            }
+            let m = Tensor::from_vec(m, (b, 1, MASK_INPUT_SIZE, MASK_INPUT_SIZE), &self.device)?;
+            let dense = self.prompt_encoder.embed_masks(&m)?;
+            let src = dense.broadcast_add(&emb.features)?;
+            self.decoder.forward(&src, pe, &sparse, None, multimask)?
+        } else {
+            self.decoder
+                .forward(&emb.src_no_mask, pe, &sparse, Some(&emb.shared), multimask)?
+        };
+        let masks = out.masks.flatten_all()?.to_vec1::<f32>()?;
+        let iou = out.iou.to_vec2::<f32>()?;
+        let per = masks.len() / b;
+        Ok(iou
+            .into_iter()
+            .enumerate()
+            .map(|(i, iou)| Prediction {
+                low_res_logits: masks[i * per..(i + 1) * per].to_vec(),
+                iou,
+            })
+            .collect())
+    }
+
+    /// Mask `k` of a prediction as a binary mask in the embedded image's frame.
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] when `k` is out of range.
+    pub fn mask_in_frame(
+        &self,
+        emb: &ImageEmbedding,
+        pred: &Prediction,
+        k: usize,
+    ) -> Result<BinaryMask> {
+        if k >= pred.len() {
+            return Err(SamError::Invalid(format!(
+                "mask {k} requested from a prediction of {}",
+                pred.len()
+            )));
+        }
+        let r = MaskResizer::new(emb.width, emb.height, INPUT_SIZE, LOW_RES);
+        let logits = r.resize(pred.logits(k));
+        Ok(BinaryMask::new(
+            emb.width as u32,
+            emb.height as u32,
+            logits.into_iter().map(|v| v > MASK_THRESHOLD).collect(),
+        )?)
+    }
+}

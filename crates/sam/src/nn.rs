@@ -1,0 +1,420 @@
+//! Small building blocks shared by the networks: linear layers that multiply as one large matrix,
+//! convolutions with their batch norm folded in, depthwise convolutions in channels-last layout,
+//! layer norms.
+//!
+//! The encoder keeps activations channels-last (`B, H, W, C`), so 1×1 convolutions are plain
+//! matrix products and layer norms over channels are ordinary last-dimension layer norms.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// `y = x Wᵀ + b` over the last dimension, computed as one `(rows, in) × (in, out)` product
+/// whatever the leading dimensions are. The weight is stored transposed and contiguous.
+#[derive(Debug, Clone)]
+pub struct Lin {
+    w_t: Tensor,
+    b: Option<Tensor>,
+}
+
+impl Lin {
+    /// From a PyTorch `nn.Linear` (`weight` is `out × in`).
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let w = vb.get((out_dim, in_dim), "weight")?;
+        let b = vb.get(out_dim, "bias")?;
+        Ok(Lin {
+            w_t: w.t()?.contiguous()?,
+            b: Some(b),
+        })
+    }
+
+    /// The weight, transposed: `in × out`.
+    pub fn w_t(&self) -> &Tensor {
+        &self.w_t
+    }
+
+    /// The bias, if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.b.as_ref()
+    }
+
+    /// From an explicit `in × out` matrix and bias.
+    pub fn from_parts(w_t: Tensor, b: Option<Tensor>) -> Result<Self> {
+        Ok(Lin {
+            w_t: w_t.contiguous()?,
+            b,
+        })
+    }
+}
+
+impl Module for Lin {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim;
+        let y = x.contiguous()?.reshape((rows, in_dim))?.matmul(&self.w_t)?;
+        let y = match &self.b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out = dims;
+        let last = out.len() - 1;
+        out[last] = self.w_t.dims()[1];
+        y.reshape(out)
+    }
+}
+
+/// Layer norm over the last dimension.
+#[derive(Debug, Clone)]
+pub struct Norm {
+    inner: candle_nn::LayerNorm,
+}
+
+impl Norm {
+    pub fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        let w = vb.get(dim, "weight")?;
+        let b = vb.get(dim, "bias")?;
+        Ok(Norm {
+            inner: candle_nn::LayerNorm::new(w, b, eps),
+        })
+    }
+}
+
+impl Module for Norm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.inner.forward(&x.contiguous()?)
+    }
+}
+
+/// Weight and bias of a convolution followed by batch norm (TinyViT's `Conv2d_BN`, names `c` and
+/// `bn`), with the norm folded into the convolution. Weight shape `out × in/groups × k × k`.
+pub fn fused_conv_bn(
+    vb: &VarBuilder,
+    in_per_group: usize,
+    out: usize,
+    k: usize,
+) -> Result<(Tensor, Tensor)> {
+    let w = vb.pp("c").get((out, in_per_group, k, k), "weight")?;
+    let bn = vb.pp("bn");
+    let gamma = bn.get(out, "weight")?;
+    let beta = bn.get(out, "bias")?;
+    let mean = bn.get(out, "running_mean")?;
+    let var = bn.get(out, "running_var")?;
+    let scale = (gamma / (var + 1e-5)?.sqrt()?)?;
+    let w = w.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
+    let b = (beta - mean.mul(&scale)?)?;
+    Ok((w, b))
+}
+
+/// A 1×1 convolution with folded batch norm, applied channels-last as a linear layer.
+pub fn pointwise_conv_bn(vb: &VarBuilder, in_dim: usize, out: usize) -> Result<Lin> {
+    let (w, b) = fused_conv_bn(vb, in_dim, out, 1)?;
+    Lin::from_parts(w.reshape((out, in_dim))?.t()?, Some(b))
+}
+
+/// Depthwise 3×3 convolution, padding 1, stride 1 or 2, on channels-last input: nine shifted
+/// multiply-adds instead of one tiny convolution per channel.
+#[derive(Debug, Clone)]
+pub struct DepthwiseConv3 {
+    /// `9 × C`, tap `ky * 3 + kx`.
+    taps: Vec<Tensor>,
+    bias: Tensor,
+    stride: usize,
+}
+
+impl DepthwiseConv3 {
+    /// From a `Conv2d_BN` with `groups = channels`.
+    pub fn load_bn(vb: &VarBuilder, channels: usize, stride: usize) -> Result<Self> {
+        let (w, b) = fused_conv_bn(vb, 1, channels, 3)?;
+        let w = w.reshape((channels, 9))?.t()?.contiguous()?;
+        let taps = (0..9).map(|i| w.get(i)).collect::<Result<Vec<_>>>()?;
+        Ok(DepthwiseConv3 {
+            taps,
+            bias: b,
+            stride,
+        })
+    }
+}
+
+impl Module for DepthwiseConv3 {
+    /// `x`: `B × H × W × C`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, c) = x.dims4()?;
+        let p = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
+        let mut acc = self
+            .bias
+            .reshape((1, 1, 1, c))?
+            .broadcast_as((b, h, w, c))?
+            .contiguous()?;
+        for ky in 0..3 {
+            let rows = p.narrow(1, ky, h)?;
+            for kx in 0..3 {
+                let win = rows.narrow(2, kx, w)?;
+                acc = (acc + win.broadcast_mul(&self.taps[ky * 3 + kx])?)?;
+            }
+        }
+        if self.stride == 2 {
+            // A stride-2 output is the stride-1 output at even positions.
+            let (h2, w2) = (h.div_ceil(2), w.div_ceil(2));
+            let acc = acc
+                .pad_with_zeros(1, 0, 2 * h2 - h)?
+                .pad_with_zeros(2, 0, 2 * w2 - w)?;
+            acc.reshape((b, h2, 2, w2, 2, c))?
+                .narrow(2, 0, 1)?
+                .narrow(4, 0, 1)?
+                .reshape((b, h2, w2, c))
+        } else {
+            Ok(acc)
+        }
+    }
+}
+
+/// A full (not depthwise) convolution with folded batch norm, NCHW, via candle's conv2d.
+#[derive(Debug, Clone)]
+pub struct ConvBn {
+    w: Tensor,
+    b: Tensor,
+    stride: usize,
+    padding: usize,
+}
+
+impl ConvBn {
+    pub fn load(
+        vb: &VarBuilder,
+        in_dim: usize,
+        out: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self> {
+        let (w, b) = fused_conv_bn(vb, in_dim, out, k)?;
+        Ok(ConvBn {
+            w,
+            b,
+            stride,
+            padding,
+        })
+    }
+}
+
+impl Module for ConvBn {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.conv2d(&self.w, self.padding, self.stride, 1, 1)?;
+        y.broadcast_add(&self.b.reshape((1, self.b.dims1()?, 1, 1))?)
+    }
+}
+
+/// Exact (erf) GELU, as PyTorch's `nn.GELU()`. On the CPU a parallel kernel with a rational
+/// erf approximation (absolute error below 1.5e-7, Abramowitz & Stegun 7.1.26) replaces candle's
+/// single-threaded one; other devices use candle's.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        x.contiguous()?.apply_op1_no_bwd(&FastGelu)
+    } else {
+        x.gelu_erf()
+    }
+}
+
+#[inline(always)]
+fn erf_f32(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_74,
+        1.421_413_7,
+        -1.453_152_1,
+        1.061_405_4,
+    ];
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + P * ax);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    let y = 1.0 - poly * (-ax * ax).exp();
+    if x < 0.0 {
+        -y
+    } else {
+        y
+    }
+}
+
+#[inline(always)]
+fn gelu_f32(v: f32) -> f32 {
+    0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+struct FastGelu;
+
+impl candle_core::CustomOp1 for FastGelu {
+    fn name(&self) -> &'static str {
+        "mica-gelu-erf"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("mica-gelu-erf needs a contiguous input")
+        };
+        let src = &storage.as_slice::<f32>()?[start..end];
+        let mut dst = vec![0f32; src.len()];
+        dst.par_chunks_mut(1 << 14)
+            .zip(src.par_chunks(1 << 14))
+            .for_each(|(d, s)| {
+                for (o, &v) in d.iter_mut().zip(s) {
+                    *o = gelu_f32(v);
+                }
+            });
+        Ok((candle_core::CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension.
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax_last_dim(&x.contiguous()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_gelu_matches_exact_erf() {
+        let v: Vec<f32> = (-4000..4000).map(|i| i as f32 / 500.0).collect();
+        let x = Tensor::new(v.as_slice(), &candle_core::Device::Cpu).unwrap();
+        let fast = gelu(&x).unwrap().to_vec1::<f32>().unwrap();
+        let exact = x.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
+        for ((a, b), xv) in fast.iter().zip(&exact).zip(&v) {
+            assert!(
+                (a - b).abs() < 1e-6 * (1.0 + xv.abs()),
+                "x={xv}: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn depthwise_matches_conv2d() {
+        use candle_core::{DType, Device};
+        let dev = Device::Cpu;
+        let (c, h, w) = (3, 7, 6);
+        let x = Tensor::randn(0f32, 1.0, (1, c, h, w), &dev).unwrap();
+        let k = Tensor::randn(0f32, 1.0, (c, 1, 3, 3), &dev).unwrap();
+        let b = Tensor::zeros(c, DType::F32, &dev).unwrap();
+        let taps = k
+            .reshape((c, 9))
+            .unwrap()
+            .t()
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        for stride in [1, 2] {
+            let dw = DepthwiseConv3 {
+                taps: (0..9).map(|i| taps.get(i).unwrap()).collect(),
+                bias: b.clone(),
+                stride,
+            };
+            let ours = dw
+                .forward(&x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap())
+                .unwrap()
+                .permute((0, 3, 1, 2))
+                .unwrap();
+            let reference = x.conv2d(&k, 1, stride, 1, c).unwrap();
+            assert_eq!(ours.dims(), reference.dims());
+            let diff = (ours - reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-5, "stride {stride}: {diff}");
+        }
+    }
+}
+
+/// `gelu(layer_norm(x + bias))` (or `gelu(x + bias)` without a norm) over the rows of a
+/// `rows × C` tensor: one parallel pass on the CPU instead of three or four single-threaded ones.
+#[derive(Debug, Clone)]
+pub struct BiasNormGelu {
+    bias: Vec<f32>,
+    norm: Option<(Vec<f32>, Vec<f32>, f32)>,
+    /// The same, as tensors, for other devices.
+    tensors: (Tensor, Option<(candle_nn::LayerNorm, ())>),
+}
+
+impl BiasNormGelu {
+    pub fn new(bias: &Tensor, norm: Option<(&Tensor, &Tensor, f64)>) -> Result<Self> {
+        let host_norm = match norm {
+            Some((w, b, eps)) => Some((w.to_vec1::<f32>()?, b.to_vec1::<f32>()?, eps as f32)),
+            None => None,
+        };
+        let ln = norm.map(|(w, b, eps)| (candle_nn::LayerNorm::new(w.clone(), b.clone(), eps), ()));
+        Ok(BiasNormGelu {
+            bias: bias.to_vec1::<f32>()?,
+            norm: host_norm,
+            tensors: (bias.clone(), ln),
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+            return x.contiguous()?.apply_op1_no_bwd(self);
+        }
+        let y = x.broadcast_add(&self.tensors.0)?;
+        let y = match &self.tensors.1 {
+            Some((ln, ())) => ln.forward(&y)?,
+            None => y,
+        };
+        y.gelu_erf()
+    }
+}
+
+impl candle_core::CustomOp1 for BiasNormGelu {
+    fn name(&self) -> &'static str {
+        "mica-bias-norm-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("mica-bias-norm-gelu needs a contiguous input")
+        };
+        let c = self.bias.len();
+        let src = &storage.as_slice::<f32>()?[start..end];
+        if src.len() % c != 0 {
+            candle_core::bail!(
+                "mica-bias-norm-gelu: {} values are not rows of {c}",
+                src.len()
+            )
+        }
+        let mut dst = vec![0f32; src.len()];
+        let rows_per_task = (1 << 14) / c.max(1) + 1;
+        dst.par_chunks_mut(rows_per_task * c)
+            .zip(src.par_chunks(rows_per_task * c))
+            .for_each(|(d, s)| {
+                for (dr, sr) in d.chunks_mut(c).zip(s.chunks(c)) {
+                    for ((o, &v), &b) in dr.iter_mut().zip(sr).zip(&self.bias) {
+                        *o = v + b;
+                    }
+                    if let Some((w, b, eps)) = &self.norm {
+                        let mean = dr.iter().sum::<f32>() / c as f32;
+                        let var =
+                            dr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+                        let inv = 1.0 / (var + eps).sqrt();
+                        for ((o, &wi), &bi) in dr.iter_mut().zip(w).zip(b) {
+                            *o = (*o - mean) * inv * wi + bi;
+                        }
+                    }
+                    for o in dr.iter_mut() {
+                        *o = gelu_f32(*o);
+                    }
+                }
+            });
+        Ok((candle_core::CpuStorage::F32(dst), layout.shape().clone()))
+    }
+}

@@ -1,0 +1,293 @@
+//! Mapping low-resolution mask logits back to an image's own frame.
+//!
+//! Upstream (`Sam.postprocess_masks`) resizes the `256 × 256` logits bilinearly to `1024 × 1024`,
+//! crops the part that covers the resized image, and resizes that bilinearly to the original size
+//! (PyTorch `F.interpolate`, `align_corners=False`). Both steps are linear and separable, so each
+//! output row and column is a fixed combination of at most four low-resolution rows/columns; this
+//! module precomputes those taps once per image size and applies them per mask.
+
+/// Taps of one output coordinate: `(source index, weight)`.
+type Taps = Vec<(u32, f32)>;
+
+/// PyTorch's bilinear (`align_corners=False`) taps for resizing `input` samples to `output`.
+fn bilinear_taps(input: usize, output: usize) -> Vec<Taps> {
+    let scale = input as f32 / output as f32;
+    (0..output)
+        .map(|o| {
+            let src = ((o as f32 + 0.5) * scale - 0.5).max(0.0);
+            let i0 = (src as usize).min(input - 1);
+            let i1 = if i0 + 1 < input { i0 + 1 } else { i0 };
+            let l1 = src - i0 as f32;
+            let l0 = 1.0 - l1;
+            if i1 == i0 {
+                vec![(i0 as u32, 1.0)]
+            } else {
+                vec![(i0 as u32, l0), (i1 as u32, l1)]
+            }
+        })
+        .collect()
+}
+
+/// `low → padded (model input side) → crop to valid → original`, composed.
+fn composed_taps(low: usize, padded: usize, valid: usize, original: usize) -> Vec<Taps> {
+    let first = bilinear_taps(low, padded);
+    let second = bilinear_taps(valid, original);
+    second
+        .iter()
+        .map(|t2| {
+            let mut acc: Taps = Vec::with_capacity(4);
+            for &(a, w2) in t2 {
+                for &(b, w1) in &first[a as usize] {
+                    match acc.iter_mut().find(|(i, _)| *i == b) {
+                        Some(e) => e.1 += w1 * w2,
+                        None => acc.push((b, w1 * w2)),
+                    }
+                }
+            }
+            acc
+        })
+        .collect()
+}
+
+/// Precomputed mapping from `low × low` logits to an `height × width` image frame.
+#[derive(Debug, Clone)]
+pub struct MaskResizer {
+    low: usize,
+    rows: Vec<Taps>,
+    cols: Vec<Taps>,
+    width: usize,
+    height: usize,
+}
+
+impl MaskResizer {
+    /// For an image of `width × height` whose longest side was resized to `input` (1024),
+    /// giving `input_w × input_h`, with the decoder's output side `low` (256).
+    pub fn new(width: usize, height: usize, input: usize, low: usize) -> Self {
+        let (input_w, input_h) = resized_size(width, height, input);
+        MaskResizer {
+            low,
+            rows: composed_taps(low, input, input_h, height),
+            cols: composed_taps(low, input, input_w, width),
+            width,
+            height,
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Resizes one `low × low` logit map into `out` (`height × width`, row-major).
+    pub fn resize_into(&self, logits: &[f32], out: &mut [f32]) {
+        let low = self.low;
+        let mut row = vec![0f32; low];
+        for (y, rt) in self.rows.iter().enumerate() {
+            row.iter_mut().for_each(|v| *v = 0.0);
+            for &(a, w) in rt {
+                let src = &logits[a as usize * low..(a as usize + 1) * low];
+                for (r, s) in row.iter_mut().zip(src) {
+                    *r += w * s;
+                }
+            }
+            let dst = &mut out[y * self.width..(y + 1) * self.width];
+            for (d, ct) in dst.iter_mut().zip(&self.cols) {
+                *d = ct.iter().map(|&(b, w)| w * row[b as usize]).sum();
+            }
+        }
+    }
+
+    /// Resizes one logit map into a new buffer.
+    pub fn resize(&self, logits: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; self.width * self.height];
+        self.resize_into(logits, &mut out);
+        out
+    }
+}
+
+/// Upstream `ResizeLongestSide.get_preprocess_shape`: the `(width, height)` of an image whose
+/// longest side is scaled to `target` (rounded half up).
+pub fn resized_size(width: usize, height: usize, target: usize) -> (usize, usize) {
+    let scale = target as f64 / width.max(height) as f64;
+    let w = (width as f64 * scale + 0.5) as usize;
+    let h = (height as f64 * scale + 0.5) as usize;
+    (w.max(1), h.max(1))
+}
+
+/// Bits of PIL's fixed-point resampling coefficients for 8-bit images.
+const PIL_PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// PIL's `precompute_coeffs` for its bilinear (triangle) filter: per output sample the first
+/// source index, the number of taps, and the normalised fixed-point weights.
+fn pil_bilinear_coeffs(in_size: usize, out_size: usize) -> (Vec<(usize, usize)>, Vec<i32>, usize) {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale; // the triangle filter's support is 1
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut kk = vec![0i32; out_size * ksize];
+    let mut w = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize - xmin;
+        let mut ww = 0.0;
+        for (x, wx) in w.iter_mut().enumerate().take(xmax) {
+            let t = ((x + xmin) as f64 - center + 0.5) * ss;
+            *wx = (1.0 - t.abs()).max(0.0);
+            ww += *wx;
+        }
+        for x in 0..ksize {
+            let v = if x < xmax && ww != 0.0 {
+                w[x] / ww
+            } else {
+                0.0
+            };
+            let f = v * (1u64 << PIL_PRECISION_BITS) as f64;
+            kk[xx * ksize + x] = if v < 0.0 {
+                (-0.5 + f) as i32
+            } else {
+                (0.5 + f) as i32
+            };
+        }
+        bounds.push((xmin, xmax));
+    }
+    (bounds, kk, ksize)
+}
+
+#[inline]
+fn pil_clip8(v: i32) -> u8 {
+    if v >= (1 << PIL_PRECISION_BITS << 8) {
+        255
+    } else if v <= 0 {
+        0
+    } else {
+        (v >> PIL_PRECISION_BITS) as u8
+    }
+}
+
+/// Resizes an interleaved 8-bit image of `channels` samples per pixel as PIL's
+/// `Image.resize(..., BILINEAR)` does (what upstream SAM uses through torchvision): a triangle
+/// filter widened when shrinking (antialiasing), fixed-point weights, horizontal pass first into
+/// an 8-bit intermediate, then vertical. Results are bit-identical to PIL.
+pub fn resize_like_pil_bilinear(
+    src: &[u8],
+    width: usize,
+    height: usize,
+    channels: usize,
+    new_width: usize,
+    new_height: usize,
+) -> Vec<u8> {
+    let half = 1i32 << (PIL_PRECISION_BITS - 1);
+    let (hb, hk, hks) = pil_bilinear_coeffs(width, new_width);
+    let (vb, vk, vks) = pil_bilinear_coeffs(height, new_height);
+    // Only the source rows the vertical pass reads.
+    let y_first = vb.first().map(|b| b.0).unwrap_or(0);
+    let y_last = vb.last().map(|b| b.0 + b.1).unwrap_or(0);
+    let horizontal = if new_width != width {
+        let rows = y_last - y_first;
+        let mut tmp = vec![0u8; rows * new_width * channels];
+        for r in 0..rows {
+            let srow = &src[(r + y_first) * width * channels..(r + y_first + 1) * width * channels];
+            for (xx, &(xmin, xmax)) in hb.iter().enumerate() {
+                let k = &hk[xx * hks..xx * hks + xmax];
+                for c in 0..channels {
+                    let mut ss = half;
+                    for (x, &kx) in k.iter().enumerate() {
+                        ss += srow[(x + xmin) * channels + c] as i32 * kx;
+                    }
+                    tmp[(r * new_width + xx) * channels + c] = pil_clip8(ss);
+                }
+            }
+        }
+        Some(tmp)
+    } else {
+        None
+    };
+    let (img, offset) = match &horizontal {
+        Some(t) => (t.as_slice(), y_first),
+        None => (src, 0),
+    };
+    if new_height == height {
+        return match horizontal {
+            Some(t) if y_first == 0 => t,
+            _ => img.to_vec(),
+        };
+    }
+    let row_len = new_width * channels;
+    let mut out = vec![0u8; new_height * row_len];
+    for (yy, &(ymin, ymax)) in vb.iter().enumerate() {
+        let k = &vk[yy * vks..yy * vks + ymax];
+        for i in 0..row_len {
+            let mut ss = half;
+            for (y, &ky) in k.iter().enumerate() {
+                ss += img[(y + ymin - offset) * row_len + i] as i32 * ky;
+            }
+            out[yy * row_len + i] = pil_clip8(ss);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two-step reference: bilinear to padded, crop, bilinear to original.
+    fn two_step(logits: &[f32], low: usize, w: usize, h: usize, input: usize) -> Vec<f32> {
+        let (iw, ih) = resized_size(w, h, input);
+        let t1 = bilinear_taps(low, input);
+        let mut big = vec![0f32; input * input];
+        for y in 0..input {
+            for x in 0..input {
+                let mut s = 0.0;
+                for &(a, wa) in &t1[y] {
+                    for &(b, wb) in &t1[x] {
+                        s += wa * wb * logits[a as usize * low + b as usize];
+                    }
+                }
+                big[y * input + x] = s;
+            }
+        }
+        let (ty, tx) = (bilinear_taps(ih, h), bilinear_taps(iw, w));
+        let mut out = vec![0f32; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let mut s = 0.0;
+                for &(a, wa) in &ty[y] {
+                    for &(b, wb) in &tx[x] {
+                        s += wa * wb * big[a as usize * input + b as usize];
+                    }
+                }
+                out[y * w + x] = s;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn composed_equals_two_steps() {
+        let low = 16;
+        let logits: Vec<f32> = (0..low * low)
+            .map(|i| ((i * 37) % 23) as f32 - 11.0)
+            .collect();
+        for (w, h) in [(29, 17), (64, 64), (10, 40)] {
+            let r = MaskResizer::new(w, h, 64, low);
+            let fast = r.resize(&logits);
+            let slow = two_step(&logits, low, w, h, 64);
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((a - b).abs() < 1e-3, "{w}x{h}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn preprocess_shape_matches_upstream() {
+        assert_eq!(resized_size(696, 520, 1024), (1024, 765));
+        assert_eq!(resized_size(1024, 600, 1024), (1024, 600));
+        assert_eq!(resized_size(100, 300, 1024), (341, 1024));
+    }
+}

@@ -1,0 +1,150 @@
+//! Run-length encoded masks in COCO's convention: runs over the pixels in column-major
+//! (Fortran) order, starting with a run of zeros (possibly empty), as upstream
+//! `mask_to_rle_pytorch` and pycocotools produce them.
+
+use mica_core::BinaryMask;
+use serde::{Deserialize, Serialize};
+
+/// An uncompressed COCO RLE (`{"size": [h, w], "counts": [...]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rle {
+    /// `[height, width]`.
+    pub size: [u32; 2],
+    pub counts: Vec<u32>,
+}
+
+/// A compressed COCO RLE (`counts` as pycocotools' string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CocoRle {
+    /// `[height, width]`.
+    pub size: [u32; 2],
+    pub counts: String,
+}
+
+impl Rle {
+    /// Encodes a mask given as a predicate on `(x, y)`.
+    pub fn from_fn(width: u32, height: u32, f: impl Fn(u32, u32) -> bool) -> Rle {
+        let mut counts = Vec::new();
+        let mut current = false;
+        let mut run = 0u32;
+        for x in 0..width {
+            for y in 0..height {
+                let v = f(x, y);
+                if v != current {
+                    counts.push(run);
+                    run = 0;
+                    current = v;
+                }
+                run += 1;
+            }
+        }
+        counts.push(run);
+        Rle {
+            size: [height, width],
+            counts,
+        }
+    }
+
+    /// Encodes a binary mask.
+    pub fn from_mask(mask: &BinaryMask) -> Rle {
+        Rle::from_fn(mask.width(), mask.height(), |x, y| mask.get(x, y))
+    }
+
+    pub fn width(&self) -> u32 {
+        self.size[1]
+    }
+    pub fn height(&self) -> u32 {
+        self.size[0]
+    }
+
+    /// Number of foreground pixels.
+    pub fn area(&self) -> u64 {
+        self.counts
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|&c| c as u64)
+            .sum()
+    }
+
+    /// Decodes into a binary mask.
+    pub fn to_mask(&self) -> BinaryMask {
+        let (h, w) = (self.size[0] as usize, self.size[1] as usize);
+        let mut m = BinaryMask::empty(w as u32, h as u32);
+        let data = m.as_mut_slice();
+        let mut idx = 0usize;
+        let mut value = false;
+        for &c in &self.counts {
+            if value {
+                for k in idx..(idx + c as usize).min(w * h) {
+                    let (x, y) = (k / h, k % h);
+                    data[y * w + x] = true;
+                }
+            }
+            idx += c as usize;
+            value = !value;
+        }
+        m
+    }
+
+    /// pycocotools' compressed string form (`rleToString`).
+    pub fn to_coco(&self) -> CocoRle {
+        let mut s = String::new();
+        for (i, &c) in self.counts.iter().enumerate() {
+            let mut x = c as i64;
+            if i > 2 {
+                x -= self.counts[i - 2] as i64;
+            }
+            loop {
+                let mut ch = (x & 0x1f) as u8;
+                x >>= 5;
+                let more = if ch & 0x10 != 0 { x != -1 } else { x != 0 };
+                if more {
+                    ch |= 0x20;
+                }
+                s.push((ch + 48) as char);
+                if !more {
+                    break;
+                }
+            }
+        }
+        CocoRle {
+            size: self.size,
+            counts: s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_major_runs_start_with_zeros() {
+        // 2x2, only (x=1, y=0) set: column-major order is (0,0),(0,1),(1,0),(1,1).
+        let m = BinaryMask::new(2, 2, vec![false, true, false, false]).unwrap();
+        let r = Rle::from_mask(&m);
+        assert_eq!(r.counts, vec![2, 1, 1]);
+        assert_eq!(r.area(), 1);
+        assert_eq!(r.to_mask(), m);
+        let full = BinaryMask::new(2, 1, vec![true, true]).unwrap();
+        assert_eq!(Rle::from_mask(&full).counts, vec![0, 2]);
+    }
+
+    #[test]
+    fn coco_string_follows_rle_to_string() {
+        // counts [4, 1, 4]: the third count is not differenced (only i > 2 is).
+        let r = Rle {
+            size: [3, 3],
+            counts: vec![4, 1, 4],
+        };
+        assert_eq!(r.to_coco().counts, "414");
+        // 100 → 'T','3'; 50 → 'b','1'; 20 → 'd','0' (bit 4 set needs a terminator);
+        // 30 - 50 = -20 → '\\', 'O' (negative, sign-extended).
+        let r = Rle {
+            size: [100, 100],
+            counts: vec![100, 50, 20, 30],
+        };
+        assert_eq!(r.to_coco().counts, "T3b1d0\\O");
+    }
+}

@@ -1,0 +1,314 @@
+//! Where the weights come from and how they are read.
+//!
+//! Resolution order (first hit wins): an explicit path (`--weights PATH`), the environment variable
+//! [`WEIGHTS_ENV`], then [`MOBILE_SAM_FILE`] in the cache directory (`$XDG_CACHE_HOME/mica/` or
+//! `~/.cache/mica/`), which is verified against [`MOBILE_SAM_SHA256`]. Nothing is ever read from
+//! the developers' `../shared` folder at run time.
+//!
+//! Two file formats are read: PyTorch checkpoints (zip, as published by MobileSAM) and
+//! safetensors, told apart by their first bytes rather than by their names.
+
+use crate::error::{Result, SamError};
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use sha2::{Digest, Sha256};
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The official download location of the MobileSAM checkpoint.
+pub const MOBILE_SAM_URL: &str =
+    "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt";
+/// sha256 of the official MobileSAM checkpoint (`mobile_sam.pt`, 40.7 MB).
+pub const MOBILE_SAM_SHA256: &str =
+    "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f";
+/// File name of the checkpoint in the cache directory.
+pub const MOBILE_SAM_FILE: &str = "mobile_sam.pt";
+/// Environment variable that names a weights file.
+pub const WEIGHTS_ENV: &str = "MICA_SAM_WEIGHTS";
+
+/// Where a weights file was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsOrigin {
+    /// Given explicitly (`--weights`).
+    Explicit,
+    /// From the environment variable [`WEIGHTS_ENV`].
+    Environment,
+    /// From the cache directory, checksum verified.
+    Cache,
+}
+
+/// A weights file and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedWeights {
+    pub path: PathBuf,
+    pub origin: WeightsOrigin,
+}
+
+/// The cache directory: `$XDG_CACHE_HOME/mica`, else `$HOME/.cache/mica`.
+pub fn cache_dir() -> Option<PathBuf> {
+    cache_dir_from(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))
+}
+
+fn cache_dir_from(xdg: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    match xdg.filter(|v| !v.is_empty()) {
+        Some(x) => Some(PathBuf::from(x).join("mica")),
+        None => home
+            .filter(|v| !v.is_empty())
+            .map(|h| PathBuf::from(h).join(".cache").join("mica")),
+    }
+}
+
+/// The exact commands that fetch the official weights into `dir`.
+pub fn how_to_get_weights(dir: Option<&Path>) -> String {
+    let dir = dir
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| "~/.cache/mica".to_string());
+    format!(
+        "Get the official MobileSAM weights (40.7 MB, sha256 {MOBILE_SAM_SHA256}):\n  \
+         mkdir -p {dir} && curl -L -o {dir}/{MOBILE_SAM_FILE} {MOBILE_SAM_URL}\n\
+         or pass --weights PATH, or set {WEIGHTS_ENV}=PATH (a .pt or .safetensors file)."
+    )
+}
+
+/// Finds the weights file: `explicit`, else the environment variable, else the cache directory.
+///
+/// # Errors
+/// [`SamError::WeightsNotFound`] for a given path with no file, [`SamError::WeightsMissing`] when
+/// nothing is found (the message says how to download them), [`SamError::Checksum`] for a cached
+/// file with the wrong sha256.
+pub fn resolve_weights(explicit: Option<&Path>) -> Result<ResolvedWeights> {
+    resolve_weights_from(explicit, std::env::var_os(WEIGHTS_ENV), cache_dir())
+}
+
+/// [`resolve_weights`] with the environment made explicit (for tests and embedding).
+pub fn resolve_weights_from(
+    explicit: Option<&Path>,
+    env_value: Option<OsString>,
+    cache: Option<PathBuf>,
+) -> Result<ResolvedWeights> {
+    let how = how_to_get_weights(cache.as_deref());
+    if let Some(p) = explicit {
+        if !p.is_file() {
+            return Err(SamError::WeightsNotFound {
+                path: p.to_path_buf(),
+                origin: "--weights".into(),
+                how,
+            });
+        }
+        return Ok(ResolvedWeights {
+            path: p.to_path_buf(),
+            origin: WeightsOrigin::Explicit,
+        });
+    }
+    if let Some(v) = env_value.filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(v);
+        if !p.is_file() {
+            return Err(SamError::WeightsNotFound {
+                path: p,
+                origin: WEIGHTS_ENV.into(),
+                how,
+            });
+        }
+        return Ok(ResolvedWeights {
+            path: p,
+            origin: WeightsOrigin::Environment,
+        });
+    }
+    let mut searched = Vec::new();
+    if let Some(dir) = cache {
+        let p = dir.join(MOBILE_SAM_FILE);
+        if p.is_file() {
+            verify_sha256(&p, MOBILE_SAM_SHA256)?;
+            return Ok(ResolvedWeights {
+                path: p,
+                origin: WeightsOrigin::Cache,
+            });
+        }
+        searched.push(p);
+    }
+    Err(SamError::WeightsMissing { searched, how })
+}
+
+/// Hex sha256 of a file.
+///
+/// # Errors
+/// [`SamError::Io`] when the file cannot be read.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let io = |source| SamError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Checks a file against a hex sha256.
+///
+/// # Errors
+/// [`SamError::Checksum`] on a mismatch, [`SamError::Io`] when unreadable.
+pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    let actual = sha256_file(path)?;
+    if !actual.eq_ignore_ascii_case(expected) {
+        return Err(SamError::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// The file formats a checkpoint may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsFormat {
+    /// A PyTorch `torch.save` zip archive (the official `mobile_sam.pt`).
+    PyTorchZip,
+    /// A safetensors file.
+    Safetensors,
+}
+
+/// Tells the format from the first bytes of the file.
+///
+/// # Errors
+/// [`SamError::BadWeights`] when the file is neither format (too short, text, legacy pickle).
+pub fn detect_format(path: &Path) -> Result<WeightsFormat> {
+    let mut f = std::fs::File::open(path).map_err(|source| SamError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut head = [0u8; 10];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(source) => {
+                return Err(SamError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+    if n >= 4 && head[..4] == *b"PK\x03\x04" {
+        return Ok(WeightsFormat::PyTorchZip);
+    }
+    // safetensors: u64 little-endian header length, then a JSON object.
+    if n >= 9 && head[8] == b'{' {
+        return Ok(WeightsFormat::Safetensors);
+    }
+    Err(SamError::BadWeights {
+        path: path.to_path_buf(),
+        reason: format!(
+            "{} bytes read; expected a PyTorch zip checkpoint or a safetensors file",
+            std::fs::metadata(path).map(|m| m.len()).unwrap_or(n as u64)
+        ),
+    })
+}
+
+/// Opens a checkpoint as a candle [`VarBuilder`] of f32 tensors on `device`.
+///
+/// # Errors
+/// [`SamError::BadWeights`] when the file cannot be parsed.
+pub fn open_checkpoint(path: &Path, device: &Device) -> Result<VarBuilder<'static>> {
+    let bad = |e: candle_core::Error| SamError::BadWeights {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    match detect_format(path)? {
+        WeightsFormat::PyTorchZip => VarBuilder::from_pth(path, DType::F32, device).map_err(bad),
+        WeightsFormat::Safetensors => {
+            let tensors = candle_core::safetensors::load(path, device).map_err(bad)?;
+            Ok(VarBuilder::from_tensors(tensors, DType::F32, device))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_dir_prefers_xdg() {
+        assert_eq!(
+            cache_dir_from(Some("/x".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/x/mica"))
+        );
+        assert_eq!(
+            cache_dir_from(Some("".into()), Some("/home/u".into())),
+            Some(PathBuf::from("/home/u/.cache/mica"))
+        );
+        assert_eq!(cache_dir_from(None, None), None);
+    }
+
+    #[test]
+    fn missing_everywhere_says_how_to_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve_weights_from(None, None, Some(dir.path().to_path_buf())).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, SamError::WeightsMissing { .. }), "{msg}");
+        assert!(msg.contains(MOBILE_SAM_URL), "{msg}");
+        assert!(msg.contains(WEIGHTS_ENV), "{msg}");
+        assert!(msg.contains(&dir.path().join(MOBILE_SAM_FILE).display().to_string()));
+    }
+
+    #[test]
+    fn explicit_and_env_paths_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let ghost = dir.path().join("nope.pt");
+        let e = resolve_weights_from(Some(&ghost), None, None).unwrap_err();
+        assert!(e.to_string().contains("nope.pt") && e.to_string().contains("--weights"));
+        let e = resolve_weights_from(None, Some(ghost.clone().into()), None).unwrap_err();
+        assert!(e.to_string().contains(WEIGHTS_ENV));
+        let real = dir.path().join("w.pt");
+        std::fs::write(&real, b"x").unwrap();
+        let r = resolve_weights_from(None, Some(real.clone().into()), None).unwrap();
+        assert_eq!(r.origin, WeightsOrigin::Environment);
+        // The explicit path wins over the environment.
+        let r = resolve_weights_from(Some(&real), Some(ghost.into()), None).unwrap();
+        assert_eq!(r.origin, WeightsOrigin::Explicit);
+    }
+
+    #[test]
+    fn cached_file_with_wrong_checksum_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MOBILE_SAM_FILE), b"partial download").unwrap();
+        let e = resolve_weights_from(None, None, Some(dir.path().to_path_buf())).unwrap_err();
+        assert!(matches!(e, SamError::Checksum { .. }), "{e}");
+    }
+
+    #[test]
+    fn garbage_files_are_bad_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.pt");
+        std::fs::write(&p, b"this is not a checkpoint").unwrap();
+        let e = open_checkpoint(&p, &Device::Cpu)
+            .err()
+            .expect("garbage must be rejected");
+        assert!(matches!(e, SamError::BadWeights { .. }), "{e}");
+        assert!(e.to_string().contains("bad.pt"));
+        let empty = dir.path().join("empty.safetensors");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(
+            open_checkpoint(&empty, &Device::Cpu),
+            Err(SamError::BadWeights { .. })
+        ));
+        // A zip header followed by garbage: recognised as PyTorch, then rejected by the parser.
+        let trunc = dir.path().join("trunc.pt");
+        std::fs::write(&trunc, b"PK\x03\x04garbage").unwrap();
+        assert!(matches!(
+            open_checkpoint(&trunc, &Device::Cpu),
+            Err(SamError::BadWeights { .. })
+        ));
+    }
+}
