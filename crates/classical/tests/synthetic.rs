@@ -11,10 +11,8 @@ fn disks(
     h: u32,
     centres: &[(f32, f32)],
     radius: f32,
-    bg: f32,
-    fg: f32,
-    noise_sd: f32,
-    seed: u64,
+    (bg, fg): (f32, f32),
+    (noise_sd, seed): (f32, u64),
 ) -> Vec<f32> {
     let mut rng = SplitMix64::new(seed);
     (0..w * h)
@@ -66,10 +64,8 @@ fn two_touching_disks_are_split_in_two() {
         h,
         &[(25.0, 25.0), (47.0, 25.0)],
         12.0,
-        20.0,
-        200.0,
-        0.0,
-        1,
+        (20.0, 200.0),
+        (0.0, 1),
     );
     let img = gray8(w, h, &v);
     let seg = Classical::preset(Preset::FluorescenceNuclei)
@@ -83,8 +79,10 @@ fn two_touching_disks_are_split_in_two() {
     assert_eq!(seg.labels.get(30, 25), a);
     assert_eq!(seg.labels.get(42, 25), b);
     // Without splitting they are one object: the watershed did the work.
-    let mut s = Settings::default();
-    s.split = Split::None;
+    let s = Settings {
+        split: Split::None,
+        ..Settings::default()
+    };
     let one = Classical::new(s, "no-split")
         .unwrap()
         .segment_image(&img)
@@ -98,7 +96,7 @@ fn grid_of_disks_in_noise_counts_right() {
     let centres: Vec<(f32, f32)> = (0..4)
         .flat_map(|i| (0..4).map(move |j| (20.0 + 38.0 * i as f32, 20.0 + 38.0 * j as f32)))
         .collect();
-    let v = disks(w, h, &centres, 11.0, 40.0, 160.0, 25.0, 7);
+    let v = disks(w, h, &centres, 11.0, (40.0, 160.0), (25.0, 7));
     let img = gray8(w, h, &v);
     for p in [Preset::Textbook, Preset::FluorescenceNuclei] {
         assert_eq!(count(p, &img), 16, "{}", p.name());
@@ -114,10 +112,8 @@ fn sixteen_bit_low_contrast_uses_the_real_range() {
         h,
         &[(30.0, 30.0), (90.0, 30.0)],
         10.0,
-        30000.0,
-        30080.0,
-        5.0,
-        3,
+        (30000.0, 30080.0),
+        (5.0, 3),
     );
     let img16 = gray16(w, h, &v);
     assert_eq!(count(Preset::FluorescenceNuclei, &img16), 2);
@@ -142,7 +138,14 @@ fn sixteen_bit_low_contrast_uses_the_real_range() {
 #[test]
 fn float_and_rgb_images_work() {
     let (w, h) = (60, 40);
-    let v = disks(w, h, &[(20.0, 20.0), (42.0, 20.0)], 8.0, 0.1, 0.9, 0.02, 5);
+    let v = disks(
+        w,
+        h,
+        &[(20.0, 20.0), (42.0, 20.0)],
+        8.0,
+        (0.1, 0.9),
+        (0.02, 5),
+    );
     let f = Image::gray_f32(w, h, v.clone()).unwrap();
     assert_eq!(count(Preset::FluorescenceNuclei, &f), 2);
     let rgb = gray8(w, h, &v.iter().map(|x| x * 255.0).collect::<Vec<_>>()).to_rgb();
@@ -157,14 +160,14 @@ fn dark_objects_with_dark_polarity() {
         h,
         &[(20.0, 20.0), (42.0, 20.0)],
         8.0,
-        200.0,
-        40.0,
-        3.0,
-        9,
+        (200.0, 40.0),
+        (3.0, 9),
     );
     let img = gray8(w, h, &v);
-    let mut s = Settings::default();
-    s.polarity = mica_classical::Polarity::Dark;
+    let s = Settings {
+        polarity: mica_classical::Polarity::Dark,
+        ..Settings::default()
+    };
     let c = Classical::new(s, "dark").unwrap();
     assert_eq!(c.segment_image(&img).unwrap().count, 2);
     // With the default bright polarity the background is the object.
@@ -224,12 +227,14 @@ fn non_finite_values_are_an_error() {
 fn size_filters_remove_small_and_large_objects() {
     let (w, h) = (100, 40);
     // One small disk (r 3, ~29 px) and one large (r 12, ~450 px), far apart.
-    let mut v = disks(w, h, &[(15.0, 20.0)], 3.0, 10.0, 200.0, 0.0, 1);
-    let big = disks(w, h, &[(65.0, 20.0)], 12.0, 0.0, 190.0, 0.0, 1);
+    let mut v = disks(w, h, &[(15.0, 20.0)], 3.0, (10.0, 200.0), (0.0, 1));
+    let big = disks(w, h, &[(65.0, 20.0)], 12.0, (0.0, 190.0), (0.0, 1));
     v.iter_mut().zip(&big).for_each(|(a, b)| *a += b);
     let img = gray8(w, h, &v);
-    let mut s = Settings::default();
-    s.split = Split::None;
+    let mut s = Settings {
+        split: Split::None,
+        ..Settings::default()
+    };
     assert_eq!(
         Classical::new(s.clone(), "a")
             .unwrap()
