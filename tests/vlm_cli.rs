@@ -436,3 +436,71 @@ fn dry_run_and_cost_limit_send_nothing() {
     assert!(stderr.contains("cost limit"), "{stderr}");
     assert_eq!(server.count(), 0);
 }
+
+#[test]
+fn count_with_ollama_writes_counts_and_reads_text_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = images(dir.path(), 3);
+    let server = MockServer::start(Script::Func(Box::new(|r| {
+        let n = r.json()["messages"][0]["images"][0]
+            .as_str()
+            .unwrap_or("")
+            .len()
+            % 50;
+        let answer = if n % 3 == 0 {
+            "I cannot count these, NaN".to_string()
+        } else {
+            format!("Count: {n}")
+        };
+        Reply::json(200, support::ollama_ok(&answer))
+    })));
+    let csv = dir.path().join("counts.csv");
+    let out = mica()
+        .args([
+            "count",
+            "--model",
+            "ollama:llava:13b",
+            "--objects",
+            "cells",
+            "--no-structured",
+        ])
+        .args([
+            "--temperature",
+            "0.2",
+            "--max-tokens",
+            "256",
+            "--resize",
+            "1024x600",
+            "--no-cache",
+        ])
+        .env("OLLAMA_HOST", format!("127.0.0.1:{}", server.port))
+        .arg("--csv")
+        .arg(&csv)
+        .args(&imgs)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(server.count(), 3);
+    for r in server.requests() {
+        let b = r.json();
+        assert_eq!(r.path, "/api/chat");
+        assert!(b.get("format").is_none(), "--no-structured sends no schema");
+        assert_eq!(b["options"]["num_predict"], 256);
+        assert!(b["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Count the number of cells"));
+    }
+    let rows = csv_rows(&csv);
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        // image,id,model,count,parse_failure,raw_answer,...
+        if r[5].contains("NaN") {
+            assert!(r[3].is_empty() && !r[4].is_empty(), "{r:?}");
+        } else {
+            assert_eq!(format!("Count: {}", r[3]), r[5]);
+        }
+    }
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+}
