@@ -811,3 +811,48 @@ fn paired_comparisons() {
     close(&d["other_accuracy"], 0.25, "m2 accuracy");
     close(&d["difference"], 0.5, "difference");
 }
+
+#[test]
+fn segment_label_tiffs_and_mask_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, p) = (dir.path().join("t"), dir.path().join("p"));
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::create_dir_all(&p).unwrap();
+    // Two touching objects (labels 1 and 2) that a binary mask would merge; the prediction has
+    // the same objects under other labels (300 needs 16 bits).
+    let w = 8u32;
+    let lab = |a: u32, b: u32| -> Vec<u32> {
+        (0..w * 4).map(|i| if i % w < 4 { a } else { b }).collect()
+    };
+    let truth = mica_core::LabelImage::new(w, 4, lab(1, 2)).unwrap();
+    let pred = mica_core::LabelImage::new(w, 4, lab(300, 7)).unwrap();
+    mica_core::io::write_label_tiff(&t.join("x.tif"), &truth).unwrap();
+    mica_core::io::write_label_tiff(&p.join("x.tif"), &pred).unwrap();
+    let r = stdout_json(&mica(&[
+        "eval",
+        "segment",
+        "--truth",
+        t.to_str().unwrap(),
+        "--pred",
+        p.to_str().unwrap(),
+        "--json",
+    ]));
+    let x = &r["per_image"][0];
+    assert_eq!(x["truth_kind"], "label image");
+    assert_eq!(x["instances"]["num_truth"], 2);
+    assert_eq!(x["instances"]["per_threshold"][9]["tp"], 2);
+    // As binary masks (foreground > 0) the two objects merge into one.
+    let r = stdout_json(&mica(&[
+        "eval",
+        "segment",
+        "--truth",
+        t.to_str().unwrap(),
+        "--pred",
+        p.to_str().unwrap(),
+        "--mask-threshold",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(r["per_image"][0]["instances"]["num_truth"], 1);
+    assert_eq!(r["per_image"][0]["instances"]["num_pred"], 1);
+}

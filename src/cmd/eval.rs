@@ -134,6 +134,11 @@ pub struct SegmentArgs {
     /// Folder of predicted masks or label images (same file stems as the truth).
     #[arg(long = "pred", value_name = "DIR")]
     pub pred: PathBuf,
+    /// Read every file as a binary mask, foreground where the intensity is above this value
+    /// (e.g. 127 for JPEG masks); objects are then 8-connected components. Without it, files
+    /// with two values are binary masks and others label images.
+    #[arg(long, value_name = "T")]
+    pub mask_threshold: Option<f32>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -775,7 +780,14 @@ fn image_files(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
 }
 
 /// Instances and kind of a mask file: a binary mask gives its connected components.
-fn to_labels(img: &Image) -> anyhow::Result<(LabelImage, &'static str)> {
+fn to_labels(img: &Image, threshold: Option<f32>) -> anyhow::Result<(LabelImage, &'static str)> {
+    if let Some(t) = threshold {
+        let mask = BinaryMask::from_image_above(img, t);
+        return Ok((
+            mask.connected_components(Connectivity::Eight),
+            "binary mask",
+        ));
+    }
     let values = img.intensity_f32();
     let mut other: Option<f32> = None;
     let mut binary = true;
@@ -802,11 +814,18 @@ fn to_labels(img: &Image) -> anyhow::Result<(LabelImage, &'static str)> {
     }
 }
 
-fn score_pair(name: &str, truth_file: &Path, pred_file: &Path) -> anyhow::Result<SegmentImage> {
+fn score_pair(
+    name: &str,
+    truth_file: &Path,
+    pred_file: &Path,
+    threshold: Option<f32>,
+) -> anyhow::Result<SegmentImage> {
     let t_img = io::read_image(truth_file)?;
     let p_img = io::read_image(pred_file)?;
-    let (t, truth_kind) = to_labels(&t_img).with_context(|| format!("{}", truth_file.display()))?;
-    let (p, pred_kind) = to_labels(&p_img).with_context(|| format!("{}", pred_file.display()))?;
+    let (t, truth_kind) =
+        to_labels(&t_img, threshold).with_context(|| format!("{}", truth_file.display()))?;
+    let (p, pred_kind) =
+        to_labels(&p_img, threshold).with_context(|| format!("{}", pred_file.display()))?;
     if (t.width(), t.height()) != (p.width(), p.height()) {
         bail!(
             "{} is {}x{} but {} is {}x{}",
@@ -892,7 +911,7 @@ fn run_segment(args: &SegmentArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     let results: Vec<anyhow::Result<SegmentImage>> = pairs
         .par_iter()
         .map(|(s, t, p)| {
-            let r = score_pair(s, t, p);
+            let r = score_pair(s, t, p, args.mask_threshold);
             bar.inc(1);
             r
         })
