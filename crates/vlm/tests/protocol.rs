@@ -548,3 +548,63 @@ fn openai_compatible_needs_a_base_url() {
     .unwrap_err();
     assert!(err.to_string().contains("--base-url"), "{err}");
 }
+
+#[test]
+fn few_shot_examples_become_earlier_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("ex.png");
+    mica_core::io::write_png(&ex, &Image::gray8(8, 8, vec![100; 64]).unwrap()).unwrap();
+    let file = dir.path().join("shots.toml");
+    std::fs::write(
+        &file,
+        "[[example]]\nimage = \"ex.png\"\nanswer = \"Count: 1\"\n",
+    )
+    .unwrap();
+    let mut tp = count_prompt();
+    tp.few_shot =
+        mica_vlm::prompt::few_shot_turns(&file, &tp.text, &PrepareOptions::default()).unwrap();
+    let req = tp.request(prepared(), &sampling());
+
+    let server = MockServer::sequence(vec![Reply::json(200, openai_ok("Count: 2"))]);
+    client("openai:gpt-4o", server.url("/v1"), 0, 10.0)
+        .generate(&req)
+        .unwrap();
+    let m = &server.requests()[0].json()["messages"];
+    assert_eq!(m.as_array().unwrap().len(), 3);
+    assert_eq!(
+        (
+            m[0]["role"].as_str(),
+            m[1]["role"].as_str(),
+            m[2]["role"].as_str()
+        ),
+        (Some("user"), Some("assistant"), Some("user"))
+    );
+    assert_eq!(m[1]["content"], "Count: 1");
+    assert_is_prepared_image(
+        m[2]["content"][1]["image_url"]["url"]
+            .as_str()
+            .unwrap()
+            .split_once(",")
+            .unwrap()
+            .1,
+    );
+
+    let server = MockServer::sequence(vec![Reply::json(200, gemini_ok("Count: 2"))]);
+    client("gemini:gemini-2.0-flash", server.url("/v1beta"), 0, 10.0)
+        .generate(&req)
+        .unwrap();
+    let c = &server.requests()[0].json()["contents"];
+    assert_eq!(c[1]["role"], "model");
+    assert_eq!(c[1]["parts"][0]["text"], "Count: 1");
+    assert_eq!(c[2]["role"], "user");
+
+    // A missing example image is an error naming it.
+    std::fs::write(
+        &file,
+        "[[example]]\nimage = \"nope.png\"\nanswer = \"Count: 1\"\n",
+    )
+    .unwrap();
+    let err =
+        mica_vlm::prompt::few_shot_turns(&file, &tp.text, &PrepareOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("nope.png"), "{err}");
+}
