@@ -15,6 +15,13 @@
 //! - [`parse`]: counts and classes from free-text model answers, with the reason on failure.
 //! - [`table`]: prediction CSVs as users have them (BOM, CRLF, empty cells, "NaN").
 //!
+//! # Speed
+//! Instance matching of two 2048×2048 label images with about 2,000 objects each (the overlap
+//! table plus optimal matching at the ten IoU thresholds 0.50…0.95) took 39 ms (criterion
+//! estimate; interval 35–45 ms) on one core of the shared 2-core development machine, of which
+//! 33 ms is building the overlap table. Reproduce with
+//! `cargo bench -p mica-metrics --bench instance_matching -- --warm-up-time 1 --measurement-time 5`.
+//!
 //! ```
 //! use mica_metrics::counting::count_scores;
 //! let s = count_scores(&[3.0, 5.0], &[Some(3.0), Some(7.0)]).unwrap();

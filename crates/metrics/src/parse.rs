@@ -106,7 +106,7 @@ pub fn parse_count(text: &str) -> Result<u64, ParseFailure> {
 
 /// One class of a label set: the number shown in the prompt, its canonical name and the
 /// lower-case strings that name it in a free-text answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClassLabel {
     /// The class number shown in the prompt (1-based in the study).
     pub id: u32,
