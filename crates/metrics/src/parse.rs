@@ -4,7 +4,8 @@
 //! refinements:
 //!
 //! - **Counts** ([`parse_count`]): a `Count: <n>` pattern (case-insensitive, `:` or `=`, markdown
-//!   emphasis such as `**Count:** 12` allowed) wins; otherwise the first integer in the text (the
+//!   emphasis such as `**Count:** 12` allowed; the first integer after the marker, so
+//!   `Count: about 40` is 40) wins; otherwise the first integer in the text (the
 //!   study's rule). An answer that is `NaN` (or `Count: NaN`), empty, or a refusal without any
 //!   integer is a failure with a reason. Refinement: `1,234` with comma-separated groups of exactly
 //!   three digits is read as 1234 (the study's `\d+` would read 1). Number words ("twelve") are
@@ -86,7 +87,7 @@ pub fn parse_count(text: &str) -> Result<u64, ParseFailure> {
         if starts_with_word(after, "nan") {
             return Err(ParseFailure::new("the answer is `Count: NaN`"));
         }
-        if let Some((n, _)) = leading_integer(after)? {
+        if let Some(n) = first_integer(after)? {
             return Ok(n);
         }
     }
@@ -359,14 +360,6 @@ fn first_integer(s: &str) -> Result<Option<u64>, ParseFailure> {
     }
 }
 
-/// An integer at the very start of `s` (after the `Count:` marker), with its end offset.
-fn leading_integer(s: &str) -> Result<Option<(u64, usize)>, ParseFailure> {
-    match integer_spans(s).first() {
-        Some(&(0, b)) => parse_digits(&s[..b]).map(|n| Some((n, b))),
-        _ => Ok(None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +369,10 @@ mod tests {
         assert_eq!(parse_count("In 3 regions I see... Count: 42").unwrap(), 42);
         assert_eq!(parse_count("**Count:** 17 cells").unwrap(), 17);
         assert_eq!(parse_count("count = 5").unwrap(), 5);
+        assert_eq!(
+            parse_count("I see 3 clusters. Count: approximately 40").unwrap(),
+            40
+        );
     }
 
     #[test]
