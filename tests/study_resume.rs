@@ -221,3 +221,150 @@ fn dry_run_writes_nothing_and_bad_study_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("colour"), "{err}");
 }
+
+/// A local OpenAI-compatible server that answers every chat completion with a count after
+/// `delay_ms`, and counts the requests it received.
+fn count_server(delay_ms: u64) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let h = h.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut len = 0usize;
+                let mut first = String::new();
+                if reader.read_line(&mut first).unwrap_or(0) == 0 {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let l = line.trim_end().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                assert!(first.contains("/v1/chat/completions"), "{first}");
+                h.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                let answer = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"{\"count\": 7}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":5}}"#;
+                let mut s = stream;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            });
+        }
+    });
+    (url, hits)
+}
+
+#[test]
+fn vlm_calls_are_not_repeated_after_sigkill() {
+    use std::sync::atomic::Ordering;
+    let (url, hits) = count_server(150);
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let study = dir.path().join("vlm.toml");
+    std::fs::write(
+        &study,
+        format!(
+            r#"
+name = "vlm resume"
+data_root = "{}"
+[[datasets]]
+name = "bbbc"
+kind = "bbbc005"
+path = "bbbc005"
+[[methods]]
+name = "test model"
+kind = "vlm"
+model = "openai-compatible:test-model"
+base_url = "{url}"
+[[tasks]]
+kind = "count"
+datasets = ["bbbc"]
+methods = ["test model"]
+objects = "cells"
+"#,
+            examples.display()
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("vlm.sqlite");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mica"))
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .args(["-q", "run"])
+            .arg(&study)
+            .arg("--store")
+            .arg(&store)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // One call at a time (--delay-ms), killed after a few answers.
+    let mut child = run(&["--delay-ms", "1"]);
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let done = mica_store::Store::open_read_only(&store)
+            .and_then(|s| s.done_keys())
+            .map(|k| k.len())
+            .unwrap_or(0);
+        if done >= 3 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run ended before the kill"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stored_before = mica_store::Store::open_read_only(&store)
+        .unwrap()
+        .done_keys()
+        .unwrap()
+        .len();
+    let calls_before = hits.load(Ordering::SeqCst);
+    assert!(stored_before < 10);
+    // At most the one call in flight at the kill was lost (its answer never arrived).
+    assert!(
+        calls_before <= stored_before + 1,
+        "{calls_before} calls, {stored_before} stored"
+    );
+
+    assert!(run(&[]).wait().unwrap().success());
+    let s = mica_store::Store::open_read_only(&store).unwrap();
+    let preds = s.predictions().unwrap();
+    assert_eq!(preds.len(), 10);
+    assert!(preds
+        .iter()
+        .all(|p| p.value_num == Some(7.0) && p.tokens_in == Some(100)));
+    let calls = hits.load(Ordering::SeqCst);
+    // Every image was asked once, plus at most the call that was in flight at the kill.
+    assert!((10..=11).contains(&calls), "{calls} calls for 10 images");
+
+    // A rerun asks nothing.
+    assert!(run(&[]).wait().unwrap().success());
+    assert_eq!(hits.load(Ordering::SeqCst), calls);
+}

@@ -25,10 +25,17 @@ impl ImportedAnswers {
     }
 }
 
+/// A vision-language model with its response cache, and the prompt variant to use.
+pub struct VlmMethod {
+    pub engine: mica_vlm::Engine,
+    pub prompt: String,
+}
+
 /// A method ready to run, or the reason it cannot.
 pub enum Runtime {
     Imported(ImportedAnswers),
     Segmenter(Box<dyn Segmenter>),
+    Vlm(Box<VlmMethod>),
     Skipped(String),
 }
 
@@ -37,7 +44,11 @@ pub enum Runtime {
 ///
 /// # Errors
 /// An imported CSV that cannot be read, lacks the column, or gives two answers for one image.
-pub fn build(study: &Study, spec: &MethodSpec) -> anyhow::Result<Runtime> {
+pub fn build(
+    study: &Study,
+    spec: &MethodSpec,
+    vlm_cache: Option<&std::path::Path>,
+) -> anyhow::Result<Runtime> {
     match spec {
         MethodSpec::Imported {
             name,
@@ -93,7 +104,48 @@ pub fn build(study: &Study, spec: &MethodSpec) -> anyhow::Result<Runtime> {
             preset,
             weights.as_deref(),
         ))),
-        MethodSpec::Vlm { model, .. } => Ok(Runtime::Skipped(vlm_unavailable_reason(model))),
+        MethodSpec::Vlm {
+            name,
+            model,
+            prompt,
+            base_url,
+            ..
+        } => {
+            let spec = mica_vlm::ModelSpec::parse(model)
+                .with_context(|| format!("method {name:?}: model {model:?}"))?;
+            let opts = mica_vlm::ClientOptions {
+                base_url: base_url.clone(),
+                ..Default::default()
+            };
+            let endpoint = match mica_vlm::Endpoint::resolve(spec.provider, base_url.as_deref()) {
+                Ok(e) => e,
+                Err(e) => return Ok(Runtime::Skipped(format!("{model}: {e}"))),
+            };
+            if endpoint.key.is_none() {
+                // A local server (Ollama, an OpenAI-compatible one): skip quickly when nothing
+                // listens, instead of failing every image after retries.
+                if let Err(e) = server_reachable(&endpoint.base_url) {
+                    return Ok(Runtime::Skipped(format!("{model}: {e}")));
+                }
+            }
+            let client = match mica_vlm::Client::new(spec.clone(), &opts) {
+                Ok(c) => c,
+                Err(e) => return Ok(Runtime::Skipped(format!("{model}: {e}"))),
+            };
+            let cache = match vlm_cache {
+                Some(p) => Some(
+                    mica_vlm::ResponseCache::open(p)
+                        .with_context(|| format!("method {name:?}: response cache"))?,
+                ),
+                None => None,
+            };
+            let prices = mica_vlm::PriceTable::builtin()?;
+            let engine = mica_vlm::Engine::new(Box::new(client), spec, cache, &prices, None)?;
+            Ok(Runtime::Vlm(Box::new(VlmMethod {
+                engine,
+                prompt: prompt.clone(),
+            })))
+        }
     }
 }
 
@@ -119,18 +171,27 @@ fn sam_unavailable_reason(preset: &str, _weights: Option<&str>) -> String {
     format!("SAM (preset {preset:?}): this mica was built without the `sam` feature")
 }
 
-/// Why a vision-language model does not run.
-fn vlm_unavailable_reason(model: &str) -> String {
-    let provider = model.split(':').next().unwrap_or_default();
-    let key = match provider {
-        "openai" => Some("OPENAI_API_KEY"),
-        "gemini" => Some("GEMINI_API_KEY"),
-        _ => None,
+/// Whether something accepts TCP connections at the host and port of `url` (2 s timeout).
+fn server_reachable(url: &str) -> Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let hostport = rest.split('/').next().unwrap_or_default();
+    let with_port = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:{}", if scheme == "https" { 443 } else { 80 })
     };
-    match key {
-        Some(k) if std::env::var_os(k).is_none() => {
-            format!("{model}: no {k} in the environment")
+    let addrs: Vec<_> = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve the server address {url}: {e}"))?
+        .collect();
+    for a in &addrs {
+        if TcpStream::connect_timeout(a, std::time::Duration::from_secs(2)).is_ok() {
+            return Ok(());
         }
-        _ => format!("{model}: vision-language models are not yet wired into studies (issue #6)"),
     }
+    Err(format!("no server answering at {url}"))
 }

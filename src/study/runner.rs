@@ -114,7 +114,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         .collect();
     let mut runtimes: BTreeMap<String, Runtime> = BTreeMap::new();
     for spec in f.methods.iter().filter(|m| used_methods.contains(m.name())) {
-        let rt = methods::build(study, spec)?;
+        let rt = methods::build(study, spec, Some(&vlm_cache_of(&opts.store)))?;
         if let Runtime::Skipped(reason) = &rt {
             summary
                 .skipped_methods
@@ -257,6 +257,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             Runtime::Segmenter(seg) => {
                 segmenter_predictions(ds, sample, g, seg.as_ref(), run_id, &masks_dir, &store_dir)
             }
+            Runtime::Vlm(v) => vlm_predictions(study, ds, sample, g, v, run_id),
             Runtime::Skipped(_) => Vec::new(),
         };
         for (p, metrics) in made {
@@ -314,6 +315,15 @@ pub fn masks_dir_of(store: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "results".into());
     store.with_file_name(format!("{stem}-masks"))
+}
+
+/// The response cache of the vision-language models of a store: `<store stem>-vlm-cache.sqlite`.
+pub fn vlm_cache_of(store: &Path) -> PathBuf {
+    let stem = store
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "results".into());
+    store.with_file_name(format!("{stem}-vlm-cache.sqlite"))
 }
 
 /// Whether a sample belongs to shard `i` of `n`: by a hash of its dataset and id, so every shard
@@ -400,6 +410,118 @@ fn imported_predictions(
             TaskKind::Segment => {
                 p = Prediction::failed(p.key, run_id, "imported answers cannot segment".to_string())
             }
+        }
+        out.push((p, Vec::new()));
+    }
+    out
+}
+
+fn vlm_labels(classes: &[String]) -> Vec<mica_metrics::parse::ClassLabel> {
+    let nffa = mica_metrics::parse::nffa_labels();
+    if classes.len() == nffa.len() && classes.iter().zip(&nffa).all(|(c, l)| c == &l.name) {
+        nffa
+    } else {
+        classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| mica_metrics::parse::ClassLabel::new(i as u32 + 1, c, &[]))
+            .collect()
+    }
+}
+
+fn vlm_predictions(
+    study: &Study,
+    ds: &LoadedDataset,
+    sample: &Sample,
+    g: &Group,
+    vlm: &methods::VlmMethod,
+    run_id: i64,
+) -> Made {
+    use mica_vlm::{prompt::PromptContext, prompt::TemplateSet, AnswerValue, Task, TaskPrompt};
+    let mut out = Vec::new();
+    let image = if ds.has_images {
+        sample.load_image().map_err(|e| e.to_string())
+    } else {
+        Err("this dataset has no images (answers only)".to_string())
+    };
+    for &(task, ti) in &g.tasks {
+        let key = PredictionKey::new(&ds.name, &sample.id, task.as_str(), &g.method);
+        let spec = &study.file.tasks[ti];
+        let vtask = match task {
+            TaskKind::Count => Task::Count {
+                objects: spec.objects.clone().unwrap_or_else(|| "objects".into()),
+            },
+            TaskKind::Classify => {
+                if spec.classes.is_empty() {
+                    out.push((
+                        Prediction::failed(
+                            key,
+                            run_id,
+                            "a classify task needs `classes` for a vision-language model",
+                        ),
+                        Vec::new(),
+                    ));
+                    continue;
+                }
+                Task::Classify {
+                    labels: vlm_labels(&spec.classes),
+                }
+            }
+            TaskKind::Vqa => Task::Describe,
+            TaskKind::Segment => {
+                out.push((
+                    Prediction::failed(key, run_id, "a vision-language model cannot segment"),
+                    Vec::new(),
+                ));
+                continue;
+            }
+        };
+        let img = match &image {
+            Ok(i) => i,
+            Err(e) => {
+                out.push((Prediction::failed(key, run_id, e.clone()), Vec::new()));
+                continue;
+            }
+        };
+        let t0 = Instant::now();
+        let prompt = TemplateSet::builtin(vtask.kind())
+            .and_then(|set| {
+                let tpl = set.variant(&vlm.prompt)?.clone();
+                TaskPrompt::new(vtask, &tpl, PromptContext::default())
+            })
+            .and_then(|tp| {
+                let prepared = mica_vlm::prepare::prepare(
+                    img,
+                    &mica_vlm::prepare::PrepareOptions::default(),
+                    &sample.id,
+                )?;
+                let req = tp.request(prepared, &mica_vlm::Sampling::default());
+                let outcome = vlm.engine.answer(&req)?;
+                Ok((tp.interpret(&outcome.response), outcome))
+            });
+        let (answer, outcome) = match prompt {
+            Ok(x) => x,
+            Err(e) => {
+                out.push((Prediction::failed(key, run_id, e.to_string()), Vec::new()));
+                continue;
+            }
+        };
+        let mut p = Prediction::ok(key, run_id);
+        p.elapsed_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
+        p.raw_answer = Some(answer.raw.clone());
+        p.failure = answer.failure.clone();
+        p.tokens_in = outcome.response.usage.input_tokens.map(|v| v as i64);
+        p.tokens_out = outcome.response.usage.output_tokens.map(|v| v as i64);
+        p.cost_usd = outcome.cost_usd;
+        match answer.value {
+            Some(AnswerValue::Count(n)) => p.value_num = Some(n as f64),
+            Some(AnswerValue::Class { id, name, .. }) => {
+                p.value_num = Some(id as f64);
+                p.value_text = Some(name);
+            }
+            Some(AnswerValue::SizeUm(v)) => p.value_num = Some(v),
+            Some(AnswerValue::Text(t)) => p.value_text = Some(t),
+            None => {}
         }
         out.push((p, Vec::new()));
     }
@@ -621,6 +743,10 @@ fn print_plan(
         let cost = match runtimes.get(m) {
             Some(Runtime::Imported(_)) => "no cost (imported answers)",
             Some(Runtime::Segmenter(_)) => "no cost (local)",
+            Some(Runtime::Vlm(v)) => match v.engine.price() {
+                Some(_) => "paid API calls (cached answers are free)",
+                None => "no price in the table (local server or unknown model)",
+            },
             _ => "cost unknown",
         };
         println!("  {m} ({kind}) {t}: {n} to make, {cost}");
@@ -628,7 +754,18 @@ fn print_plan(
     for (m, why) in &summary.skipped_methods {
         println!("  skipped {m}: {why}");
     }
-    println!("estimated cost: $0.00 (no method in this plan calls a paid API)");
+    let vlm_calls: usize = groups
+        .iter()
+        .filter(|g| matches!(runtimes.get(&g.method), Some(Runtime::Vlm(_))))
+        .map(|g| g.tasks.len())
+        .sum();
+    if vlm_calls == 0 {
+        println!("estimated cost: $0.00 (no method in this plan calls a model API)");
+    } else {
+        println!(
+            "estimated cost: {vlm_calls} model calls at most (answers in the response cache are free); see the price table of `mica-vlm`"
+        );
+    }
 }
 
 #[cfg(test)]

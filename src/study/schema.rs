@@ -155,6 +155,9 @@ pub struct TaskSpec {
     /// `classify`: class names in order; answers and truths that are numbers 1..=N map to them.
     #[serde(default)]
     pub classes: Vec<String>,
+    /// `count` with a vision-language model: what to count, in the prompt (default `objects`).
+    #[serde(default)]
+    pub objects: Option<String>,
 }
 
 /// A method of the study.
@@ -199,6 +202,9 @@ pub enum MethodSpec {
         /// Prompt variant (`study` = the paper's protocol).
         #[serde(default = "default_prompt")]
         prompt: String,
+        /// Server address (else the provider's environment variable, else its default).
+        #[serde(default)]
+        base_url: Option<String>,
         #[serde(default)]
         description: String,
     },
