@@ -504,3 +504,31 @@ fn count_with_ollama_writes_counts_and_reads_text_answers() {
     }
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
 }
+
+#[test]
+fn an_unreachable_server_stops_the_batch_after_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = images(dir.path(), 3);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = mica()
+        .args([
+            "count",
+            "--model",
+            "ollama:llava:13b",
+            "--no-cache",
+            "--retries",
+            "1",
+        ])
+        .args(["--base-url", &format!("http://127.0.0.1:{port}")])
+        .args(&imgs)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cannot reach"), "{stderr}");
+    assert!(stderr.contains("2 image(s) not sent"), "{stderr}");
+}

@@ -73,11 +73,16 @@ pub enum VlmError {
 }
 
 impl VlmError {
-    /// True for errors that concern one image only, after which a batch goes on.
+    /// True for errors that concern one image only, after which a batch goes on. False for
+    /// errors every later request would repeat: missing key, bad settings, cost limit, cache or
+    /// template failures, 401/403/404, a server still unreachable after all retries, and a
+    /// `Retry-After` beyond the policy (an exhausted quota).
     pub fn is_per_image(&self) -> bool {
         !matches!(
             self,
             VlmError::MissingKey { .. }
+                | VlmError::Connection { .. }
+                | VlmError::RetryAfterTooLong { .. }
                 | VlmError::ModelName { .. }
                 | VlmError::Config(_)
                 | VlmError::Budget { .. }
