@@ -751,3 +751,634 @@ fn postprocess_small_regions(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A stand-in model: for a point it returns three discs centred on the point with radii
+    /// `radii` (image pixels), logits `slope · (r - distance)` (in low-res pixels), and fixed
+    /// predicted IoUs. Counts its calls.
+    struct Discs {
+        radii: [f64; 3],
+        slopes: [f32; 3],
+        ious: [f32; 3],
+        /// A small separate blob added to every mask at this offset from the point (pixels).
+        island: Option<(f64, f64, f64)>,
+        embeds: AtomicUsize,
+        calls: AtomicUsize,
+        prompts: AtomicUsize,
+    }
+
+    impl Discs {
+        fn new() -> Self {
+            Discs {
+                radii: [6.0, 12.0, 30.0],
+                slopes: [4.0, 4.0, 4.0],
+                ious: [0.90, 0.95, 0.99],
+                island: None,
+                embeds: AtomicUsize::new(0),
+                calls: AtomicUsize::new(0),
+                prompts: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl PointPredictor for Discs {
+        type Embedding = (usize, usize);
+
+        fn embed(&self, rgb8: &Image) -> Result<(usize, usize)> {
+            self.embeds.fetch_add(1, Ordering::SeqCst);
+            Ok((rgb8.width() as usize, rgb8.height() as usize))
+        }
+
+        fn predict_points(
+            &self,
+            emb: &(usize, usize),
+            points: &[[f64; 2]],
+        ) -> Result<Vec<Prediction>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.prompts.fetch_add(points.len(), Ordering::SeqCst);
+            let scale = INPUT_SIZE as f64 / emb.0.max(emb.1) as f64 / 4.0; // pixels → low-res
+            Ok(points
+                .iter()
+                .map(|p| {
+                    let mut logits = Vec::with_capacity(3 * LOW_RES * LOW_RES);
+                    for k in 0..3 {
+                        for v in 0..LOW_RES {
+                            for u in 0..LOW_RES {
+                                let (x, y) = ((u as f64 + 0.5) / scale, (v as f64 + 0.5) / scale);
+                                let d = ((x - p[0]).powi(2) + (y - p[1]).powi(2)).sqrt();
+                                let mut l = self.slopes[k] * ((self.radii[k] - d) * scale) as f32;
+                                if let Some((dx, dy, r)) = self.island {
+                                    let di =
+                                        ((x - p[0] - dx).powi(2) + (y - p[1] - dy).powi(2)).sqrt();
+                                    l = l.max(self.slopes[k] * ((r - di) * scale) as f32);
+                                }
+                                logits.push(l);
+                            }
+                        }
+                    }
+                    Prediction {
+                        low_res_logits: logits,
+                        iou: self.ious.to_vec(),
+                    }
+                })
+                .collect())
+        }
+    }
+
+    fn image(w: u32, h: u32) -> Image {
+        Image::rgb8(w, h, vec![0; (w * h * 3) as usize]).unwrap()
+    }
+
+    fn cfg(points: usize) -> AmgConfig {
+        AmgConfig {
+            points_per_side: Some(points),
+            ..AmgConfig::default()
+        }
+    }
+
+    fn run(model: &Discs, c: AmgConfig, w: u32, h: u32) -> AmgOutput {
+        MaskGenerator::new(c)
+            .unwrap()
+            .generate(model, &image(w, h))
+            .unwrap()
+    }
+
+    #[test]
+    fn presets_are_data_with_the_study_values() {
+        assert_eq!(AmgPreset::Standard.config(), AmgConfig::default());
+        let c = AmgPreset::Custom.config();
+        assert_eq!(
+            (
+                c.pred_iou_thresh,
+                c.stability_score_thresh,
+                c.box_nms_thresh
+            ),
+            (0.98, 0.98, 0.90)
+        );
+        assert_eq!(
+            AmgConfig {
+                pred_iou_thresh: 0.98,
+                stability_score_thresh: 0.98,
+                box_nms_thresh: 0.9,
+                ..AmgConfig::default()
+            },
+            c
+        );
+        assert_eq!(AmgPreset::from_name("CUSTOM").unwrap(), AmgPreset::Custom);
+        assert!(AmgPreset::from_name("fancy")
+            .unwrap_err()
+            .to_string()
+            .contains("standard"));
+        // Unknown keys are rejected.
+        assert!(serde_json::from_str::<AmgConfig>(r#"{"points_per_sid": 3}"#).is_err());
+        let c: AmgConfig = serde_json::from_str(r#"{"points_per_side": 8}"#).unwrap();
+        assert_eq!(c.points_per_side, Some(8));
+        assert_eq!(c.pred_iou_thresh, 0.88);
+    }
+
+    #[test]
+    fn invalid_settings_name_the_setting() {
+        let bad = [
+            (
+                AmgConfig {
+                    points_per_side: Some(0),
+                    ..cfg(1)
+                },
+                "points_per_side",
+            ),
+            (
+                AmgConfig {
+                    points_per_side: None,
+                    ..cfg(1)
+                },
+                "exactly one",
+            ),
+            (
+                AmgConfig {
+                    point_grids: Some(vec![vec![[0.5, 0.5]]]),
+                    ..cfg(4)
+                },
+                "exactly one",
+            ),
+            (
+                AmgConfig {
+                    points_per_batch: 0,
+                    ..cfg(4)
+                },
+                "points_per_batch",
+            ),
+            (
+                AmgConfig {
+                    pred_iou_thresh: 1.5,
+                    ..cfg(4)
+                },
+                "pred_iou_thresh",
+            ),
+            (
+                AmgConfig {
+                    stability_score_thresh: -0.1,
+                    ..cfg(4)
+                },
+                "stability_score_thresh",
+            ),
+            (
+                AmgConfig {
+                    stability_score_offset: f32::NAN,
+                    ..cfg(4)
+                },
+                "stability_score_offset",
+            ),
+            (
+                AmgConfig {
+                    box_nms_thresh: 2.0,
+                    ..cfg(4)
+                },
+                "box_nms_thresh",
+            ),
+            (
+                AmgConfig {
+                    crop_nms_thresh: -1.0,
+                    ..cfg(4)
+                },
+                "crop_nms_thresh",
+            ),
+            (
+                AmgConfig {
+                    crop_overlap_ratio: 1.0,
+                    ..cfg(4)
+                },
+                "crop_overlap_ratio",
+            ),
+            (
+                AmgConfig {
+                    crop_n_points_downscale_factor: 0,
+                    ..cfg(4)
+                },
+                "crop_n_points_downscale_factor",
+            ),
+            (
+                AmgConfig {
+                    crop_n_layers: 3,
+                    crop_n_points_downscale_factor: 2,
+                    ..cfg(4)
+                },
+                "leaves no points",
+            ),
+            (
+                AmgConfig {
+                    points_per_side: None,
+                    point_grids: Some(vec![vec![[0.5, 0.5]]]),
+                    crop_n_layers: 1,
+                    ..cfg(1)
+                },
+                "point_grids has 1",
+            ),
+            (
+                AmgConfig {
+                    points_per_side: None,
+                    point_grids: Some(vec![vec![[1.5, 0.5]]]),
+                    ..cfg(1)
+                },
+                "[0, 1]",
+            ),
+        ];
+        for (c, what) in bad {
+            let e = MaskGenerator::new(c.clone()).unwrap_err().to_string();
+            assert!(e.contains(what), "{c:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn point_grid_and_crop_boxes_follow_upstream() {
+        let g = build_point_grid(2);
+        assert_eq!(
+            g,
+            vec![[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]]
+        );
+        // Upstream for a 696x520 image, 1 layer, ratio 512/1500: overlap int(0.3413*520) = 177,
+        // crop_w ceil((177+696)/2) = 437, crop_h ceil((177+520)/2) = 349; x-major order.
+        let b = generate_crop_boxes(696, 520, 1, 512.0 / 1500.0);
+        let xyxy: Vec<[u32; 4]> = b.iter().map(|c| c.xyxy).collect();
+        assert_eq!(
+            xyxy,
+            vec![
+                [0, 0, 696, 520],
+                [0, 0, 437, 349],
+                [0, 172, 437, 520],
+                [260, 0, 696, 349],
+                [260, 172, 696, 520]
+            ]
+        );
+        assert_eq!(
+            b.iter().map(|c| c.layer).collect::<Vec<_>>(),
+            vec![0, 1, 1, 1, 1]
+        );
+        assert_eq!(generate_crop_boxes(100, 80, 2, 0.25).len(), 1 + 4 + 16);
+        // Downscale factor: layer i has n / f^i points per side.
+        let c = AmgConfig {
+            crop_n_layers: 2,
+            crop_n_points_downscale_factor: 2,
+            ..cfg(8)
+        };
+        let sizes: Vec<usize> = c.layer_point_grids().iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![64, 16, 4]);
+    }
+
+    #[test]
+    fn points_per_side_and_batch_set_the_prompts() {
+        let m = Discs::new();
+        let a = run(
+            &m,
+            AmgConfig {
+                points_per_batch: 5,
+                ..cfg(4)
+            },
+            120,
+            90,
+        );
+        assert_eq!(m.prompts.load(Ordering::SeqCst), 16);
+        assert_eq!(m.calls.load(Ordering::SeqCst), 4); // 5 + 5 + 5 + 1
+        assert_eq!(a.timings.batches, 4);
+        let m2 = Discs::new();
+        let b = run(
+            &m2,
+            AmgConfig {
+                points_per_batch: 64,
+                ..cfg(4)
+            },
+            120,
+            90,
+        );
+        assert_eq!(m2.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            a.masks, b.masks,
+            "results must not depend on the batch size"
+        );
+        assert!(!a.masks.is_empty());
+        // Masks are in the image frame and come from the grid points.
+        for mk in &a.masks {
+            assert_eq!(mk.segmentation.size, [90, 120]);
+            assert_eq!(mk.crop_box, [0, 0, 120, 90]);
+            let p = mk.point_coords;
+            assert!(mk.to_binary_mask().get(p[0] as u32, p[1] as u32));
+        }
+    }
+
+    #[test]
+    fn explicit_point_grids_are_used() {
+        let m = Discs::new();
+        let c = AmgConfig {
+            points_per_side: None,
+            point_grids: Some(vec![vec![[0.5, 0.5]]]),
+            ..cfg(1)
+        };
+        let out = run(&m, c, 200, 100);
+        assert_eq!(m.prompts.load(Ordering::SeqCst), 1);
+        assert!(out.masks.iter().all(|mk| mk.point_coords == [100.0, 50.0]));
+    }
+
+    #[test]
+    fn pred_iou_thresh_filters_by_predicted_iou() {
+        let m = Discs::new();
+        let c = AmgConfig {
+            stability_score_thresh: 0.0,
+            box_nms_thresh: 1.0,
+            ..cfg(3)
+        };
+        let all = run(
+            &m,
+            AmgConfig {
+                pred_iou_thresh: 0.0,
+                ..c.clone()
+            },
+            200,
+            200,
+        );
+        let high = run(
+            &m,
+            AmgConfig {
+                pred_iou_thresh: 0.96,
+                ..c
+            },
+            200,
+            200,
+        );
+        assert!(high.masks.iter().all(|mk| mk.predicted_iou > 0.96));
+        assert!(all.masks.iter().any(|mk| mk.predicted_iou < 0.96));
+        assert!(high.masks.len() < all.masks.len());
+    }
+
+    #[test]
+    fn stability_score_thresh_and_offset_filter_soft_masks() {
+        let mut m = Discs::new();
+        m.slopes = [0.05, 0.05, 8.0]; // two soft masks, one sharp
+        let c = AmgConfig {
+            pred_iou_thresh: 0.0,
+            box_nms_thresh: 1.0,
+            ..cfg(2)
+        };
+        let none = run(
+            &m,
+            AmgConfig {
+                stability_score_thresh: 0.0,
+                ..c.clone()
+            },
+            100,
+            100,
+        );
+        let strict = run(
+            &m,
+            AmgConfig {
+                stability_score_thresh: 0.95,
+                ..c.clone()
+            },
+            100,
+            100,
+        );
+        assert!(strict.masks.len() < none.masks.len());
+        assert!(strict.masks.iter().all(|mk| mk.stability_score >= 0.95));
+        // A larger offset makes every score lower (or equal).
+        let wide = run(
+            &m,
+            AmgConfig {
+                stability_score_thresh: 0.0,
+                stability_score_offset: 3.0,
+                ..c
+            },
+            100,
+            100,
+        );
+        for (a, b) in none.masks.iter().zip(&wide.masks) {
+            assert!(b.stability_score <= a.stability_score + 1e-6);
+        }
+        assert!(wide
+            .masks
+            .iter()
+            .zip(&none.masks)
+            .any(|(b, a)| b.stability_score < a.stability_score));
+    }
+
+    #[test]
+    fn box_nms_thresh_removes_duplicates() {
+        let m = Discs::new();
+        let c = AmgConfig {
+            pred_iou_thresh: 0.0,
+            stability_score_thresh: 0.0,
+            ..cfg(6)
+        };
+        let keep_all = run(
+            &m,
+            AmgConfig {
+                box_nms_thresh: 1.0,
+                ..c.clone()
+            },
+            120,
+            120,
+        );
+        let nms = run(
+            &m,
+            AmgConfig {
+                box_nms_thresh: 0.3,
+                ..c
+            },
+            120,
+            120,
+        );
+        assert_eq!(keep_all.masks.len(), 36 * 3);
+        assert!(nms.masks.len() < keep_all.masks.len());
+        // Survivors are sorted by predicted IoU, as torchvision's nms returns them.
+        assert!(nms
+            .masks
+            .windows(2)
+            .all(|w| w[0].predicted_iou >= w[1].predicted_iou));
+    }
+
+    #[test]
+    fn crop_layers_embed_each_crop_and_dedupe_across_crops() {
+        let m = Discs::new();
+        let c = AmgConfig {
+            crop_n_layers: 1,
+            crop_n_points_downscale_factor: 2,
+            pred_iou_thresh: 0.0,
+            stability_score_thresh: 0.0,
+            ..cfg(4)
+        };
+        let strict = run(
+            &m,
+            AmgConfig {
+                crop_nms_thresh: 0.1,
+                ..c.clone()
+            },
+            300,
+            200,
+        );
+        assert_eq!(m.embeds.load(Ordering::SeqCst), 5);
+        assert_eq!(m.prompts.load(Ordering::SeqCst), 16 + 4 * 4);
+        let loose = run(
+            &m,
+            AmgConfig {
+                crop_nms_thresh: 1.0,
+                ..c.clone()
+            },
+            300,
+            200,
+        );
+        assert!(strict.masks.len() < loose.masks.len());
+        let crops: std::collections::BTreeSet<[u32; 4]> =
+            loose.masks.iter().map(|mk| mk.crop_box).collect();
+        assert!(crops.len() > 1, "masks from several crops: {crops:?}");
+        for mk in &loose.masks {
+            assert_eq!(
+                mk.segmentation.size,
+                [200, 300],
+                "uncropped to the image frame"
+            );
+            let [x, y, w, h] = mk.crop_box;
+            let p = mk.point_coords;
+            assert!(
+                p[0] >= x as f64
+                    && p[0] <= (x + w) as f64
+                    && p[1] >= y as f64
+                    && p[1] <= (y + h) as f64
+            );
+            assert!(mk.to_binary_mask().get(p[0] as u32, p[1] as u32));
+        }
+        // The overlap ratio changes the crops.
+        let other = run(
+            &m,
+            AmgConfig {
+                crop_overlap_ratio: 0.0,
+                crop_nms_thresh: 1.0,
+                ..c
+            },
+            300,
+            200,
+        );
+        let crops2: std::collections::BTreeSet<[u32; 4]> =
+            other.masks.iter().map(|mk| mk.crop_box).collect();
+        assert_ne!(crops, crops2);
+    }
+
+    #[test]
+    fn masks_touching_inner_crop_edges_are_dropped() {
+        let mut m = Discs::new();
+        m.radii = [60.0, 70.0, 80.0]; // large discs reach the inner edges of the crops
+        let c = AmgConfig {
+            crop_n_layers: 1,
+            pred_iou_thresh: 0.0,
+            stability_score_thresh: 0.0,
+            crop_nms_thresh: 1.0,
+            box_nms_thresh: 1.0,
+            ..cfg(2)
+        };
+        let out = run(&m, c, 300, 300);
+        for mk in out
+            .masks
+            .iter()
+            .filter(|mk| mk.crop_box != [0, 0, 300, 300])
+        {
+            let [cx, cy, cw, ch] = mk.crop_box;
+            let [x, y, w, h] = mk.bbox;
+            let near = |a: u32, b: u32| (a as i64 - b as i64).abs() <= 20;
+            let inner = |edge: u32| edge != 0 && edge != 300;
+            assert!(!(near(x, cx) && inner(cx)) && !(near(y, cy) && inner(cy)));
+            assert!(
+                !(near(x + w, cx + cw) && inner(cx + cw))
+                    && !(near(y + h, cy + ch) && inner(cy + ch))
+            );
+        }
+    }
+
+    #[test]
+    fn min_mask_region_area_removes_islands_and_holes() {
+        let mut m = Discs::new();
+        m.island = Some((40.0, 0.0, 3.0)); // a ~28 px blob 40 px right of each disc
+        let c = AmgConfig {
+            pred_iou_thresh: 0.0,
+            stability_score_thresh: 0.0,
+            box_nms_thresh: 1.0,
+            ..cfg(1)
+        };
+        let raw = run(&m, c.clone(), 200, 200);
+        let clean = run(
+            &m,
+            AmgConfig {
+                min_mask_region_area: 100,
+                ..c
+            },
+            200,
+            200,
+        );
+        assert_eq!(raw.masks.len(), clean.masks.len());
+        let small_disc = |o: &AmgOutput| {
+            o.masks
+                .iter()
+                .find(|mk| mk.area < 400)
+                .map(|mk| mk.to_binary_mask())
+        };
+        let (r, k) = (small_disc(&raw).unwrap(), small_disc(&clean).unwrap());
+        assert_eq!(r.connected_components(Connectivity::Eight).num_objects(), 2);
+        assert_eq!(k.connected_components(Connectivity::Eight).num_objects(), 1);
+        // Holes: background regions under the area are filled, larger ones stay.
+        let holes = BinaryMask::new(
+            6,
+            3,
+            "###### #.##.. ######"
+                .split(' ')
+                .flat_map(|r| r.chars().map(|c| c == '#'))
+                .collect(),
+        )
+        .unwrap();
+        let (filled, changed) = remove_small_regions(&holes, 2, RegionKind::Holes);
+        assert!(changed);
+        assert!(filled.get(1, 1) && !filled.get(4, 1) && !filled.get(5, 1));
+        let (same, changed) = remove_small_regions(&holes, 1, RegionKind::Holes);
+        assert!(!changed && same == holes);
+        // Islands: when every island is small, the largest is kept.
+        let two = BinaryMask::new(5, 1, vec![true, false, true, true, false]).unwrap();
+        let (kept, changed) = remove_small_regions(&two, 10, RegionKind::Islands);
+        assert!(changed);
+        assert_eq!(kept.as_slice(), &[false, false, true, true, false]);
+    }
+
+    #[test]
+    fn nms_keeps_best_and_drops_overlaps() {
+        let boxes = [
+            [0.0, 0.0, 10.0, 10.0],
+            [1.0, 1.0, 11.0, 11.0],
+            [20.0, 20.0, 30.0, 30.0],
+        ];
+        assert_eq!(nms(&boxes, &[0.5, 0.9, 0.1], 0.5), vec![1, 2]);
+        assert_eq!(nms(&boxes, &[0.5, 0.9, 0.1], 0.99), vec![1, 0, 2]);
+    }
+
+    #[test]
+    fn label_image_paints_small_masks_on_top() {
+        let m = Discs::new();
+        let out = run(
+            &m,
+            AmgConfig {
+                pred_iou_thresh: 0.0,
+                stability_score_thresh: 0.0,
+                box_nms_thresh: 1.0,
+                ..cfg(1)
+            },
+            100,
+            100,
+        );
+        assert_eq!(out.masks.len(), 3);
+        let labels = out.label_image(|_| true);
+        assert_eq!(labels.num_objects(), 3);
+        // The centre belongs to the smallest disc, which is painted last.
+        let smallest = out.masks.iter().map(|mk| mk.area).min().unwrap();
+        let centre = labels.get(50, 50);
+        let centre_area = labels.as_slice().iter().filter(|&&l| l == centre).count() as u64;
+        assert_eq!(centre_area, smallest);
+        let only_big = out.label_image(|mk| mk.area > smallest);
+        assert_eq!(only_big.num_objects(), 2);
+    }
+}
