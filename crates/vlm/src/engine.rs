@@ -124,6 +124,7 @@ impl Engine {
         if let Some(cache) = &self.cache {
             if let Some(response) = cache.get(&key)? {
                 self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(model = %self.spec, key = %&key[..12], "answer from cache");
                 return Ok(Outcome {
                     response,
                     cached: true,
@@ -148,6 +149,15 @@ impl Engine {
             }
             _ => None,
         };
+        tracing::debug!(
+            model = %self.spec,
+            latency_ms = response.latency_ms,
+            attempts = response.attempts,
+            input_tokens = ?response.usage.input_tokens,
+            output_tokens = ?response.usage.output_tokens,
+            finish = %response.finish.label(),
+            "answer received"
+        );
         // Without token counts, charge the reservation: the limit stays safe.
         self.budget.settle(reserve, cost_usd.unwrap_or(reserve));
         if let Some(cache) = &self.cache {

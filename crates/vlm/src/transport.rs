@@ -157,6 +157,9 @@ enum Attempt {
 
 impl Transport {
     /// A transport for `provider` (used in messages); `key` is only used to redact error text.
+    /// Proxies come from the usual environment variables (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`)
+    /// except for a `loopback` server (a local Ollama or test server), which is always reached
+    /// directly.
     ///
     /// # Errors
     /// [`VlmError::Config`] for a non-positive timeout.
@@ -165,6 +168,7 @@ impl Transport {
         limits: &Limits,
         retry: RetryPolicy,
         key: Option<ApiKey>,
+        loopback: bool,
     ) -> Result<Self, VlmError> {
         if !(limits.timeout_s.is_finite() && limits.timeout_s > 0.0) {
             return Err(VlmError::Config(format!(
@@ -173,7 +177,11 @@ impl Transport {
             )));
         }
         let timeout = Duration::from_secs_f64(limits.timeout_s);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder();
+        if loopback {
+            config = config.proxy(None);
+        }
+        let agent: ureq::Agent = config
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .user_agent(concat!("mica/", env!("CARGO_PKG_VERSION")))

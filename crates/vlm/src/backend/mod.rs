@@ -85,6 +85,7 @@ impl Client {
             &limits,
             opts.retry.clone(),
             endpoint.key.clone(),
+            is_loopback(&endpoint.base_url),
         )?;
         Ok(Client {
             spec,
@@ -154,6 +155,22 @@ impl Client {
     }
 }
 
+/// True when `url`'s host is `localhost`, `127.x.x.x` or `[::1]`.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_port = rest.split('/').next().unwrap_or("");
+    let host = if let Some(h) = host_port.strip_prefix('[') {
+        h.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl VisionLanguageModel for Client {
     fn name(&self) -> String {
         self.spec.to_string()
@@ -179,5 +196,19 @@ impl VisionLanguageModel for Client {
             attempts: reply.attempts,
             model_version,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn recognises_loopback_hosts() {
+        assert!(is_loopback("http://127.0.0.1:11434"));
+        assert!(is_loopback("http://localhost:8000/v1"));
+        assert!(is_loopback("http://[::1]:8000/v1"));
+        assert!(!is_loopback("https://api.openai.com/v1"));
+        assert!(!is_loopback("http://gpu-box:11434"));
     }
 }
