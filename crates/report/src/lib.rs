@@ -131,6 +131,17 @@ impl Ctx<'_> {
         self.tables.push(t);
     }
 
+    /// A long table, folded (`<details>`) so the page stays readable; exported like any other.
+    fn push_table_folded(&mut self, t: Table) {
+        self.body.push_str(&format!(
+            "<details><summary>{} ({} rows)</summary>\n",
+            escape(&t.title),
+            t.rows.len()
+        ));
+        self.push_table(t);
+        self.body.push_str("</details>\n");
+    }
+
     fn colour(&self, method: &str) -> &'static str {
         svg::colour(self.method_index.get(method).copied().unwrap_or(0))
     }
@@ -617,7 +628,7 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
         ctx.body.push_str(&overlays);
     }
     ctx.push_table(table);
-    ctx.push_table(per_image);
+    ctx.push_table_folded(per_image);
     ctx.body.push_str("</section>\n");
 }
 

@@ -8,10 +8,23 @@
 
 use crate::html::escape;
 
-/// Colours for series, chosen to stay distinguishable (Okabe–Ito palette).
+/// Colours for series, chosen to stay distinguishable (Okabe–Ito palette, with its yellow, too
+/// faint on white, replaced by a wine red).
 pub const PALETTE: [&str; 8] = [
-    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000",
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#882255", "#000000",
 ];
+
+/// `s` cut to `max` characters with an ellipsis (figure titles; the full text stays in the
+/// figure's `aria-label`).
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
 
 /// The colour of series `i`.
 pub fn colour(i: usize) -> &'static str {
@@ -154,8 +167,8 @@ pub fn scatter_identity(
         .fold(1.0f64, f64::max)
         * 1.05;
     let f = Frame {
-        w: 260.0,
-        h: 260.0,
+        w: 280.0,
+        h: 270.0,
         left: 44.0,
         right: 10.0,
         top: 22.0,
@@ -166,7 +179,7 @@ pub fn scatter_identity(
         y1: max,
     };
     let mut s = open_svg(f.w, f.h, title);
-    f.axes(&mut s, title, xlabel, ylabel);
+    f.axes(&mut s, &clip(title, 38), xlabel, ylabel);
     s.push_str(&format!(
         "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#555\" stroke-dasharray=\"4 3\"><title>y = x</title></line>",
         f.px(0.0),
