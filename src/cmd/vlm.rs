@@ -294,7 +294,7 @@ impl Record {
             Some(AnswerValue::Class { id, name, .. }) => format!("{id}\t{name}"),
             Some(AnswerValue::Count(n)) => n.to_string(),
             Some(AnswerValue::SizeUm(v)) => format!("{v} µm"),
-            Some(AnswerValue::Text(t)) => t.clone(),
+            Some(AnswerValue::Text(t)) => format!("\n{}\n", t.trim_end()),
             None => format!(
                 "-\t(not parsed: {})",
                 self.parse_failure.as_deref().unwrap_or("?")
