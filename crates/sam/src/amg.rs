@@ -1276,21 +1276,25 @@ mod tests {
             ..cfg(2)
         };
         let out = run(&m, c, 300, 300);
-        for mk in out
+        let from_crops: Vec<&GeneratedMask> = out
             .masks
             .iter()
             .filter(|mk| mk.crop_box != [0, 0, 300, 300])
-        {
+            .collect();
+        assert!(!from_crops.is_empty());
+        let near = |a: u32, b: u32| (a as i64 - b as i64).abs() <= 20;
+        let inner = |edge: u32| edge != 0 && edge != 300;
+        for mk in from_crops {
             let [cx, cy, cw, ch] = mk.crop_box;
             let [x, y, w, h] = mk.bbox;
-            let near = |a: u32, b: u32| (a as i64 - b as i64).abs() <= 20;
-            let inner = |edge: u32| edge != 0 && edge != 300;
-            assert!(!(near(x, cx) && inner(cx)) && !(near(y, cy) && inner(cy)));
-            assert!(
-                !(near(x + w, cx + cw) && inner(cx + cw))
-                    && !(near(y + h, cy + ch) && inner(cy + ch))
-            );
+            let touching = (near(x, cx) && inner(cx))
+                || (near(y, cy) && inner(cy))
+                || (near(x + w, cx + cw) && inner(cx + cw))
+                || (near(y + h, cy + ch) && inner(cy + ch));
+            assert!(!touching, "{mk:?}");
         }
+        // Some discs were removed by the filter (NMS is off).
+        assert!(out.masks.len() < m.prompts.load(Ordering::SeqCst) * 3);
     }
 
     #[test]
