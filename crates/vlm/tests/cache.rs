@@ -55,6 +55,11 @@ fn second_run_makes_no_http_calls_and_the_key_is_not_stored() {
             spec.clone(),
             &ClientOptions {
                 base_url: Some(server.url("/v1")),
+                limits: Some(Limits {
+                    concurrency: 3,
+                    requests_per_minute: 0,
+                    timeout_s: 10.0,
+                }),
                 ..Default::default()
             },
         )
@@ -93,6 +98,11 @@ fn second_run_makes_no_http_calls_and_the_key_is_not_stored() {
             spec.clone(),
             &ClientOptions {
                 base_url: Some(server.url("/v1")),
+                limits: Some(Limits {
+                    concurrency: 3,
+                    requests_per_minute: 0,
+                    timeout_s: 10.0,
+                }),
                 ..Default::default()
             },
         )
