@@ -268,6 +268,28 @@ mod tests {
     }
 
     #[test]
+    fn jpeg_encoding_keeps_size_and_is_close() {
+        let img = Image::gray8(16, 8, (0..128).map(|i| (i * 2) as u8).collect()).unwrap();
+        let opts = PrepareOptions {
+            encoding: Encoding::Jpeg,
+            ..Default::default()
+        };
+        let p = prepare(&img, &opts, "x").unwrap();
+        assert_eq!((p.mime, p.width, p.height), ("image/jpeg", 16, 8));
+        assert!(p.data_url().starts_with("data:image/jpeg;base64,"));
+        let back = image::load_from_memory(&p.bytes).unwrap().to_rgb8();
+        let want = prepare_pixels(&img, &opts, "x").unwrap();
+        let max_diff = back
+            .as_raw()
+            .iter()
+            .zip(want.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(max_diff <= 12, "JPEG q90 differs by {max_diff}");
+    }
+
+    #[test]
     fn resizes_exactly_and_by_longest_side() {
         let img = Image::gray8(100, 50, vec![7; 5000]).unwrap();
         let r = |resize| {
