@@ -400,6 +400,7 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
     }
     ctx.push_table(table);
 
+    let mut pooled_blur: BTreeMap<String, Vec<Point>> = BTreeMap::new();
     for (dataset, methods) in &grouped {
         ctx.body.push_str(&format!(
             "<h3>{}: predicted vs true count</h3><div class=\"figs\">",
@@ -462,23 +463,40 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
             None,
             Some(0.0),
         ));
-        let blur_levels: BTreeSet<String> = blur_series
-            .iter()
-            .flat_map(|(_, p)| p.iter().map(|p| format!("{}", p.x)))
-            .collect();
-        if blur_levels.len() > 1 {
-            ctx.body.push_str(&svg::multi_series(
-                &format!("{dataset}: absolute count error against blur level"),
-                "blur level (BBBC005 F)",
-                "|predicted − true|",
-                &blur_series,
-                &colours,
-                None,
-                Some(0.0),
-            ));
-        } else {
-            ctx.body.push_str("<p class=\"note\">Count error against blur level: this dataset has a single blur level.</p>");
+        for (m, pts) in blur_series {
+            pooled_blur.entry(m).or_default().extend(pts);
         }
+    }
+    // Error against blur level, pooled over the datasets (e.g. BBBC005 F1 next to F23/F48).
+    let levels: BTreeSet<String> = pooled_blur
+        .values()
+        .flatten()
+        .map(|p| format!("{}", p.x))
+        .collect();
+    if levels.len() > 1 {
+        // Only methods run at more than one blur level say anything about blur.
+        let series: Vec<(String, Vec<Point>)> = pooled_blur
+            .into_iter()
+            .filter(|(_, pts)| {
+                pts.iter()
+                    .map(|p| format!("{}", p.x))
+                    .collect::<BTreeSet<_>>()
+                    .len()
+                    > 1
+            })
+            .collect();
+        let colours: Vec<&str> = series.iter().map(|(m, _)| ctx.colour(m)).collect();
+        ctx.body
+            .push_str("<h3>Count error against blur level (all datasets)</h3>");
+        ctx.body.push_str(&svg::multi_series(
+            "absolute count error against blur level",
+            "blur level (BBBC005 F)",
+            "|predicted − true|",
+            &series,
+            &colours,
+            None,
+            Some(0.0),
+        ));
     }
     ctx.body.push_str("</section>\n");
 }

@@ -10,8 +10,10 @@ use crate::html::escape;
 
 /// Colours for series, chosen to stay distinguishable (Okabe–Ito palette, with its yellow, too
 /// faint on white, replaced by a wine red).
-pub const PALETTE: [&str; 8] = [
+/// Paul Tol's muted colours extend it to twelve.
+pub const PALETTE: [&str; 12] = [
     "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#882255", "#000000",
+    "#117733", "#332288", "#AA4499", "#999933",
 ];
 
 /// `s` cut to `max` characters with an ellipsis (figure titles; the full text stays in the
