@@ -1,0 +1,243 @@
+//! Tests with the real MobileSAM checkpoint and real BBBC005 images from `../shared` (present for
+//! developers and CI; never needed at run time). The encoder costs seconds per image, so the
+//! model is loaded once and each test embeds at most one image.
+
+use mica_core::{io::read_image, BinaryMask, Connectivity, Image};
+use mica_sam::{
+    study_segmentation, AmgConfig, AmgPreset, ImagePrep, MaskGenerator, PointLabel, PointPrompt,
+    Prompt, Sam, SamError,
+};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+fn shared() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"))
+}
+
+fn weights() -> PathBuf {
+    shared().join("models/mobile_sam.pt")
+}
+
+fn model() -> &'static Sam {
+    static SAM: OnceLock<Sam> = OnceLock::new();
+    SAM.get_or_init(|| Sam::load_mobile_sam(&weights(), &candle_core::Device::Cpu).unwrap())
+}
+
+fn bbbc005(name: &str) -> (Image, BinaryMask) {
+    let d = shared().join("data/bbbc005");
+    let img = read_image(&d.join("images").join(name)).unwrap();
+    let truth = read_image(&d.join("masks").join(name)).unwrap();
+    (img, BinaryMask::from_image_above(&truth, 0.0))
+}
+
+fn dice(truth: &BinaryMask, pred: &BinaryMask) -> f64 {
+    let (t, p) = (truth.as_slice(), pred.as_slice());
+    let inter = t.iter().zip(p).filter(|(a, b)| **a && **b).count() as f64;
+    let sum = (truth.area() + pred.area()) as f64;
+    if sum == 0.0 {
+        1.0
+    } else {
+        2.0 * inter / sum
+    }
+}
+
+#[test]
+fn loads_pytorch_and_safetensors_checkpoints() {
+    let sam = model();
+    assert_eq!(sam.weights_path(), weights());
+    // The same tensors as safetensors load into the same model.
+    let dir = tempfile::tempdir().unwrap();
+    let tensors: std::collections::HashMap<String, candle_core::Tensor> =
+        candle_core::pickle::read_all(weights())
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(tensors.len(), 439);
+    let st = dir.path().join("mobile_sam.safetensors");
+    candle_core::safetensors::save(&tensors, &st).unwrap();
+    Sam::load_mobile_sam(&st, &candle_core::Device::Cpu).unwrap();
+}
+
+#[test]
+fn bad_weights_files_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // A truncated download of the real file.
+    let bytes = std::fs::read(weights()).unwrap();
+    let cut = dir.path().join("cut.pt");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let e = Sam::load_mobile_sam(&cut, &candle_core::Device::Cpu).unwrap_err();
+    assert!(matches!(e, SamError::BadWeights { .. }), "{e}");
+    assert!(e.to_string().contains("cut.pt"), "{e}");
+    // A valid safetensors file that is not MobileSAM names the missing tensor.
+    let other = dir.path().join("other.safetensors");
+    let t =
+        candle_core::Tensor::zeros(3, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("x".to_string(), t)]),
+        &other,
+    )
+    .unwrap();
+    let e = Sam::load_mobile_sam(&other, &candle_core::Device::Cpu).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("other.safetensors") && msg.contains("not a MobileSAM checkpoint"),
+        "{msg}"
+    );
+    assert!(msg.contains("image_encoder"), "{msg}");
+    // A missing file.
+    let e =
+        Sam::load_mobile_sam(&dir.path().join("nope.pt"), &candle_core::Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("nope.pt"), "{e}");
+}
+
+/// The one cell of `A01_C1` (x 440–471, y 3–33): point, box and mask prompts against its truth.
+#[test]
+fn prompted_segmentation_of_a_real_cell() {
+    let sam = model();
+    let (img, truth) = bbbc005("SIMCEPImages_A01_C1_F1_s01_w1.TIF");
+    let cell = truth.connected_components(Connectivity::Eight);
+    let props = mica_core::object_properties(&cell, None).unwrap();
+    assert_eq!(props.len(), 1);
+    let p = &props[0];
+    let rgb = ImagePrep::default().apply(&img).unwrap();
+    let emb = sam.embed(&rgb).unwrap();
+    assert_eq!(emb.image_size(), (696, 520));
+
+    let point = Prompt {
+        points: vec![PointPrompt {
+            x: p.centroid_x as f32,
+            y: p.centroid_y as f32,
+            label: PointLabel::Positive,
+        }],
+        ..Prompt::default()
+    };
+    let b = p.bbox;
+    let boxed = Prompt {
+        bbox: Some([
+            b.x0 as f32,
+            b.y0 as f32,
+            (b.x1 - 1) as f32,
+            (b.y1 - 1) as f32,
+        ]),
+        ..Prompt::default()
+    };
+    let both_neg = Prompt {
+        points: vec![
+            PointPrompt {
+                x: p.centroid_x as f32,
+                y: p.centroid_y as f32,
+                label: PointLabel::Positive,
+            },
+            PointPrompt {
+                x: 100.0,
+                y: 400.0,
+                label: PointLabel::Negative,
+            },
+        ],
+        ..Prompt::default()
+    };
+    let preds = sam
+        .predict(&emb, &[point.clone(), boxed.clone(), both_neg], true)
+        .unwrap();
+    let best = |pr: &mica_sam::Prediction| {
+        (0..pr.len())
+            .max_by(|&a, &b| pr.iou[a].total_cmp(&pr.iou[b]))
+            .unwrap()
+    };
+    for (name, pr) in ["point", "box", "point+negative"].iter().zip(&preds) {
+        assert_eq!(pr.len(), 3);
+        let k = best(pr);
+        let m = sam.mask_in_frame(&emb, pr, k).unwrap();
+        let d = dice(&truth, &m);
+        eprintln!("{name}: predicted IoU {:?}, Dice {d:.3}", pr.iou);
+        assert!(d > 0.8, "{name}: Dice {d}");
+    }
+
+    // Batched decoding gives what one prompt at a time gives.
+    let alone = sam.predict(&emb, &[boxed], true).unwrap();
+    let diff = alone[0]
+        .low_res_logits
+        .iter()
+        .zip(&preds[1].low_res_logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-3, "batched vs alone: {diff}");
+
+    // A mask prompt (the previous low-resolution logits) with the point, single-mask output.
+    let k = best(&preds[0]);
+    let refine = Prompt {
+        mask_logits: Some(preds[0].logits(k).to_vec()),
+        ..point
+    };
+    let r = sam.predict(&emb, &[refine], false).unwrap();
+    assert_eq!(r[0].len(), 1);
+    let d = dice(&truth, &sam.mask_in_frame(&emb, &r[0], 0).unwrap());
+    assert!(d > 0.8, "mask prompt: Dice {d}");
+    assert!(
+        sam.predict(&emb, &[Prompt::default()], true).is_err(),
+        "empty prompt"
+    );
+}
+
+/// Automatic generation with few points on a real image with 18 cells: masks in the original
+/// frame with the thresholds applied, several of them on cells; the study's rule for the count
+/// and the foreground.
+#[test]
+fn automatic_generation_on_a_real_image() {
+    let sam = model();
+    let (img, truth) = bbbc005("SIMCEPImages_A05_C18_F1_s01_w1.TIF");
+    let cfg = AmgConfig {
+        points_per_side: Some(6),
+        min_mask_region_area: 20,
+        ..AmgPreset::Standard.config()
+    };
+    let rgb = ImagePrep::default().apply(&img).unwrap();
+    let out = MaskGenerator::new(cfg)
+        .unwrap()
+        .generate(sam, &rgb)
+        .unwrap();
+    eprintln!("{} masks, timings {:?}", out.masks.len(), out.timings);
+    assert!(!out.masks.is_empty());
+    assert!(out.timings.batches >= 1 && out.timings.embed_ms > 0.0);
+    let mut precisions = Vec::new();
+    for m in &out.masks {
+        assert_eq!(m.segmentation.size, [520, 696]);
+        assert!(m.predicted_iou > 0.88 && m.stability_score >= 0.95);
+        let bm = m.to_binary_mask();
+        assert_eq!(bm.area() as u64, m.area);
+        let on_cells = bm
+            .as_slice()
+            .iter()
+            .zip(truth.as_slice())
+            .filter(|(a, b)| **a && **b)
+            .count();
+        precisions.push(on_cells as f64 / m.area as f64);
+    }
+    precisions.sort_by(f64::total_cmp);
+    eprintln!("fraction of each mask on cells: {precisions:.2?}");
+    // Some masks are whole cells; others cover background patches, as the reference's do.
+    assert!(
+        precisions.iter().filter(|&&p| p > 0.7).count() >= 3,
+        "{precisions:?}"
+    );
+    let seg = study_segmentation(&out);
+    assert_eq!(seg.count, out.masks.len());
+    let (name, below) = &seg.extra_counts[0];
+    assert_eq!(name, "masks_below_25pct");
+    assert!(*below <= seg.count);
+    let union_small: usize = {
+        let mut u = vec![false; 696 * 520];
+        for m in out
+            .masks
+            .iter()
+            .filter(|m| (m.area as f64) < 0.25 * 696.0 * 520.0)
+        {
+            for (o, v) in u.iter_mut().zip(m.to_binary_mask().as_slice()) {
+                *o |= *v;
+            }
+        }
+        u.iter().filter(|&&v| v).count()
+    };
+    assert_eq!(seg.foreground.area(), union_small);
+    assert!(seg.labels.num_objects() >= 1);
+}
