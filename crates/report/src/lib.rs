@@ -399,6 +399,7 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
         }
     }
     ctx.push_table(table);
+    paired_counting(ctx, &grouped);
 
     let mut pooled_blur: BTreeMap<String, Vec<Point>> = BTreeMap::new();
     for (dataset, methods) in &grouped {
@@ -499,6 +500,79 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
         ));
     }
     ctx.body.push_str("</section>\n");
+}
+
+/// Per dataset: every method against the one with the lowest MAE, on the images both answered,
+/// with a paired bootstrap interval of the difference of MAE (images resampled as pairs).
+fn paired_counting(ctx: &mut Ctx, grouped: &BTreeMap<String, BTreeMap<String, Vec<&Prediction>>>) {
+    let mut t = Table::new(
+        "counting_paired",
+        "Paired comparison: MAE of each method minus MAE of the best method, on the same images",
+        &[
+            "dataset",
+            "method",
+            "best method",
+            "n paired",
+            "MAE method",
+            "MAE best",
+            "difference",
+            "difference 95% CI",
+        ],
+    );
+    for (dataset, methods) in grouped {
+        // Absolute error per sample id, per method.
+        let errs: BTreeMap<&String, BTreeMap<&str, f64>> = methods
+            .iter()
+            .map(|(m, ps)| {
+                let e = ps
+                    .iter()
+                    .filter_map(|p| {
+                        let s = ctx
+                            .samples
+                            .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))?;
+                        let t = s.truth_count?;
+                        let v = p.value_num.filter(|_| p.status == Status::Ok)?;
+                        Some((p.key.sample_id.as_str(), (v - t).abs()))
+                    })
+                    .collect();
+                (m, e)
+            })
+            .collect();
+        let mae = |e: &BTreeMap<&str, f64>| e.values().sum::<f64>() / e.len().max(1) as f64;
+        let Some((best, best_e)) = errs
+            .iter()
+            .filter(|(_, e)| !e.is_empty())
+            .min_by(|a, b| mae(a.1).total_cmp(&mae(b.1)))
+        else {
+            continue;
+        };
+        let ids: BTreeSet<&str> = errs.values().flat_map(|e| e.keys().copied()).collect();
+        for (m, e) in &errs {
+            if m == best {
+                continue;
+            }
+            let a: Vec<Option<f64>> = ids.iter().map(|i| e.get(i).copied()).collect();
+            let b: Vec<Option<f64>> = ids.iter().map(|i| best_e.get(i).copied()).collect();
+            let Ok(d) = mica_metrics::bootstrap::paired_difference(&a, &b, &ctx.opts.bootstrap)
+            else {
+                continue;
+            };
+            t.rows.push(vec![
+                Cell::text(dataset),
+                Cell::text(*m),
+                Cell::text(*best),
+                Cell::Int(d.n as i64),
+                Cell::Num(Some(d.mean_a), 2),
+                Cell::Num(Some(d.mean_b), 2),
+                Cell::Num(Some(d.difference), 2),
+                Cell::Interval(d.ci.map(|c| (c.low, c.high)), 2),
+            ]);
+        }
+    }
+    if !t.rows.is_empty() {
+        ctx.body.push_str("<p class=\"note\">An interval that excludes 0 means the best method is better on these images beyond resampling noise.</p>");
+        ctx.push_table(t);
+    }
 }
 
 fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_store::ImageMetric]) {
