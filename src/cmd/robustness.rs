@@ -59,6 +59,10 @@ pub struct Args {
     /// Images per point (generated), or the number of real images used.
     #[arg(long, default_value_t = 8)]
     pub images: usize,
+    /// Debris takes its intensities from this image's texture (tiled, stretched from its 1st to
+    /// 99th percentile) instead of plain bright or dark values.
+    #[arg(long, value_name = "IMAGE")]
+    pub debris_texture: Option<PathBuf>,
     /// Seed of the generator, the perturbations and the image sample.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -182,6 +186,12 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
+    let texture = match &args.debris_texture {
+        Some(p) => {
+            Some(io::read_image(p).with_context(|| format!("debris texture {}", p.display()))?)
+        }
+        None => None,
+    };
     let mut failures = 0usize;
     // Images for the perturbation curves, and the anchors by blur level.
     let mut anchors: BTreeMap<u32, Vec<Case>> = BTreeMap::new();
@@ -285,7 +295,15 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             }
         } else {
             let kind = PerturbationKind::from_name(axis).context("checked above")?;
-            let mut c = perturbation_curve(&seg, &cases, kind, &sev, args.seed, &source)?;
+            let mut c = perturbation_curve(
+                &seg,
+                &cases,
+                kind,
+                &sev,
+                args.seed,
+                &source,
+                texture.as_ref(),
+            )?;
             if kind == PerturbationKind::Blur {
                 for (blur, acases) in &anchors {
                     add_anchor(

@@ -1006,6 +1006,34 @@ mod tests {
     }
 
     #[test]
+    fn textured_debris_takes_the_texture_values() {
+        let img = Image::gray8(200, 200, vec![128; 40_000]).unwrap();
+        // A 0/200 checkerboard stretches to 0/1, so fully covered pixels become 0 or 255.
+        let tex = Image::gray8(
+            8,
+            8,
+            (0..64)
+                .map(|i| if (i + i / 8) % 2 == 0 { 0 } else { 200 })
+                .collect(),
+        )
+        .unwrap();
+        let d = DebrisParams {
+            density_per_100k_px: 200.0,
+            polarity: Polarity::Bright,
+            ..DebrisParams::default()
+        };
+        let out = Perturbation::Debris(d)
+            .apply_with_texture(&img, &Truth::default(), 4, Some(&tex))
+            .unwrap();
+        let Pixels::U8(v) = out.image.pixels() else {
+            panic!()
+        };
+        let zeros = v.iter().filter(|&&x| x == 0).count();
+        let fulls = v.iter().filter(|&&x| x == 255).count();
+        assert!(zeros > 100 && fulls > 100, "{zeros} {fulls}");
+    }
+
+    #[test]
     fn overlay_bar_drops_hidden_objects_and_append_keeps_them() {
         let mut l = LabelImage::zeros(20, 20);
         l.set(5, 2, 1); // top, stays visible

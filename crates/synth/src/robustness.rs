@@ -145,7 +145,8 @@ fn case_seed(seed: u64, i: usize) -> u64 {
     seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// Scores `seg` on every case perturbed by `kind` at each severity.
+/// Scores `seg` on every case perturbed by `kind` at each severity; debris takes its intensities
+/// from `texture` when one is given (see [`crate::Perturbation::apply_with_texture`]).
 ///
 /// # Errors
 /// [`SynthError::Param`] for a severity out of range for the kind; a perturbation that fails on
@@ -157,6 +158,7 @@ pub fn perturbation_curve(
     severities: &[f64],
     seed: u64,
     source: &str,
+    texture: Option<&Image>,
 ) -> Result<Curve> {
     let mut points = Vec::with_capacity(severities.len());
     for &sev in severities {
@@ -166,7 +168,7 @@ pub fn perturbation_curve(
             .enumerate()
             .map(|(i, c)| {
                 let out = p
-                    .apply(&c.image, &c.truth, case_seed(seed, i))
+                    .apply_with_texture(&c.image, &c.truth, case_seed(seed, i), texture)
                     .map_err(|e| SynthError::param(&c.id, e))?;
                 Ok(score_case(
                     seg,
@@ -556,6 +558,7 @@ mod tests {
             &[0.0, 40.0],
             1,
             "test",
+            None,
         )
         .unwrap();
         let (clean, noisy) = (&curve.points[0], &curve.points[1]);
@@ -607,6 +610,7 @@ mod tests {
             &[0.0, 8.0],
             1,
             "test",
+            None,
         )
         .unwrap();
         add_anchor(&mut curve, &Threshold(70.0), "real", 4.0, &c);
