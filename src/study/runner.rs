@@ -360,6 +360,13 @@ fn normalise_classes(ds: &mut LoadedDataset, tasks: &[TaskSpec]) {
 }
 
 fn sample_record(dataset: &str, s: &Sample) -> SampleRecord {
+    let mut meta = s.meta.clone();
+    if let Some(q) = &s.truth.question {
+        meta.insert("question".into(), q.clone());
+    }
+    if let Some(a) = &s.truth.answer {
+        meta.insert("reference_answer".into(), a.clone());
+    }
     SampleRecord {
         dataset: dataset.to_string(),
         sample_id: s.id.clone(),
@@ -367,7 +374,7 @@ fn sample_record(dataset: &str, s: &Sample) -> SampleRecord {
         truth_count: s.truth.count,
         truth_class: s.truth.class.clone(),
         truth_mask: s.truth.mask.as_ref().map(|m| m.display().to_string()),
-        meta: s.meta.clone(),
+        meta,
     }
 }
 
