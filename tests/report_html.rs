@@ -172,3 +172,68 @@ fn demo_report_renders_in_headless_chromium() {
         "overlay images not rendered ({green} green pixels)"
     );
 }
+
+#[test]
+fn vqa_answers_sit_next_to_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["a.png", "b.png"] {
+        let img = mica_core::Image::gray8(4, 4, vec![7; 16]).unwrap();
+        mica_core::io::write_png(&d.join(name), &img).unwrap();
+    }
+    std::fs::write(
+        d.join("manifest.csv"),
+        "image,question,answer\na.png,What is shown?,Gold nanoparticles on silicon\nb.png,What is shown?,Carbon fibres\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("answers.csv"),
+        "image,llm\na.png,Some particles\nb.png,Fibres <b>crossing</b>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("study.toml"),
+        r#"
+name = "vqa"
+[[datasets]]
+name = "vqa set"
+kind = "manifest"
+path = "manifest.csv"
+[[methods]]
+name = "llm"
+kind = "imported"
+csv = ["answers.csv"]
+column = "llm"
+[[tasks]]
+kind = "vqa"
+datasets = ["vqa set"]
+methods = ["llm"]
+"#,
+    )
+    .unwrap();
+    let store = d.join("r.sqlite");
+    let st = mica()
+        .args(["-q", "run"])
+        .arg(d.join("study.toml"))
+        .arg("--store")
+        .arg(&store)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st}");
+    let st = mica()
+        .args(["-q", "report"])
+        .arg(&store)
+        .arg("--out")
+        .arg(d.join("report"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let csv = std::fs::read_to_string(d.join("report/tables/vqa_answers.csv")).unwrap();
+    assert!(
+        csv.contains("vqa set,b.png,What is shown?,Carbon fibres,Fibres <b>crossing</b>"),
+        "{csv}"
+    );
+    let html = std::fs::read_to_string(d.join("report/report.html")).unwrap();
+    assert!(html.contains("Gold nanoparticles on silicon"));
+    assert!(html.contains("Fibres &lt;b&gt;crossing&lt;/b&gt;"));
+}
