@@ -1,12 +1,116 @@
 //! Options and constructor for the SAM method of `mica segment` / `mica count` (issue #5).
+//!
+//! Weights come from `--weights PATH`, else `MICA_SAM_WEIGHTS`, else the cache directory
+//! (`$XDG_CACHE_HOME/mica/mobile_sam.pt` or `~/.cache/mica/mobile_sam.pt`, sha256-checked); a
+//! missing file gives the download command. Settings: `--sam-preset` (standard = reference
+//! defaults, custom = the study's), or a `--sam-config` file (JSON or TOML with the fields of
+//! `mica_sam::AmgConfig`), then the individual overrides.
 
 use mica_core::Segmenter;
+use std::path::PathBuf;
 
 /// Flags of the SAM method.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct SamOptions {}
+pub struct SamOptions {
+    /// SAM weights file (.pt or .safetensors). Default: $MICA_SAM_WEIGHTS, then
+    /// ~/.cache/mica/mobile_sam.pt.
+    #[arg(long, value_name = "PATH")]
+    pub weights: Option<PathBuf>,
+    /// SAM automatic-mask settings: standard (reference defaults) or custom (the study's:
+    /// pred_iou_thresh 0.98, stability_score_thresh 0.98, box_nms_thresh 0.90).
+    #[arg(long, value_name = "NAME")]
+    pub sam_preset: Option<String>,
+    /// SAM generator settings file (JSON or TOML, fields of the reference generator); replaces
+    /// the preset.
+    #[arg(long, value_name = "FILE", conflicts_with = "sam_preset")]
+    pub sam_config: Option<PathBuf>,
+    /// Override: grid points per image side (reference default 32).
+    #[arg(long, value_name = "N")]
+    pub sam_points_per_side: Option<usize>,
+    /// Override: holes and islands under this many pixels are removed (default 0 = off).
+    #[arg(long, value_name = "PX")]
+    pub sam_min_region_area: Option<usize>,
+    /// Override: layers of image crops (default 0 = whole image only).
+    #[arg(long, value_name = "N")]
+    pub sam_crop_layers: Option<usize>,
+}
 
 /// Builds the SAM segmenter from its flags.
-pub fn segmenter(_opts: &SamOptions) -> anyhow::Result<Box<dyn Segmenter>> {
-    anyhow::bail!("the SAM method is not implemented yet (tracked in issue #5)")
+pub fn segmenter(opts: &SamOptions) -> anyhow::Result<Box<dyn Segmenter>> {
+    segmenter_with_preset(opts, None)
+}
+
+/// As [`segmenter`], with a preset name given by the caller (e.g. a generic `--preset`);
+/// `--sam-preset` wins over it.
+#[cfg(feature = "sam")]
+pub fn segmenter_with_preset(
+    opts: &SamOptions,
+    preset: Option<&str>,
+) -> anyhow::Result<Box<dyn Segmenter>> {
+    use anyhow::Context;
+    use mica_sam::{AmgConfig, AmgPreset, ImagePrep, Sam, SamSegmenter};
+
+    let (mut config, name) = match &opts.sam_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let is_json = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+            let cfg: AmgConfig = if is_json {
+                serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?
+            } else {
+                toml::from_str(&text).with_context(|| format!("{}", path.display()))?
+            };
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "config".into());
+            (cfg, name)
+        }
+        None => {
+            let p =
+                AmgPreset::from_name(opts.sam_preset.as_deref().or(preset).unwrap_or("standard"))?;
+            (p.config(), p.name().to_string())
+        }
+    };
+    if let Some(n) = opts.sam_points_per_side {
+        config.points_per_side = Some(n);
+        config.point_grids = None;
+    }
+    if let Some(a) = opts.sam_min_region_area {
+        config.min_mask_region_area = a;
+    }
+    if let Some(l) = opts.sam_crop_layers {
+        config.crop_n_layers = l;
+    }
+    let weights = mica_sam::resolve_weights(opts.weights.as_deref())?;
+    let device = device()?;
+    let sam = Sam::load_mobile_sam(&weights.path, &device)?;
+    tracing::info!(weights = %weights.path.display(), origin = ?weights.origin, "SAM weights loaded");
+    Ok(Box::new(SamSegmenter::new(
+        sam,
+        config,
+        ImagePrep::default(),
+        &name,
+    )?))
+}
+
+/// The GPU when built with `cuda` and one is present, else the CPU.
+#[cfg(feature = "sam")]
+fn device() -> anyhow::Result<mica_sam::Device> {
+    if cfg!(feature = "cuda") {
+        Ok(mica_sam::Device::cuda_if_available(0)?)
+    } else {
+        Ok(mica_sam::Device::Cpu)
+    }
+}
+
+/// Without the `sam` feature the method is absent from this build.
+#[cfg(not(feature = "sam"))]
+pub fn segmenter_with_preset(
+    _opts: &SamOptions,
+    _preset: Option<&str>,
+) -> anyhow::Result<Box<dyn Segmenter>> {
+    anyhow::bail!("this mica was built without the `sam` feature; rebuild with --features sam")
 }

@@ -39,6 +39,8 @@ pub mod weights;
 pub use amg::{
     AmgConfig, AmgOutput, AmgPreset, AmgTimings, GeneratedMask, MaskGenerator, PointPredictor,
 };
+/// The compute device (re-exported from candle): `Device::Cpu`, or a GPU with the `cuda` feature.
+pub use candle_core::Device;
 pub use error::{Result, SamError};
 pub use model::{ImageEmbedding, ImagePrep, PointPrompt, Prediction, Prompt, Sam, MASK_THRESHOLD};
 pub use prompt_encoder::PointLabel;

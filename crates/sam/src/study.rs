@@ -112,6 +112,15 @@ impl Segmenter for SamSegmenter {
 
     fn segment(&self, image: &Image) -> std::result::Result<Segmentation, MethodError> {
         let out = self.generate(image)?;
+        let t = &out.timings;
+        tracing::info!(
+            masks = out.masks.len(),
+            embed_ms = t.embed_ms.round(),
+            decode_ms = t.decode_ms.round(),
+            post_ms = t.post_ms.round(),
+            batches = t.batches,
+            "SAM automatic masks"
+        );
         Ok(study_segmentation(&out))
     }
 }
