@@ -54,6 +54,9 @@ fn edt_rows(p: &mut Plane) {
     let mut z = vec![0.0f32; w + 1];
     let mut f = vec![0.0f32; w];
     for row in p.data.chunks_exact_mut(w) {
+        if row.iter().all(|&v| v == 0.0) {
+            continue; // all background: distances are 0
+        }
         f.copy_from_slice(row);
         edt_1d(&f, row, &mut v, &mut z);
     }
@@ -64,21 +67,37 @@ fn edt_rows(p: &mut Plane) {
 /// A mask with no background at all gets a very large distance everywhere.
 pub fn distance_transform(mask: &BinaryMask) -> Plane {
     let (w, h) = (mask.width() as usize, mask.height() as usize);
+    let m = mask.as_slice();
+    // Columns: distance to the nearest background pixel in the same column, by a scan down and a
+    // scan up, row by row (vectorisable), then squared.
+    let mut d = vec![0.0f32; w * h];
+    for x in 0..w {
+        d[x] = if m[x] { FAR } else { 0.0 };
+    }
+    for y in 1..h {
+        let (prev, cur) = d.split_at_mut(y * w);
+        let prev = &prev[(y - 1) * w..];
+        for ((c, &p), &fg) in cur[..w].iter_mut().zip(prev).zip(&m[y * w..(y + 1) * w]) {
+            *c = if fg { (p + 1.0).min(FAR) } else { 0.0 };
+        }
+    }
+    for y in (0..h.saturating_sub(1)).rev() {
+        let (cur, next) = d.split_at_mut((y + 1) * w);
+        for (c, &n) in cur[y * w..].iter_mut().zip(&next[..w]) {
+            *c = c.min(n + 1.0);
+        }
+    }
+    d.iter_mut()
+        .for_each(|v| *v = if *v >= FAR { FAR } else { *v * *v });
+    // Rows: lower envelope of parabolas over the squared column distances.
     let mut p = Plane {
         width: w,
         height: h,
-        data: mask
-            .as_slice()
-            .iter()
-            .map(|&b| if b { FAR } else { 0.0 })
-            .collect(),
+        data: d,
     };
     edt_rows(&mut p);
-    let mut t = p.transposed();
-    edt_rows(&mut t);
-    let mut out = t.transposed();
-    out.data.iter_mut().for_each(|v| *v = v.min(FAR).sqrt());
-    out
+    p.data.iter_mut().for_each(|v| *v = v.min(FAR).sqrt());
+    p
 }
 
 #[cfg(test)]

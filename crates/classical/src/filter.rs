@@ -82,16 +82,16 @@ enum Extremum {
 /// Running min or max over windows of `2 r + 1` along every row (van Herk / Gil–Werman: three
 /// comparisons per pixel whatever `r`). The window is clipped at the border.
 fn running_extremum_rows(p: &Plane, r: usize, which: Extremum) -> Plane {
+    match which {
+        Extremum::Min => running_rows(p, r, f32::INFINITY, |a: f32, b: f32| a.min(b)),
+        Extremum::Max => running_rows(p, r, f32::NEG_INFINITY, |a: f32, b: f32| a.max(b)),
+    }
+}
+
+#[inline(always)]
+fn running_rows(p: &Plane, r: usize, pad: f32, f: impl Fn(f32, f32) -> f32 + Copy) -> Plane {
     let w = p.width;
     let k = 2 * r + 1;
-    let pad = match which {
-        Extremum::Min => f32::INFINITY,
-        Extremum::Max => f32::NEG_INFINITY,
-    };
-    let f = match which {
-        Extremum::Min => f32::min,
-        Extremum::Max => f32::max,
-    };
     // Padded row: r pad values on the left, enough on the right to fill whole blocks.
     let n = w + 2 * r;
     let blocks = n.div_ceil(k);
@@ -126,12 +126,34 @@ fn running_extremum_rows(p: &Plane, r: usize, which: Extremum) -> Plane {
     }
 }
 
+/// Running min or max over windows of `2 r + 1` rows (clipped at the border), computed a whole
+/// row at a time so that it vectorises.
+fn running_extremum_cols(p: &Plane, r: usize, which: Extremum) -> Plane {
+    let (w, h) = (p.width, p.height);
+    let mut out = vec![0.0f32; p.data.len()];
+    for (y, dst) in out.chunks_exact_mut(w).enumerate() {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+        dst.copy_from_slice(&p.data[y0 * w..(y0 + 1) * w]);
+        for yy in y0 + 1..y1 {
+            let src = &p.data[yy * w..(yy + 1) * w];
+            match which {
+                Extremum::Min => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = d.min(s)),
+                Extremum::Max => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = d.max(s)),
+            }
+        }
+    }
+    Plane {
+        width: w,
+        height: h,
+        data: out,
+    }
+}
+
 fn running_extremum(p: &Plane, r: usize, which: Extremum) -> Plane {
     if r == 0 {
         return p.clone();
     }
-    let rows = running_extremum_rows(p, r, which);
-    running_extremum_rows(&rows.transposed(), r, which).transposed()
+    running_extremum_cols(&running_extremum_rows(p, r, which), r, which)
 }
 
 /// Maximum over the (2 r + 1)² square around each pixel (clipped at the border).

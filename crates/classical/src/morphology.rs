@@ -7,35 +7,44 @@ use mica_core::{BinaryMask, Connectivity};
 pub fn fill_holes(mask: &BinaryMask) -> BinaryMask {
     let (w, h) = (mask.width() as usize, mask.height() as usize);
     let m = mask.as_slice();
+    // Scanline flood fill of the background from the border: `outside` marks background reached.
     let mut outside = vec![false; w * h];
-    let mut stack: Vec<usize> = Vec::new();
-    let seed = |i: usize, outside: &mut [bool], stack: &mut Vec<usize>| {
-        if !m[i] && !outside[i] {
-            outside[i] = true;
-            stack.push(i);
-        }
-    };
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     for x in 0..w {
-        seed(x, &mut outside, &mut stack);
-        seed((h - 1) * w + x, &mut outside, &mut stack);
+        stack.push((x, 0));
+        stack.push((x, h - 1));
     }
     for y in 0..h {
-        seed(y * w, &mut outside, &mut stack);
-        seed(y * w + w - 1, &mut outside, &mut stack);
+        stack.push((0, y));
+        stack.push((w - 1, y));
     }
-    while let Some(i) = stack.pop() {
-        let (x, y) = (i % w, i / w);
-        if x > 0 {
-            seed(i - 1, &mut outside, &mut stack);
+    while let Some((x, y)) = stack.pop() {
+        let row = y * w;
+        if m[row + x] || outside[row + x] {
+            continue;
         }
-        if x + 1 < w {
-            seed(i + 1, &mut outside, &mut stack);
+        let mut x0 = x;
+        while x0 > 0 && !m[row + x0 - 1] && !outside[row + x0 - 1] {
+            x0 -= 1;
         }
-        if y > 0 {
-            seed(i - w, &mut outside, &mut stack);
+        let mut x1 = x;
+        while x1 + 1 < w && !m[row + x1 + 1] && !outside[row + x1 + 1] {
+            x1 += 1;
         }
-        if y + 1 < h {
-            seed(i + w, &mut outside, &mut stack);
+        outside[row + x0..=row + x1].fill(true);
+        for ny in [y.wrapping_sub(1), y + 1] {
+            if ny >= h {
+                continue;
+            }
+            let nrow = ny * w;
+            let mut in_run = false;
+            for nx in x0..=x1 {
+                let open = !m[nrow + nx] && !outside[nrow + nx];
+                if open && !in_run {
+                    stack.push((nx, ny));
+                }
+                in_run = open;
+            }
         }
     }
     BinaryMask::new(
@@ -89,6 +98,49 @@ mod tests {
         let f = fill_holes(&m);
         assert!(f.get(1, 1) && f.get(3, 1));
         assert!(!f.get(3, 3) && !f.get(3, 4)); // bay open to the bottom border
+    }
+
+    #[test]
+    fn fill_holes_matches_simple_flood_fill_on_random_masks() {
+        let mut rng = mica_core::rng::SplitMix64::new(11);
+        for _ in 0..50 {
+            let (w, h) = (1 + rng.below(20) as usize, 1 + rng.below(20) as usize);
+            let data: Vec<bool> = (0..w * h).map(|_| rng.next_f64() < 0.55).collect();
+            let m = BinaryMask::new(w as u32, h as u32, data.clone()).unwrap();
+            // Reference: repeated relaxation from the border.
+            let mut out = vec![false; w * h];
+            for y in 0..h {
+                for x in 0..w {
+                    if (x == 0 || y == 0 || x + 1 == w || y + 1 == h) && !data[y * w + x] {
+                        out[y * w + x] = true;
+                    }
+                }
+            }
+            loop {
+                let mut changed = false;
+                for y in 0..h {
+                    for x in 0..w {
+                        let i = y * w + x;
+                        if data[i] || out[i] {
+                            continue;
+                        }
+                        let n = (x > 0 && out[i - 1])
+                            || (x + 1 < w && out[i + 1])
+                            || (y > 0 && out[i - w])
+                            || (y + 1 < h && out[i + w]);
+                        if n {
+                            out[i] = true;
+                            changed = true;
+                        }
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+            let expected: Vec<bool> = out.iter().map(|&o| !o).collect();
+            assert_eq!(fill_holes(&m).as_slice(), &expected[..], "{w}x{h}");
+        }
     }
 
     #[test]

@@ -47,46 +47,43 @@ pub fn peak_local_max(
     kept
 }
 
-/// Marker labels 1..=K at the given pixels; then every connected component of `mask` (with
-/// `connectivity`) that received no marker gets one at its highest pixel of `p`, so no object is
-/// lost for want of a marker.
-pub fn markers_from_peaks(
-    peaks: &[usize],
-    p: &Plane,
+/// Marker labels 1..=K at the given pixel indices of a `width × height` image.
+pub fn markers_at(peaks: &[usize], width: u32, height: u32) -> LabelImage {
+    let mut markers = vec![0u32; width as usize * height as usize];
+    for (k, &i) in peaks.iter().enumerate() {
+        markers[i] = k as u32 + 1;
+    }
+    LabelImage::new(width, height, markers).expect("peak indices come from an image of this size")
+}
+
+/// Gives the foreground pixels of `mask` that `labels` left at 0 (components of the mask that had
+/// no marker) new labels, one per connected component (with `connectivity`), after the existing
+/// ones: no object is lost for want of a marker.
+pub fn label_unreached(
+    labels: &LabelImage,
     mask: &BinaryMask,
     connectivity: Connectivity,
 ) -> LabelImage {
-    let n = p.data.len();
-    let mut markers = vec![0u32; n];
-    let mut next = 0u32;
-    for &i in peaks {
-        next += 1;
-        markers[i] = next;
+    let l = labels.as_slice();
+    let left: Vec<bool> = mask
+        .as_slice()
+        .iter()
+        .zip(l)
+        .map(|(&m, &v)| m && v == 0)
+        .collect();
+    if !left.iter().any(|&b| b) {
+        return labels.clone();
     }
-    let comps = mask.connected_components(connectivity);
-    let nc = comps.max_label() as usize;
-    let mut has = vec![false; nc + 1];
-    let mut best: Vec<Option<usize>> = vec![None; nc + 1];
-    for (i, &c) in comps.as_slice().iter().enumerate() {
-        if c == 0 {
-            continue;
-        }
-        let c = c as usize;
-        if markers[i] != 0 {
-            has[c] = true;
-        }
-        match best[c] {
-            Some(b) if p.data[b] >= p.data[i] => {}
-            _ => best[c] = Some(i),
-        }
-    }
-    for c in 1..=nc {
-        if let (false, Some(i)) = (has[c], best[c]) {
-            next += 1;
-            markers[i] = next;
-        }
-    }
-    LabelImage::new(mask.width(), mask.height(), markers).expect("mask size")
+    let rest = BinaryMask::new(labels.width(), labels.height(), left)
+        .expect("same size")
+        .connected_components(connectivity);
+    let offset = labels.max_label();
+    let data = l
+        .iter()
+        .zip(rest.as_slice())
+        .map(|(&v, &r)| if r != 0 { offset + r } else { v })
+        .collect();
+    LabelImage::new(labels.width(), labels.height(), data).expect("same size")
 }
 
 #[cfg(test)]
@@ -121,22 +118,18 @@ mod tests {
     }
 
     #[test]
-    fn component_without_peak_gets_marker() {
-        let (w, h) = (10, 1);
-        let p = Plane {
-            width: w,
-            height: h,
-            data: vec![0., 1., 2., 0., 0., 0., 3., 4., 0., 0.],
-        };
+    fn component_without_marker_gets_a_label() {
         let mask = BinaryMask::new(
-            w as u32,
-            h as u32,
-            p.data.iter().map(|&v| v > 0.0).collect(),
+            10,
+            1,
+            vec![
+                false, true, true, false, false, false, true, true, false, true,
+            ],
         )
         .unwrap();
-        let m = markers_from_peaks(&[7], &p, &mask, Connectivity::Eight);
-        assert_eq!(m.num_objects(), 2);
-        assert_eq!(m.as_slice()[7], 1);
-        assert_eq!(m.as_slice()[2], 2);
+        let labels = LabelImage::new(10, 1, vec![0, 0, 0, 0, 0, 0, 1, 1, 0, 0]).unwrap();
+        let out = label_unreached(&labels, &mask, Connectivity::Eight);
+        assert_eq!(out.as_slice(), &[0, 2, 2, 0, 0, 0, 1, 1, 0, 3]);
+        assert_eq!(markers_at(&[3, 5], 10, 1).as_slice()[5], 2);
     }
 }

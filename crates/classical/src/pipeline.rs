@@ -4,7 +4,7 @@ use crate::distance::distance_transform;
 use crate::error::Result;
 use crate::filter::{gaussian, opening, subtract_clipped};
 use crate::morphology::{fill_holes, remove_small_objects};
-use crate::peaks::{markers_from_peaks, peak_local_max};
+use crate::peaks::{label_unreached, markers_at, peak_local_max};
 use crate::plane::Plane;
 use crate::settings::{Background, Flood, Markers, Polarity, Preset, Settings, Split, Threshold};
 use crate::threshold::{above, li, local_mean, otsu, triangle, Histogram};
@@ -115,14 +115,16 @@ impl Classical {
                     } => (gaussian(&p, sigma_px), f32::NEG_INFINITY, min_distance_px),
                 };
                 let peaks = peak_local_max(&peak_surface, &fg, min_distance, min_value);
-                let seeds = markers_from_peaks(&peaks, &peak_surface, &fg, s.connectivity);
+                let seeds = markers_at(&peaks, w, h);
                 let mut surface = match (flood, markers) {
                     (Flood::Distance, _) => dist,
                     (Flood::Intensity, Markers::IntensityPeaks { .. }) => peak_surface,
                     (Flood::Intensity, Markers::DistancePeaks { .. }) => prepared.clone(),
                 };
                 surface.data.iter_mut().for_each(|v| *v = -*v);
-                crate::watershed::watershed(&surface, &seeds, Some(&fg), s.connectivity)?
+                let flooded =
+                    crate::watershed::watershed(&surface, &seeds, Some(&fg), s.connectivity)?;
+                label_unreached(&flooded, &fg, s.connectivity)
             }
         };
         let labels = size_filter(&labels, s.min_instance_area_px, s.max_instance_area_px);

@@ -1,23 +1,15 @@
-//! Marker-controlled watershed by priority-queue flooding (Meyer 1991; Beucher & Meyer 1993).
+//! Marker-controlled watershed by priority-queue flooding (Meyer 1991; Beucher & Meyer 1993),
+//! with a hierarchical (bucket) queue so that flooding costs O(pixels).
 
 use crate::plane::Plane;
 use mica_core::{BinaryMask, Connectivity, LabelImage};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
-/// Maps an f32 to a u32 with the same order (total order; -0.0 < 0.0).
-#[inline]
-fn ordered_bits(v: f32) -> u32 {
-    let b = v.to_bits();
-    if b & 0x8000_0000 != 0 {
-        !b
-    } else {
-        b | 0x8000_0000
-    }
-}
+/// Number of priority levels of the flooding queue: the surface is quantised to this many steps
+/// between its minimum and maximum (ties within a step are flooded first come, first served).
+pub const LEVELS: usize = 4096;
 
-/// Floods `surface` from the labelled `markers`, lowest values first (ties in the order pixels
-/// were reached, as scikit-image does), inside `mask` (all pixels when `None`). Every masked pixel
+/// Floods `surface` from the labelled `markers`, lowest values first (quantised to [`LEVELS`]
+/// steps; ties in the order pixels were reached, as scikit-image does), inside `mask` (all pixels when `None`). Every masked pixel
 /// reachable from a marker gets that marker's label; others stay 0. Markers outside the mask are
 /// ignored.
 ///
@@ -34,53 +26,95 @@ pub fn watershed(
     if let Some(m) = mask {
         m.check_same_size(w as u32, h as u32, "mask vs watershed surface")?;
     }
-    let inside = |i: usize| mask.is_none_or(|m| m.as_slice()[i]);
+    let all = vec![true; if mask.is_none() { w * h } else { 0 }];
+    let inside: &[bool] = match mask {
+        Some(m) => m.as_slice(),
+        None => &all,
+    };
     let mut labels: Vec<u32> = markers
         .as_slice()
         .iter()
-        .enumerate()
-        .map(|(i, &l)| if inside(i) { l } else { 0 })
+        .zip(inside)
+        .map(|(&l, &m)| if m { l } else { 0 })
         .collect();
-    let mut heap: BinaryHeap<Reverse<(u64, u32)>> = BinaryHeap::new();
-    let mut age: u64 = 0;
-    let key = |v: f32, age: u64| ((ordered_bits(v) as u64) << 32) | (age & 0xFFFF_FFFF);
-    for (i, &l) in labels.iter().enumerate() {
-        if l != 0 {
-            heap.push(Reverse((key(surface.data[i], age), i as u32)));
-            age += 1;
+    // Hierarchical queue: LEVELS FIFO buckets over the surface's range inside the mask. A pixel
+    // reached from a higher level joins the current bucket (flooding never goes back down).
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for (&v, &m) in surface.data.iter().zip(inside) {
+        if m && v.is_finite() {
+            lo = lo.min(v);
+            hi = hi.max(v);
         }
     }
-    let four: [(isize, isize); 4] = [(-1, 0), (1, 0), (0, -1), (0, 1)];
-    let eight: [(isize, isize); 8] = [
-        (-1, 0),
-        (1, 0),
-        (0, -1),
-        (0, 1),
-        (-1, -1),
-        (1, -1),
-        (-1, 1),
-        (1, 1),
-    ];
-    let offsets: &[(isize, isize)] = match connectivity {
-        Connectivity::Four => &four,
-        Connectivity::Eight => &eight,
+    let scale = if hi > lo {
+        (LEVELS - 1) as f32 / (hi - lo)
+    } else {
+        0.0
     };
-    while let Some(Reverse((_, i))) = heap.pop() {
+    let levels: Vec<u16> = surface
+        .data
+        .iter()
+        .map(|&v| {
+            if v.is_finite() {
+                ((v - lo) * scale).clamp(0.0, (LEVELS - 1) as f32) as u16
+            } else if v > 0.0 {
+                (LEVELS - 1) as u16
+            } else {
+                0
+            }
+        })
+        .collect();
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); LEVELS];
+    let mut heads = vec![0usize; LEVELS];
+    for (i, &l) in labels.iter().enumerate() {
+        if l != 0 {
+            buckets[levels[i] as usize].push(i as u32);
+        }
+    }
+    let eight = connectivity == Connectivity::Eight;
+    let mut current = 0usize;
+    while current < LEVELS {
+        let Some(&i) = buckets[current].get(heads[current]) else {
+            current += 1;
+            continue;
+        };
+        heads[current] += 1;
         let i = i as usize;
         let l = labels[i];
-        let (x, y) = ((i % w) as isize, (i / w) as isize);
-        for &(dx, dy) in offsets {
-            let (nx, ny) = (x + dx, y + dy);
-            if nx < 0 || ny < 0 || nx >= w as isize || ny >= h as isize {
-                continue;
+        let (x, y) = (i % w, i / w);
+        let visit = |j: usize, labels: &mut [u32], buckets: &mut [Vec<u32>]| {
+            if labels[j] == 0 && inside[j] {
+                labels[j] = l;
+                buckets[(levels[j] as usize).max(current)].push(j as u32);
             }
-            let j = ny as usize * w + nx as usize;
-            if labels[j] != 0 || !inside(j) {
-                continue;
+        };
+        if x > 0 {
+            visit(i - 1, &mut labels, &mut buckets);
+        }
+        if x + 1 < w {
+            visit(i + 1, &mut labels, &mut buckets);
+        }
+        if y > 0 {
+            visit(i - w, &mut labels, &mut buckets);
+            if eight {
+                if x > 0 {
+                    visit(i - w - 1, &mut labels, &mut buckets);
+                }
+                if x + 1 < w {
+                    visit(i - w + 1, &mut labels, &mut buckets);
+                }
             }
-            labels[j] = l;
-            heap.push(Reverse((key(surface.data[j], age), j as u32)));
-            age += 1;
+        }
+        if y + 1 < h {
+            visit(i + w, &mut labels, &mut buckets);
+            if eight {
+                if x > 0 {
+                    visit(i + w - 1, &mut labels, &mut buckets);
+                }
+                if x + 1 < w {
+                    visit(i + w + 1, &mut labels, &mut buckets);
+                }
+            }
         }
     }
     LabelImage::new(w as u32, h as u32, labels)
@@ -89,14 +123,6 @@ pub fn watershed(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ordered_bits_preserves_order() {
-        let v = [-3.5f32, -1.0, -0.0, 0.0, 0.5, 2.0, 1e9];
-        for p in v.windows(2) {
-            assert!(ordered_bits(p[0]) <= ordered_bits(p[1]), "{p:?}");
-        }
-    }
 
     #[test]
     fn splits_at_the_ridge() {
