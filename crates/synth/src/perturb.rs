@@ -1075,6 +1075,27 @@ mod tests {
     }
 
     #[test]
+    fn perturbations_read_from_json_and_reject_unknown_fields() {
+        let p: Perturbation =
+            serde_json::from_str(r#"{"kind": "debris", "density_per_100k_px": 3.0}"#).unwrap();
+        assert_eq!(
+            p,
+            Perturbation::Debris(DebrisParams {
+                density_per_100k_px: 3.0,
+                ..DebrisParams::default()
+            })
+        );
+        let b: Perturbation =
+            serde_json::from_str(r#"{"kind": "blur", "diameter_px": 4}"#).unwrap();
+        assert_eq!(b, Perturbation::Blur { diameter_px: 4.0 });
+        assert!(
+            serde_json::from_str::<Perturbation>(r#"{"kind": "debris", "densty": 3}"#).is_err()
+        );
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<Perturbation>(&text).unwrap(), p);
+    }
+
+    #[test]
     fn truth_of_another_size_is_an_error() {
         let img = Image::gray8(4, 4, vec![0; 16]).unwrap();
         let t = Truth::from_labels(LabelImage::zeros(5, 4));
