@@ -41,12 +41,17 @@ pub trait PointPredictor: Sync {
     fn embed(&self, rgb8: &Image) -> Result<Self::Embedding>;
 
     /// For each point `(x, y)` (pixels of the embedded image), the multimask prediction:
-    /// `256 × 256` logits per mask in the padded 1024 frame, and predicted IoUs.
+    /// `256 × 256` logits per mask in the padded 1024 frame, and predicted IoUs. Logits may be
+    /// left empty for a prompt none of whose IoUs is above `min_iou` (they are not used).
     ///
     /// # Errors
     /// Any model failure.
-    fn predict_points(&self, emb: &Self::Embedding, points: &[[f64; 2]])
-        -> Result<Vec<Prediction>>;
+    fn predict_points(
+        &self,
+        emb: &Self::Embedding,
+        points: &[[f64; 2]],
+        min_iou: Option<f32>,
+    ) -> Result<Vec<Prediction>>;
 }
 
 /// Settings of the automatic mask generator; defaults are the reference's.
@@ -491,7 +496,8 @@ impl MaskGenerator {
         let mut found: Vec<Candidate> = Vec::new();
         for batch in points.chunks(cfg.points_per_batch) {
             let t = Instant::now();
-            let preds = model.predict_points(&emb, batch)?;
+            let min_iou = (cfg.pred_iou_thresh > 0.0).then_some(cfg.pred_iou_thresh);
+            let preds = model.predict_points(&emb, batch, min_iou)?;
             timings.decode_ms += t.elapsed().as_secs_f64() * 1e3;
             timings.batches += 1;
             let t = Instant::now();
@@ -797,6 +803,7 @@ mod tests {
             &self,
             emb: &(usize, usize),
             points: &[[f64; 2]],
+            _min_iou: Option<f32>,
         ) -> Result<Vec<Prediction>> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.prompts.fetch_add(points.len(), Ordering::SeqCst);

@@ -152,26 +152,58 @@ impl MaskDecoder {
         shared: Option<&SharedKeys>,
         multimask: bool,
     ) -> Result<DecoderOutput> {
+        let (hs, src, iou) = self.forward_tokens(image, image_pe, sparse, shared, multimask)?;
+        let masks = self.upscale(&hs, &src, multimask)?;
+        Ok(DecoderOutput { masks, iou })
+    }
+
+    /// The transformer and the IoU head: returns the output tokens `B × T × C`, the image side
+    /// `B × 4096 × C` and the predicted IoUs `B × K`. Masks follow from [`MaskDecoder::upscale`],
+    /// which may be run on a subset of the prompts (e.g. those whose IoU passes a threshold).
+    pub fn forward_tokens(
+        &self,
+        image: &Tensor,
+        image_pe: &Tensor,
+        sparse: &Tensor,
+        shared: Option<&SharedKeys>,
+        multimask: bool,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let b = sparse.dim(0)?;
         let c = self.output_tokens.dim(1)?;
         let out_tokens = self.output_tokens.unsqueeze(0)?.broadcast_as((b, 5, c))?;
         let tokens = Tensor::cat(&[&out_tokens.contiguous()?, sparse], 1)?;
         let (hs, src) = self.transformer.forward(image, image_pe, &tokens, shared)?;
         let src = src.broadcast_as((b, src.dim(1)?, c))?.contiguous()?;
+        let range = Self::mask_range(multimask);
+        let iou = self.iou_head.forward(&hs.narrow(1, 0, 1)?.squeeze(1)?)?;
+        let idx = Tensor::from_vec(
+            range.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+            range.len(),
+            iou.device(),
+        )?;
+        let iou = iou.index_select(&idx, 1)?;
+        Ok((hs, src, iou))
+    }
 
-        let range: Vec<usize> = if multimask {
+    fn mask_range(multimask: bool) -> Vec<usize> {
+        if multimask {
             (1..=NUM_MULTIMASK).collect()
         } else {
             vec![0]
-        };
+        }
+    }
+
+    /// Masks `B × K × 256 × 256` from the output tokens and image side of
+    /// [`MaskDecoder::forward_tokens`].
+    pub fn upscale(&self, hs: &Tensor, src: &Tensor, multimask: bool) -> Result<Tensor> {
+        let (b, hw, c) = src.dims3()?;
+        let range = Self::mask_range(multimask);
         let k = range.len();
         let hyper = range
             .iter()
             .map(|&i| self.hyper[i].forward(&hs.narrow(1, 1 + i, 1)?))
             .collect::<Result<Vec<_>>>()?;
         let hyper = Tensor::cat(&hyper, 1)?; // B × K × 32
-
-        let hw = src.dim(1)?;
         let grid = (hw as f64).sqrt() as usize;
         let x = src.reshape((b * hw, c))?;
         let x = self.act1.forward(&self.up1.forward(&x)?)?; // (B·HW·4) × 64
@@ -180,19 +212,9 @@ impl MaskDecoder {
         let x = x.reshape((b, hw * 16, ch))?;
         // B × (HW·16) × K; pixel (4i + 2di + di2, 4j + 2dj + dj2) sits at (i, j, di, dj, di2, dj2).
         let m = x.matmul(&hyper.transpose(1, 2)?.contiguous()?)?;
-        let m = m
-            .reshape(vec![b, grid, grid, 2, 2, 2, 2, k])?
+        m.reshape(vec![b, grid, grid, 2, 2, 2, 2, k])?
             .permute(vec![0, 7, 1, 3, 5, 2, 4, 6])?
             .contiguous()?
-            .reshape((b, k, 4 * grid, 4 * grid))?;
-
-        let iou = self.iou_head.forward(&hs.narrow(1, 0, 1)?.squeeze(1)?)?;
-        let idx = Tensor::from_vec(
-            range.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-            k,
-            iou.device(),
-        )?;
-        let iou = iou.index_select(&idx, 1)?;
-        Ok(DecoderOutput { masks: m, iou })
+            .reshape((b, k, 4 * grid, 4 * grid))
     }
 }

@@ -85,7 +85,8 @@ pub struct Prompt {
 /// The decoder's answer to one prompt.
 #[derive(Debug, Clone)]
 pub struct Prediction {
-    /// `K × 256 × 256` logits in the padded model-input frame (K = 3 with multimask, else 1).
+    /// `K × 256 × 256` logits in the padded model-input frame (K = 3 with multimask, else 1);
+    /// empty when skipped by [`Sam::predict_filtered`].
     pub low_res_logits: Vec<f32>,
     /// Predicted IoU of each of the K masks.
     pub iou: Vec<f32>,
@@ -99,9 +100,11 @@ impl Prediction {
     pub fn is_empty(&self) -> bool {
         self.iou.is_empty()
     }
-    /// Logits of mask `k`.
+    /// Logits of mask `k` (empty when they were not computed, see [`Sam::predict_filtered`]).
     pub fn logits(&self, k: usize) -> &[f32] {
-        &self.low_res_logits[k * LOW_RES * LOW_RES..(k + 1) * LOW_RES * LOW_RES]
+        self.low_res_logits
+            .get(k * LOW_RES * LOW_RES..(k + 1) * LOW_RES * LOW_RES)
+            .unwrap_or(&[])
     }
 }
 
@@ -257,6 +260,24 @@ impl Sam {
         prompts: &[Prompt],
         multimask: bool,
     ) -> Result<Vec<Prediction>> {
+        self.predict_filtered(emb, prompts, multimask, None)
+    }
+
+    /// As [`Sam::predict`], but the masks of a prompt are only computed when one of its
+    /// predicted IoUs is above `min_iou`; other prompts get empty
+    /// [`Prediction::low_res_logits`] (their IoUs are still given). The automatic generator uses
+    /// this with its `pred_iou_thresh`, which skips the upscaling (about 40 % of the decoder's
+    /// work) for prompts whose masks it would discard anyway.
+    ///
+    /// # Errors
+    /// As [`Sam::predict`].
+    pub fn predict_filtered(
+        &self,
+        emb: &ImageEmbedding,
+        prompts: &[Prompt],
+        multimask: bool,
+        min_iou: Option<f32>,
+    ) -> Result<Vec<Prediction>> {
         let _span = tracing::debug_span!("sam_decode", prompts = prompts.len()).entered();
         for (i, p) in prompts.iter().enumerate() {
             if p.points.is_empty() && p.bbox.is_none() && p.mask_logits.is_none() {
@@ -286,7 +307,7 @@ impl Sam {
                 end += 1;
             }
             let group: Vec<&Prompt> = order[start..end].iter().map(|&i| &prompts[i]).collect();
-            let preds = self.decode_group(emb, &group, multimask)?;
+            let preds = self.decode_group(emb, &group, multimask, min_iou)?;
             for (&i, p) in order[start..end].iter().zip(preds) {
                 out[i] = Some(p);
             }
@@ -301,6 +322,7 @@ impl Sam {
         emb: &ImageEmbedding,
         group: &[&Prompt],
         multimask: bool,
+        min_iou: Option<f32>,
     ) -> Result<Vec<Prediction>> {
         let b = group.len();
         let (iw, ih) = resized_size(emb.width, emb.height, INPUT_SIZE);
@@ -321,7 +343,7 @@ impl Sam {
         let n_tokens = sparse.len() / (b * EMBED_DIM);
         let sparse = Tensor::from_vec(sparse, (b, n_tokens, EMBED_DIM), &self.device)?;
         let pe = self.prompt_encoder.dense_pe();
-        let out = if group[0].mask_logits.is_some() {
+        let (hs, src, iou) = if group[0].mask_logits.is_some() {
             let mut m = Vec::with_capacity(b * MASK_INPUT_SIZE * MASK_INPUT_SIZE);
             for p in group {
                 if let Some(l) = &p.mask_logits {
@@ -331,19 +353,46 @@ impl Sam {
             let m = Tensor::from_vec(m, (b, 1, MASK_INPUT_SIZE, MASK_INPUT_SIZE), &self.device)?;
             let dense = self.prompt_encoder.embed_masks(&m)?;
             let src = dense.broadcast_add(&emb.features)?;
-            self.decoder.forward(&src, pe, &sparse, None, multimask)?
-        } else {
             self.decoder
-                .forward(&emb.src_no_mask, pe, &sparse, Some(&emb.shared), multimask)?
+                .forward_tokens(&src, pe, &sparse, None, multimask)?
+        } else {
+            self.decoder.forward_tokens(
+                &emb.src_no_mask,
+                pe,
+                &sparse,
+                Some(&emb.shared),
+                multimask,
+            )?
         };
-        let masks = out.masks.flatten_all()?.to_vec1::<f32>()?;
-        let iou = out.iou.to_vec2::<f32>()?;
-        let per = masks.len() / b;
+        let iou = iou.to_vec2::<f32>()?;
+        // Upscale only the prompts with a mask whose predicted IoU passes `min_iou`.
+        let wanted: Vec<u32> = iou
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| min_iou.is_none_or(|t| v.iter().any(|&x| x > t)))
+            .map(|(i, _)| i as u32)
+            .collect();
+        let mut logits: Vec<Vec<f32>> = vec![Vec::new(); b];
+        if !wanted.is_empty() {
+            let masks = if wanted.len() == b {
+                self.decoder.upscale(&hs, &src, multimask)?
+            } else {
+                let idx = Tensor::from_vec(wanted.clone(), wanted.len(), &self.device)?;
+                let hs = hs.index_select(&idx, 0)?;
+                let src = src.index_select(&idx, 0)?;
+                self.decoder.upscale(&hs, &src, multimask)?
+            };
+            let masks = masks.flatten_all()?.to_vec1::<f32>()?;
+            let per = masks.len() / wanted.len();
+            for (j, &i) in wanted.iter().enumerate() {
+                logits[i as usize] = masks[j * per..(j + 1) * per].to_vec();
+            }
+        }
         Ok(iou
             .into_iter()
-            .enumerate()
-            .map(|(i, iou)| Prediction {
-                low_res_logits: masks[i * per..(i + 1) * per].to_vec(),
+            .zip(logits)
+            .map(|(iou, low_res_logits)| Prediction {
+                low_res_logits,
                 iou,
             })
             .collect())

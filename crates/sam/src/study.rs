@@ -24,7 +24,12 @@ impl PointPredictor for Sam {
         Sam::embed(self, rgb8)
     }
 
-    fn predict_points(&self, emb: &ImageEmbedding, points: &[[f64; 2]]) -> Result<Vec<Prediction>> {
+    fn predict_points(
+        &self,
+        emb: &ImageEmbedding,
+        points: &[[f64; 2]],
+        min_iou: Option<f32>,
+    ) -> Result<Vec<Prediction>> {
         let prompts: Vec<Prompt> = points
             .iter()
             .map(|p| Prompt {
@@ -36,7 +41,7 @@ impl PointPredictor for Sam {
                 ..Prompt::default()
             })
             .collect();
-        self.predict(emb, &prompts, true)
+        self.predict_filtered(emb, &prompts, true, min_iou)
     }
 }
 

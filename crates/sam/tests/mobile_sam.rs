@@ -136,6 +136,7 @@ fn prompted_segmentation_of_a_real_cell() {
         ],
         ..Prompt::default()
     };
+    let preds_box = boxed.clone();
     let preds = sam
         .predict(&emb, &[point.clone(), boxed.clone(), both_neg], true)
         .unwrap();
@@ -162,6 +163,16 @@ fn prompted_segmentation_of_a_real_cell() {
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     assert!(diff < 1e-3, "batched vs alone: {diff}");
+
+    // Filtered decoding: masks only for prompts with a predicted IoU above the threshold
+    // (point: best 0.981, box: best 0.990), identical where computed.
+    let f = sam
+        .predict_filtered(&emb, &[point.clone(), preds_box.clone()], true, Some(0.985))
+        .unwrap();
+    assert!(f[0].low_res_logits.is_empty() && f[0].logits(0).is_empty());
+    assert_eq!(f[0].iou, preds[0].iou);
+    assert_eq!(f[1].iou, preds[1].iou);
+    assert_eq!(f[1].low_res_logits, preds[1].low_res_logits);
 
     // A mask prompt (the previous low-resolution logits) with the point, single-mask output.
     let k = best(&preds[0]);
