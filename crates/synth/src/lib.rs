@@ -6,7 +6,7 @@
 //!   contrast, brightness, uneven illumination, JPEG, debris, scratches, an SEM-like info bar),
 //!   each with a severity scale ([`PerturbationKind::at`]) and a documented formula,
 //!   deterministic from a seed, carrying the [`Truth`] through.
-//! - [`generate`]: a SIMCEP-like synthetic cell generator ([`CellGenConfig`], [`generate()`])
+//! - [`generate`](mod@generate): a SIMCEP-like synthetic cell generator ([`CellGenConfig`], [`generate()`])
 //!   giving an image, an **instance** [`mica_core::LabelImage`] and the count.
 //! - [`robustness`]: degradation curves of any [`mica_core::Segmenter`] over perturbation ×
 //!   severity or crowding, with real images as anchors; serde results, CSV and SVG.
