@@ -29,9 +29,15 @@ fn convolve_rows(p: &Plane, kernel: &[f32]) -> Plane {
         padded[..r].fill(first);
         padded[r..r + w].copy_from_slice(row);
         padded[r + w..].fill(last);
-        for (j, &kj) in kernel.iter().enumerate() {
-            for (d, &s) in dst.iter_mut().zip(&padded[j..j + w]) {
-                *d += kj * s;
+        // Symmetric kernel: fold the two sides (half the multiplications).
+        for (d, &s) in dst.iter_mut().zip(&padded[r..r + w]) {
+            *d = kernel[r] * s;
+        }
+        for j in 1..=r {
+            let kj = kernel[r + j];
+            let (left, right) = (&padded[r - j..r - j + w], &padded[r + j..r + j + w]);
+            for ((d, &a), &b) in dst.iter_mut().zip(left).zip(right) {
+                *d += kj * (a + b);
             }
         }
     }
@@ -47,12 +53,20 @@ fn convolve_cols(p: &Plane, kernel: &[f32]) -> Plane {
     let r = kernel.len() as isize / 2;
     let (w, h) = (p.width, p.height as isize);
     let mut out = vec![0.0f32; p.data.len()];
+    let row = |yy: isize| {
+        let sy = yy.clamp(0, h - 1) as usize;
+        &p.data[sy * w..(sy + 1) * w]
+    };
     for (y, dst) in out.chunks_exact_mut(w).enumerate() {
-        for (j, &kj) in kernel.iter().enumerate() {
-            let sy = (y as isize + j as isize - r).clamp(0, h - 1) as usize;
-            let src = &p.data[sy * w..(sy + 1) * w];
-            for (d, &s) in dst.iter_mut().zip(src) {
-                *d += kj * s;
+        let y = y as isize;
+        for (d, &s) in dst.iter_mut().zip(row(y)) {
+            *d = kernel[r as usize] * s;
+        }
+        // Symmetric kernel: fold the rows above and below.
+        for j in 1..=r {
+            let kj = kernel[(r + j) as usize];
+            for ((d, &a), &b) in dst.iter_mut().zip(row(y - j)).zip(row(y + j)) {
+                *d += kj * (a + b);
             }
         }
     }
