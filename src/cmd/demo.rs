@@ -22,6 +22,9 @@ pub struct Args {
     /// Start from an empty store instead of resuming the one in `--out`.
     #[arg(long)]
     pub fresh: bool,
+    /// Leave SAM out even when its weights are found (MobileSAM on a CPU takes minutes per image).
+    #[arg(long)]
+    pub no_sam: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
@@ -62,9 +65,21 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             }
         }
     }
+    let methods: Vec<String> = if args.no_sam {
+        study
+            .file
+            .methods
+            .iter()
+            .filter(|m| m.kind() != "sam")
+            .map(|m| m.name().to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let opts = super::run::study::RunOptions {
         store: store.clone(),
         quiet: ctx.quiet,
+        methods,
         ..Default::default()
     };
     let summary = super::run::study::run(&study, &opts)?;

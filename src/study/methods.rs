@@ -100,10 +100,10 @@ pub fn build(
         }
         MethodSpec::Sam {
             preset, weights, ..
-        } => Ok(Runtime::Skipped(sam_unavailable_reason(
-            preset,
-            weights.as_deref(),
-        ))),
+        } => Ok(match sam_segmenter(study, preset, weights.as_deref()) {
+            Ok(s) => Runtime::Segmenter(s),
+            Err(reason) => Runtime::Skipped(reason),
+        }),
         MethodSpec::Vlm {
             name,
             model,
@@ -149,26 +149,38 @@ pub fn build(
     }
 }
 
-/// Why SAM does not run, with how to get the weights (the SAM crate's own weight resolution:
-/// `weights` in the study, `MICA_SAM_WEIGHTS`, then the cache directory).
+/// MobileSAM's automatic mask generator with a preset, on the CPU, as a segmenter with the
+/// study's count and foreground rules; or why it cannot run (with how to get the weights). Weights:
+/// `weights` in the study (relative to the data root), else the SAM crate's own resolution
+/// (`MICA_SAM_WEIGHTS`, then the cache directory, sha256-checked).
 #[cfg(feature = "sam")]
-fn sam_unavailable_reason(preset: &str, weights: Option<&str>) -> String {
-    if let Err(e) = mica_sam::AmgPreset::from_name(preset) {
-        return e.to_string();
-    }
-    match mica_sam::resolve_weights(weights.map(std::path::Path::new)) {
-        Ok(w) => format!(
-            "SAM (preset {preset:?}) weights found at {}, but SAM automatic mask generation is not yet wired into studies (issue #5)",
-            w.path.display()
-        ),
-        Err(e) => format!("SAM (preset {preset:?}): {e}"),
-    }
+fn sam_segmenter(
+    study: &Study,
+    preset: &str,
+    weights: Option<&str>,
+) -> Result<Box<dyn Segmenter>, String> {
+    let p = mica_sam::AmgPreset::from_name(preset).map_err(|e| e.to_string())?;
+    let explicit = weights.map(|w| study.resolve(w));
+    let w = mica_sam::resolve_weights(explicit.as_deref())
+        .map_err(|e| format!("SAM (preset {preset:?}): {e}"))?;
+    let sam = mica_sam::Sam::load_mobile_sam(&w.path, &mica_sam::Device::Cpu)
+        .map_err(|e| format!("SAM (preset {preset:?}): {e}"))?;
+    let seg =
+        mica_sam::SamSegmenter::new(sam, p.config(), mica_sam::ImagePrep::default(), p.name())
+            .map_err(|e| format!("SAM (preset {preset:?}): {e}"))?;
+    Ok(Box::new(seg))
 }
 
-/// Why SAM does not run in a build without the `sam` feature.
+/// SAM in a build without the `sam` feature: never available.
 #[cfg(not(feature = "sam"))]
-fn sam_unavailable_reason(preset: &str, _weights: Option<&str>) -> String {
-    format!("SAM (preset {preset:?}): this mica was built without the `sam` feature")
+fn sam_segmenter(
+    _study: &Study,
+    preset: &str,
+    _weights: Option<&str>,
+) -> Result<Box<dyn Segmenter>, String> {
+    Err(format!(
+        "SAM (preset {preset:?}): this mica was built without the `sam` feature"
+    ))
 }
 
 /// Whether something accepts TCP connections at the host and port of `url` (2 s timeout).
