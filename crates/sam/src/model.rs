@@ -423,3 +423,38 @@ impl Sam {
         )?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_prep_is_explicit_about_depth_and_channels() {
+        let prep = ImagePrep::default();
+        // 8-bit gray: values kept, repeated into RGB.
+        let g8 = Image::gray8(2, 1, vec![10, 200]).unwrap();
+        let r = prep.apply(&g8).unwrap();
+        assert_eq!((r.channels(), r.bit_depth()), (Channels::Rgb, BitDepth::U8));
+        assert_eq!(r.pixels(), &Pixels::U8(vec![10, 10, 10, 200, 200, 200]));
+        // 16-bit gray: stretched to the full 8-bit range.
+        let g16 = Image::gray16(100, 1, (0..100).map(|i| 1000 + 10 * i).collect()).unwrap();
+        let r = prep.apply(&g16).unwrap();
+        let Pixels::U8(v) = r.pixels() else { panic!() };
+        assert_eq!((v[0], v[v.len() - 1]), (0, 255));
+        // Stretching 8-bit data is opt-in.
+        let s = ImagePrep {
+            stretch_8bit: true,
+            ..ImagePrep::default()
+        }
+        .apply(&g8)
+        .unwrap();
+        assert_eq!(s.pixels(), &Pixels::U8(vec![0, 0, 0, 255, 255, 255]));
+        assert!(ImagePrep {
+            low_pct: 90.0,
+            high_pct: 10.0,
+            stretch_8bit: true
+        }
+        .apply(&g8)
+        .is_err());
+    }
+}

@@ -290,4 +290,33 @@ mod tests {
         assert_eq!(resized_size(1024, 600, 1024), (1024, 600));
         assert_eq!(resized_size(100, 300, 1024), (341, 1024));
     }
+
+    #[test]
+    fn pil_bilinear_is_bit_exact() {
+        // Expected values from Pillow: Image.fromarray(src).resize(size, Image.BILINEAR).
+        let src: Vec<u8> = (0..7 * 5 * 3).map(|i| (i * 37 % 251) as u8).collect();
+        let up = resize_like_pil_bilinear(&src, 7, 5, 3, 11, 8);
+        assert_eq!(
+            &up[..24],
+            &[
+                0, 37, 74, 50, 87, 124, 121, 135, 172, 192, 46, 83, 171, 48, 85, 82, 119, 156, 153,
+                190, 67, 155, 192, 46
+            ]
+        );
+        assert_eq!(
+            &up[up.len() - 12..],
+            &[68, 105, 142, 139, 176, 213, 73, 110, 147, 9, 46, 83]
+        );
+        assert_eq!(up.len(), 11 * 8 * 3);
+        let down = resize_like_pil_bilinear(&src, 7, 5, 3, 3, 2);
+        assert_eq!(
+            down,
+            vec![
+                104, 102, 134, 146, 103, 120, 145, 143, 106, 115, 150, 109, 114, 132, 125, 127,
+                113, 125
+            ]
+        );
+        // Same size: unchanged.
+        assert_eq!(resize_like_pil_bilinear(&src, 7, 5, 3, 7, 5), src);
+    }
 }
