@@ -160,3 +160,33 @@ fn unknown_inputs_are_clear_errors() {
     assert_eq!(code, 1);
     assert!(err.contains("jpeg severity"), "{err}");
 }
+
+#[test]
+fn real_bbbc005_counts_are_crowding_anchors() {
+    let d = shared().join("data");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let (code, stdout, err) = mica(&[
+        "robustness",
+        "--perturbation",
+        "crowding",
+        "--data",
+        d.join("bbbc005").to_str().unwrap(),
+        "--severities",
+        "1,10",
+        "--clustering",
+        "0",
+        "--images",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}\n{stdout}");
+    let csv = std::fs::read_to_string(out.join("robustness.csv")).unwrap();
+    let r = rows(&csv, "crowding", "clustering 0");
+    let anchors: Vec<_> = r.iter().filter(|x| x.0 == "anchor").collect();
+    assert_eq!(anchors.len(), 2, "{csv}");
+    assert_eq!((anchors[0].1, anchors[1].1), (1.0, 10.0));
+    // The classical method counts sparse real w1 cells almost exactly.
+    assert!(anchors.iter().all(|a| a.3.unwrap() < 1.0), "{csv}");
+}

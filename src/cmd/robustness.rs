@@ -13,8 +13,8 @@ use mica_classical::{Classical, Preset};
 use mica_core::dataset::{self, subset, DatasetKind, OpenOptions, Sample};
 use mica_core::{io, BinaryMask, Segmenter};
 use mica_synth::robustness::{
-    add_anchor, crowding_curve, curves_svg, perturbation_curve, write_csv, Case, Curve,
-    RobustnessResults,
+    add_anchor, anchor_point, crowding_curve, curves_svg, perturbation_curve, place_anchor,
+    write_csv, Case, Curve, RobustnessResults,
 };
 use mica_synth::{generate, CellGenConfig, PerturbationKind, Truth};
 use std::collections::BTreeMap;
@@ -195,6 +195,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let mut failures = 0usize;
     // Images for the perturbation curves, and the anchors by blur level.
     let mut anchors: BTreeMap<u32, Vec<Case>> = BTreeMap::new();
+    // Real images of the chosen stain (empty for generated data): crowding anchors by count.
+    let mut real_all: Vec<Sample> = Vec::new();
     let (cases, source) = if args.data == "generated" {
         let cfg = CellGenConfig {
             count: args.count,
@@ -247,10 +249,14 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                         anchors.entry(blur).or_default().push(c);
                     }
                 }
-                all.into_iter().filter(|s| scenes.contains(&s.id)).collect()
+                all.iter()
+                    .filter(|s| scenes.contains(&s.id))
+                    .cloned()
+                    .collect()
             }
             None => subset::sample(&all, args.images, args.seed, subset::Strata::Count),
         };
+        real_all = all;
         if chosen.is_empty() {
             bail!(
                 "no BBBC005 stain-{} images found in {}",
@@ -274,15 +280,37 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let mut curves: Vec<Curve> = Vec::new();
     for axis in &args.perturbation {
         let sev = if args.severities.is_empty() {
-            default_severities(axis)
+            if axis == "crowding" && !real_all.is_empty() {
+                // Counts that BBBC005 has, so every point gets a real anchor.
+                vec![1.0, 10.0, 27.0, 48.0, 74.0, 100.0]
+            } else {
+                default_severities(axis)
+            }
         } else {
             args.severities.clone()
         };
         let t0 = std::time::Instant::now();
         if axis == "crowding" {
             let counts: Vec<usize> = sev.iter().map(|&c| c.max(0.0).round() as usize).collect();
+            // Real images at each count (up to --images per count), scored once.
+            let mut real_points = Vec::new();
+            for &n in &counts {
+                let at_n: Vec<Sample> = real_all
+                    .iter()
+                    .filter(|s| s.truth.count == Some(n as f64))
+                    .take(args.images)
+                    .cloned()
+                    .collect();
+                if !at_n.is_empty() {
+                    let cs = load_cases(&at_n, &mut failures);
+                    real_points.push((
+                        format!("BBBC005 C{n} (real, {} images)", cs.len()),
+                        anchor_point(&seg, n as f64, &cs),
+                    ));
+                }
+            }
             for &cl in &args.clustering {
-                let c = crowding_curve(
+                let mut c = crowding_curve(
                     &seg,
                     &gen_cfg,
                     &counts,
@@ -291,6 +319,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                     args.seed,
                     &format!("generated ({})", args.generator),
                 )?;
+                for (label, p) in &real_points {
+                    place_anchor(&mut c, label, p.clone());
+                }
                 curves.push(c);
             }
         } else {

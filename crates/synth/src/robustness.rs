@@ -266,18 +266,18 @@ pub fn interpolate(
     pts.iter().find(|p| p.0 == x).map(|p| p.1)
 }
 
-/// Scores real images (already at `severity`, e.g. BBBC005 F23) and places them on `curve`.
-pub fn add_anchor(
-    curve: &mut Curve,
-    seg: &dyn Segmenter,
-    label: &str,
-    severity: f64,
-    cases: &[Case],
-) {
+/// Scores real images that are already at `severity` (e.g. BBBC005 F23 at blur 23, or the
+/// BBBC005 images with 48 cells at crowding 48) into one point.
+pub fn anchor_point(seg: &dyn Segmenter, severity: f64, cases: &[Case]) -> CurvePoint {
     let scores: Vec<ImageScore> = cases.par_iter().map(|c| score_case(seg, c)).collect();
-    let point = summarise(severity, &scores);
-    let curve_dice = interpolate(&curve.points, severity, |p| p.mean_dice);
-    let curve_count_mae = interpolate(&curve.points, severity, |p| p.count_mae);
+    summarise(severity, &scores)
+}
+
+/// Places an anchor `point` on `curve`, with its differences to the curve interpolated at the
+/// anchor's severity.
+pub fn place_anchor(curve: &mut Curve, label: &str, point: CurvePoint) {
+    let curve_dice = interpolate(&curve.points, point.severity, |p| p.mean_dice);
+    let curve_count_mae = interpolate(&curve.points, point.severity, |p| p.count_mae);
     curve.anchors.push(Anchor {
         label: label.to_string(),
         dice_minus_curve: point.mean_dice.zip(curve_dice).map(|(a, b)| a - b),
@@ -286,6 +286,18 @@ pub fn add_anchor(
         curve_count_mae,
         point,
     });
+}
+
+/// [`anchor_point`] then [`place_anchor`].
+pub fn add_anchor(
+    curve: &mut Curve,
+    seg: &dyn Segmenter,
+    label: &str,
+    severity: f64,
+    cases: &[Case],
+) {
+    let point = anchor_point(seg, severity, cases);
+    place_anchor(curve, label, point);
 }
 
 fn opt(v: Option<f64>) -> String {
