@@ -396,7 +396,8 @@ pub fn curves_svg(curves: &[&Curve]) -> String {
         .map(|c| c.severity_unit.clone())
         .unwrap_or_default();
     let mut s = String::new();
-    let h = 2.0 * PH + 110.0;
+    let legend_h = 16.0 * curves.len().max(1) as f64;
+    let h = 2.0 * PH + 100.0 + legend_h;
     s += &format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
@@ -486,8 +487,8 @@ pub fn curves_svg(curves: &[&Curve]) -> String {
     );
     for (ci, c) in curves.iter().enumerate() {
         let col = COLORS[ci % COLORS.len()];
-        let y = 2.0 * PH + 78.0 + 0.0 * ci as f64;
-        let x = L + ci as f64 * 190.0;
+        let y = 2.0 * PH + 78.0 + 16.0 * ci as f64;
+        let x = L;
         let label = if c.series.is_empty() {
             c.method.clone()
         } else {
@@ -498,7 +499,7 @@ pub fn curves_svg(curves: &[&Curve]) -> String {
     if curves.iter().any(|c| !c.anchors.is_empty()) {
         s += &format!(
             "<text x=\"{L}\" y=\"{}\">◇ = real images at that severity (anchors)</text>\n",
-            2.0 * PH + 98.0
+            2.0 * PH + 82.0 + legend_h
         );
     }
     s += "</svg>\n";
