@@ -32,6 +32,13 @@ pub enum SynthError {
     /// JPEG encoding or decoding failed.
     #[error("JPEG round trip failed: {0}")]
     Jpeg(String),
+    /// Perturbing or generating one named image failed.
+    #[error("{id}: {source}")]
+    OnImage {
+        id: String,
+        #[source]
+        source: Box<SynthError>,
+    },
     /// An error from mica-core (image construction).
     #[error(transparent)]
     Core(#[from] mica_core::Error),

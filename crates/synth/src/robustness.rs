@@ -169,7 +169,10 @@ pub fn perturbation_curve(
             .map(|(i, c)| {
                 let out = p
                     .apply_with_texture(&c.image, &c.truth, case_seed(seed, i), texture)
-                    .map_err(|e| SynthError::param(&c.id, e))?;
+                    .map_err(|e| SynthError::OnImage {
+                        id: c.id.clone(),
+                        source: Box::new(e),
+                    })?;
                 Ok(score_case(
                     seg,
                     &Case {

@@ -45,8 +45,8 @@ fn scene(w: u32, h: u32, depth: BitDepth, channels: Channels, seed: u64) -> (Ima
 
 fn arb_scene() -> impl Strategy<Value = (Image, Truth)> {
     (
-        8u32..40,
-        8u32..40,
+        1u32..40,
+        1u32..40,
         prop_oneof![Just(BitDepth::U8), Just(BitDepth::U16), Just(BitDepth::F32)],
         prop_oneof![Just(Channels::Gray), Just(Channels::Rgb)],
         any::<u64>(),
