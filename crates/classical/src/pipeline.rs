@@ -98,7 +98,14 @@ impl Classical {
         let labels = match s.split {
             Split::None => fg.connected_components(s.connectivity),
             Split::Watershed { markers, flood } => {
-                let dist = distance_transform(&fg);
+                // The distance transform only when markers or flooding use it.
+                let needs_distance =
+                    flood == Flood::Distance || matches!(markers, Markers::DistancePeaks { .. });
+                let dist = if needs_distance {
+                    distance_transform(&fg)
+                } else {
+                    Plane::filled(0, 0, 0.0)
+                };
                 let (peak_surface, min_value, min_distance) = match markers {
                     Markers::DistancePeaks {
                         min_distance_px,
