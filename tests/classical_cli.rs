@@ -1,0 +1,135 @@
+//! `mica segment` and `mica count` with the classical method, end to end on real images and on
+//! bad files the tests make.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn image(name: &str) -> PathBuf {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/bbbc005/images"))
+        .join(name);
+    assert!(p.is_file(), "these tests need ../shared next to the repository");
+    p
+}
+
+fn mica(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const W1: &str = "SIMCEPImages_A05_C18_F1_s01_w1.TIF";
+const W2: &str = "SIMCEPImages_A05_C18_F1_s01_w2.TIF";
+
+#[test]
+fn segment_writes_labels_overlays_and_object_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (a, b) = (image(W1), image(W2));
+    let (code, _, err) = mica(&[
+        "segment",
+        "--method",
+        "classical",
+        "--preset",
+        "fluorescence-nuclei",
+        "--out",
+        out.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for stem in [W1, W2].map(|n| n.trim_end_matches(".TIF")) {
+        assert!(out.join(format!("{stem}_labels.tif")).is_file());
+        assert!(out.join(format!("{stem}_overlay.png")).is_file());
+    }
+    // The label TIFF holds as many objects as the object table has rows for that image.
+    let labels = mica_core::io::read_label_image(&out.join(format!(
+        "{}_labels.tif",
+        W1.trim_end_matches(".TIF")
+    )))
+    .unwrap();
+    let table = std::fs::read_to_string(out.join("objects.csv")).unwrap();
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "image,label,area_px,centroid_x,centroid_y,bbox_x0,bbox_y0,bbox_x1,bbox_y1,mean_intensity"
+    );
+    let rows_w1 = lines.clone().filter(|l| l.starts_with(W1)).count();
+    assert_eq!(rows_w1, labels.num_objects());
+    assert!((16..=20).contains(&rows_w1), "{rows_w1} objects in a C18 image");
+    let counts = std::fs::read_to_string(out.join("counts.csv")).unwrap();
+    assert!(counts.starts_with("image,count\n"));
+    assert!(counts.contains(&format!("{W1},{rows_w1}")));
+}
+
+#[test]
+fn count_prints_csv_and_json_and_writes_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("counts.csv");
+    let a = image(W1);
+    let (code, out, err) = mica(&["count", a.to_str().unwrap(), "--csv", csv.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("image,count"));
+    let row = lines.next().unwrap();
+    let n: usize = row.strip_prefix(&format!("{W1},")).unwrap().parse().unwrap();
+    assert!((16..=20).contains(&n), "{n}");
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), out);
+    let (code, out, err) = mica(&["count", "--json", a.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["image"], W1);
+    assert_eq!(v[0]["count"], n);
+}
+
+#[test]
+fn bad_image_is_reported_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.tif");
+    std::fs::write(&bad, b"II*\0not really a tiff").unwrap();
+    let a = image(W1);
+    let (code, out, err) = mica(&["count", bad.to_str().unwrap(), a.to_str().unwrap()]);
+    assert_eq!(code, 3, "partial success: {err}");
+    assert!(err.contains("broken.tif"), "{err}");
+    assert!(out.contains(W1));
+    assert!(!out.contains("broken.tif"));
+}
+
+#[test]
+fn unknown_preset_and_bad_settings_are_errors() {
+    let a = image(W1);
+    let (code, _, err) = mica(&["count", "--preset", "nuclei-ish", a.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nuclei-ish") && err.contains("fluorescence-nuclei"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("mine.toml");
+    std::fs::write(&s, "smoothing_sigma_px = 1.0\nthreshold_method = \"otsu\"\n").unwrap();
+    let (code, _, err) = mica(&["count", "--settings", s.to_str().unwrap(), a.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("mine.toml") && err.contains("threshold_method"), "{err}");
+}
+
+#[test]
+fn settings_file_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("nosplit.toml");
+    // No splitting: touching nuclei count once, so the count can only go down.
+    std::fs::write(&s, "[split]\nmethod = \"none\"\n").unwrap();
+    let a = image("SIMCEPImages_A24_C100_F1_s01_w1.TIF");
+    let count = |extra: &[&str]| -> usize {
+        let mut args = vec!["count"];
+        args.extend_from_slice(extra);
+        args.push(a.to_str().unwrap());
+        let (code, out, err) = mica(&args);
+        assert_eq!(code, 0, "{err}");
+        out.lines().nth(1).unwrap().rsplit(',').next().unwrap().parse().unwrap()
+    };
+    let split = count(&["--preset", "textbook"]);
+    let merged = count(&["--settings", s.to_str().unwrap()]);
+    assert!(merged < split, "{merged} vs {split}");
+}
