@@ -5,9 +5,15 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn image(name: &str) -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/bbbc005/images"))
-        .join(name);
-    assert!(p.is_file(), "these tests need ../shared next to the repository");
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/bbbc005/images"
+    ))
+    .join(name);
+    assert!(
+        p.is_file(),
+        "these tests need ../shared next to the repository"
+    );
     p
 }
 
@@ -48,10 +54,9 @@ fn segment_writes_labels_overlays_and_object_table() {
         assert!(out.join(format!("{stem}_overlay.png")).is_file());
     }
     // The label TIFF holds as many objects as the object table has rows for that image.
-    let labels = mica_core::io::read_label_image(&out.join(format!(
-        "{}_labels.tif",
-        W1.trim_end_matches(".TIF")
-    )))
+    let labels = mica_core::io::read_label_image(
+        &out.join(format!("{}_labels.tif", W1.trim_end_matches(".TIF"))),
+    )
     .unwrap();
     let table = std::fs::read_to_string(out.join("objects.csv")).unwrap();
     let mut lines = table.lines();
@@ -61,7 +66,10 @@ fn segment_writes_labels_overlays_and_object_table() {
     );
     let rows_w1 = lines.clone().filter(|l| l.starts_with(W1)).count();
     assert_eq!(rows_w1, labels.num_objects());
-    assert!((16..=20).contains(&rows_w1), "{rows_w1} objects in a C18 image");
+    assert!(
+        (16..=20).contains(&rows_w1),
+        "{rows_w1} objects in a C18 image"
+    );
     let counts = std::fs::read_to_string(out.join("counts.csv")).unwrap();
     assert!(counts.starts_with("image,count\n"));
     assert!(counts.contains(&format!("{W1},{rows_w1}")));
@@ -77,7 +85,11 @@ fn count_prints_csv_and_json_and_writes_csv() {
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("image,count"));
     let row = lines.next().unwrap();
-    let n: usize = row.strip_prefix(&format!("{W1},")).unwrap().parse().unwrap();
+    let n: usize = row
+        .strip_prefix(&format!("{W1},"))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((16..=20).contains(&n), "{n}");
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), out);
     let (code, out, err) = mica(&["count", "--json", a.to_str().unwrap()]);
@@ -105,13 +117,28 @@ fn unknown_preset_and_bad_settings_are_errors() {
     let a = image(W1);
     let (code, _, err) = mica(&["count", "--preset", "nuclei-ish", a.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("nuclei-ish") && err.contains("fluorescence-nuclei"), "{err}");
+    assert!(
+        err.contains("nuclei-ish") && err.contains("fluorescence-nuclei"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("mine.toml");
-    std::fs::write(&s, "smoothing_sigma_px = 1.0\nthreshold_method = \"otsu\"\n").unwrap();
-    let (code, _, err) = mica(&["count", "--settings", s.to_str().unwrap(), a.to_str().unwrap()]);
+    std::fs::write(
+        &s,
+        "smoothing_sigma_px = 1.0\nthreshold_method = \"otsu\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = mica(&[
+        "count",
+        "--settings",
+        s.to_str().unwrap(),
+        a.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1);
-    assert!(err.contains("mine.toml") && err.contains("threshold_method"), "{err}");
+    assert!(
+        err.contains("mine.toml") && err.contains("threshold_method"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -127,7 +154,14 @@ fn settings_file_is_used() {
         args.push(a.to_str().unwrap());
         let (code, out, err) = mica(&args);
         assert_eq!(code, 0, "{err}");
-        out.lines().nth(1).unwrap().rsplit(',').next().unwrap().parse().unwrap()
+        out.lines()
+            .nth(1)
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let split = count(&["--preset", "textbook"]);
     let merged = count(&["--settings", s.to_str().unwrap()]);
