@@ -55,6 +55,35 @@ pub fn fill_holes(mask: &BinaryMask) -> BinaryMask {
     .expect("same size")
 }
 
+/// Fills only holes of at most `max_area_px` pixels (4-connected background regions that do not
+/// reach the border); larger enclosed regions, such as gaps between touching cells, stay background.
+pub fn fill_holes_up_to(mask: &BinaryMask, max_area_px: usize) -> BinaryMask {
+    let filled = fill_holes(mask);
+    let m = mask.as_slice();
+    let holes: Vec<bool> = filled
+        .as_slice()
+        .iter()
+        .zip(m)
+        .map(|(&f, &o)| f && !o)
+        .collect();
+    if !holes.iter().any(|&h| h) {
+        return filled;
+    }
+    let holes = BinaryMask::new(mask.width(), mask.height(), holes)
+        .expect("same size")
+        .connected_components(Connectivity::Four);
+    let mut area = vec![0usize; holes.max_label() as usize + 1];
+    for &l in holes.as_slice() {
+        area[l as usize] += 1;
+    }
+    let data = m
+        .iter()
+        .zip(holes.as_slice())
+        .map(|(&o, &l)| o || (l != 0 && area[l as usize] <= max_area_px))
+        .collect();
+    BinaryMask::new(mask.width(), mask.height(), data).expect("same size")
+}
+
 /// Removes connected components (with `connectivity`) smaller than `min_area_px` pixels.
 pub fn remove_small_objects(
     mask: &BinaryMask,
@@ -141,6 +170,21 @@ mod tests {
             let expected: Vec<bool> = out.iter().map(|&o| !o).collect();
             assert_eq!(fill_holes(&m).as_slice(), &expected[..], "{w}x{h}");
         }
+    }
+
+    #[test]
+    fn fills_small_holes_keeps_large_gaps() {
+        let m = mask(&[
+            "#########", //
+            "#.###...#", //
+            "#####...#", //
+            "#####...#", //
+            "#########", //
+        ]);
+        let f = fill_holes_up_to(&m, 4);
+        assert!(f.get(1, 1));
+        assert!(!f.get(6, 2));
+        assert_eq!(fill_holes_up_to(&m, 9), fill_holes(&m));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use crate::distance::distance_transform;
 use crate::error::Result;
 use crate::filter::{gaussian, opening, subtract_clipped};
-use crate::morphology::{fill_holes, remove_small_objects};
+use crate::morphology::{fill_holes, fill_holes_up_to, remove_small_objects};
 use crate::peaks::{label_unreached, markers_at, peak_local_max};
 use crate::plane::Plane;
 use crate::settings::{Background, Flood, Markers, Polarity, Preset, Settings, Split, Threshold};
@@ -93,7 +93,11 @@ impl Classical {
                 }
             },
         };
-        let mut fg = if s.fill_holes { fill_holes(&fg) } else { fg };
+        let mut fg = match (s.fill_holes, s.max_hole_area_px) {
+            (false, _) => fg,
+            (true, None) => fill_holes(&fg),
+            (true, Some(max)) => fill_holes_up_to(&fg, max),
+        };
         fg = remove_small_objects(&fg, s.min_object_area_px, s.connectivity);
         let labels = match s.split {
             Split::None => fg.connected_components(s.connectivity),

@@ -134,6 +134,9 @@ pub struct Settings {
     pub histogram_bins: usize,
     /// Fill holes in the foreground.
     pub fill_holes: bool,
+    /// Fill only holes up to this many pixels (`None`: all holes, as scikit-image's
+    /// `binary_fill_holes`); larger enclosed background, e.g. gaps among touching cells, is kept.
+    pub max_hole_area_px: Option<usize>,
     /// Foreground components smaller than this are removed before splitting.
     pub min_object_area_px: usize,
     /// Splitting of touching objects.
@@ -155,6 +158,7 @@ impl Default for Settings {
             threshold: Threshold::Otsu,
             histogram_bins: 256,
             fill_holes: true,
+            max_hole_area_px: None,
             min_object_area_px: 0,
             split: Split::default(),
             min_instance_area_px: 0,
