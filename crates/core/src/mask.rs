@@ -62,6 +62,31 @@ impl BinaryMask {
         })
     }
 
+    /// A mask drawn as text, one string per row, `#` for foreground and any other character
+    /// for background; handy for tests and examples.
+    ///
+    /// ```
+    /// use mica_core::BinaryMask;
+    /// let m = BinaryMask::from_rows(&["#.", ".#"]).unwrap();
+    /// assert_eq!((m.width(), m.height(), m.area()), (2, 2, 2));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when there are no rows or the rows differ in length.
+    pub fn from_rows(rows: &[&str]) -> Result<Self> {
+        let w = rows.first().map_or(0, |r| r.chars().count());
+        if w == 0 || rows.iter().any(|r| r.chars().count() != w) {
+            return Err(Error::Invalid(
+                "mask rows must be non-empty and of equal length".into(),
+            ));
+        }
+        let data = rows
+            .iter()
+            .flat_map(|r| r.chars().map(|c| c == '#'))
+            .collect();
+        BinaryMask::new(w as u32, rows.len() as u32, data)
+    }
+
     /// An all-background mask.
     pub fn empty(width: u32, height: u32) -> Self {
         BinaryMask {
@@ -495,13 +520,7 @@ mod tests {
     use super::*;
 
     fn mask(rows: &[&str]) -> BinaryMask {
-        let h = rows.len() as u32;
-        let w = rows[0].len() as u32;
-        let data = rows
-            .iter()
-            .flat_map(|r| r.chars().map(|c| c == '#'))
-            .collect();
-        BinaryMask::new(w, h, data).unwrap()
+        BinaryMask::from_rows(rows).unwrap()
     }
 
     #[test]

@@ -321,13 +321,7 @@ mod tests {
     use super::*;
 
     fn mask(rows: &[&str]) -> BinaryMask {
-        let h = rows.len() as u32;
-        let w = rows[0].len() as u32;
-        let data = rows
-            .iter()
-            .flat_map(|r| r.chars().map(|c| c == '#'))
-            .collect();
-        BinaryMask::new(w, h, data).unwrap()
+        BinaryMask::from_rows(rows).unwrap()
     }
 
     /// O(n²) reference: exact squared distance to the nearest foreground pixel.
