@@ -232,75 +232,31 @@ fn quoted(header: &[String]) -> String {
 
 type Rows = Vec<(u64, Vec<String>)>;
 
-/// Header (trimmed) and rows with their 1-based line numbers. Strips a UTF-8 BOM; accepts CRLF;
-/// skips blank lines; rejects ragged rows.
+/// Header and rows with their 1-based line numbers, read by the core crate's CSV reader (BOM,
+/// CRLF, blank lines, ragged rows), plus the check that a prediction table has two columns.
 fn read_csv(path: &Path) -> Result<(Vec<String>, Rows)> {
-    let bytes = std::fs::read(path).map_err(|source| MetricsError::Io {
-        path: path.to_path_buf(),
-        source,
+    let t = mica_core::dataset::read_table(path).map_err(|e| match e {
+        mica_core::Error::Io { path, source } => MetricsError::Io { path, source },
+        mica_core::Error::Table { path, line, reason } => {
+            MetricsError::Table { path, line, reason }
+        }
+        other => MetricsError::Table {
+            path: path.to_path_buf(),
+            line: 0,
+            reason: other.to_string(),
+        },
     })?;
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let table_err = |line: u64, reason: String| MetricsError::Table {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(body);
-    // Line numbers are computed from byte offsets (skipping blank lines), because the csv crate's
-    // record positions do not give the physical line with CRLF and blank lines.
-    let line_at = |byte: u64| -> u64 {
-        let mut start = (byte as usize).min(body.len());
-        while start < body.len() && (body[start] == b'\n' || body[start] == b'\r') {
-            start += 1;
-        }
-        body[..start].iter().filter(|&&b| b == b'\n').count() as u64 + 1
-    };
-    let mut rec = csv::StringRecord::new();
-    let read = |reader: &mut csv::Reader<&[u8]>, rec: &mut csv::StringRecord| {
-        let start = reader.position().byte();
-        reader
-            .read_record(rec)
-            .map_err(|e| table_err(line_at(start), format!("cannot read the row: {e}")))
-            .map(|more| (more, line_at(start)))
-    };
-    let header: Vec<String> = match read(&mut reader, &mut rec)? {
-        (true, _) => rec.iter().map(|h| h.trim().to_string()).collect(),
-        (false, _) => return Err(table_err(1, "the file is empty (no header)".into())),
-    };
-    if header.len() < 2 {
-        return Err(table_err(
-            1,
-            format!(
+    if t.header.len() < 2 {
+        return Err(MetricsError::Table {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: format!(
                 "the header has {} column(s); a prediction table needs at least two",
-                header.len()
+                t.header.len()
             ),
-        ));
+        });
     }
-    let mut rows = Vec::new();
-    loop {
-        let (more, line) = read(&mut reader, &mut rec)?;
-        if !more {
-            break;
-        }
-        if rec.len() == 1 && rec[0].trim().is_empty() {
-            continue;
-        }
-        if rec.len() != header.len() {
-            return Err(table_err(
-                line,
-                format!(
-                    "ragged row: {} field(s), the header has {}",
-                    rec.len(),
-                    header.len()
-                ),
-            ));
-        }
-        rows.push((line, rec.iter().map(str::to_string).collect()));
-    }
-    Ok((header, rows))
+    Ok((t.header, t.rows))
 }
 
 #[cfg(test)]

@@ -40,66 +40,83 @@ impl Table {
     }
 }
 
-/// Reads a CSV file with a header. A UTF-8 BOM is removed, CRLF accepted, cells trimmed.
+/// Reads a CSV file with a header. A UTF-8 BOM is removed, CRLF accepted, blank lines skipped,
+/// cells and header names trimmed; line numbers are the physical lines of the file.
 ///
 /// # Errors
 /// [`Error::Io`] for an unreadable file; [`Error::Table`] for an empty file, invalid UTF-8 or a
 /// row with a different number of cells than the header (with its line number).
 pub fn read_table(path: &Path) -> Result<Table> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| Error::Table {
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let table_err = |line: u64, reason: String| Error::Table {
         path: path.to_path_buf(),
-        line: 0,
-        reason: format!("not UTF-8 text: {e}"),
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| csv_err(path, e))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    if header.is_empty() || header.iter().all(|h| h.is_empty()) {
-        return Err(Error::Table {
-            path: path.to_path_buf(),
-            line: 1,
-            reason: "empty file or empty header".into(),
-        });
+        line,
+        reason,
+    };
+    if let Err(e) = std::str::from_utf8(body) {
+        let line = body[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+            + 1;
+        return Err(table_err(line, format!("not UTF-8 text: {e}")));
     }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    // Physical line of a record from its byte offset: the csv crate's own record positions do
+    // not count blank lines and CRLF the way an editor does.
+    let line_at = |byte: u64| -> u64 {
+        let mut start = (byte as usize).min(body.len());
+        while start < body.len() && (body[start] == b'\n' || body[start] == b'\r') {
+            start += 1;
+        }
+        body[..start].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    };
+    let mut rec = csv::StringRecord::new();
+    let mut read = |rec: &mut csv::StringRecord| -> Result<Option<u64>> {
+        let start = reader.position().byte();
+        match reader.read_record(rec) {
+            Ok(true) => Ok(Some(line_at(start))),
+            Ok(false) => Ok(None),
+            Err(e) => Err(table_err(
+                line_at(start),
+                format!("cannot read the row: {e}"),
+            )),
+        }
+    };
+    let blank = |rec: &csv::StringRecord| rec.iter().all(|c| c.trim().is_empty());
+    let header: Vec<String> = loop {
+        match read(&mut rec)? {
+            None => return Err(table_err(1, "empty file (no header)".into())),
+            Some(_) if blank(&rec) => continue,
+            Some(_) => break rec.iter().map(|h| h.trim().to_string()).collect(),
+        }
+    };
     let mut rows = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| csv_err(path, e))?;
-        if rec.iter().all(|c| c.is_empty()) {
+    while let Some(line) = read(&mut rec)? {
+        if blank(&rec) {
             continue;
         }
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        rows.push((line, rec.iter().map(str::to_string).collect()));
+        if rec.len() != header.len() {
+            return Err(table_err(
+                line,
+                format!(
+                    "ragged row: {} cells, but the header has {}",
+                    rec.len(),
+                    header.len()
+                ),
+            ));
+        }
+        rows.push((line, rec.iter().map(|c| c.trim().to_string()).collect()));
     }
     Ok(Table {
         path: path.to_path_buf(),
         header,
         rows,
     })
-}
-
-fn csv_err(path: &Path, e: csv::Error) -> Error {
-    let line = e.position().map(|p| p.line()).unwrap_or(0);
-    let reason = match e.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!("row has {len} cells but the header has {expected_len}"),
-        _ => e.to_string(),
-    };
-    Error::Table {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    }
 }
 
 #[cfg(test)]
@@ -115,6 +132,7 @@ mod tests {
         assert_eq!(t.header, vec!["name", "count"]);
         assert_eq!(t.rows.len(), 2);
         assert_eq!(t.rows[1].1, vec!["b.tif", ""]);
+        assert_eq!((t.rows[0].0, t.rows[1].0), (2, 3));
         assert_eq!(t.column(&["COUNT"]), Some(1));
     }
 
@@ -122,8 +140,11 @@ mod tests {
     fn ragged_row_names_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bad.csv");
-        std::fs::write(&p, "a,b\n1,2\n3\n").unwrap();
+        std::fs::write(&p, "a,b\r\n1,2\r\n\r\n3\r\n").unwrap();
         let e = read_table(&p).unwrap_err().to_string();
-        assert!(e.contains("bad.csv:3") && e.contains("1 cells"), "{e}");
+        assert!(
+            e.contains("bad.csv:4") && e.contains("ragged row: 1 cells"),
+            "{e}"
+        );
     }
 }
