@@ -1,7 +1,8 @@
 //! `mica count` (issue #4): object counts per image with the classical method, SAM or (with
 //! `--model`) a vision-language model.
 
-use super::segment::{instances, MethodArgs};
+use super::instances;
+use super::segment::MethodArgs;
 use super::Ctx;
 use crate::exit;
 use anyhow::Context;

@@ -6,6 +6,7 @@ pub mod count;
 pub mod data;
 pub mod demo;
 pub mod eval;
+pub mod instances;
 pub mod merge;
 pub mod report;
 pub mod robustness;

@@ -1,9 +1,6 @@
 //! `mica segment` (issue #4): label images, overlays and per-object measurements for many images.
 
-// The shared pipeline; `mod instances;` belongs in cmd/mod.rs (requested from the lead).
-#[path = "instances.rs"]
-pub mod instances;
-
+use super::instances;
 use super::Ctx;
 use crate::exit;
 use anyhow::{bail, Context};
