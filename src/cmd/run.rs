@@ -83,7 +83,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
 
 /// Prints what a run did to stderr (unless quiet).
 pub fn print_summary(s: &study::RunSummary, store: &std::path::Path, ctx: &Ctx) {
-    for p in &s.problems {
+    for p in s.problems.iter().chain(&s.warnings) {
         eprintln!("warning: {p}");
     }
     if ctx.quiet {

@@ -51,6 +51,8 @@ pub struct RunSummary {
     pub skipped_methods: Vec<(String, String)>,
     /// Dataset problems (unreadable files, listed names not found).
     pub problems: Vec<String>,
+    /// Things worth knowing that are not failures (e.g. the store holds runs of another study).
+    pub warnings: Vec<String>,
 }
 
 struct Group {
@@ -196,6 +198,20 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         return Ok(summary);
     }
     let store = store.take().context("store is open when not a dry run")?;
+    if let Some(prev) = store
+        .runs()?
+        .into_iter()
+        .rev()
+        .find(|r| r.study_hash != study.hash)
+    {
+        summary.warnings.push(format!(
+            "the store {} also holds run {} of a different study file (sha256 {}…, now {}…); predictions already stored are kept, not redone",
+            opts.store.display(),
+            prev.id,
+            &prev.study_hash[..prev.study_hash.len().min(12)],
+            &study.hash[..12]
+        ));
+    }
     let settings = serde_json::json!({
         "study_file": study.source.display().to_string(),
         "data_root": study.data_root.display().to_string(),
