@@ -8,6 +8,7 @@
 mod cmd;
 mod exit;
 mod progress;
+mod study;
 
 use clap::{Parser, Subcommand};
 

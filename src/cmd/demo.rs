@@ -47,7 +47,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             examples.display()
         );
     }
-    let study = super::run::study::Study::from_str(
+    let study = crate::study::Study::from_str(
         DEMO_STUDY,
         std::path::Path::new("studies/demo.toml (built in)"),
         &examples,
@@ -76,13 +76,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     } else {
         Vec::new()
     };
-    let opts = super::run::study::RunOptions {
+    let opts = crate::study::RunOptions {
         store: store.clone(),
         quiet: ctx.quiet,
         methods,
         ..Default::default()
     };
-    let summary = super::run::study::run(&study, &opts)?;
+    let summary = crate::study::run(&study, &opts)?;
     super::run::print_summary(&summary, &store, ctx);
     let report = super::report::write_report(
         &store,

@@ -4,9 +4,7 @@ use super::Ctx;
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 
-// The study module lives in `src/study/`; it is included here until `main.rs` declares it.
-#[path = "../study/mod.rs"]
-pub mod study;
+use crate::study;
 
 /// Run a study file (datasets × tasks × methods) into a results store. Every prediction is stored
 /// as soon as it is made: after an interruption (even `kill -9`), running the same command again
