@@ -1,7 +1,6 @@
 //! Marker finding: local maxima with a minimum distance between them (as
 //! `skimage.feature.peak_local_max`), restricted to a mask.
 
-use crate::filter::max_filter;
 use crate::plane::Plane;
 use mica_core::{BinaryMask, Connectivity, LabelImage};
 
@@ -15,19 +14,41 @@ pub fn peak_local_max(
     min_distance_px: usize,
     min_value: f32,
 ) -> Vec<usize> {
-    let w = p.width;
-    let maxed = max_filter(p, min_distance_px);
+    let (w, h) = (p.width, p.height);
+    let r = min_distance_px;
     let m = mask.as_slice();
-    let mut candidates: Vec<usize> = (0..p.data.len())
-        .filter(|&i| m[i] && p.data[i] > min_value && p.data[i] >= maxed.data[i])
-        .collect();
+    // A pixel is a candidate when no pixel of its clipped (2 r + 1)² window is higher (the same
+    // as `value >= max_filter(value, r)`). Most pixels fail on their row neighbours, so the whole
+    // window is only read for the few that do not (instead of a max filter over the image).
+    let higher_in_window = |x: usize, y: usize, v: f32| {
+        let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
+        (y.saturating_sub(r)..(y + r + 1).min(h))
+            .any(|yy| p.data[yy * w + x0..yy * w + x1].iter().any(|&u| u > v))
+    };
+    let mut candidates: Vec<usize> = Vec::new();
+    for y in 0..h {
+        let row = &p.data[y * w..(y + 1) * w];
+        let mrow = &m[y * w..(y + 1) * w];
+        for x in 0..w {
+            let v = row[x];
+            if !mrow[x] || v <= min_value {
+                continue;
+            }
+            if r > 0
+                && ((x > 0 && row[x - 1] > v)
+                    || (x + 1 < w && row[x + 1] > v)
+                    || higher_in_window(x, y, v))
+            {
+                continue;
+            }
+            candidates.push(y * w + x);
+        }
+    }
     candidates.sort_by(|&a, &b| p.data[b].total_cmp(&p.data[a]).then(a.cmp(&b)));
     if min_distance_px == 0 {
         return candidates;
     }
     // Greedy suppression using a raster of claimed pixels.
-    let r = min_distance_px;
-    let h = p.height;
     let mut kept_at = vec![false; p.data.len()];
     let mut kept = Vec::new();
     'next: for &i in &candidates {
@@ -102,6 +123,55 @@ mod tests {
         assert_eq!(peaks, vec![5 * w + 5, 5 * w + 20]);
         let peaks1 = peak_local_max(&p, &mask, 1, 0.0);
         assert_eq!(peaks1.len(), 3);
+    }
+
+    /// The former definition: candidates are the masked pixels above `min_value` equal to the
+    /// max filter of their window, sorted highest first; then the same greedy suppression.
+    fn reference(p: &Plane, mask: &BinaryMask, r: usize, min_value: f32) -> Vec<usize> {
+        let maxed = crate::filter::max_filter(p, r);
+        let m = mask.as_slice();
+        let mut c: Vec<usize> = (0..p.data.len())
+            .filter(|&i| m[i] && p.data[i] > min_value && p.data[i] >= maxed.data[i])
+            .collect();
+        c.sort_by(|&a, &b| p.data[b].total_cmp(&p.data[a]).then(a.cmp(&b)));
+        let mut kept: Vec<usize> = Vec::new();
+        for &i in &c {
+            let (x, y) = ((i % p.width) as isize, (i / p.width) as isize);
+            let far = |&k: &usize| {
+                let (kx, ky) = ((k % p.width) as isize, (k / p.width) as isize);
+                (kx - x).abs().max((ky - y).abs()) > r as isize
+            };
+            if r == 0 || kept.iter().all(far) {
+                kept.push(i);
+            }
+        }
+        kept
+    }
+
+    #[test]
+    fn matches_max_filter_definition_on_random_surfaces() {
+        let mut rng = mica_core::rng::SplitMix64::new(7);
+        for case in 0..40 {
+            let (w, h) = (5 + case % 23, 3 + case % 17);
+            // Few distinct levels, so that plateaus and ties are common.
+            let data: Vec<f32> = (0..w * h).map(|_| (rng.next_u64() % 6) as f32).collect();
+            let m: Vec<bool> = (0..w * h).map(|_| !rng.next_u64().is_multiple_of(4)).collect();
+            let p = Plane {
+                width: w,
+                height: h,
+                data,
+            };
+            let mask = BinaryMask::new(w as u32, h as u32, m).unwrap();
+            for r in [0usize, 1, 2, 5, 8] {
+                for min_value in [f32::NEG_INFINITY, 2.0] {
+                    assert_eq!(
+                        peak_local_max(&p, &mask, r, min_value),
+                        reference(&p, &mask, r, min_value),
+                        "case {case} r {r} min {min_value}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
