@@ -83,7 +83,7 @@ pub fn distance_transform(mask: &BinaryMask) -> Plane {
     let m = mask.as_slice();
     // Columns: distance to the nearest background pixel in the same column, by a scan down and a
     // scan up, row by row (vectorisable), then squared.
-    let mut d = vec![0.0f32; w * h];
+    let mut d = crate::scratch::f32s_filled(w * h, 0.0);
     for x in 0..w {
         d[x] = if m[x] { FAR } else { 0.0 };
     }

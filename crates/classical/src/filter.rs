@@ -1,6 +1,7 @@
 //! Smoothing, grey-level morphology and background subtraction on [`Plane`]s.
 
 use crate::plane::Plane;
+use crate::scratch;
 
 /// Gaussian kernel radius for `sigma`: 4 σ, as scipy and scikit-image truncate.
 fn gaussian_radius(sigma: f32) -> usize {
@@ -45,7 +46,7 @@ fn convolve_rows(p: &Plane, kernel: &[f32]) -> Plane {
 fn convolve_rows_generic(p: &Plane, kernel: &[f32]) -> Plane {
     let r = kernel.len() / 2;
     let w = p.width;
-    let mut out = vec![0.0f32; p.data.len()];
+    let mut out = scratch::f32s_filled(p.data.len(), 0.0);
     let mut padded = vec![0.0f32; w + 2 * r];
     for (row, dst) in p.data.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
         let (first, last) = (row[0], row[w - 1]);
@@ -80,7 +81,7 @@ fn convolve_cols(p: &Plane, kernel: &[f32]) -> Plane {
 fn convolve_cols_generic(p: &Plane, kernel: &[f32]) -> Plane {
     let r = kernel.len() as isize / 2;
     let (w, h) = (p.width, p.height as isize);
-    let mut out = vec![0.0f32; p.data.len()];
+    let mut out = scratch::f32s_filled(p.data.len(), 0.0);
     let row = |yy: isize| {
         let sy = yy.clamp(0, h - 1) as usize;
         &p.data[sy * w..(sy + 1) * w]
@@ -112,7 +113,10 @@ pub fn gaussian(p: &Plane, sigma_px: f32) -> Plane {
         return p.clone();
     }
     let k = gaussian_kernel(sigma_px);
-    convolve_cols(&convolve_rows(p, &k), &k)
+    let rows = convolve_rows(p, &k);
+    let out = convolve_cols(&rows, &k);
+    scratch::recycle_f32s(rows.data);
+    out
 }
 
 #[derive(Clone, Copy)]
@@ -217,6 +221,11 @@ pub fn min_filter(p: &Plane, radius_px: usize) -> Plane {
 /// objects narrower than the square.
 pub fn opening(p: &Plane, radius_px: usize) -> Plane {
     max_filter(&min_filter(p, radius_px), radius_px)
+}
+
+/// Hands the buffer of a plane that is no longer needed back for reuse on this thread.
+pub(crate) fn recycle(p: Plane) {
+    scratch::recycle_f32s(p.data);
 }
 
 /// `a - b`, clipped at 0.

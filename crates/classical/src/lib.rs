@@ -37,6 +37,7 @@ pub mod morphology;
 pub mod peaks;
 mod pipeline;
 pub mod plane;
+mod scratch;
 pub mod settings;
 pub mod threshold;
 pub mod watershed;

@@ -1,5 +1,6 @@
 //! Binary morphology on [`BinaryMask`]s: hole filling and small-object removal.
 
+use crate::scratch;
 use mica_core::{BinaryMask, Connectivity};
 
 /// Fills holes: background regions (4-connected) that do not reach the image border become
@@ -8,7 +9,8 @@ pub fn fill_holes(mask: &BinaryMask) -> BinaryMask {
     let (w, h) = (mask.width() as usize, mask.height() as usize);
     let m = mask.as_slice();
     // Scanline flood fill of the background from the border: `outside` marks background reached.
-    let mut outside = vec![false; w * h];
+    let mut outside = scratch::bools(w * h);
+    outside.resize(w * h, false);
     let mut stack: Vec<(usize, usize)> = Vec::new();
     for x in 0..w {
         stack.push((x, 0));
@@ -47,12 +49,9 @@ pub fn fill_holes(mask: &BinaryMask) -> BinaryMask {
             }
         }
     }
-    BinaryMask::new(
-        mask.width(),
-        mask.height(),
-        outside.into_iter().map(|o| !o).collect(),
-    )
-    .expect("same size")
+    // Foreground = not reached from the border (in place).
+    outside.iter_mut().for_each(|o| *o = !*o);
+    BinaryMask::new(mask.width(), mask.height(), outside).expect("same size")
 }
 
 /// Fills only holes of at most `max_area_px` pixels (4-connected background regions that do not
@@ -60,27 +59,27 @@ pub fn fill_holes(mask: &BinaryMask) -> BinaryMask {
 pub fn fill_holes_up_to(mask: &BinaryMask, max_area_px: usize) -> BinaryMask {
     let filled = fill_holes(mask);
     let m = mask.as_slice();
-    let holes: Vec<bool> = filled
-        .as_slice()
-        .iter()
-        .zip(m)
-        .map(|(&f, &o)| f && !o)
-        .collect();
+    let mut holes = scratch::bools(m.len());
+    holes.extend(filled.as_slice().iter().zip(m).map(|(&f, &o)| f && !o));
     if !holes.iter().any(|&h| h) {
         return filled;
     }
-    let holes = BinaryMask::new(mask.width(), mask.height(), holes)
-        .expect("same size")
-        .connected_components(Connectivity::Four);
+    let hole_mask = BinaryMask::new(mask.width(), mask.height(), holes).expect("same size");
+    let holes = hole_mask.connected_components(Connectivity::Four);
+    scratch::recycle_bools(hole_mask.into_vec());
     let mut area = vec![0usize; holes.max_label() as usize + 1];
     for &l in holes.as_slice() {
         area[l as usize] += 1;
     }
-    let data = m
-        .iter()
-        .zip(holes.as_slice())
-        .map(|(&o, &l)| o || (l != 0 && area[l as usize] <= max_area_px))
-        .collect();
+    // Reuse the buffer of `filled` for the result.
+    let mut data = filled.into_vec();
+    data.clear();
+    data.extend(
+        m.iter()
+            .zip(holes.as_slice())
+            .map(|(&o, &l)| o || (l != 0 && area[l as usize] <= max_area_px)),
+    );
+    scratch::recycle_u32s(holes.into_vec());
     BinaryMask::new(mask.width(), mask.height(), data).expect("same size")
 }
 

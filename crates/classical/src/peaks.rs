@@ -70,7 +70,9 @@ pub fn peak_local_max(
 
 /// Marker labels 1..=K at the given pixel indices of a `width × height` image.
 pub fn markers_at(peaks: &[usize], width: u32, height: u32) -> LabelImage {
-    let mut markers = vec![0u32; width as usize * height as usize];
+    let n = width as usize * height as usize;
+    let mut markers = crate::scratch::u32s(n);
+    markers.resize(n, 0);
     for (k, &i) in peaks.iter().enumerate() {
         markers[i] = k as u32 + 1;
     }
@@ -85,26 +87,39 @@ pub fn label_unreached(
     mask: &BinaryMask,
     connectivity: Connectivity,
 ) -> LabelImage {
-    let l = labels.as_slice();
-    let left: Vec<bool> = mask
-        .as_slice()
-        .iter()
-        .zip(l)
-        .map(|(&m, &v)| m && v == 0)
-        .collect();
-    if !left.iter().any(|&b| b) {
-        return labels.clone();
+    label_unreached_owned(labels.clone(), mask, connectivity)
+}
+
+/// [`label_unreached`] reusing the buffer of `labels`.
+pub(crate) fn label_unreached_owned(
+    labels: LabelImage,
+    mask: &BinaryMask,
+    connectivity: Connectivity,
+) -> LabelImage {
+    let unreached = |(&m, &v): (&bool, &u32)| m && v == 0;
+    if !mask.as_slice().iter().zip(labels.as_slice()).any(unreached) {
+        return labels;
     }
-    let rest = BinaryMask::new(labels.width(), labels.height(), left)
-        .expect("same size")
-        .connected_components(connectivity);
+    let mut left = crate::scratch::bools(mask.as_slice().len());
+    left.extend(
+        mask.as_slice()
+            .iter()
+            .zip(labels.as_slice())
+            .map(|p| unreached(p)),
+    );
+    let left = BinaryMask::new(labels.width(), labels.height(), left).expect("same size");
+    let rest = left.connected_components(connectivity);
+    crate::scratch::recycle_bools(left.into_vec());
     let offset = labels.max_label();
-    let data = l
-        .iter()
-        .zip(rest.as_slice())
-        .map(|(&v, &r)| if r != 0 { offset + r } else { v })
-        .collect();
-    LabelImage::new(labels.width(), labels.height(), data).expect("same size")
+    let (w, h) = (labels.width(), labels.height());
+    let mut data = labels.into_vec();
+    for (v, &r) in data.iter_mut().zip(rest.as_slice()) {
+        if r != 0 {
+            *v = offset + r;
+        }
+    }
+    crate::scratch::recycle_u32s(rest.into_vec());
+    LabelImage::new(w, h, data).expect("same size")
 }
 
 #[cfg(test)]
@@ -155,7 +170,9 @@ mod tests {
             let (w, h) = (5 + case % 23, 3 + case % 17);
             // Few distinct levels, so that plateaus and ties are common.
             let data: Vec<f32> = (0..w * h).map(|_| (rng.next_u64() % 6) as f32).collect();
-            let m: Vec<bool> = (0..w * h).map(|_| !rng.next_u64().is_multiple_of(4)).collect();
+            let m: Vec<bool> = (0..w * h)
+                .map(|_| !rng.next_u64().is_multiple_of(4))
+                .collect();
             let p = Plane {
                 width: w,
                 height: h,

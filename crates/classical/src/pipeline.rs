@@ -2,10 +2,11 @@
 
 use crate::distance::distance_transform;
 use crate::error::Result;
-use crate::filter::{gaussian, opening, subtract_clipped};
+use crate::filter::{gaussian, opening, recycle, subtract_clipped};
 use crate::morphology::{fill_holes, fill_holes_up_to, remove_small_objects};
-use crate::peaks::{label_unreached, markers_at, peak_local_max};
+use crate::peaks::{label_unreached_owned, markers_at, peak_local_max};
 use crate::plane::Plane;
+use crate::scratch;
 use crate::settings::{Background, Flood, Markers, Polarity, Preset, Settings, Split, Threshold};
 use crate::threshold::{above, li, local_mean, otsu, triangle, Histogram};
 use mica_core::{BinaryMask, Image, LabelImage, Segmentation};
@@ -68,11 +69,17 @@ impl Classical {
             let (_, hi) = p.min_max();
             p.data.iter_mut().for_each(|v| *v = hi - *v);
         }
-        p = match s.background {
-            Background::None => p,
-            Background::Gaussian { sigma_px } => subtract_clipped(&p, &gaussian(&p, sigma_px)),
-            Background::Opening { radius_px } => subtract_clipped(&p, &opening(&p, radius_px)),
+        // Buffers no longer needed go back to this thread's pool (`recycle`), see `scratch`.
+        let background = match s.background {
+            Background::None => None,
+            Background::Gaussian { sigma_px } => Some(gaussian(&p, sigma_px)),
+            Background::Opening { radius_px } => Some(opening(&p, radius_px)),
         };
+        if let Some(bg) = background {
+            let fg = subtract_clipped(&p, &bg);
+            recycle(bg);
+            recycle(std::mem::replace(&mut p, fg));
+        }
         let prepared = gaussian(&p, s.smoothing_sigma_px);
         let (w, h) = (prepared.width as u32, prepared.height as u32);
         let (threshold, fg) = match s.threshold {
@@ -93,12 +100,25 @@ impl Classical {
                 }
             },
         };
-        let mut fg = match (s.fill_holes, s.max_hole_area_px) {
-            (false, _) => fg,
-            (true, None) => fill_holes(&fg),
-            (true, Some(max)) => fill_holes_up_to(&fg, max),
+        let filled = match (s.fill_holes, s.max_hole_area_px) {
+            (false, _) => None,
+            (true, None) => Some(fill_holes(&fg)),
+            (true, Some(max)) => Some(fill_holes_up_to(&fg, max)),
         };
-        fg = remove_small_objects(&fg, s.min_object_area_px, s.connectivity);
+        let fg = match filled {
+            Some(f) => {
+                scratch::recycle_bools(fg.into_vec());
+                f
+            }
+            None => fg,
+        };
+        let fg = if s.min_object_area_px > 1 {
+            let kept = remove_small_objects(&fg, s.min_object_area_px, s.connectivity);
+            scratch::recycle_bools(fg.into_vec());
+            kept
+        } else {
+            fg
+        };
         let labels = match s.split {
             Split::None => fg.connected_components(s.connectivity),
             Split::Watershed { markers, flood } => {
@@ -128,17 +148,32 @@ impl Classical {
                 let peaks = peak_local_max(&peak_surface, &fg, min_distance, min_value);
                 let seeds = markers_at(&peaks, w, h);
                 let mut surface = match (flood, markers) {
-                    (Flood::Distance, _) => dist,
-                    (Flood::Intensity, Markers::IntensityPeaks { .. }) => peak_surface,
-                    (Flood::Intensity, Markers::DistancePeaks { .. }) => prepared.clone(),
+                    (Flood::Distance, _) => {
+                        recycle(peak_surface);
+                        dist
+                    }
+                    (Flood::Intensity, Markers::IntensityPeaks { .. }) => {
+                        recycle(dist);
+                        peak_surface
+                    }
+                    (Flood::Intensity, Markers::DistancePeaks { .. }) => {
+                        recycle(peak_surface);
+                        recycle(dist);
+                        let mut data = scratch::f32s(prepared.data.len());
+                        data.extend_from_slice(&prepared.data);
+                        Plane { data, ..prepared }
+                    }
                 };
                 surface.data.iter_mut().for_each(|v| *v = -*v);
                 let flooded =
-                    crate::watershed::watershed(&surface, &seeds, Some(&fg), s.connectivity)?;
-                label_unreached(&flooded, &fg, s.connectivity)
+                    crate::watershed::watershed(&surface, &seeds, Some(&fg), s.connectivity);
+                recycle(surface);
+                scratch::recycle_u32s(seeds.into_vec());
+                label_unreached_owned(flooded?, &fg, s.connectivity)
             }
         };
-        let labels = size_filter(&labels, s.min_instance_area_px, s.max_instance_area_px);
+        recycle(p);
+        let labels = size_filter(labels, s.min_instance_area_px, s.max_instance_area_px);
         Ok(Stages {
             prepared,
             threshold,
@@ -152,12 +187,15 @@ impl Classical {
     /// # Errors
     /// As [`Classical::run`].
     pub fn segment_image(&self, image: &Image) -> Result<Segmentation> {
-        Ok(Segmentation::from_labels(self.run(image)?.labels))
+        let stages = self.run(image)?;
+        recycle(stages.prepared);
+        scratch::recycle_bools(stages.foreground.into_vec());
+        Ok(Segmentation::from_labels(stages.labels))
     }
 }
 
 /// Removes instances outside `[min, max]` pixels and renumbers the rest 1..=N.
-fn size_filter(labels: &LabelImage, min_area_px: usize, max_area_px: Option<usize>) -> LabelImage {
+fn size_filter(labels: LabelImage, min_area_px: usize, max_area_px: Option<usize>) -> LabelImage {
     let n = labels.max_label() as usize;
     let mut area = vec![0usize; n + 1];
     for &l in labels.as_slice() {
@@ -172,8 +210,10 @@ fn size_filter(labels: &LabelImage, min_area_px: usize, max_area_px: Option<usiz
             map[l] = next;
         }
     }
-    let data = labels.as_slice().iter().map(|&l| map[l as usize]).collect();
-    LabelImage::new(labels.width(), labels.height(), data).expect("same size")
+    let (w, h) = (labels.width(), labels.height());
+    let mut data = labels.into_vec();
+    data.iter_mut().for_each(|l| *l = map[*l as usize]);
+    LabelImage::new(w, h, data).expect("same size")
 }
 
 impl mica_core::Segmenter for Classical {

@@ -31,12 +31,14 @@ pub fn watershed(
         Some(m) => m.as_slice(),
         None => &all,
     };
-    let mut labels: Vec<u32> = markers
-        .as_slice()
-        .iter()
-        .zip(inside)
-        .map(|(&l, &m)| if m { l } else { 0 })
-        .collect();
+    let mut labels = crate::scratch::u32s(w * h);
+    labels.extend(
+        markers
+            .as_slice()
+            .iter()
+            .zip(inside)
+            .map(|(&l, &m)| if m { l } else { 0 }),
+    );
     // Hierarchical queue: LEVELS FIFO buckets over the surface's range inside the mask. A pixel
     // reached from a higher level joins the current bucket (flooding never goes back down).
     let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
