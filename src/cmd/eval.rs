@@ -4,24 +4,31 @@
 //! - `classify`: a CSV with a truth column and a prediction column.
 //! - `segment`: two folders of masks or label images, paired by file stem.
 //!
-//! Every aggregate comes with a seeded 95 % bootstrap interval (`--seed`, `--resamples`).
+//! Every aggregate comes with a seeded 95 % bootstrap interval (`--seed`, `--resamples`), and can
+//! be stratified with `--by` (stain, blur, class, count range, any CSV column): each stratum gets
+//! its own row with n, missing, the metrics and their intervals.
 
 use super::Ctx;
 use crate::exit;
 use anyhow::{bail, Context};
+use mica_core::dataset::bbbc005::Bbbc005Name;
 use mica_core::{io, BinaryMask, Connectivity, Image, LabelImage};
 use mica_metrics::bootstrap::{
-    bootstrap_intervals, count_range_keys, paired_difference, stratify, BootstrapConfig, Interval,
+    bootstrap_intervals, count_range_keys, paired_difference, select, stratify, BootstrapConfig,
+    Interval,
 };
 use mica_metrics::classification::{classification_report, encode_classes, ClassificationReport};
 use mica_metrics::counting::{absolute_errors, scores_of_pairs, CountScores};
 use mica_metrics::foreground::{foreground_scores, row_vector_directed_hausdorff};
 use mica_metrics::instances::{instance_scores, InstanceReport, STANDARD_IOU_THRESHOLDS};
 use mica_metrics::parse::nffa_labels;
-use mica_metrics::table::{read_class_table, read_count_table, CountTable};
+use mica_metrics::table::{
+    read_class_table, read_count_table, read_raw_table, CountTable, RawTable,
+};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]
@@ -80,8 +87,15 @@ pub struct CountArgs {
     #[arg(long, value_name = "NAME")]
     pub truth_column: Option<String>,
     /// Also score each count range, e.g. "10,50" gives <10, [10, 50), >=50 (by true count).
+    /// Implies `--by count-range`.
     #[arg(long, value_name = "EDGES", value_delimiter = ',')]
     pub count_ranges: Vec<f64>,
+    /// Also score each stratum: stain or blur (from BBBC005 image names; other names form the
+    /// stratum "unknown"), count-range (edges from --count-ranges) or column:NAME (the values of
+    /// a CSV column, which is then not scored as a method). Repeatable or comma-separated; each
+    /// key gives its own set of strata.
+    #[arg(long, value_name = "KEY", value_delimiter = ',', value_parser = parse_by)]
+    pub by: Vec<By>,
     /// Compare every other method with this one: difference of MAE on the images both
     /// answered, with a paired bootstrap interval.
     #[arg(long, value_name = "METHOD")]
@@ -119,6 +133,12 @@ pub struct ClassifyArgs {
     /// that one) on the same images, with a paired bootstrap interval.
     #[arg(long, value_name = "NAME")]
     pub compare_pred_column: Option<String>,
+    /// Also score each stratum: class (the true class), stain or blur (from BBBC005 names in the
+    /// image column, the first column that is neither truth nor prediction; other names form the
+    /// stratum "unknown") or column:NAME (the values of a CSV column). Repeatable or
+    /// comma-separated.
+    #[arg(long, value_name = "KEY", value_delimiter = ',', value_parser = parse_by)]
+    pub by: Vec<By>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -139,11 +159,183 @@ pub struct SegmentArgs {
     /// with two values are binary masks and others label images.
     #[arg(long, value_name = "T")]
     pub mask_threshold: Option<f32>,
+    /// Also aggregate each stratum: stain or blur, read from the BBBC005 names of the truth
+    /// files (other names form the stratum "unknown"). Repeatable or comma-separated.
+    #[arg(long, value_name = "KEY", value_delimiter = ',', value_parser = parse_by)]
+    pub by: Vec<By>,
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub bootstrap: BootstrapArgs,
+}
+
+// ---------------------------------------------------------------------------------------------
+// stratification (--by)
+
+/// One way of grouping images into strata (`--by`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum By {
+    /// BBBC005 stain (`w1`, `w2`) from the image file name.
+    Stain,
+    /// BBBC005 blur level (`F1` … `F48`) from the image file name.
+    Blur,
+    /// The true class (classification).
+    Class,
+    /// Range of the true count (counting; edges from `--count-ranges`).
+    CountRange,
+    /// The values of a CSV column.
+    Column(String),
+}
+
+const BY_KEYS: &str = "stain, blur, class, count-range or column:NAME";
+
+fn parse_by(s: &str) -> Result<By, String> {
+    let t = s.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "stain" => return Ok(By::Stain),
+        "blur" => return Ok(By::Blur),
+        "class" => return Ok(By::Class),
+        "count-range" | "count_range" => return Ok(By::CountRange),
+        _ => {}
+    }
+    match t.split_once(':') {
+        Some((k, name)) if k.trim().eq_ignore_ascii_case("column") => {
+            let name = name.trim();
+            if name.is_empty() {
+                Err(format!(
+                    "{s:?}: column: needs a column name, e.g. column:plate"
+                ))
+            } else {
+                Ok(By::Column(name.to_string()))
+            }
+        }
+        _ => Err(format!("{s:?} is not a stratification; use {BY_KEYS}")),
+    }
+}
+
+impl fmt::Display for By {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            By::Stain => write!(f, "stain"),
+            By::Blur => write!(f, "blur"),
+            By::Class => write!(f, "class"),
+            By::CountRange => write!(f, "count-range"),
+            By::Column(name) => write!(f, "column:{name}"),
+        }
+    }
+}
+
+/// The `--by` keys once each, in the order given.
+fn unique_by(by: &[By]) -> Vec<By> {
+    let mut out: Vec<By> = Vec::new();
+    for b in by {
+        if !out.contains(b) {
+            out.push(b.clone());
+        }
+    }
+    out
+}
+
+/// A stratum key that orders labels naturally: numbers numerically, then text, then the
+/// "unknown" / "(empty)" strata last.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct StratumKey(u8, u64, String);
+
+/// The stratum of images whose names are no BBBC005 file names.
+const UNKNOWN: &str = "unknown";
+
+/// The strata of one `--by` key: (label, item indices), in natural order.
+struct Strata {
+    by: String,
+    groups: Vec<(String, Vec<usize>)>,
+}
+
+impl Strata {
+    fn new(by: &By, keys: &[StratumKey]) -> Strata {
+        Strata {
+            by: by.to_string(),
+            groups: stratify(keys)
+                .into_iter()
+                .map(|(k, idx)| (k.2, idx))
+                .collect(),
+        }
+    }
+}
+
+/// Stain or blur key of each image name (a path or a file name); names that are no BBBC005
+/// file name go to "unknown" and come back as (image, why).
+fn bbbc005_keys(by: &By, images: &[String]) -> (Vec<StratumKey>, Vec<(String, String)>) {
+    let mut unknown = Vec::new();
+    let keys = images
+        .iter()
+        .map(|img| {
+            let name = img.trim().rsplit(['/', '\\']).next().unwrap_or_default();
+            match Bbbc005Name::parse(name) {
+                Ok(n) if *by == By::Blur => StratumKey(0, n.blur.into(), format!("F{}", n.blur)),
+                Ok(n) => StratumKey(0, n.stain.into(), format!("w{}", n.stain)),
+                Err(e) => {
+                    let why = match e {
+                        mica_core::Error::Name { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    unknown.push((img.clone(), why));
+                    StratumKey(2, 0, UNKNOWN.to_string())
+                }
+            }
+        })
+        .collect();
+    (keys, unknown)
+}
+
+/// Says which images went to the "unknown" stratum and why.
+fn report_unknown(file: &str, by: &By, unknown: &[(String, String)]) {
+    if unknown.is_empty() {
+        return;
+    }
+    eprintln!(
+        "note: {file}: --by {by}: {} image(s) have no BBBC005 file name; they form the stratum \"{UNKNOWN}\":",
+        unknown.len()
+    );
+    for (img, why) in unknown.iter().take(5) {
+        eprintln!("  {img:?}: {why}");
+    }
+    if unknown.len() > 5 {
+        eprintln!("  … and {} more", unknown.len() - 5);
+    }
+}
+
+/// The key of a CSV cell: whole numbers sort numerically, empty cells form "(empty)".
+fn column_key(cell: &str) -> StratumKey {
+    let t = cell.trim();
+    if t.is_empty() {
+        StratumKey(2, 0, "(empty)".to_string())
+    } else if let Ok(v) = t.parse::<u64>() {
+        StratumKey(0, v, t.to_string())
+    } else {
+        StratumKey(1, 0, t.to_string())
+    }
+}
+
+/// The cells of column `name` for the rows at the given 1-based lines.
+fn column_cells(raw: &RawTable, name: &str, lines: &[u64]) -> anyhow::Result<Vec<String>> {
+    let c = raw
+        .column_index(name)
+        .with_context(|| format!("--by column:{name}"))?;
+    let by_line: HashMap<u64, &str> = raw
+        .rows
+        .iter()
+        .map(|(line, cells)| (*line, cells[c].as_str()))
+        .collect();
+    lines
+        .iter()
+        .map(|line| {
+            by_line
+                .get(line)
+                .map(|s| s.to_string())
+                .with_context(|| format!("{}: no row at line {line}", raw.path.display()))
+        })
+        .collect()
 }
 
 pub fn run(cmd: EvalCommand, ctx: &Ctx) -> anyhow::Result<i32> {
@@ -161,7 +353,11 @@ pub fn run(cmd: EvalCommand, ctx: &Ctx) -> anyhow::Result<i32> {
 #[derive(Debug, Serialize)]
 struct CountRow {
     method: String,
-    /// Only when stratifying (`--count-ranges`): the range of true counts.
+    /// Only on stratum rows (`--by`, `--count-ranges`): the stratification key ("stain",
+    /// "blur", "count-range", "column:NAME").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
+    /// Only on stratum rows: the stratum ("w1", "F4", "1: [10, 50)", a column value, "unknown").
     #[serde(skip_serializing_if = "Option::is_none")]
     stratum: Option<String>,
     n: usize,
@@ -208,8 +404,40 @@ struct MaeDifference {
 
 fn run_count(args: &CountArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     let config = args.bootstrap.config()?;
-    let table = read_count_table(&args.predictions, args.truth_column.as_deref())?;
+    let mut by = unique_by(&args.by);
+    if !args.count_ranges.is_empty() && !by.contains(&By::CountRange) {
+        by.push(By::CountRange);
+    }
+    if by.contains(&By::Class) {
+        bail!("--by class: a count table has no class; it applies to `mica eval classify` (group a count table by a column of classes with --by column:NAME)");
+    }
+    if by.contains(&By::CountRange) && args.count_ranges.is_empty() {
+        bail!("--by count-range needs the range edges: --count-ranges EDGES, e.g. --count-ranges 10,50");
+    }
+    let mut table = read_count_table(&args.predictions, args.truth_column.as_deref())?;
     let file = args.predictions.display().to_string();
+    let raw = if by.iter().any(|b| matches!(b, By::Column(_))) {
+        Some(read_raw_table(&args.predictions)?)
+    } else {
+        None
+    };
+    if let Some(raw) = &raw {
+        for b in &by {
+            if let By::Column(name) = b {
+                let c = raw
+                    .column_index(name)
+                    .with_context(|| format!("--by column:{name}"))?;
+                let header = &raw.header[c];
+                let before = table.methods.len();
+                table.methods.retain(|m| m.name != *header);
+                if table.methods.len() < before && !ctx.quiet {
+                    eprintln!(
+                        "note: {file}: column {header:?} groups the images (--by {b}); it is not scored as a method"
+                    );
+                }
+            }
+        }
+    }
     if table.methods.is_empty() {
         bail!(
             "{file}: no method columns (the header has only the image column \"{}\" and the truth column \"{}\")",
@@ -243,37 +471,68 @@ fn run_count(args: &CountArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         ),
         None => None,
     };
-    let strata: Option<BTreeMap<String, Vec<usize>>> = if args.count_ranges.is_empty() {
-        None
-    } else {
-        Some(stratify(&count_range_keys(
-            &table.truth,
-            &args.count_ranges,
-        )?))
-    };
+    let mut strata = Vec::new();
+    for b in &by {
+        let keys: Vec<StratumKey> = match (b, &raw) {
+            (By::Stain | By::Blur, _) => {
+                let (keys, unknown) = bbbc005_keys(b, &table.images);
+                if !ctx.quiet {
+                    report_unknown(&file, b, &unknown);
+                }
+                keys
+            }
+            (By::CountRange, _) => count_range_keys(&table.truth, &args.count_ranges)?
+                .into_iter()
+                .map(|label| {
+                    // Labels start with the bin index ("1: [10, 50)"): sort by it.
+                    let bin = label
+                        .split(':')
+                        .next()
+                        .and_then(|b| b.parse::<u64>().ok())
+                        .unwrap_or(u64::MAX);
+                    StratumKey(0, bin, label)
+                })
+                .collect(),
+            (By::Column(name), Some(raw)) => column_cells(raw, name, &table.lines)?
+                .iter()
+                .map(|c| column_key(c))
+                .collect(),
+            (By::Class | By::Column(_), _) => bail!("--by {b} is not available for eval count"),
+        };
+        strata.push(Strata::new(b, &keys));
+    }
 
     let all: Vec<usize> = (0..table.truth.len()).collect();
     let mut rows = Vec::new();
     for (mi, method) in table.methods.iter().enumerate() {
+        // Absolute errors of this method and the reference, for paired differences of MAE.
+        let paired = match reference.filter(|&r| r != mi) {
+            Some(r) => Some((
+                r,
+                absolute_errors(&table.truth, &method.values())?,
+                absolute_errors(&table.truth, &table.methods[r].values())?,
+            )),
+            None => None,
+        };
+        let difference = |idx: &[usize]| -> Option<MaeDifference> {
+            let (r, a, b) = paired.as_ref()?;
+            let d = paired_difference(&select(a, idx), &select(b, idx), &config).ok()?;
+            Some(MaeDifference {
+                reference: table.methods[*r].name.clone(),
+                n: d.n,
+                difference: d.difference,
+                ci_low: d.ci.map(|c| c.low),
+                ci_high: d.ci.map(|c| c.high),
+            })
+        };
         let mut row = count_row(&table, mi, &all, None, &config)?;
-        if let Some(r) = reference.filter(|&r| r != mi) {
-            let a = absolute_errors(&table.truth, &method.values())?;
-            let b = absolute_errors(&table.truth, &table.methods[r].values())?;
-            row.mae_difference = match paired_difference(&a, &b, &config) {
-                Ok(d) => Some(MaeDifference {
-                    reference: table.methods[r].name.clone(),
-                    n: d.n,
-                    difference: d.difference,
-                    ci_low: d.ci.map(|c| c.low),
-                    ci_high: d.ci.map(|c| c.high),
-                }),
-                Err(_) => None,
-            };
-        }
+        row.mae_difference = difference(&all);
         rows.push(row);
-        if let Some(strata) = &strata {
-            for (key, idx) in strata {
-                rows.push(count_row(&table, mi, idx, Some(key.clone()), &config)?);
+        for s in &strata {
+            for (label, idx) in &s.groups {
+                let mut row = count_row(&table, mi, idx, Some((&s.by, label.clone())), &config)?;
+                row.mae_difference = difference(idx);
+                rows.push(row);
             }
         }
     }
@@ -293,9 +552,13 @@ fn count_row(
     table: &CountTable,
     method: usize,
     indices: &[usize],
-    stratum: Option<String>,
+    stratum: Option<(&str, String)>,
     config: &BootstrapConfig,
 ) -> anyhow::Result<CountRow> {
+    let (by, stratum) = match stratum {
+        Some((by, s)) => (Some(by.to_string()), Some(s)),
+        None => (None, None),
+    };
     let m = &table.methods[method];
     let values = m.values();
     let pairs: Vec<(f64, f64)> = indices
@@ -318,6 +581,7 @@ fn count_row(
     let hi = |k: usize| cis[k].map(|c: Interval| c.high);
     Ok(CountRow {
         method: m.name.clone(),
+        by,
         stratum,
         n: s.n,
         missing: s.missing,
@@ -379,7 +643,7 @@ fn print_count_table(table: &CountTable, rows: &[CountRow]) {
     );
     let name_w = rows
         .iter()
-        .map(|r| r.method.len() + r.stratum.as_ref().map_or(0, |s| s.len() + 3))
+        .map(|r| row_label(r).chars().count())
         .max()
         .unwrap_or(6)
         .max(6);
@@ -388,10 +652,7 @@ fn print_count_table(table: &CountTable, rows: &[CountRow]) {
         "method", "n", "missing", "MAE", "MAE 95% CI", "RMSE", "bias", "MAPE", "exact", "r", "R2"
     );
     for r in rows {
-        let name = match &r.stratum {
-            Some(s) => format!("  {} {}", r.method, s),
-            None => r.method.clone(),
-        };
+        let name = row_label(r);
         println!(
             "{:<name_w$} {:>4} {:>7} {:>8} {:>18} {:>8} {:>8} {:>7} {:>6} {:>7} {:>8}",
             name,
@@ -407,17 +668,18 @@ fn print_count_table(table: &CountTable, rows: &[CountRow]) {
             fmt_opt(r.r2, 3),
         );
     }
-    let diffs: Vec<&CountRow> = rows
-        .iter()
-        .filter(|r| r.stratum.is_none() && r.mae_difference.is_some())
-        .collect();
+    let diffs: Vec<&CountRow> = rows.iter().filter(|r| r.mae_difference.is_some()).collect();
     if !diffs.is_empty() {
         println!();
         println!("paired difference of MAE (method − reference) on images both answered:");
         for r in diffs {
             if let Some(d) = &r.mae_difference {
+                let stratum = match (&r.by, &r.stratum) {
+                    (Some(by), Some(s)) => format!(" ({by}={s})"),
+                    _ => String::new(),
+                };
                 println!(
-                    "  {} − {}: {:+.3} {} (n = {})",
+                    "  {} − {}{stratum}: {:+.3} {} (n = {})",
                     r.method,
                     d.reference,
                     d.difference,
@@ -426,6 +688,14 @@ fn print_count_table(table: &CountTable, rows: &[CountRow]) {
                 );
             }
         }
+    }
+}
+
+/// A method's name, or on a stratum row the indented method and stratum: "  LLaVA  stain=w2".
+fn row_label(r: &CountRow) -> String {
+    match (&r.by, &r.stratum) {
+        (Some(by), Some(s)) => format!("  {}  {by}={s}", r.method),
+        _ => r.method.clone(),
     }
 }
 

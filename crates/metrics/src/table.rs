@@ -96,6 +96,8 @@ pub struct CountTable {
     pub image_column: String,
     /// Header of the truth column.
     pub truth_column: String,
+    /// 1-based line number of each kept row in the file (the header is line 1).
+    pub lines: Vec<u64>,
     /// Image names of the kept rows.
     pub images: Vec<String>,
     /// True counts of the kept rows.
@@ -133,6 +135,7 @@ pub fn read_count_table(path: &Path, truth_column: Option<&str>) -> Result<Count
         path: path.to_path_buf(),
         image_column: header[image_idx].clone(),
         truth_column: header[truth_idx].clone(),
+        lines: Vec::new(),
         images: Vec::new(),
         truth: Vec::new(),
         methods: method_idx
@@ -147,6 +150,7 @@ pub fn read_count_table(path: &Path, truth_column: Option<&str>) -> Result<Count
     for (line, row) in rows {
         match CountCell::parse(&row[truth_idx]) {
             CountCell::Number(t) => {
+                table.lines.push(line);
                 table.images.push(row[image_idx].trim().to_string());
                 table.truth.push(t);
                 for (m, &i) in table.methods.iter_mut().zip(&method_idx) {
@@ -193,6 +197,40 @@ pub fn read_class_table(path: &Path, truth_column: &str, pred_column: &str) -> R
         table.prediction.push(row[p].clone());
     }
     Ok(table)
+}
+
+/// Every cell of a table as text, for grouping rows by any column (e.g. `mica eval --by
+/// column:NAME`). Rows align with the `lines` of [`CountTable`] and [`ClassTable`] by line number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawTable {
+    pub path: PathBuf,
+    pub header: Vec<String>,
+    /// (1-based line number, cells) per row, in file order.
+    pub rows: Vec<(u64, Vec<String>)>,
+}
+
+impl RawTable {
+    /// Index of a column by header (exact after trimming, else ASCII case-insensitive).
+    ///
+    /// # Errors
+    /// [`MetricsError::MissingColumn`] naming the file and the available columns.
+    pub fn column_index(&self, name: &str) -> Result<usize> {
+        find_column(&self.path, &self.header, name)
+    }
+}
+
+/// Reads a prediction table with every cell as text (same reader and checks as
+/// [`read_count_table`]).
+///
+/// # Errors
+/// As [`read_count_table`].
+pub fn read_raw_table(path: &Path) -> Result<RawTable> {
+    let (header, rows) = read_csv(path)?;
+    Ok(RawTable {
+        path: path.to_path_buf(),
+        header,
+        rows,
+    })
 }
 
 fn find_column(path: &Path, header: &[String], wanted: &str) -> Result<usize> {
@@ -279,6 +317,7 @@ mod tests {
         assert_eq!(t.image_column, "image");
         assert_eq!(t.truth_column, "ground truth");
         assert_eq!(t.images, vec!["x.tif", "y.tif"]);
+        assert_eq!(t.lines, vec![2, 3]);
         assert_eq!(t.truth, vec![3.0, 5.0]);
         assert_eq!(t.methods[0].values(), vec![Some(3.0), None]);
         assert_eq!(t.methods[0].non_numeric(), vec![(1, "NaN")]);
@@ -326,5 +365,10 @@ mod tests {
         assert_eq!(t.prediction, vec!["1", ""]);
         assert_eq!(t.lines, vec![2, 3]);
         assert!(read_class_table(f.path(), "actual_class", "pred").is_err());
+        let raw = read_raw_table(f.path()).unwrap();
+        assert_eq!(raw.column_index("Predicted_Class").unwrap(), 2);
+        assert_eq!(raw.rows[1], (3, vec!["b".into(), "2".into(), "".into()]));
+        let e = raw.column_index("stain").unwrap_err().to_string();
+        assert!(e.contains("\"stain\"") && e.contains("\"filename\""), "{e}");
     }
 }
