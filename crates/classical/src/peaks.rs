@@ -101,12 +101,7 @@ pub(crate) fn label_unreached_owned(
         return labels;
     }
     let mut left = crate::scratch::bools(mask.as_slice().len());
-    left.extend(
-        mask.as_slice()
-            .iter()
-            .zip(labels.as_slice())
-            .map(|p| unreached(p)),
-    );
+    left.extend(mask.as_slice().iter().zip(labels.as_slice()).map(unreached));
     let left = BinaryMask::new(labels.width(), labels.height(), left).expect("same size");
     let rest = left.connected_components(connectivity);
     crate::scratch::recycle_bools(left.into_vec());
