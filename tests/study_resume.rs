@@ -223,8 +223,12 @@ fn dry_run_writes_nothing_and_bad_study_is_named() {
 }
 
 /// A local OpenAI-compatible server that answers every chat completion with a count after
-/// `delay_ms`, and counts the requests it received.
-fn count_server(delay_ms: u64) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// `delay_ms`, reporting `prompt_tokens` input tokens and 5 output tokens, and counts the
+/// requests it received.
+fn count_server(
+    delay_ms: u64,
+    prompt_tokens: u64,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -260,7 +264,9 @@ fn count_server(delay_ms: u64) -> (String, std::sync::Arc<std::sync::atomic::Ato
                 assert!(first.contains("/v1/chat/completions"), "{first}");
                 h.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(delay_ms));
-                let answer = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"{\"count\": 7}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":5}}"#;
+                let answer = format!(
+                    r#"{{"id":"x","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{{\"count\": 7}}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":5}}}}"#
+                );
                 let mut s = stream;
                 let _ = write!(
                     s,
@@ -276,7 +282,7 @@ fn count_server(delay_ms: u64) -> (String, std::sync::Arc<std::sync::atomic::Ato
 #[test]
 fn vlm_calls_are_not_repeated_after_sigkill() {
     use std::sync::atomic::Ordering;
-    let (url, hits) = count_server(150);
+    let (url, hits) = count_server(150, 100);
     let dir = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let study = dir.path().join("vlm.toml");
@@ -367,4 +373,204 @@ objects = "cells"
     // A rerun asks nothing.
     assert!(run(&[]).wait().unwrap().success());
     assert_eq!(hits.load(Ordering::SeqCst), calls);
+}
+
+/// A study of the 10 BBBC005 example images counted by one model method.
+fn vlm_study(dir: &Path, model: &str, url: &str) -> std::path::PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let study = dir.join("vlm.toml");
+    std::fs::write(
+        &study,
+        format!(
+            r#"
+name = "vlm cost"
+data_root = "{}"
+[[datasets]]
+name = "bbbc"
+kind = "bbbc005"
+path = "bbbc005"
+[[methods]]
+name = "test model"
+kind = "vlm"
+model = "{model}"
+base_url = "{url}"
+[[tasks]]
+kind = "count"
+datasets = ["bbbc"]
+methods = ["test model"]
+objects = "cells"
+"#,
+            examples.display()
+        ),
+    )
+    .unwrap();
+    study
+}
+
+/// The total of `estimated cost: $X` in a dry run's output.
+fn dry_run_total(text: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("estimated cost: $"))
+        .unwrap_or_else(|| panic!("no total in {text}"));
+    line["estimated cost: $".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn max_cost_stops_before_spending_more_and_dry_run_prices_uncached_calls() {
+    use std::sync::atomic::Ordering;
+    // gpt-4o prices ($2.50 / $10.00 per M tokens): 4000 input + 5 output tokens = $0.01005 a call.
+    let (url, hits) = count_server(0, 4000);
+    let dir = tempfile::tempdir().unwrap();
+    let study = vlm_study(dir.path(), "openai:gpt-4o", &url);
+    let store = dir.path().join("vlm.sqlite");
+    let mica_run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mica"))
+            .env("OPENAI_API_KEY", "test-key-not-secret")
+            .env_remove("OPENAI_BASE_URL")
+            .args(["-q", "run"])
+            .arg(&study)
+            .arg("--store")
+            .arg(&store)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    // Dry run: 10 calls priced, nothing sent, nothing written.
+    let out = mica_run(&["--dry-run"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains(
+            "test model (openai:gpt-4o): 10 calls to send, 0 answers in the response cache"
+        ),
+        "{text}"
+    );
+    let estimate = dry_run_total(&text);
+    // Worst case per call: a 696x520 image (1105 tokens at detail high) plus the prompt, and
+    // 1024 output tokens: between $0.012 and $0.015.
+    assert!((0.12..0.15).contains(&estimate), "{estimate}\n{text}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert!(!store.exists());
+
+    // A limit of $0.03: each call reserves its worst case (~$0.013) and costs $0.01005, so at
+    // most 2 calls fit; the run stops, stores nothing for the rest, and exits with 3.
+    let out = mica_run(&["--max-cost", "0.03", "--delay-ms", "1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = hits.load(Ordering::SeqCst);
+    let preds = mica_store::Store::open_read_only(&store)
+        .unwrap()
+        .predictions()
+        .unwrap();
+    assert!((1..=2).contains(&calls), "{calls} calls");
+    assert_eq!(
+        preds.len(),
+        calls,
+        "one stored prediction per call, no failures"
+    );
+    assert!(preds.iter().all(|p| p.value_num == Some(7.0)));
+    let spent: f64 = preds.iter().filter_map(|p| p.cost_usd).sum();
+    assert!(spent <= 0.03 && spent > 0.0, "{spent}");
+
+    // The dry run now prices only what is left.
+    let out = mica_run(&["--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains(&format!("{} calls to send", 10 - calls)),
+        "{text}"
+    );
+    let left = dry_run_total(&text);
+    assert!(
+        (left - estimate * (10 - calls) as f64 / 10.0).abs() < 0.01,
+        "{left} {estimate}"
+    );
+
+    // Without a limit the rest is made, and nothing is asked twice.
+    let out = mica_run(&[]);
+    assert!(out.status.success());
+    assert_eq!(hits.load(Ordering::SeqCst), 10);
+    assert_eq!(
+        mica_store::Store::open_read_only(&store)
+            .unwrap()
+            .predictions()
+            .unwrap()
+            .len(),
+        10
+    );
+
+    // With the store gone but the response cache kept, every call is free.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+    }
+    let out = mica_run(&["--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("0 calls to send, 10 answers in the response cache"),
+        "{text}"
+    );
+    assert_eq!(dry_run_total(&text), 0.0);
+    // And a run with a zero limit still uses them all.
+    let out = mica_run(&["--max-cost", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn max_cost_needs_a_price_and_a_dry_run_prices_unconfigured_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, hits) = count_server(0, 100);
+    let study = vlm_study(dir.path(), "openai-compatible:test-model", &url);
+    let out = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .env_remove("OPENAI_API_KEY")
+        .args(["run"])
+        .arg(&study)
+        .arg("--store")
+        .arg(dir.path().join("s.sqlite"))
+        .args(["--max-cost", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no price") && err.contains("test model"),
+        "{err}"
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // An OpenAI model without a key is skipped by a run, but a dry run still prices its calls.
+    let study = vlm_study(
+        dir.path(),
+        "openai:gpt-4o-mini",
+        "https://api.openai.com/v1",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .env_remove("OPENAI_API_KEY")
+        .args(["run"])
+        .arg(&study)
+        .arg("--store")
+        .arg(dir.path().join("s2.sqlite"))
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("test model (openai:gpt-4o-mini) (not configured here: would run with a key or server): 10 calls to send"),
+        "{text}"
+    );
 }

@@ -25,6 +25,11 @@ pub struct Args {
     /// Print what would run (and its estimated cost) without running anything.
     #[arg(long)]
     pub dry_run: bool,
+    /// Stop before the model calls of this run could cost more than USD (worst case of each
+    /// uncached call reserved before it is sent; cached answers are free). Needs a price for every
+    /// model method in the plan.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
     /// Try failed predictions again (they are kept, with their reason, by default).
     #[arg(long)]
     pub retry_failed: bool,
@@ -66,17 +71,20 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         quiet: ctx.quiet,
         delay_ms: args.delay_ms,
         methods: args.methods.clone(),
+        max_cost_usd: args.max_cost,
     };
     let summary = study::run(&study, &opts)?;
     if args.dry_run {
         return Ok(crate::exit::SUCCESS);
     }
     print_summary(&summary, &args.store, ctx);
-    Ok(if summary.failed > 0 || !summary.problems.is_empty() {
-        crate::exit::PARTIAL
-    } else {
-        crate::exit::SUCCESS
-    })
+    Ok(
+        if summary.failed > 0 || !summary.problems.is_empty() || summary.not_made_cost_limit > 0 {
+            crate::exit::PARTIAL
+        } else {
+            crate::exit::SUCCESS
+        },
+    )
 }
 
 /// Prints what a run did to stderr (unless quiet).
@@ -97,5 +105,14 @@ pub fn print_summary(s: &study::RunSummary, store: &std::path::Path, ctx: &Ctx) 
     );
     for (m, why) in &s.skipped_methods {
         eprintln!("skipped method {m:?}: {why}");
+    }
+    if s.spent_usd > 0.0 {
+        eprintln!("model calls of this run cost ${:.4}", s.spent_usd);
+    }
+    if s.not_made_cost_limit > 0 {
+        eprintln!(
+            "cost limit reached: {} predictions not made (nothing stored for them); rerun with a higher --max-cost to make them",
+            s.not_made_cost_limit
+        );
     }
 }

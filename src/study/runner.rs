@@ -15,6 +15,7 @@ use mica_store::{MaskFile, MethodRecord, Prediction, PredictionKey, SampleRecord
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -34,6 +35,10 @@ pub struct RunOptions {
     pub delay_ms: u64,
     /// Run only these methods (all when empty).
     pub methods: Vec<String>,
+    /// Stop calling paid model APIs before the study's spending in this run could exceed this
+    /// (USD). Each uncached call reserves its worst case (estimated input tokens + the output
+    /// limit) first, as `mica-vlm`'s budget does; cached answers are free and always used.
+    pub max_cost_usd: Option<f64>,
 }
 
 /// What a run did.
@@ -53,6 +58,10 @@ pub struct RunSummary {
     pub problems: Vec<String>,
     /// Things worth knowing that are not failures (e.g. the store holds runs of another study).
     pub warnings: Vec<String>,
+    /// Predictions not made (and not stored) because the next call could exceed `--max-cost`.
+    pub not_made_cost_limit: usize,
+    /// Money the model calls of this run cost (reported tokens at the price table's prices), USD.
+    pub spent_usd: f64,
 }
 
 struct Group {
@@ -91,6 +100,11 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let study = &study;
     let f = &study.file;
     let mut summary = RunSummary::default();
+    if let Some(limit) = opts.max_cost_usd {
+        if !(limit.is_finite() && limit >= 0.0) {
+            anyhow::bail!("--max-cost {limit}: need a non-negative number of US dollars");
+        }
+    }
     // Datasets used by some task, in file order.
     let used: BTreeSet<&str> = f
         .tasks
@@ -124,6 +138,18 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         }
         runtimes.insert(spec.name().to_string(), rt);
     }
+    if opts.max_cost_usd.is_some() && !opts.dry_run {
+        for (name, rt) in &runtimes {
+            if let Runtime::Vlm(v) = rt {
+                if v.engine.price().is_none() {
+                    anyhow::bail!(
+                        "--max-cost was given but method {name:?} ({}) has no price in mica-vlm's price table, so its cost cannot be limited; add a row to crates/vlm/prices.toml or run it without --max-cost (--method)",
+                        v.engine.spec()
+                    );
+                }
+            }
+        }
+    }
 
     let done: HashSet<PredictionKey> = if opts.dry_run {
         if opts.store.is_file() {
@@ -156,6 +182,8 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
 
     // Plan.
     let mut groups: BTreeMap<(usize, usize, String), Vec<(TaskKind, usize)>> = BTreeMap::new();
+    let mut unconfigured: BTreeMap<(usize, usize, String), Vec<(TaskKind, usize)>> =
+        BTreeMap::new();
     for (ti, task) in f.tasks.iter().enumerate() {
         for dname in &task.datasets {
             let Some(di) = datasets.iter().position(|d| &d.name == dname) else {
@@ -167,6 +195,13 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
                 }
                 for m in &task.methods {
                     if matches!(runtimes.get(m), Some(Runtime::Skipped(_)) | None) {
+                        // A dry run still prices the calls of a model that is not configured.
+                        if opts.dry_run && is_vlm(study, m) {
+                            unconfigured
+                                .entry((di, si, m.clone()))
+                                .or_default()
+                                .push((task.kind, ti));
+                        }
                         continue;
                     }
                     summary.planned += 1;
@@ -183,18 +218,28 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             }
         }
     }
-    let groups: Vec<Group> = groups
-        .into_iter()
-        .map(|((dataset, sample, method), tasks)| Group {
-            dataset,
-            sample,
-            method,
-            tasks,
-        })
-        .collect();
+    let to_groups = |m: BTreeMap<(usize, usize, String), Vec<(TaskKind, usize)>>| -> Vec<Group> {
+        m.into_iter()
+            .map(|((dataset, sample, method), tasks)| Group {
+                dataset,
+                sample,
+                method,
+                tasks,
+            })
+            .collect()
+    };
+    let groups = to_groups(groups);
 
     if opts.dry_run {
-        print_plan(study, &datasets, &groups, &runtimes, &summary);
+        let unconfigured = to_groups(unconfigured);
+        print_plan(
+            study,
+            &datasets,
+            &groups,
+            &unconfigured,
+            &runtimes,
+            &summary,
+        );
         return Ok(summary);
     }
     let store = store.take().context("store is open when not a dry run")?;
@@ -217,6 +262,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         "data_root": study.data_root.display().to_string(),
         "shard": opts.shard.map(|(i, n)| format!("{i}/{n}")),
         "retry_failed": opts.retry_failed,
+        "max_cost_usd": opts.max_cost_usd,
         "threads": rayon::current_num_threads(),
     });
     let run_id = store.begin_run(
@@ -259,6 +305,11 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let store = Mutex::new(store);
     let counts = Mutex::new((0usize, 0usize));
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let spend = Spending {
+        budget: mica_vlm::Budget::new(opts.max_cost_usd),
+        stopped: AtomicBool::new(false),
+        not_made: AtomicUsize::new(0),
+    };
     let do_group = |g: &Group| {
         if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
             return;
@@ -273,7 +324,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             Runtime::Segmenter(seg) => {
                 segmenter_predictions(ds, sample, g, seg.as_ref(), run_id, &masks_dir, &store_dir)
             }
-            Runtime::Vlm(v) => vlm_predictions(study, ds, sample, g, v, run_id),
+            Runtime::Vlm(v) => vlm_predictions(study, ds, sample, g, v, run_id, &spend),
             Runtime::Skipped(_) => Vec::new(),
         };
         for (p, metrics) in made {
@@ -321,6 +372,8 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let (made, failed) = counts.into_inner().unwrap_or_default();
     summary.made = made;
     summary.failed = failed;
+    summary.not_made_cost_limit = spend.not_made.into_inner();
+    summary.spent_usd = spend.budget.spent_usd();
     Ok(summary)
 }
 
@@ -396,6 +449,64 @@ fn sample_record(dataset: &str, s: &Sample) -> SampleRecord {
 
 type Made = Vec<(Prediction, Vec<(String, f64)>)>;
 
+/// The study-wide cost limit of one run: one budget over all model methods.
+struct Spending {
+    budget: mica_vlm::Budget,
+    /// Set when a call was refused: from then on only cached answers are used.
+    stopped: AtomicBool,
+    /// Predictions not made because of the limit.
+    not_made: AtomicUsize,
+}
+
+fn is_vlm(study: &Study, method: &str) -> bool {
+    study
+        .file
+        .methods
+        .iter()
+        .any(|m| m.name() == method && matches!(m, MethodSpec::Vlm { .. }))
+}
+
+/// The request a model method sends for one task on one image (the prompt and the image as
+/// sent), or why there is none.
+fn vlm_request(
+    spec: &TaskSpec,
+    task: TaskKind,
+    prompt_variant: &str,
+    img: &mica_core::Image,
+    sample_id: &str,
+) -> Result<(mica_vlm::TaskPrompt, mica_vlm::VlmRequest), String> {
+    use mica_vlm::{prompt::PromptContext, prompt::TemplateSet, Task, TaskPrompt};
+    let vtask = match task {
+        TaskKind::Count => Task::Count {
+            objects: spec.objects.clone().unwrap_or_else(|| "objects".into()),
+        },
+        TaskKind::Classify => {
+            if spec.classes.is_empty() {
+                return Err("a classify task needs `classes` for a vision-language model".into());
+            }
+            Task::Classify {
+                labels: vlm_labels(&spec.classes),
+            }
+        }
+        TaskKind::Vqa => Task::Describe,
+        TaskKind::Segment => return Err("a vision-language model cannot segment".into()),
+    };
+    let set = TemplateSet::builtin(vtask.kind()).map_err(|e| e.to_string())?;
+    let tpl = set
+        .variant(prompt_variant)
+        .map_err(|e| e.to_string())?
+        .clone();
+    let tp = TaskPrompt::new(vtask, &tpl, PromptContext::default()).map_err(|e| e.to_string())?;
+    let prepared = mica_vlm::prepare::prepare(
+        img,
+        &mica_vlm::prepare::PrepareOptions::default(),
+        sample_id,
+    )
+    .map_err(|e| e.to_string())?;
+    let req = tp.request(prepared, &mica_vlm::Sampling::default());
+    Ok((tp, req))
+}
+
 fn imported_predictions(
     study: &Study,
     ds: &LoadedDataset,
@@ -459,8 +570,9 @@ fn vlm_predictions(
     g: &Group,
     vlm: &methods::VlmMethod,
     run_id: i64,
+    spend: &Spending,
 ) -> Made {
-    use mica_vlm::{prompt::PromptContext, prompt::TemplateSet, AnswerValue, Task, TaskPrompt};
+    use mica_vlm::AnswerValue;
     let mut out = Vec::new();
     let image = if ds.has_images {
         sample.load_image().map_err(|e| e.to_string())
@@ -470,35 +582,6 @@ fn vlm_predictions(
     for &(task, ti) in &g.tasks {
         let key = PredictionKey::new(&ds.name, &sample.id, task.as_str(), &g.method);
         let spec = &study.file.tasks[ti];
-        let vtask = match task {
-            TaskKind::Count => Task::Count {
-                objects: spec.objects.clone().unwrap_or_else(|| "objects".into()),
-            },
-            TaskKind::Classify => {
-                if spec.classes.is_empty() {
-                    out.push((
-                        Prediction::failed(
-                            key,
-                            run_id,
-                            "a classify task needs `classes` for a vision-language model",
-                        ),
-                        Vec::new(),
-                    ));
-                    continue;
-                }
-                Task::Classify {
-                    labels: vlm_labels(&spec.classes),
-                }
-            }
-            TaskKind::Vqa => Task::Describe,
-            TaskKind::Segment => {
-                out.push((
-                    Prediction::failed(key, run_id, "a vision-language model cannot segment"),
-                    Vec::new(),
-                ));
-                continue;
-            }
-        };
         let img = match &image {
             Ok(i) => i,
             Err(e) => {
@@ -507,28 +590,50 @@ fn vlm_predictions(
             }
         };
         let t0 = Instant::now();
-        let prompt = TemplateSet::builtin(vtask.kind())
-            .and_then(|set| {
-                let tpl = set.variant(&vlm.prompt)?.clone();
-                TaskPrompt::new(vtask, &tpl, PromptContext::default())
-            })
-            .and_then(|tp| {
-                let prepared = mica_vlm::prepare::prepare(
-                    img,
-                    &mica_vlm::prepare::PrepareOptions::default(),
-                    &sample.id,
-                )?;
-                let req = tp.request(prepared, &mica_vlm::Sampling::default());
-                let outcome = vlm.engine.answer(&req)?;
-                Ok((tp.interpret(&outcome.response), outcome))
-            });
-        let (answer, outcome) = match prompt {
+        let (tp, req) = match vlm_request(spec, task, &vlm.prompt, img, &sample.id) {
             Ok(x) => x,
+            Err(e) => {
+                out.push((Prediction::failed(key, run_id, e), Vec::new()));
+                continue;
+            }
+        };
+        // The study-wide cost limit: an uncached call reserves its worst case first.
+        let cached = match vlm.engine.is_cached(&req) {
+            Ok(c) => c,
             Err(e) => {
                 out.push((Prediction::failed(key, run_id, e.to_string()), Vec::new()));
                 continue;
             }
         };
+        let reserve = if cached || spend.budget.limit_usd().is_none() {
+            0.0
+        } else {
+            vlm.engine.estimate_max_cost_usd(&req).unwrap_or(0.0)
+        };
+        if !cached
+            && spend.budget.limit_usd().is_some()
+            && (spend.stopped.load(Ordering::SeqCst) || spend.budget.reserve(reserve).is_err())
+        {
+            spend.stopped.store(true, Ordering::SeqCst);
+            spend.not_made.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
+        let outcome = match vlm.engine.answer(&req) {
+            Ok(o) => o,
+            Err(e) => {
+                spend.budget.settle(reserve, 0.0);
+                out.push((Prediction::failed(key, run_id, e.to_string()), Vec::new()));
+                continue;
+            }
+        };
+        // Without reported tokens the reservation is charged: the limit stays safe.
+        let charged = if outcome.cached {
+            0.0
+        } else {
+            outcome.cost_usd.unwrap_or(reserve)
+        };
+        spend.budget.settle(reserve, charged);
+        let answer = tp.interpret(&outcome.response);
         let mut p = Prediction::ok(key, run_id);
         p.elapsed_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
         p.raw_answer = Some(answer.raw.clone());
@@ -728,10 +833,88 @@ fn overlap_metrics(truth: &BinaryMask, pred: &BinaryMask) -> Result<Vec<(String,
     Ok(out)
 }
 
+/// Estimated cost of the model calls of one method in a plan.
+#[derive(Debug, Default, Clone)]
+struct CostEstimate {
+    /// Calls that would be sent (answer not in the response cache).
+    uncached_calls: usize,
+    /// Answers already in the response cache (free).
+    cached_calls: usize,
+    /// Worst-case cost of the uncached calls, USD (estimated input tokens + the output limit).
+    worst_usd: f64,
+    /// Requests that could not be prepared (unreadable image, ...), with the first reason.
+    unpreparable: usize,
+    first_problem: Option<String>,
+}
+
+/// Prices every model call of `groups`: builds each request as the run would (the image as sent,
+/// the prompt), asks the response cache whether it is already answered, and adds the worst-case
+/// cost of the others. `engine` is `None` for a model that is not configured here (no key, no
+/// server): its calls are priced from the price table and counted as uncached.
+fn estimate_cost(
+    study: &Study,
+    datasets: &[LoadedDataset],
+    groups: &[&Group],
+    prompt_variant: &str,
+    engine: Option<&mica_vlm::Engine>,
+    spec: &mica_vlm::ModelSpec,
+    price: Option<&mica_vlm::ModelPrice>,
+) -> CostEstimate {
+    let per: Vec<CostEstimate> = groups
+        .par_iter()
+        .map(|g| {
+            let mut e = CostEstimate::default();
+            let ds = &datasets[g.dataset];
+            let sample = &ds.samples[g.sample];
+            let img = if ds.has_images {
+                sample.load_image().map_err(|e| e.to_string())
+            } else {
+                Err("this dataset has no images".to_string())
+            };
+            for &(task, ti) in &g.tasks {
+                let req = img.as_ref().map_err(Clone::clone).and_then(|img| {
+                    vlm_request(&study.file.tasks[ti], task, prompt_variant, img, &sample.id)
+                });
+                let req = match req {
+                    Ok((_, r)) => r,
+                    Err(why) => {
+                        e.unpreparable += 1;
+                        e.first_problem
+                            .get_or_insert_with(|| format!("{}: {why}", sample.id));
+                        continue;
+                    }
+                };
+                if engine.is_some_and(|en| en.is_cached(&req).unwrap_or(false)) {
+                    e.cached_calls += 1;
+                    continue;
+                }
+                e.uncached_calls += 1;
+                if let Some(p) = price {
+                    let u = mica_vlm::prices::estimate_tokens(spec, &req);
+                    e.worst_usd +=
+                        p.cost_usd(u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0));
+                }
+            }
+            e
+        })
+        .collect();
+    per.into_iter().fold(CostEstimate::default(), |mut a, b| {
+        a.uncached_calls += b.uncached_calls;
+        a.cached_calls += b.cached_calls;
+        a.worst_usd += b.worst_usd;
+        a.unpreparable += b.unpreparable;
+        if a.first_problem.is_none() {
+            a.first_problem = b.first_problem;
+        }
+        a
+    })
+}
+
 fn print_plan(
     study: &Study,
     datasets: &[LoadedDataset],
     groups: &[Group],
+    unconfigured: &[Group],
     runtimes: &BTreeMap<String, Runtime>,
     summary: &RunSummary,
 ) {
@@ -766,10 +949,7 @@ fn print_plan(
         let cost = match runtimes.get(m) {
             Some(Runtime::Imported(_)) => "no cost (imported answers)",
             Some(Runtime::Segmenter(_)) => "no cost (local)",
-            Some(Runtime::Vlm(v)) => match v.engine.price() {
-                Some(_) => "paid API calls (cached answers are free)",
-                None => "no price in the table (local server or unknown model)",
-            },
+            Some(Runtime::Vlm(_)) => "model calls (priced below)",
             _ => "cost unknown",
         };
         println!("  {m} ({kind}) {t}: {n} to make, {cost}");
@@ -777,17 +957,98 @@ fn print_plan(
     for (m, why) in &summary.skipped_methods {
         println!("  skipped {m}: {why}");
     }
-    let vlm_calls: usize = groups
-        .iter()
-        .filter(|g| matches!(runtimes.get(&g.method), Some(Runtime::Vlm(_))))
-        .map(|g| g.tasks.len())
-        .sum();
-    if vlm_calls == 0 {
-        println!("estimated cost: $0.00 (no method in this plan calls a model API)");
-    } else {
-        println!(
-            "estimated cost: {vlm_calls} model calls at most (answers in the response cache are free); see the price table of `mica-vlm`"
+
+    // Cost of the model calls, per method: configured models (cache consulted) and models that
+    // would run once configured.
+    let mut lines: Vec<String> = Vec::new();
+    let mut total = 0.0;
+    let mut total_calls = 0usize;
+    let mut total_unconfigured = 0.0;
+    let mut unpriced: Vec<String> = Vec::new();
+    for spec in &study.file.methods {
+        let MethodSpec::Vlm {
+            name,
+            model,
+            prompt,
+            ..
+        } = spec
+        else {
+            continue;
+        };
+        let (gs, engine, configured): (Vec<&Group>, Option<&mica_vlm::Engine>, bool) =
+            match runtimes.get(name) {
+                Some(Runtime::Vlm(v)) => (
+                    groups.iter().filter(|g| &g.method == name).collect(),
+                    Some(&v.engine),
+                    true,
+                ),
+                Some(Runtime::Skipped(_)) => (
+                    unconfigured.iter().filter(|g| &g.method == name).collect(),
+                    None,
+                    false,
+                ),
+                _ => continue,
+            };
+        let Ok(mspec) = mica_vlm::ModelSpec::parse(model) else {
+            continue;
+        };
+        let prices = mica_vlm::PriceTable::builtin().ok();
+        let price = prices.as_ref().and_then(|p| p.lookup(&mspec)).cloned();
+        let e = estimate_cost(study, datasets, &gs, prompt, engine, &mspec, price.as_ref());
+        let note = if configured {
+            ""
+        } else {
+            " (not configured here: would run with a key or server)"
+        };
+        let cost = match &price {
+            Some(_) => {
+                if configured {
+                    total += e.worst_usd;
+                    total_calls += e.uncached_calls;
+                } else {
+                    total_unconfigured += e.worst_usd;
+                }
+                format!("${:.4} at most", e.worst_usd)
+            }
+            None => {
+                unpriced.push(name.clone());
+                "no price in the table (local server or unknown model)".to_string()
+            }
+        };
+        let mut line = format!(
+            "  {name} ({model}){note}: {} calls to send, {} answers in the response cache (free): {cost}",
+            e.uncached_calls, e.cached_calls
         );
+        if e.unpreparable > 0 {
+            line.push_str(&format!(
+                "; {} requests cannot be prepared (first: {})",
+                e.unpreparable,
+                e.first_problem.unwrap_or_default()
+            ));
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        println!("estimated cost: $0.00 (no method in this plan calls a model API)");
+        return;
+    }
+    println!(
+        "estimated cost of the model calls (worst case: estimated input tokens + {} output tokens per call, prices of mica-vlm's price table):",
+        mica_vlm::prices::ASSUMED_MAX_OUTPUT_TOKENS
+    );
+    for l in lines {
+        println!("{l}");
+    }
+    println!(
+        "estimated cost: ${total:.4} at most in total for {total_calls} calls of the configured models{}",
+        if unpriced.is_empty() {
+            String::new()
+        } else {
+            format!(" (not counted: {}, no price)", unpriced.join(", "))
+        }
+    );
+    if total_unconfigured > 0.0 {
+        println!("  and ${total_unconfigured:.4} at most more for the models not configured here");
     }
 }
 

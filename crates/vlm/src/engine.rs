@@ -106,6 +106,18 @@ impl Engine {
         )
     }
 
+    /// Whether the answer to `req` is already in the response cache (answering it would make no
+    /// HTTP call and cost nothing). Always `false` without a cache.
+    ///
+    /// # Errors
+    /// [`VlmError::Cache`] when the cache cannot be read.
+    pub fn is_cached(&self, req: &VlmRequest) -> Result<bool, VlmError> {
+        match &self.cache {
+            Some(cache) => Ok(cache.get(&cache_key(&self.model.name(), req))?.is_some()),
+            None => Ok(false),
+        }
+    }
+
     /// The worst-case cost of `req` in USD (estimated tokens), `None` without a price.
     pub fn estimate_max_cost_usd(&self, req: &VlmRequest) -> Option<f64> {
         let u = estimate_tokens(&self.spec, req);
