@@ -28,6 +28,8 @@
 //! assert!(store.done_keys().unwrap().contains(&key));
 //! ```
 
+pub mod sheet;
+
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
