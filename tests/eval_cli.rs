@@ -856,3 +856,589 @@ fn segment_label_tiffs_and_mask_threshold() {
     assert_eq!(r["per_image"][0]["instances"]["num_truth"], 1);
     assert_eq!(r["per_image"][0]["instances"]["num_pred"], 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stratification (--by)
+
+/// The rows of a count JSON output for one method: the unstratified row and the stratum rows.
+fn method_rows<'a>(rows: &'a Value, method: &str) -> Vec<&'a Value> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == method)
+        .collect()
+}
+
+fn stratum_row<'a>(rows: &'a Value, method: &str, by: &str, stratum: &str) -> &'a Value {
+    method_rows(rows, method)
+        .into_iter()
+        .find(|r| r["by"] == by && r["stratum"] == stratum)
+        .unwrap_or_else(|| panic!("no row {method} {by}={stratum}"))
+}
+
+#[test]
+fn count_by_stain_reproduces_the_per_file_numbers() {
+    // The study's w1 and w2 answers in one file, plus one image whose name is no BBBC005 name.
+    let w1 = std::fs::read_to_string(study("results_counting_BBBC005-S_w1.csv")).unwrap();
+    let w2 = std::fs::read_to_string(study("results_counting_BBBC005-S_w2.csv")).unwrap();
+    let mut both = String::new();
+    for (i, text) in [&w1, &w2].iter().enumerate() {
+        for (j, line) in text.lines().enumerate() {
+            if line.trim().is_empty() || (i == 1 && j == 0) {
+                continue;
+            }
+            both.push_str(line.trim_end());
+            both.push('\n');
+        }
+    }
+    both.push_str("plates/other_image.png,10,11,10,,10,10,9\n");
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "both.csv", both.as_bytes());
+    let out = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--by",
+        "stain",
+        "--by",
+        "blur",
+        "--json",
+    ]);
+    let rows = stdout_json(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plates/other_image.png") && err.contains("\"unknown\""),
+        "{err}"
+    );
+    let per_file = |name: &str| {
+        stdout_json(&mica(&[
+            "eval",
+            "count",
+            "--predictions",
+            study(name).to_str().unwrap(),
+            "--json",
+        ]))
+    };
+    let (f1, f2) = (
+        per_file("results_counting_BBBC005-S_w1.csv"),
+        per_file("results_counting_BBBC005-S_w2.csv"),
+    );
+    let keys = ["mae", "rmse", "bias", "mape", "exact", "pearson_r", "r2"];
+    for (stain, expected, file_rows) in [("w1", &BBBC005_W1, &f1), ("w2", &BBBC005_W2, &f2)] {
+        for (k, (method, n, missing, values)) in expected.iter().enumerate() {
+            let rs = method_rows(&rows, method);
+            // Order: the whole file, stain w1, w2, unknown, blur F1, unknown.
+            let strata: Vec<String> = rs
+                .iter()
+                .map(|r| format!("{}={}", r["by"], r["stratum"]))
+                .collect();
+            assert_eq!(
+                strata,
+                [
+                    "null=null",
+                    "\"stain\"=\"w1\"",
+                    "\"stain\"=\"w2\"",
+                    "\"stain\"=\"unknown\"",
+                    "\"blur\"=\"F1\"",
+                    "\"blur\"=\"unknown\"",
+                ],
+                "{method}"
+            );
+            // The unstratified row keeps its old keys only.
+            assert!(rs[0].get("by").is_none() && rs[0].get("stratum").is_none());
+            let r = stratum_row(&rows, method, "stain", stain);
+            assert_eq!(r["n"], *n, "{stain} {method}: n");
+            assert_eq!(r["missing"], *missing, "{stain} {method}: missing");
+            for (key, v) in keys.iter().zip(values) {
+                close(&r[*key], *v, &format!("{stain} {method} {key}"));
+                // Same images in the same order, same seed: the same intervals as the file alone.
+                for end in ["ci_low", "ci_high"] {
+                    let f = format!("{key}_{end}");
+                    assert_eq!(r[&f], file_rows[k][&f], "{stain} {method} {f}");
+                }
+            }
+        }
+    }
+    // Every image of both files is in focus (F1); the extra image is in "unknown".
+    let f1_row = stratum_row(&rows, "LLaVA", "blur", "F1");
+    assert_eq!(
+        (f1_row["n"].as_u64(), f1_row["missing"].as_u64()),
+        (Some(70), Some(30))
+    );
+    let unknown = stratum_row(&rows, "GPT visual", "stain", "unknown");
+    assert_eq!(unknown["n"], 1);
+    close(&unknown["mae"], 1.0, "unknown stratum MAE");
+    let llava_unknown = stratum_row(&rows, "LLaVA", "stain", "unknown");
+    assert_eq!(
+        (
+            llava_unknown["n"].as_u64(),
+            llava_unknown["missing"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    assert!(llava_unknown["mae"].is_null());
+
+    // Text table: a row per stratum under its method.
+    let out = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--by",
+        "stain",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("LLaVA  stain=w2"), "{text}");
+    assert!(text.contains("21.481"), "{text}");
+}
+
+#[test]
+fn count_by_column_and_count_range() {
+    let dir = tempfile::tempdir().unwrap();
+    // plate "9" sorts before "10" (numbers numerically); an empty plate forms "(empty)".
+    let p = write(
+        dir.path(),
+        "plates.csv",
+        b"image,truth,plate,A,B\r\na,10,10,12,10\r\nb,20,10,NaN,20\r\nc,5,9,5,4\r\nd,30,9,36,30\r\ne,7,,8,7\r\n",
+    );
+    let out = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--by",
+        "column:Plate,count-range",
+        "--count-ranges",
+        "10",
+        "--compare-to",
+        "B",
+        "--json",
+    ]);
+    let rows = stdout_json(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"plate\" groups the images"), "{err}");
+    // "plate" is not a method.
+    let methods: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("by").is_none())
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["A", "B"]);
+    let strata: Vec<String> = method_rows(&rows, "A")
+        .iter()
+        .skip(1)
+        .map(|r| {
+            format!(
+                "{}={}",
+                r["by"].as_str().unwrap(),
+                r["stratum"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        strata,
+        [
+            "column:plate=9",
+            "column:plate=10",
+            "column:plate=(empty)",
+            "count-range=0: <10",
+            "count-range=1: >=10",
+        ]
+    );
+    // By hand: plate 9: |5-5|, |36-30| -> MAE 3, bias 3, exact 1/2; plate 10: |12-10| and a
+    // non-numeric answer -> n 1, missing 1, MAE 2.
+    let p9 = stratum_row(&rows, "A", "column:plate", "9");
+    assert_eq!(
+        (p9["n"].as_u64(), p9["missing"].as_u64()),
+        (Some(2), Some(0))
+    );
+    close(&p9["mae"], 3.0, "plate 9 MAE");
+    close(&p9["bias"], 3.0, "plate 9 bias");
+    close(&p9["exact"], 0.5, "plate 9 exact");
+    assert!(p9["mae_ci_low"].as_f64().unwrap() <= 3.0);
+    let p10 = stratum_row(&rows, "A", "column:plate", "10");
+    assert_eq!(
+        (p10["n"].as_u64(), p10["missing"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(p10["non_numeric"], 1);
+    close(&p10["mae"], 2.0, "plate 10 MAE");
+    // Count ranges: <10 holds c (5 -> 5) and e (7 -> 8): MAE 0.5; >=10 holds a, b, d.
+    let low = stratum_row(&rows, "A", "count-range", "0: <10");
+    close(&low["mae"], 0.5, "<10 MAE");
+    let high = stratum_row(&rows, "A", "count-range", "1: >=10");
+    assert_eq!(
+        (high["n"].as_u64(), high["missing"].as_u64()),
+        (Some(2), Some(1))
+    );
+    close(&high["mae"], 4.0, ">=10 MAE");
+    // Paired difference of MAE per stratum: plate 9, A errors 0, 6 vs B errors 1, 0.
+    let d = &p9["mae_difference"];
+    assert_eq!(d["reference"], "B");
+    close(&d["difference"], 3.0 - 0.5, "plate 9 MAE difference");
+
+    // Seeded: the same stratum intervals on a second run.
+    let again = stdout_json(&mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--by",
+        "column:Plate,count-range",
+        "--count-ranges",
+        "10",
+        "--compare-to",
+        "B",
+        "--json",
+    ]));
+    assert_eq!(rows, again);
+
+    // --count-ranges alone still stratifies by count range, now with "by" named.
+    let r = stdout_json(&mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--count-ranges",
+        "10",
+        "--json",
+    ]));
+    // Without --by column:plate, "plate" is a method again.
+    assert_eq!(method_rows(&r, "plate").len(), 3);
+    close(
+        &stratum_row(&r, "A", "count-range", "0: <10")["mae"],
+        0.5,
+        "<10 MAE",
+    );
+}
+
+#[test]
+fn classify_by_class_stain_and_column() {
+    let path = study("results_classification_NFFA-MS_chatgpt.csv");
+    let out = mica(&[
+        "eval",
+        "classify",
+        "--predictions",
+        path.to_str().unwrap(),
+        "--truth-column",
+        "actual_class",
+        "--pred-column",
+        "predicted_class",
+        "--by",
+        "class,stain",
+        "--json",
+    ]);
+    let r = stdout_json(&out);
+    close(&r["accuracy"], 0.552, "accuracy");
+    let strata = r["strata"].as_array().unwrap();
+    let classes: Vec<&Value> = strata.iter().filter(|s| s["by"] == "class").collect();
+    assert_eq!(classes.len(), 10);
+    assert_eq!(
+        classes
+            .iter()
+            .map(|s| s["n"].as_u64().unwrap())
+            .sum::<u64>(),
+        250
+    );
+    // Within one true class, accuracy is that class's recall (class 3: 3 of 25 in the Python
+    // check) and equals the per-class recall of the same output.
+    for (s, c) in classes.iter().zip(r["per_class"].as_array().unwrap()) {
+        assert_eq!(s["stratum"], c["class"]);
+        close(&s["accuracy"], c["recall"].as_f64().unwrap(), "recall");
+        assert!(
+            s["macro_f1"].is_null(),
+            "macro-F1 says nothing within one class"
+        );
+        let (lo, hi) = (
+            s["accuracy_ci_low"].as_f64().unwrap(),
+            s["accuracy_ci_high"].as_f64().unwrap(),
+        );
+        assert!(lo <= s["accuracy"].as_f64().unwrap() && s["accuracy"].as_f64().unwrap() <= hi);
+    }
+    assert_eq!(classes[2]["stratum"], "3");
+    close(&classes[2]["accuracy"], 3.0 / 25.0, "class 3 accuracy");
+    // The one empty answer is a Powder (class 9) image.
+    assert_eq!(classes[8]["missing"], 1);
+    assert_eq!(classes[0]["missing"], 0);
+    // NFFA file names are no BBBC005 names: one "unknown" stratum with the whole file, reported.
+    let unknown: Vec<&Value> = strata.iter().filter(|s| s["by"] == "stain").collect();
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0]["stratum"], "unknown");
+    assert_eq!(unknown[0]["n"], 250);
+    close(
+        &unknown[0]["accuracy"],
+        r["accuracy"].as_f64().unwrap(),
+        "unknown = all",
+    );
+    close(&unknown[0]["macro_f1"], 0.5360231958, "unknown macro-F1");
+    assert_eq!(unknown[0]["accuracy_ci_low"], r["accuracy_ci_low"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("250 image(s) have no BBBC005 file name")
+            && err.contains("07f896d05966491dff2b6bf79c78d6f3.jpg"),
+        "{err}"
+    );
+
+    // A small table by any column, and by stain from BBBC005 names in the image column.
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "sites.csv",
+        b"img,truth,pred,site\nSIMCEPImages_A01_C1_F1_s01_w1.TIF,a,a,x\nSIMCEPImages_A01_C1_F1_s01_w2.TIF,a,b,x\nSIMCEPImages_A01_C1_F1_s02_w2.TIF,b,b,y\nSIMCEPImages_A01_C1_F1_s03_w2.TIF,b,,y\n",
+    );
+    let out = mica(&[
+        "eval",
+        "classify",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--truth-column",
+        "truth",
+        "--pred-column",
+        "pred",
+        "--by",
+        "column:site",
+        "--by",
+        "stain",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("column:site=x") && text.contains("stain=w2"),
+        "{text}"
+    );
+    let r = stdout_json(&mica(&[
+        "eval",
+        "classify",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--truth-column",
+        "truth",
+        "--pred-column",
+        "pred",
+        "--by",
+        "column:site,stain",
+        "--json",
+    ]));
+    let s = r["strata"].as_array().unwrap();
+    let got: Vec<(String, u64, u64, f64)> = s
+        .iter()
+        .map(|s| {
+            (
+                format!(
+                    "{}={}",
+                    s["by"].as_str().unwrap(),
+                    s["stratum"].as_str().unwrap()
+                ),
+                s["n"].as_u64().unwrap(),
+                s["missing"].as_u64().unwrap(),
+                s["accuracy"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("column:site=x".to_string(), 2, 0, 0.5),
+            ("column:site=y".to_string(), 2, 1, 0.5),
+            ("stain=w1".to_string(), 1, 0, 1.0),
+            ("stain=w2".to_string(), 3, 1, 1.0 / 3.0),
+        ]
+    );
+    // Without --by the JSON has no "strata" key.
+    let plain = stdout_json(&mica(&[
+        "eval",
+        "classify",
+        "--predictions",
+        p.to_str().unwrap(),
+        "--truth-column",
+        "truth",
+        "--pred-column",
+        "pred",
+        "--json",
+    ]));
+    assert!(plain.get("strata").is_none());
+}
+
+#[test]
+fn segment_by_stain_and_blur() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, p) = (dir.path().join("truth"), dir.path().join("pred"));
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::create_dir_all(&p).unwrap();
+    let sq = |x0: u32| move |x: u32, y: u32| (x0..x0 + 4).contains(&x) && (2..6).contains(&y);
+    // w1, in focus and blur 10: perfect; w2 blur 4: shifted by one column (Dice 24/32);
+    // another w2 image without a prediction; "other" is no BBBC005 name (perfect).
+    for name in [
+        "SIMCEPImages_A01_C1_F1_s01_w1.png",
+        "SIMCEPImages_B01_C1_F10_s01_w1.png",
+        "other.png",
+    ] {
+        write_mask(&t.join(name), 12, 8, sq(2));
+        write_mask(&p.join(name), 12, 8, sq(2));
+    }
+    write_mask(&t.join("SIMCEPImages_C01_C1_F4_s01_w2.png"), 12, 8, sq(2));
+    write_mask(&p.join("SIMCEPImages_C01_C1_F4_s01_w2.png"), 12, 8, sq(3));
+    write_mask(&t.join("SIMCEPImages_A01_C1_F1_s02_w2.png"), 12, 8, sq(2));
+    let out = mica(&[
+        "eval",
+        "segment",
+        "--truth",
+        t.to_str().unwrap(),
+        "--pred",
+        p.to_str().unwrap(),
+        "--by",
+        "stain,blur",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "partial: one image has no mask");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("other.png") && err.contains("\"unknown\""),
+        "{err}"
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(String, u64, u64, f64)> = r["strata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                format!(
+                    "{}={}",
+                    s["by"].as_str().unwrap(),
+                    s["stratum"].as_str().unwrap()
+                ),
+                s["images"].as_u64().unwrap(),
+                s["missing"].as_u64().unwrap(),
+                s["dice"]["mean"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("stain=w1".to_string(), 2, 0, 1.0),
+            ("stain=w2".to_string(), 1, 1, 0.75),
+            ("stain=unknown".to_string(), 1, 0, 1.0),
+            ("blur=F1".to_string(), 1, 1, 1.0),
+            ("blur=F4".to_string(), 1, 0, 0.75),
+            ("blur=F10".to_string(), 1, 0, 1.0),
+            ("blur=unknown".to_string(), 1, 0, 1.0),
+        ]
+    );
+    // Each stratum has the full aggregate with intervals and pooled instances.
+    let w2 = &r["strata"][1];
+    close(&w2["jaccard"]["mean"], 0.6, "w2 Jaccard");
+    assert_eq!(w2["pooled_instances"][0]["tp"], 1);
+    assert_eq!(r["aggregate"]["images"], 4);
+    let out = mica(&[
+        "eval",
+        "segment",
+        "--truth",
+        t.to_str().unwrap(),
+        "--pred",
+        p.to_str().unwrap(),
+        "--by",
+        "blur",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("blur=F10") && text.contains("per stratum"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_by_values_give_clear_errors() {
+    let counts = study("results_counting_BBBC005-S_w1.csv");
+    let c = counts.to_str().unwrap();
+    let err_of = |args: &[&str]| -> String {
+        let out = mica(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = err_of(&["eval", "count", "--predictions", c, "--by", "colour"]);
+    assert!(
+        e.contains("colour") && e.contains("stain, blur, class, count-range or column:NAME"),
+        "{e}"
+    );
+    let e = err_of(&["eval", "count", "--predictions", c, "--by", "column:"]);
+    assert!(e.contains("needs a column name"), "{e}");
+    let e = err_of(&[
+        "eval",
+        "count",
+        "--predictions",
+        c,
+        "--by",
+        "stain,column:plate",
+    ]);
+    assert!(
+        e.contains("column:plate")
+            && e.contains("results_counting_BBBC005-S_w1.csv")
+            && e.contains("\"GPT visual\""),
+        "{e}"
+    );
+    let e = err_of(&["eval", "count", "--predictions", c, "--by", "class"]);
+    assert!(
+        e.contains("--by class") && e.contains("eval classify"),
+        "{e}"
+    );
+    let e = err_of(&["eval", "count", "--predictions", c, "--by", "count-range"]);
+    assert!(e.contains("--count-ranges"), "{e}");
+    // Grouping by the only method column leaves nothing to score.
+    let dir = tempfile::tempdir().unwrap();
+    let one = write(dir.path(), "one.csv", b"image,truth,A\nx,1,2\n");
+    let e = err_of(&[
+        "eval",
+        "count",
+        "--predictions",
+        one.to_str().unwrap(),
+        "--by",
+        "column:A",
+    ]);
+    assert!(
+        e.contains("one.csv") && e.contains("no method columns"),
+        "{e}"
+    );
+
+    let classes = study("results_classification_NFFA-MS_chatgpt.csv");
+    let e = err_of(&[
+        "eval",
+        "classify",
+        "--predictions",
+        classes.to_str().unwrap(),
+        "--truth-column",
+        "actual_class",
+        "--pred-column",
+        "predicted_class",
+        "--by",
+        "count-range",
+    ]);
+    assert!(e.contains("count-range") && e.contains("eval count"), "{e}");
+    let e = err_of(&[
+        "eval",
+        "classify",
+        "--predictions",
+        classes.to_str().unwrap(),
+        "--truth-column",
+        "actual_class",
+        "--pred-column",
+        "predicted_class",
+        "--by",
+        "column:magnification",
+    ]);
+    assert!(
+        e.contains("\"magnification\"") && e.contains("\"filename\""),
+        "{e}"
+    );
+    let e = err_of(&[
+        "eval", "segment", "--truth", ".", "--pred", ".", "--by", "class",
+    ]);
+    assert!(
+        e.contains("--by class") && e.contains("stain or blur"),
+        "{e}"
+    );
+}

@@ -317,6 +317,20 @@ fn column_key(cell: &str) -> StratumKey {
     }
 }
 
+/// Names each `column:NAME` key by the header as written in the file (the match is
+/// case-insensitive), so that output says "column:plate" for `--by column:Plate`.
+fn canonical_columns(by: &mut [By], raw: &RawTable) -> anyhow::Result<()> {
+    for b in by.iter_mut() {
+        if let By::Column(name) = b {
+            let c = raw
+                .column_index(name)
+                .with_context(|| format!("--by column:{name}"))?;
+            *name = raw.header[c].trim().to_string();
+        }
+    }
+    Ok(())
+}
+
 /// The cells of column `name` for the rows at the given 1-based lines.
 fn column_cells(raw: &RawTable, name: &str, lines: &[u64]) -> anyhow::Result<Vec<String>> {
     let c = raw
@@ -422,6 +436,7 @@ fn run_count(args: &CountArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         None
     };
     if let Some(raw) = &raw {
+        canonical_columns(&mut by, raw)?;
         for b in &by {
             if let By::Column(name) = b {
                 let c = raw
@@ -745,6 +760,143 @@ struct ClassifyOutput {
     /// Only with `--compare-pred-column`.
     #[serde(skip_serializing_if = "Option::is_none")]
     accuracy_difference: Option<AccuracyDifference>,
+    /// Only with `--by`: one entry per stratum.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    strata: Vec<ClassifyStratum>,
+}
+
+/// The scores of one stratum of `mica eval classify --by`.
+#[derive(Debug, Serialize)]
+struct ClassifyStratum {
+    /// The stratification key ("class", "stain", "blur", "column:NAME").
+    by: String,
+    /// The stratum (a class, "w1", "F4", a column value, "unknown").
+    stratum: String,
+    /// Images scored in the stratum (answers that named no class included, as wrong).
+    n: usize,
+    /// Answers in the stratum that named no class (counted as wrong, so part of n).
+    missing: usize,
+    accuracy: f64,
+    balanced_accuracy: f64,
+    /// `null` for `--by class`: within one true class, an F1 averaged over classes says
+    /// nothing (accuracy there is the class's recall).
+    macro_f1: Option<f64>,
+    accuracy_ci_low: Option<f64>,
+    accuracy_ci_high: Option<f64>,
+    balanced_accuracy_ci_low: Option<f64>,
+    balanced_accuracy_ci_high: Option<f64>,
+    macro_f1_ci_low: Option<f64>,
+    macro_f1_ci_high: Option<f64>,
+}
+
+/// Accuracy, balanced accuracy and macro-F1 of the scored images `idx` (positions in `truth`),
+/// each with its bootstrap interval.
+fn classify_scores(
+    classes: &[String],
+    truth: &[usize],
+    prediction: &[Option<usize>],
+    config: &BootstrapConfig,
+) -> anyhow::Result<(ClassificationReport, Vec<Option<Interval>>)> {
+    let report = classification_report(classes, truth, prediction)?;
+    let cis = bootstrap_intervals(truth.len(), 3, config, |idx| {
+        let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
+        let p: Vec<Option<usize>> = idx.iter().map(|&i| prediction[i]).collect();
+        match classification_report(classes, &t, &p) {
+            Ok(r) => vec![
+                Some(r.accuracy),
+                Some(r.balanced_accuracy),
+                Some(r.macro_f1),
+            ],
+            Err(_) => vec![None, None, None],
+        }
+    })?;
+    Ok((report, cis))
+}
+
+/// The strata of the scored images of a classification table, one set per `--by` key.
+fn classify_strata(
+    args: &ClassifyArgs,
+    table: &mica_metrics::table::ClassTable,
+    enc: &mica_metrics::classification::EncodedClasses,
+    config: &BootstrapConfig,
+    ctx: &Ctx,
+) -> anyhow::Result<Vec<ClassifyStratum>> {
+    let mut by = unique_by(&args.by);
+    if by.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = args.predictions.display().to_string();
+    if by.contains(&By::CountRange) {
+        bail!("--by count-range applies to `mica eval count` (ranges of true counts)");
+    }
+    // Line of each scored image.
+    let lines: Vec<u64> = enc.rows.iter().map(|&r| table.lines[r]).collect();
+    let raw = if by.iter().any(|b| !matches!(b, By::Class)) {
+        let raw = read_raw_table(&args.predictions)?;
+        canonical_columns(&mut by, &raw)?;
+        Some(raw)
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for b in &by {
+        let keys: Vec<StratumKey> = match (b, &raw) {
+            (By::Class, _) => enc
+                .truth
+                .iter()
+                .map(|&t| StratumKey(0, t as u64, enc.classes[t].clone()))
+                .collect(),
+            (By::Stain | By::Blur, Some(raw)) => {
+                let t = raw.column_index(&args.truth_column)?;
+                let p = raw.column_index(&args.pred_column)?;
+                let image = (0..raw.header.len())
+                    .find(|&i| i != t && i != p)
+                    .with_context(|| {
+                        format!("{file}: --by {b} needs an image-name column besides the truth and prediction columns")
+                    })?;
+                let names = column_cells(raw, &raw.header[image], &lines)?;
+                let (keys, unknown) = bbbc005_keys(b, &names);
+                if !ctx.quiet {
+                    report_unknown(&file, b, &unknown);
+                }
+                keys
+            }
+            (By::Column(name), Some(raw)) => column_cells(raw, name, &lines)?
+                .iter()
+                .map(|c| column_key(c))
+                .collect(),
+            _ => bail!("--by {b} is not available for eval classify"),
+        };
+        let strata = Strata::new(b, &keys);
+        for (label, idx) in &strata.groups {
+            let t: Vec<usize> = select(&enc.truth, idx);
+            let p: Vec<Option<usize>> = select(&enc.prediction, idx);
+            let (r, mut cis) = classify_scores(&enc.classes, &t, &p, config)
+                .with_context(|| format!("{file}: cannot score stratum {}={label}", strata.by))?;
+            let macro_f1 = if *b == By::Class {
+                cis[2] = None;
+                None
+            } else {
+                Some(r.macro_f1)
+            };
+            out.push(ClassifyStratum {
+                by: strata.by.clone(),
+                stratum: label.clone(),
+                n: r.n,
+                missing: r.unparsed,
+                accuracy: r.accuracy,
+                balanced_accuracy: r.balanced_accuracy,
+                macro_f1,
+                accuracy_ci_low: cis[0].map(|c| c.low),
+                accuracy_ci_high: cis[0].map(|c| c.high),
+                balanced_accuracy_ci_low: cis[1].map(|c| c.low),
+                balanced_accuracy_ci_high: cis[1].map(|c| c.high),
+                macro_f1_ci_low: cis[2].map(|c| c.low),
+                macro_f1_ci_high: cis[2].map(|c| c.high),
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Serialize)]
@@ -791,20 +943,9 @@ fn run_classify(args: &ClassifyArgs, ctx: &Ctx) -> anyhow::Result<i32> {
             args.truth_column
         );
     }
-    let report = classification_report(&enc.classes, &enc.truth, &enc.prediction)
+    let (report, cis) = classify_scores(&enc.classes, &enc.truth, &enc.prediction, &config)
         .with_context(|| format!("{file}: cannot score"))?;
-    let cis = bootstrap_intervals(enc.truth.len(), 3, &config, |idx| {
-        let t: Vec<usize> = idx.iter().map(|&i| enc.truth[i]).collect();
-        let p: Vec<Option<usize>> = idx.iter().map(|&i| enc.prediction[i]).collect();
-        match classification_report(&enc.classes, &t, &p) {
-            Ok(r) => vec![
-                Some(r.accuracy),
-                Some(r.balanced_accuracy),
-                Some(r.macro_f1),
-            ],
-            Err(_) => vec![None, None, None],
-        }
-    })?;
+    let strata = classify_strata(args, &table, &enc, &config, ctx)?;
     let accuracy_difference = match &args.compare_pred_column {
         Some(other) => {
             let t2 = read_class_table(&args.predictions, &args.truth_column, other)?;
@@ -841,6 +982,7 @@ fn run_classify(args: &ClassifyArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         rows_without_truth: enc.bad_truth.iter().map(note).collect(),
         predicted_only_classes: enc.predicted_only.clone(),
         accuracy_difference,
+        strata,
         report,
     };
     if args.json {
@@ -933,6 +1075,32 @@ fn print_classify(file: &str, args: &ClassifyArgs, out: &ClassifyOutput) {
             c.support,
             c.predicted
         );
+    }
+    if !out.strata.is_empty() {
+        println!();
+        let sw = out
+            .strata
+            .iter()
+            .map(|s| s.by.chars().count() + s.stratum.chars().count() + 1)
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        println!(
+            "{:<sw$} {:>4} {:>7} {:>8} {:>18} {:>9} {:>8}",
+            "stratum", "n", "missing", "accuracy", "accuracy 95% CI", "bal. acc.", "macro-F1"
+        );
+        for s in &out.strata {
+            println!(
+                "{:<sw$} {:>4} {:>7} {:>8.4} {:>18} {:>9.4} {:>8}",
+                format!("{}={}", s.by, s.stratum),
+                s.n,
+                s.missing,
+                s.accuracy,
+                fmt_ci(s.accuracy_ci_low, s.accuracy_ci_high, 4),
+                s.balanced_accuracy,
+                fmt_opt(s.macro_f1, 4)
+            );
+        }
     }
     println!();
     println!("confusion matrix (rows: truth, columns: prediction):");
@@ -1028,7 +1196,23 @@ struct Problem {
 struct SegmentOutput {
     per_image: Vec<SegmentImage>,
     aggregate: SegmentAggregate,
+    /// Only with `--by`: the aggregate of each stratum.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    strata: Vec<SegmentStratum>,
     problems: Vec<Problem>,
+}
+
+/// One stratum of `mica eval segment --by`: its aggregate (`images` is n, the pairs scored).
+#[derive(Debug, Serialize)]
+struct SegmentStratum {
+    /// The stratification key ("stain", "blur").
+    by: String,
+    /// The stratum ("w1", "F4", "unknown").
+    stratum: String,
+    /// Truth masks of the stratum that could not be scored (no predicted mask, unreadable).
+    missing: usize,
+    #[serde(flatten)]
+    aggregate: SegmentAggregate,
 }
 
 fn image_files(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
@@ -1143,8 +1327,107 @@ fn mean_with_ci(values: &[Option<f64>], config: &BootstrapConfig) -> anyhow::Res
     })
 }
 
+/// Means over images with their intervals, and instances pooled over images.
+fn aggregate_images(
+    per_image: &[&SegmentImage],
+    config: &BootstrapConfig,
+) -> anyhow::Result<SegmentAggregate> {
+    let col = |f: &dyn Fn(&SegmentImage) -> Option<f64>| -> Vec<Option<f64>> {
+        per_image.iter().map(|s| f(s)).collect()
+    };
+    let pooled_instances = STANDARD_IOU_THRESHOLDS
+        .iter()
+        .enumerate()
+        .map(|(k, &thr)| {
+            let (tp, fp, fn_) = per_image.iter().fold((0, 0, 0), |acc, s| {
+                let x = &s.instances.per_threshold[k];
+                (acc.0 + x.tp, acc.1 + x.fp, acc.2 + x.fn_)
+            });
+            let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+            PooledInstances {
+                iou_threshold: thr,
+                tp,
+                fp,
+                fn_,
+                precision: ratio(tp, tp + fp),
+                recall: ratio(tp, tp + fn_),
+                f1: ratio(2 * tp, 2 * tp + fp + fn_),
+                tp_over_tp_fp_fn: ratio(tp, tp + fp + fn_),
+            }
+        })
+        .collect();
+    Ok(SegmentAggregate {
+        images: per_image.len(),
+        dice: mean_with_ci(&col(&|s| Some(s.dice)), config)?,
+        jaccard: mean_with_ci(&col(&|s| Some(s.jaccard)), config)?,
+        precision: mean_with_ci(&col(&|s| s.precision), config)?,
+        recall: mean_with_ci(&col(&|s| s.recall), config)?,
+        hausdorff_px: mean_with_ci(&col(&|s| s.hausdorff_px), config)?,
+        hausdorff95_px: mean_with_ci(&col(&|s| s.hausdorff95_px), config)?,
+        row_vector_hausdorff_truth_to_pred: mean_with_ci(
+            &col(&|s| Some(s.row_vector_hausdorff_truth_to_pred)),
+            config,
+        )?,
+        mean_tp_over_tp_fp_fn: mean_with_ci(&col(&|s| s.instances.mean_tp_over_tp_fp_fn), config)?,
+        pooled_instances,
+    })
+}
+
+/// The aggregate of each stain / blur stratum of the truth files.
+fn segment_strata(
+    by: &[By],
+    truth_dir: &Path,
+    truth: &BTreeMap<String, PathBuf>,
+    per_image: &[SegmentImage],
+    config: &BootstrapConfig,
+    ctx: &Ctx,
+) -> anyhow::Result<Vec<SegmentStratum>> {
+    let name_of = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let scored: Vec<String> = per_image.iter().map(|s| name_of(&s.truth_file)).collect();
+    let unscored: Vec<String> = truth
+        .values()
+        .filter(|p| !per_image.iter().any(|s| s.truth_file == **p))
+        .map(|p| name_of(p))
+        .collect();
+    let mut out = Vec::new();
+    for b in by {
+        let (keys, unknown) = bbbc005_keys(b, &scored);
+        let (unscored_keys, unscored_unknown) = bbbc005_keys(b, &unscored);
+        if !ctx.quiet {
+            let mut all_unknown = unknown.clone();
+            all_unknown.extend(unscored_unknown);
+            report_unknown(&truth_dir.display().to_string(), b, &all_unknown);
+        }
+        let mut groups: BTreeMap<StratumKey, (Vec<usize>, usize)> = BTreeMap::new();
+        for (i, k) in keys.into_iter().enumerate() {
+            groups.entry(k).or_default().0.push(i);
+        }
+        for k in unscored_keys {
+            groups.entry(k).or_default().1 += 1;
+        }
+        for (key, (idx, missing)) in groups {
+            let images: Vec<&SegmentImage> = idx.iter().map(|&i| &per_image[i]).collect();
+            out.push(SegmentStratum {
+                by: b.to_string(),
+                stratum: key.2,
+                missing,
+                aggregate: aggregate_images(&images, config)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn run_segment(args: &SegmentArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     let config = args.bootstrap.config()?;
+    let by = unique_by(&args.by);
+    if let Some(b) = by.iter().find(|b| !matches!(b, By::Stain | By::Blur)) {
+        bail!("--by {b}: eval segment groups images by stain or blur (read from the BBBC005 names of the truth files)");
+    }
     let truth = image_files(&args.truth)?;
     let pred = image_files(&args.pred)?;
     if truth.is_empty() {
@@ -1197,48 +1480,13 @@ fn run_segment(args: &SegmentArgs, ctx: &Ctx) -> anyhow::Result<i32> {
             }),
         }
     }
-    let col = |f: &dyn Fn(&SegmentImage) -> Option<f64>| -> Vec<Option<f64>> {
-        per_image.iter().map(f).collect()
-    };
-    let pooled_instances = STANDARD_IOU_THRESHOLDS
-        .iter()
-        .enumerate()
-        .map(|(k, &thr)| {
-            let (tp, fp, fn_) = per_image.iter().fold((0, 0, 0), |acc, s| {
-                let x = &s.instances.per_threshold[k];
-                (acc.0 + x.tp, acc.1 + x.fp, acc.2 + x.fn_)
-            });
-            let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
-            PooledInstances {
-                iou_threshold: thr,
-                tp,
-                fp,
-                fn_,
-                precision: ratio(tp, tp + fp),
-                recall: ratio(tp, tp + fn_),
-                f1: ratio(2 * tp, 2 * tp + fp + fn_),
-                tp_over_tp_fp_fn: ratio(tp, tp + fp + fn_),
-            }
-        })
-        .collect();
-    let aggregate = SegmentAggregate {
-        images: per_image.len(),
-        dice: mean_with_ci(&col(&|s| Some(s.dice)), &config)?,
-        jaccard: mean_with_ci(&col(&|s| Some(s.jaccard)), &config)?,
-        precision: mean_with_ci(&col(&|s| s.precision), &config)?,
-        recall: mean_with_ci(&col(&|s| s.recall), &config)?,
-        hausdorff_px: mean_with_ci(&col(&|s| s.hausdorff_px), &config)?,
-        hausdorff95_px: mean_with_ci(&col(&|s| s.hausdorff95_px), &config)?,
-        row_vector_hausdorff_truth_to_pred: mean_with_ci(
-            &col(&|s| Some(s.row_vector_hausdorff_truth_to_pred)),
-            &config,
-        )?,
-        mean_tp_over_tp_fp_fn: mean_with_ci(&col(&|s| s.instances.mean_tp_over_tp_fp_fn), &config)?,
-        pooled_instances,
-    };
+    let all: Vec<&SegmentImage> = per_image.iter().collect();
+    let aggregate = aggregate_images(&all, &config)?;
+    let strata = segment_strata(&by, &args.truth, &truth, &per_image, &config, ctx)?;
     let out = SegmentOutput {
         per_image,
         aggregate,
+        strata,
         problems,
     };
     if args.json {
@@ -1325,6 +1573,35 @@ fn print_segment(out: &SegmentOutput) {
             fmt_ci(m.ci_low, m.ci_high, 4),
             m.n
         );
+    }
+    if !out.strata.is_empty() {
+        println!();
+        println!("per stratum, mean over images [95% bootstrap CI]:");
+        let sw = out
+            .strata
+            .iter()
+            .map(|s| s.by.chars().count() + s.stratum.chars().count() + 1)
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        println!(
+            "  {:<sw$} {:>4} {:>7} {:>7} {:>18} {:>7} {:>8} {:>8}",
+            "stratum", "n", "missing", "Dice", "Dice 95% CI", "Jacc.", "HD px", "mTP/all"
+        );
+        for s in &out.strata {
+            let a = &s.aggregate;
+            println!(
+                "  {:<sw$} {:>4} {:>7} {:>7} {:>18} {:>7} {:>8} {:>8}",
+                format!("{}={}", s.by, s.stratum),
+                a.images,
+                s.missing,
+                fmt_opt(a.dice.mean, 4),
+                fmt_ci(a.dice.ci_low, a.dice.ci_high, 4),
+                fmt_opt(a.jaccard.mean, 4),
+                fmt_opt(a.hausdorff_px.mean, 2),
+                fmt_opt(a.mean_tp_over_tp_fp_fn.mean, 3),
+            );
+        }
     }
     println!();
     println!("instances pooled over images:");
