@@ -164,17 +164,34 @@ fn flood_packed(
     eight: bool,
     buckets: &mut [Vec<u32>],
 ) {
-    for ((s, &m), &lv) in labels.iter_mut().zip(inside).zip(levels) {
-        if !m {
-            *s = BLOCKED;
-        } else if *s == 0 {
-            *s = FREE | lv as u32;
+    // The state lives in a frame one pixel wider on every side, filled with BLOCKED: no
+    // neighbour needs a bounds test, and no pixel needs its column (no division).
+    let pw = w + 2;
+    let mut state = crate::scratch::u32s(pw * (h + 2));
+    state.resize(pw * (h + 2), BLOCKED);
+    for y in 0..h {
+        let row = &mut state[(y + 1) * pw + 1..(y + 1) * pw + 1 + w];
+        let src = y * w..(y + 1) * w;
+        for (((s, &l), &m), &lv) in row
+            .iter_mut()
+            .zip(&labels[src.clone()])
+            .zip(&inside[src.clone()])
+            .zip(&levels[src])
+        {
+            *s = if !m {
+                BLOCKED
+            } else if l == 0 {
+                FREE | lv as u32
+            } else {
+                l
+            };
         }
     }
     let mut heads = vec![0usize; LEVELS];
     for (i, &l) in labels.iter().enumerate() {
-        if l != BLOCKED && l < FREE {
-            buckets[levels[i] as usize].push(i as u32);
+        if l != 0 && inside[i] {
+            let (y, x) = (i / w, i % w);
+            buckets[levels[i] as usize].push(((y + 1) * pw + x + 1) as u32);
         }
     }
     let mut current = 0usize;
@@ -185,50 +202,34 @@ fn flood_packed(
         };
         heads[current] += 1;
         let i = i as usize;
-        let l = labels[i];
-        let y = i / w;
-        let x = i - y * w;
+        let l = state[i];
         let mut visit = |j: usize| {
-            let s = labels[j];
+            let s = state[j];
             if s >= FREE {
-                labels[j] = l;
+                state[j] = l;
                 buckets[((s & 0xFFFF) as usize).max(current)].push(j as u32);
             }
         };
-        if x > 0 {
-            visit(i - 1);
+        visit(i - 1);
+        visit(i + 1);
+        visit(i - pw);
+        if eight {
+            visit(i - pw - 1);
+            visit(i - pw + 1);
         }
-        if x + 1 < w {
-            visit(i + 1);
-        }
-        if y > 0 {
-            visit(i - w);
-            if eight {
-                if x > 0 {
-                    visit(i - w - 1);
-                }
-                if x + 1 < w {
-                    visit(i - w + 1);
-                }
-            }
-        }
-        if y + 1 < h {
-            visit(i + w);
-            if eight {
-                if x > 0 {
-                    visit(i + w - 1);
-                }
-                if x + 1 < w {
-                    visit(i + w + 1);
-                }
-            }
+        visit(i + pw);
+        if eight {
+            visit(i + pw - 1);
+            visit(i + pw + 1);
         }
     }
-    for s in labels.iter_mut() {
-        if *s >= BLOCKED {
-            *s = 0;
+    for y in 0..h {
+        let row = &state[(y + 1) * pw + 1..(y + 1) * pw + 1 + w];
+        for (d, &s) in labels[y * w..(y + 1) * w].iter_mut().zip(row) {
+            *d = if s >= BLOCKED { 0 } else { s };
         }
     }
+    crate::scratch::recycle_u32s(state);
 }
 
 #[cfg(test)]
