@@ -35,13 +35,8 @@ pub struct SamOptions {
     pub sam_crop_layers: Option<usize>,
 }
 
-/// Builds the SAM segmenter from its flags.
-pub fn segmenter(opts: &SamOptions) -> anyhow::Result<Box<dyn Segmenter>> {
-    segmenter_with_preset(opts, None)
-}
-
-/// As [`segmenter`], with a preset name given by the caller (e.g. a generic `--preset`);
-/// `--sam-preset` wins over it.
+/// Builds the SAM segmenter from its flags, with a preset name given by the caller (e.g. a
+/// generic `--preset`); `--sam-preset` wins over it.
 #[cfg(feature = "sam")]
 pub fn segmenter_with_preset(
     opts: &SamOptions,

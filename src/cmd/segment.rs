@@ -25,7 +25,7 @@ pub struct MethodArgs {
     #[arg(long, value_enum, default_value_t = Method::Classical)]
     pub method: Method,
     /// Named settings of the method. classical: fluorescence-nuclei (default),
-    /// fluorescence-cells, sem-particles, textbook. sam: its own presets.
+    /// fluorescence-cells, sem-particles, textbook. sam: standard, custom.
     #[arg(long)]
     pub preset: Option<String>,
     /// classical: a TOML settings file (fields as in crates/classical/presets/*.toml) instead of
@@ -66,13 +66,8 @@ pub fn segmenter(m: &MethodArgs) -> anyhow::Result<Box<dyn Segmenter>> {
             if m.settings.is_some() {
                 bail!("--settings is a classical option; SAM is configured with its own flags");
             }
-            if let Some(p) = &m.preset {
-                bail!(
-                    "--preset {p:?} with --method sam: SAM presets are not wired into this \
-                     command yet (sam::segmenter takes no preset); use SAM's own flags"
-                );
-            }
-            super::sam::segmenter(&m.sam)
+            // `--preset standard|custom` names a SAM preset here; `--sam-preset` wins over it.
+            super::sam::segmenter_with_preset(&m.sam, m.preset.as_deref())
         }
     }
 }
