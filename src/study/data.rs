@@ -48,6 +48,14 @@ pub fn load(study: &Study, spec: &DatasetSpec) -> anyhow::Result<LoadedDataset> 
         );
         (ds.samples, true)
     };
+    if let Some(t) = &spec.truth_table {
+        apply_truth_table(spec, &study.resolve(t), &mut samples, &mut problems)?;
+    }
+    if let Some(q) = &spec.question {
+        for s in &mut samples {
+            s.truth.question = Some(q.clone());
+        }
+    }
     if let Some(list) = &spec.subset {
         let list_path = study.resolve(list);
         let names = dataset::subset::read_list(&list_path)
@@ -92,7 +100,7 @@ pub fn load(study: &Study, spec: &DatasetSpec) -> anyhow::Result<LoadedDataset> 
 /// A `table` dataset: truth from CSV columns; the image path is the name next to the CSV (it need
 /// not exist).
 fn load_table(spec: &DatasetSpec, path: &Path) -> anyhow::Result<Vec<Sample>> {
-    let t = dataset::read_table(path)
+    let t = read_any_table(path)
         .with_context(|| format!("dataset {:?}: cannot read table", spec.name))?;
     let id_col = match &spec.id_column {
         Some(c) => t.require_column(&[c.as_str()])?,
@@ -134,4 +142,126 @@ fn load_table(spec: &DatasetSpec, path: &Path) -> anyhow::Result<Vec<Sample>> {
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// A table from a CSV (core's reader) or from the first worksheet of a spreadsheet (`.xlsx`,
+/// `.xlsm`, `.xls`, `.ods`): the first row is the header, cells are trimmed, and each row keeps its
+/// row number in the sheet as its line number. Rows shorter than the header are padded with "".
+///
+/// # Errors
+/// The file cannot be read or parsed, or the sheet is empty.
+pub fn read_any_table(path: &Path) -> anyhow::Result<dataset::Table> {
+    if !mica_store::sheet::is_spreadsheet(path) {
+        return Ok(dataset::read_table(path)?);
+    }
+    let mut rows = mica_store::sheet::read_first_sheet(path)?.into_iter();
+    let header: Vec<String> = rows
+        .next()
+        .with_context(|| format!("{}: the first worksheet is empty", path.display()))?
+        .into_iter()
+        .map(|c| c.trim().to_string())
+        .collect();
+    let width = header.len();
+    let rows = rows
+        .enumerate()
+        .map(|(i, r)| {
+            let mut r: Vec<String> = r.into_iter().map(|c| c.trim().to_string()).collect();
+            r.resize(width.max(r.len()), String::new());
+            (i as u64 + 2, r)
+        })
+        .collect();
+    Ok(dataset::Table {
+        path: path.to_path_buf(),
+        header,
+        rows,
+    })
+}
+
+/// The name an image is matched on across tables: class hint (`L<d>_`) and extension removed.
+pub fn match_name(name: &str) -> String {
+    let n = dataset::nffa::strip_class_hint(name.trim()).0;
+    let n = n.rsplit(['/', '\\']).next().unwrap_or(n);
+    match n.rsplit_once('.') {
+        Some((stem, ext)) if !ext.is_empty() && ext.len() <= 5 && !stem.is_empty() => {
+            stem.to_string()
+        }
+        _ => n.to_string(),
+    }
+}
+
+/// Sets truth from `spec.truth_table` on the samples it names.
+fn apply_truth_table(
+    spec: &DatasetSpec,
+    path: &Path,
+    samples: &mut [Sample],
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let what = || format!("dataset {:?}: truth table", spec.name);
+    let t = read_any_table(path).with_context(what)?;
+    let key = match &spec.truth_key_column {
+        Some(k) => t.require_column(&[k.as_str()]).with_context(what)?,
+        None => 0,
+    };
+    let col = |c: &Option<String>| -> anyhow::Result<Option<usize>> {
+        c.as_ref()
+            .map(|c| t.require_column(&[c.as_str()]).with_context(what))
+            .transpose()
+    };
+    let (count_col, ref_col, size_col) = (
+        col(&spec.truth_count_column)?,
+        col(&spec.reference_column)?,
+        col(&spec.truth_size_column)?,
+    );
+    let index: std::collections::HashMap<String, usize> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (match_name(&s.id), i))
+        .collect();
+    let mut matched = std::collections::HashSet::new();
+    for (line, row) in &t.rows {
+        let Some(&i) = index.get(&match_name(&row[key])) else {
+            continue;
+        };
+        if !matched.insert(i) {
+            bail!(
+                "{}:{line}: image {:?} is listed twice",
+                path.display(),
+                row[key]
+            );
+        }
+        let s = &mut samples[i];
+        let number = |c: usize, what: &str| -> anyhow::Result<Option<f64>> {
+            let v = row[c].trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.parse::<f64>()
+                .map(Some)
+                .with_context(|| format!("{}:{line}: {what} {v:?} is not a number", path.display()))
+        };
+        if let Some(c) = count_col {
+            if let Some(n) = number(c, "count")? {
+                s.truth.count = Some(n);
+            }
+        }
+        if let Some(c) = size_col {
+            if let Some(v) = number(c, "size")? {
+                s.meta.insert("truth_size_um".into(), v.to_string());
+            }
+        }
+        if let Some(c) = ref_col {
+            if !row[c].is_empty() {
+                s.truth.answer = Some(row[c].clone());
+            }
+        }
+    }
+    if matched.len() < samples.len() {
+        problems.push(format!(
+            "{} of {} images have no row in {}",
+            samples.len() - matched.len(),
+            samples.len(),
+            path.display()
+        ));
+    }
+    Ok(())
 }

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone)]
 pub struct ImportedAnswers {
     pub answers: BTreeMap<String, String>,
+    /// The same answers keyed by [`super::data::match_name`] (no extension, no class hint).
+    pub by_match_name: BTreeMap<String, String>,
     /// The CSV files read, for messages.
     pub sources: Vec<String>,
 }
@@ -18,10 +20,13 @@ pub struct ImportedAnswers {
 impl ImportedAnswers {
     /// The answer for a sample id (matched on the full name, then on the name without extension).
     pub fn get(&self, sample_id: &str) -> Option<&String> {
-        self.answers.get(sample_id).or_else(|| {
-            let stem = sample_id.rsplit_once('.').map(|(s, _)| s)?;
-            self.answers.get(stem)
-        })
+        self.answers
+            .get(sample_id)
+            .or_else(|| {
+                let stem = sample_id.rsplit_once('.').map(|(s, _)| s)?;
+                self.answers.get(stem)
+            })
+            .or_else(|| self.by_match_name.get(&super::data::match_name(sample_id)))
     }
 }
 
@@ -61,7 +66,7 @@ pub fn build(
             let mut sources = Vec::new();
             for c in csv {
                 let path = study.resolve(c);
-                let t = dataset::read_table(&path)
+                let t = super::data::read_any_table(&path)
                     .with_context(|| format!("method {name:?}: cannot read answers"))?;
                 let key = match key_column {
                     Some(k) => t.require_column(&[k.as_str()])?,
@@ -89,7 +94,15 @@ pub fn build(
                 }
                 sources.push(path.display().to_string());
             }
-            Ok(Runtime::Imported(ImportedAnswers { answers, sources }))
+            let by_match_name = answers
+                .iter()
+                .map(|(k, v)| (super::data::match_name(k), v.clone()))
+                .collect();
+            Ok(Runtime::Imported(ImportedAnswers {
+                answers,
+                by_match_name,
+                sources,
+            }))
         }
         MethodSpec::Classical { name, preset, .. } => {
             let p: mica_classical::Preset =

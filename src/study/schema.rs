@@ -109,6 +109,26 @@ pub struct DatasetSpec {
     /// `table`: column with the true count.
     #[serde(default)]
     pub count_column: Option<String>,
+    /// Truth from another table (CSV, or a spreadsheet: `.xlsx`, `.ods`), matched on the image
+    /// name in its first column (or `truth_key_column`; `L<d>_` class hints and extensions are
+    /// ignored). Rows whose name matches no image (section titles, units rows) are ignored; images
+    /// without a row keep the truth they had.
+    #[serde(default)]
+    pub truth_table: Option<String>,
+    #[serde(default)]
+    pub truth_key_column: Option<String>,
+    /// `truth_table`: column with the true count.
+    #[serde(default)]
+    pub truth_count_column: Option<String>,
+    /// `truth_table`: column with the expert's reference answer (VQA), shown next to the answers.
+    #[serde(default)]
+    pub reference_column: Option<String>,
+    /// `truth_table`: column with the true mean object size in µm (`size` task).
+    #[serde(default)]
+    pub truth_size_column: Option<String>,
+    /// The question asked about every image (VQA), shown in the report.
+    #[serde(default)]
+    pub question: Option<String>,
 }
 
 /// What a task asks.
@@ -119,6 +139,8 @@ pub enum TaskKind {
     Segment,
     Classify,
     Vqa,
+    /// Mean object size in µm read from the scale bar (the study's VQA-T2 size), scored as numbers.
+    Size,
 }
 
 impl TaskKind {
@@ -128,6 +150,7 @@ impl TaskKind {
             TaskKind::Segment => "segment",
             TaskKind::Classify => "classify",
             TaskKind::Vqa => "vqa",
+            TaskKind::Size => "size",
         }
     }
 
@@ -138,6 +161,7 @@ impl TaskKind {
             TaskKind::Segment => &["dice", "jaccard"],
             TaskKind::Classify => &["accuracy", "confusion"],
             TaskKind::Vqa => &["answers"],
+            TaskKind::Size => &["mae_um", "median_abs_log10_ratio", "within_factor_2"],
         }
     }
 }
@@ -325,11 +349,35 @@ impl Study {
             if !p.exists() {
                 bail!("dataset {:?}: path {} does not exist", d.name, p.display());
             }
-            for extra in d.counts.iter().chain(&d.subset).chain(&d.masks) {
+            for extra in d
+                .counts
+                .iter()
+                .chain(&d.subset)
+                .chain(&d.masks)
+                .chain(&d.truth_table)
+            {
                 let p = self.resolve(extra);
                 if !p.exists() {
                     bail!("dataset {:?}: path {} does not exist", d.name, p.display());
                 }
+            }
+            let truth_cols = [
+                &d.truth_count_column,
+                &d.reference_column,
+                &d.truth_size_column,
+                &d.truth_key_column,
+            ];
+            if d.truth_table.is_none() && truth_cols.iter().any(|c| c.is_some()) {
+                bail!(
+                    "dataset {:?}: `truth_count_column`, `reference_column`, `truth_size_column` and `truth_key_column` need a `truth_table`",
+                    d.name
+                );
+            }
+            if d.truth_table.is_some() && truth_cols[..3].iter().all(|c| c.is_none()) {
+                bail!(
+                    "dataset {:?}: `truth_table` needs at least one of `truth_count_column`, `reference_column`, `truth_size_column`",
+                    d.name
+                );
             }
             if d.kind == DatasetKindSpec::Table
                 && d.class_column.is_none()

@@ -225,6 +225,7 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
     section_segmentation(&mut ctx, &by_task("segment"), &metrics);
     section_classification(&mut ctx, &by_task("classify"));
     section_vqa(&mut ctx, &by_task("vqa"));
+    section_size(&mut ctx, &by_task("size"));
     section_failures(&mut ctx, &preds);
     section_provenance(&mut ctx, &runs, &preds, store.path());
 
@@ -244,7 +245,7 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
          Intervals are 95 % percentile bootstrap intervals over images ({r} resamples, seed {seed}).</p>\
          <nav><a href=\"#methods\">Methods</a> · <a href=\"#counting\">Counting</a> · \
          <a href=\"#segmentation\">Segmentation</a> · <a href=\"#classification\">Classification</a> · \
-         <a href=\"#vqa\">VQA</a> · <a href=\"#failures\">Failures</a> · <a href=\"#provenance\">Provenance</a></nav></header>\n\
+         <a href=\"#vqa\">VQA</a> · <a href=\"#size\">Sizes</a> · <a href=\"#failures\">Failures</a> · <a href=\"#provenance\">Provenance</a></nav></header>\n\
          <main>{warn_html}{body}</main></body></html>\n",
         t = escape(&title),
         n_s = samples.len(),
@@ -892,7 +893,23 @@ fn section_classification(ctx: &mut Ctx, preds: &[&Prediction]) {
 fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
     ctx.body
         .push_str("<section id=\"vqa\"><h2>Visual question answering</h2>\n");
-    if preds.is_empty() {
+    // Images with an expert reference are listed even when no method answered them (e.g. no
+    // model configured), so the reference is visible.
+    let with_reference: Vec<(String, String)> = ctx
+        .samples
+        .iter()
+        .filter(|(_, r)| {
+            r.meta.contains_key("reference_answer") && !r.meta.contains_key("truth_size_um")
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    if preds.is_empty() && !with_reference.is_empty() {
+        ctx.body.push_str(
+            "<p class=\"note\">No method answered these questions in this store (model methods run \
+             when a key or server is configured); the expert's references are listed.</p>\n",
+        );
+    }
+    if preds.is_empty() && with_reference.is_empty() {
         ctx.body
             .push_str("<p class=\"note\">No VQA answers in this store.</p></section>\n");
         return;
@@ -917,6 +934,9 @@ fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
         &col_refs,
     );
     let mut rows: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
+    for k in with_reference {
+        rows.entry(k).or_default();
+    }
     for p in preds {
         let text = p
             .value_text
@@ -941,6 +961,155 @@ fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
             methods
                 .iter()
                 .map(|m| Cell::text(answers.get(m).cloned().unwrap_or_default())),
+        );
+        t.rows.push(cells);
+    }
+    ctx.push_table(t);
+    ctx.body.push_str("</section>\n");
+}
+
+/// Scores of size answers against the expert's sizes (µm), from (truth, answer) pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizeScores {
+    pub n: usize,
+    /// Mean |answer − truth|, µm.
+    pub mae_um: Option<f64>,
+    /// Median |log10(answer / truth)|: 0 = exact, 1 = off by a factor of 10.
+    pub median_abs_log10_ratio: Option<f64>,
+    /// Fraction of answers within a factor of 2 of the truth.
+    pub within_factor_2: Option<f64>,
+}
+
+/// [`SizeScores`] of `(truth_um, answer_um)` pairs; pairs with a non-positive value count for
+/// the MAE but not for the ratio scores.
+pub fn size_scores(pairs: &[(f64, f64)]) -> SizeScores {
+    let n = pairs.len();
+    let mae_um = (n > 0).then(|| pairs.iter().map(|(t, p)| (p - t).abs()).sum::<f64>() / n as f64);
+    let mut logs: Vec<f64> = pairs
+        .iter()
+        .filter(|(t, p)| *t > 0.0 && *p > 0.0)
+        .map(|(t, p)| (p / t).log10().abs())
+        .collect();
+    logs.sort_by(f64::total_cmp);
+    let median_abs_log10_ratio = if logs.is_empty() {
+        None
+    } else if logs.len() % 2 == 1 {
+        Some(logs[logs.len() / 2])
+    } else {
+        Some((logs[logs.len() / 2 - 1] + logs[logs.len() / 2]) / 2.0)
+    };
+    let within_factor_2 = (!logs.is_empty()).then(|| {
+        logs.iter().filter(|&&l| l <= 2f64.log10() + 1e-12).count() as f64 / logs.len() as f64
+    });
+    SizeScores {
+        n,
+        mae_um,
+        median_abs_log10_ratio,
+        within_factor_2,
+    }
+}
+
+fn section_size(ctx: &mut Ctx, preds: &[&Prediction]) {
+    ctx.body
+        .push_str("<section id=\"size\"><h2>Object sizes from the scale bar</h2>\n");
+    if preds.is_empty() {
+        ctx.body
+            .push_str("<p class=\"note\">No size answers in this store.</p></section>\n");
+        return;
+    }
+    ctx.body.push_str(
+        "<p class=\"note\">Mean object size in µm read from the scale bar, scored against the \
+         expert's size. Sizes span orders of magnitude, so besides the mean absolute error the \
+         table gives the median |log10(answer / truth)| (1 = off by a factor of 10) and the fraction \
+         of answers within a factor of 2. n = images with a numeric answer and a truth; missing = \
+         images with a truth but no numeric answer.</p>\n",
+    );
+    let mut table = Table::new(
+        "size",
+        "Size error per dataset and method",
+        &[
+            "dataset",
+            "method",
+            "n",
+            "missing",
+            "MAE (µm)",
+            "MAE 95% CI",
+            "median |log10 ratio|",
+            "within factor 2",
+        ],
+    );
+    let grouped = by_dataset_method(preds);
+    let truth_of = |ctx: &Ctx, p: &Prediction| -> Option<f64> {
+        ctx.samples
+            .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
+            .and_then(|s| s.meta.get("truth_size_um"))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    for (dataset, methods) in &grouped {
+        for (method, ps) in methods {
+            let mut pairs = Vec::new();
+            let mut missing = 0usize;
+            for p in ps {
+                let Some(t) = truth_of(ctx, p) else { continue };
+                match (p.status, p.value_num) {
+                    (Status::Ok, Some(v)) => pairs.push((t, v)),
+                    _ => missing += 1,
+                }
+            }
+            let sc = size_scores(&pairs);
+            let errs: Vec<f64> = pairs.iter().map(|(t, p)| (p - t).abs()).collect();
+            let ci = ctx.ci_mean(&errs);
+            table.rows.push(vec![
+                Cell::text(dataset),
+                Cell::text(method),
+                Cell::Int(sc.n as i64),
+                Cell::Int(missing as i64),
+                Cell::Num(sc.mae_um, 3),
+                fmt_ci(ci),
+                Cell::Num(sc.median_abs_log10_ratio, 2),
+                Cell::Num(sc.within_factor_2, 2),
+            ]);
+        }
+    }
+    ctx.push_table(table);
+
+    // Per image, side by side with the expert.
+    let methods: Vec<String> = preds
+        .iter()
+        .map(|p| p.key.method.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut cols = vec!["dataset".to_string(), "sample".into(), "truth (µm)".into()];
+    cols.extend(methods.iter().map(|m| format!("{m} (µm)")));
+    let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+    let mut t = Table::new(
+        "size_answers",
+        "Size answers per image next to the expert's",
+        &col_refs,
+    );
+    let mut rows: BTreeMap<(String, String), BTreeMap<String, Option<f64>>> = BTreeMap::new();
+    for p in preds {
+        let v = if p.status == Status::Ok {
+            p.value_num
+        } else {
+            None
+        };
+        rows.entry((p.key.dataset.clone(), p.key.sample_id.clone()))
+            .or_default()
+            .insert(p.key.method.clone(), v);
+    }
+    for ((d, s), answers) in rows {
+        let truth = ctx
+            .samples
+            .get(&(d.clone(), s.clone()))
+            .and_then(|r| r.meta.get("truth_size_um"))
+            .and_then(|v| v.parse::<f64>().ok());
+        let mut cells = vec![Cell::text(d), Cell::text(s), Cell::Num(truth, 3)];
+        cells.extend(
+            methods
+                .iter()
+                .map(|m| Cell::Num(answers.get(m).copied().flatten(), 4)),
         );
         t.rows.push(cells);
     }
@@ -1135,6 +1304,19 @@ mod tests {
         let out = r.write(dir.path()).unwrap();
         assert!(out.is_file());
         assert!(dir.path().join("tables/counting.csv").is_file());
+    }
+
+    #[test]
+    fn size_scores_by_hand() {
+        // Errors 1, 0.5, 9; ratios 2, 0.5, 10: |log10| = 0.301, 0.301, 1.
+        let s = size_scores(&[(1.0, 2.0), (1.0, 0.5), (1.0, 10.0)]);
+        assert_eq!(s.n, 3);
+        assert!((s.mae_um.unwrap() - 10.5 / 3.0).abs() < 1e-12);
+        assert!((s.median_abs_log10_ratio.unwrap() - 2f64.log10()).abs() < 1e-12);
+        assert!((s.within_factor_2.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        let empty = size_scores(&[]);
+        assert_eq!(empty.n, 0);
+        assert!(empty.mae_um.is_none() && empty.median_abs_log10_ratio.is_none());
     }
 
     #[test]
