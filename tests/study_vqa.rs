@@ -94,6 +94,15 @@ fn vqa_references_counts_and_sizes_come_from_the_study_spreadsheets() {
         .find(|r| r[0] == "VQA-T2 counts" && r[1] == "all" && r[2] == "GPT visual (study)")
         .unwrap();
     assert_eq!(c[3], "50");
+    // Count strata: 30 of those 50 expert counts are at most 10 (17 fibre and 13 particle crops,
+    // counted by hand in the sheet).
+    let c = counting
+        .iter()
+        .find(|r| {
+            r[0] == "VQA-T2 counts" && r[1] == "true count 0–10" && r[2] == "GPT visual (study)"
+        })
+        .unwrap();
+    assert_eq!(c[3], "30");
 
     // VQA-T1: the expert's description of each of the 10 images, with the question.
     let vqa = csv_rows(&tables.join("vqa_answers.csv"));

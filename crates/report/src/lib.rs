@@ -306,6 +306,29 @@ fn by_dataset_method<'a>(
     out
 }
 
+/// A subset of the images of a counting table.
+enum Stratum {
+    /// Samples whose metadata `key` equals the value (e.g. stain w1).
+    Meta(String, String),
+    /// Samples whose true count is in `[low, high]`.
+    CountRange(f64, f64),
+}
+
+/// True-count ranges of the counting table's count strata (shown when a dataset's truths fall in
+/// more than one): few objects, a handful, crowded, very crowded.
+const COUNT_RANGES: [(f64, f64); 4] = [
+    (0.0, 10.0),
+    (11.0, 30.0),
+    (31.0, 60.0),
+    (61.0, f64::INFINITY),
+];
+
+/// Whether a true count falls in the range labelled `lo`–`hi` of [`COUNT_RANGES`]: above the
+/// previous range's end (`lo − 1`) and at most `hi`, so non-integer truths land in one range.
+fn in_count_range(t: f64, lo: f64, hi: f64) -> bool {
+    t > lo - 1.0 && t <= hi
+}
+
 fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
     ctx.body
         .push_str("<section id=\"counting\"><h2>Counting</h2>\n");
@@ -340,8 +363,8 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
     );
     let grouped = by_dataset_method(preds);
     for (dataset, methods) in &grouped {
-        // Strata: all, and per stain when the samples have one.
-        let mut strata: Vec<(String, Option<(String, String)>)> = vec![("all".into(), None)];
+        // Strata: all, per stain when the samples have one, and per range of the true count.
+        let mut strata: Vec<(String, Option<Stratum>)> = vec![("all".into(), None)];
         let stains: BTreeSet<String> = methods
             .values()
             .flatten()
@@ -353,7 +376,31 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
             .collect();
         if stains.len() > 1 {
             for s in stains {
-                strata.push((format!("stain {s}"), Some(("stain".into(), s))));
+                strata.push((format!("stain {s}"), Some(Stratum::Meta("stain".into(), s))));
+            }
+        }
+        let truths: Vec<f64> = methods
+            .values()
+            .flatten()
+            .filter_map(|p| {
+                ctx.samples
+                    .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
+            })
+            .filter_map(|s| s.truth_count)
+            .collect();
+        let used: Vec<(f64, f64)> = COUNT_RANGES
+            .iter()
+            .copied()
+            .filter(|&(lo, hi)| truths.iter().any(|&t| in_count_range(t, lo, hi)))
+            .collect();
+        if used.len() > 1 {
+            for (lo, hi) in used {
+                let label = if hi.is_finite() {
+                    format!("true count {lo}–{hi}")
+                } else {
+                    format!("true count ≥ {lo}")
+                };
+                strata.push((label, Some(Stratum::CountRange(lo, hi))));
             }
         }
         for (label, filter) in &strata {
@@ -367,12 +414,14 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
                     else {
                         continue;
                     };
-                    if let Some((k, v)) = filter {
-                        if s.meta.get(k) != Some(v) {
-                            continue;
-                        }
-                    }
                     let Some(t) = s.truth_count else { continue };
+                    match filter {
+                        Some(Stratum::Meta(k, v)) if s.meta.get(k) != Some(v) => continue,
+                        Some(Stratum::CountRange(lo, hi)) if !in_count_range(t, *lo, *hi) => {
+                            continue
+                        }
+                        _ => {}
+                    }
                     match (p.status, p.value_num) {
                         (Status::Ok, Some(v)) => pairs.push((t, v)),
                         _ => missing += 1,
