@@ -14,6 +14,8 @@ pub struct LoadedDataset {
     pub problems: Vec<String>,
     /// Whether the images exist (false for `table` datasets: answers only).
     pub has_images: bool,
+    /// Whether the truth masks are instance label images (scored with instance metrics too).
+    pub instance_truth: bool,
 }
 
 /// Loads one dataset of `study`.
@@ -94,6 +96,7 @@ pub fn load(study: &Study, spec: &DatasetSpec) -> anyhow::Result<LoadedDataset> 
         samples,
         problems,
         has_images,
+        instance_truth: spec.instance_masks,
     })
 }
 

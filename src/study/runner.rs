@@ -819,6 +819,16 @@ fn segmenter_predictions(
                     },
                     None => p.failure = Some("no truth mask for this image".into()),
                 }
+                if ds.instance_truth {
+                    if let Some(m) = &sample.truth.mask {
+                        match instance_metrics(m, &result.labels) {
+                            Ok(ms) => metrics.extend(ms),
+                            Err(e) => {
+                                p.failure.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
             }
             TaskKind::Classify | TaskKind::Vqa | TaskKind::Size => {
                 p = Prediction::failed(p.key, run_id, "a segmenter cannot do this task");
@@ -855,6 +865,49 @@ fn write_mask(path: &Path, seg: &Segmentation) -> Result<String, String> {
 pub fn read_truth_foreground(path: &Path) -> Result<BinaryMask, String> {
     let img = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
     Ok(BinaryMask::from_image_above(&img.to_gray(), 0.0))
+}
+
+/// Instance metrics of predicted labels against a true instance label image (mica-metrics'
+/// matching at IoU 0.5, 0.55, ..., 0.95): at 0.5 and 0.75 the F1, precision, recall and
+/// TP/(TP+FP+FN); over all thresholds the mean F1 and mean TP/(TP+FP+FN); and the numbers of true
+/// and predicted objects.
+fn instance_metrics(
+    truth_path: &Path,
+    pred: &mica_core::LabelImage,
+) -> Result<Vec<(String, f64)>, String> {
+    use mica_metrics::instances::{instance_scores, STANDARD_IOU_THRESHOLDS};
+    let img =
+        mica_core::io::read_image(truth_path).map_err(|e| format!("truth instance labels: {e}"))?;
+    let truth = mica_core::LabelImage::from_image(&img)
+        .map_err(|e| format!("truth instance labels {}: {e}", truth_path.display()))?;
+    let r = instance_scores(&truth, pred, &STANDARD_IOU_THRESHOLDS).map_err(|e| e.to_string())?;
+    let mut out = vec![
+        ("instances_true".to_string(), r.num_truth as f64),
+        ("instances_pred".to_string(), r.num_pred as f64),
+    ];
+    for s in &r.per_threshold {
+        let tag = (s.iou_threshold * 100.0).round() as u32;
+        if tag != 50 && tag != 75 {
+            continue;
+        }
+        for (name, v) in [
+            ("f1", s.f1),
+            ("precision", s.precision),
+            ("recall", s.recall),
+            ("tp_over_tp_fp_fn", s.tp_over_tp_fp_fn),
+        ] {
+            if let Some(v) = v {
+                out.push((format!("{name}_iou{tag}"), v));
+            }
+        }
+    }
+    if let Some(v) = r.mean_f1 {
+        out.push(("f1_iou50_95".into(), v));
+    }
+    if let Some(v) = r.mean_tp_over_tp_fp_fn {
+        out.push(("tp_over_tp_fp_fn_iou50_95".into(), v));
+    }
+    Ok(out)
 }
 
 /// Foreground metrics of a prediction against the truth (mica-metrics): Dice, Jaccard, precision,

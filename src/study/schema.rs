@@ -129,6 +129,11 @@ pub struct DatasetSpec {
     /// The question asked about every image (VQA), shown in the report.
     #[serde(default)]
     pub question: Option<String>,
+    /// The truth masks are instance label images (each object its own label, e.g. StarDist's
+    /// `mask2d.tif`): segmentation is also scored per object (matching at IoU 0.5 … 0.95). The
+    /// default (false) is foreground-only truth (BBBC005's masks), scored by overlap only.
+    #[serde(default)]
+    pub instance_masks: bool,
 }
 
 /// What a task asks.

@@ -771,7 +771,68 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
     }
     ctx.push_table(table);
     ctx.push_table_folded(per_image);
+    instance_table(ctx, &per);
     ctx.body.push_str("</section>\n");
+}
+
+/// Instance metrics (datasets whose truth masks are instance labels): per dataset and method, the
+/// means over images of F1 at IoU 0.5 and 0.75, F1 averaged over IoU 0.5…0.95, and TP/(TP+FP+FN)
+/// at 0.5, with the total numbers of true and predicted objects.
+/// Per (dataset, method): per image: metric name → value.
+type ImageMetrics = BTreeMap<(String, String), BTreeMap<String, BTreeMap<String, f64>>>;
+
+fn instance_table(ctx: &mut Ctx, per: &ImageMetrics) {
+    let mut table = Table::new(
+        "segmentation_instances",
+        "Instance segmentation per dataset and method (truth: instance labels)",
+        &[
+            "dataset",
+            "method",
+            "n",
+            "mean F1 @IoU0.5",
+            "F1 @IoU0.5 95% CI",
+            "mean F1 @IoU0.75",
+            "mean F1 @IoU0.5:0.95",
+            "mean TP/(TP+FP+FN) @IoU0.5",
+            "true objects",
+            "predicted objects",
+        ],
+    );
+    for ((dataset, method), imgs) in per {
+        let with: Vec<&BTreeMap<String, f64>> = imgs
+            .values()
+            .filter(|m| m.contains_key("instances_true"))
+            .collect();
+        if with.is_empty() {
+            continue;
+        }
+        let vals =
+            |name: &str| -> Vec<f64> { with.iter().filter_map(|m| m.get(name).copied()).collect() };
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let f1_50 = vals("f1_iou50");
+        let total = |name: &str| vals(name).iter().sum::<f64>() as i64;
+        table.rows.push(vec![
+            Cell::text(dataset),
+            Cell::text(method),
+            Cell::Int(with.len() as i64),
+            Cell::Num(mean(&f1_50), 3),
+            fmt_ci(ctx.ci_mean(&f1_50)),
+            Cell::Num(mean(&vals("f1_iou75")), 3),
+            Cell::Num(mean(&vals("f1_iou50_95")), 3),
+            Cell::Num(mean(&vals("tp_over_tp_fp_fn_iou50")), 3),
+            Cell::Int(total("instances_true")),
+            Cell::Int(total("instances_pred")),
+        ]);
+    }
+    if table.rows.is_empty() {
+        return;
+    }
+    ctx.body.push_str(
+        "<p class=\"note\">Instance metrics (only where the truth masks are instance labels): a \
+         predicted object matches a true one when their IoU reaches the threshold (one-to-one, \
+         mica-metrics' matching). F1 = 2TP/(2TP+FP+FN); means are over images.</p>\n",
+    );
+    ctx.push_table(table);
 }
 
 /// The red/blue/green difference image of a prediction's mask against the truth, as a PNG data URI.
