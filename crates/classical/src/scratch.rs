@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 
 /// At most this many buffers of each type are kept per thread.
-const KEEP: usize = 8;
+const KEEP: usize = 4;
 
 #[derive(Default)]
 struct Pool {
