@@ -117,3 +117,119 @@ fn vqa_references_counts_and_sizes_come_from_the_study_spreadsheets() {
         "{l0:?}"
     );
 }
+
+/// A local OpenAI-compatible server answering every request with a structured size of 2.5 µm.
+fn size_server() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let l = line.trim_end().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                // The request asks for the size schema.
+                assert!(String::from_utf8_lossy(&body).contains("size_um"));
+                let answer = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"{\"size_um\": 2.5}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":5}}"#;
+                let mut s = stream;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn a_model_answers_sizes_scored_against_a_csv_truth_table() {
+    let url = size_server();
+    let dir = tempfile::tempdir().unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    // Truth: 5 µm for every example image (a CSV truth table; names without extension).
+    let mut truth = String::from("image,size\n");
+    for e in std::fs::read_dir(examples.join("bbbc005/images")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        truth.push_str(&format!("{},5\n", name.rsplit_once('.').unwrap().0));
+    }
+    std::fs::write(dir.path().join("sizes.csv"), truth).unwrap();
+    let study = dir.path().join("s.toml");
+    std::fs::write(
+        &study,
+        format!(
+            r#"
+name = "sizes"
+data_root = "{root}"
+[[datasets]]
+name = "cells"
+kind = "bbbc005"
+path = "{examples}/bbbc005"
+truth_table = "sizes.csv"
+truth_size_column = "size"
+[[methods]]
+name = "test model"
+kind = "vlm"
+model = "openai-compatible:test-model"
+base_url = "{url}"
+[[tasks]]
+kind = "size"
+datasets = ["cells"]
+methods = ["test model"]
+objects = "cells"
+"#,
+            root = dir.path().display(),
+            examples = examples.display(),
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("s.sqlite");
+    let st = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .args(["-q", "run"])
+        .arg(&study)
+        .arg("--store")
+        .arg(&store)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st}");
+    let out = dir.path().join("report");
+    let st = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(["-q", "report"])
+        .arg(&store)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let size = csv_rows(&out.join("tables").join("size.csv"));
+    assert_eq!(size.len(), 1, "{size:?}");
+    let r = &size[0];
+    assert_eq!((r[0].as_str(), r[1].as_str()), ("cells", "test model"));
+    assert_eq!((r[2].as_str(), r[3].as_str()), ("10", "0"));
+    // |2.5 - 5| on every image; log10(2.5/5) = -0.301: within a factor of 2 everywhere.
+    assert_eq!(r[4].parse::<f64>().unwrap(), 2.5);
+    assert!(
+        (r[7].parse::<f64>().unwrap() - 2f64.log10()).abs() < 1e-9,
+        "{r:?}"
+    );
+    assert_eq!(r[8].parse::<f64>().unwrap(), 1.0);
+}

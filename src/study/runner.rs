@@ -544,9 +544,10 @@ fn imported_predictions(
                 Err(e) => p.failure = Some(e),
             },
             TaskKind::Vqa => p.value_text = Some(raw.clone()),
-            TaskKind::Size => match parse_number(raw) {
-                Ok(v) => p.value_num = Some(v),
-                Err(e) => p.failure = Some(e),
+            // The study's sizes are bare numbers in µm; a unit (nm, mm) is converted.
+            TaskKind::Size => match mica_vlm::task::parse_size_um(raw) {
+                Some(v) => p.value_num = Some(v),
+                None => p.failure = Some(format!("no size in the answer {:?}", raw.trim())),
             },
             TaskKind::Segment => {
                 p = Prediction::failed(p.key, run_id, "imported answers cannot segment".to_string())
@@ -661,45 +662,6 @@ fn vlm_predictions(
         out.push((p, Vec::new()));
     }
     out
-}
-
-/// The first decimal number of an answer (`0.016`, `8.5 µm`, `1e-3`), or why there is none.
-fn parse_number(raw: &str) -> Result<f64, String> {
-    let t = raw.trim();
-    if t.is_empty() {
-        return Err("empty answer".into());
-    }
-    let b = t.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let starts =
-            b[i].is_ascii_digit() || (b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit));
-        if starts {
-            let mut j = i;
-            while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.') {
-                j += 1;
-            }
-            // An exponent: e-3, E+2, e5.
-            if j < b.len() && (b[j] == b'e' || b[j] == b'E') {
-                let mut k = j + 1;
-                if k < b.len() && (b[k] == b'-' || b[k] == b'+') {
-                    k += 1;
-                }
-                if k < b.len() && b[k].is_ascii_digit() {
-                    while k < b.len() && b[k].is_ascii_digit() {
-                        k += 1;
-                    }
-                    j = k;
-                }
-            }
-            return t[i..j]
-                .trim_end_matches('.')
-                .parse::<f64>()
-                .map_err(|e| format!("{:?} is not a number: {e}", &t[i..j]));
-        }
-        i += 1;
-    }
-    Err(format!("no number in the answer {t:?}"))
 }
 
 /// A class answer: a number 1..=N names `classes[n-1]`; otherwise the class name is looked for
@@ -1156,14 +1118,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_in_size_answers() {
-        assert_eq!(parse_number("0.016"), Ok(0.016));
-        assert_eq!(parse_number("about 8.5 µm"), Ok(8.5));
-        assert_eq!(parse_number("1e-3"), Ok(0.001));
-        assert_eq!(parse_number(".5"), Ok(0.5));
-        assert_eq!(parse_number("24."), Ok(24.0));
-        assert!(parse_number("").is_err());
-        assert!(parse_number("NaN").is_err());
+    fn imported_size_answers_in_micrometres() {
+        let p = |raw: &str| mica_vlm::task::parse_size_um(raw);
+        assert_eq!(p("0.016"), Some(0.016));
+        assert_eq!(p("0.0001"), Some(0.0001));
+        assert_eq!(p("8.5"), Some(8.5));
+        assert_eq!(p(""), None);
+        assert_eq!(p("NaN"), None);
     }
 
     #[test]
