@@ -506,6 +506,51 @@ methods = ["c"]
     }
 
     #[test]
+    fn truth_table_columns_need_a_table_and_a_classical_method_cannot_size() {
+        let text = r#"
+name = "x"
+[[datasets]]
+name = "d"
+kind = "folder"
+path = "."
+reference_column = "Description ground truth"
+"#;
+        let err = format!("{:#}", parse(text).unwrap_err());
+        assert!(
+            err.contains("\"d\"") && err.contains("need a `truth_table`"),
+            "{err}"
+        );
+        let text = r#"
+name = "x"
+[[datasets]]
+name = "d"
+kind = "folder"
+path = "."
+truth_table = "no/such/sizes.xlsx"
+truth_size_column = "Size"
+"#;
+        let err = format!("{:#}", parse(text).unwrap_err());
+        assert!(err.contains("no/such/sizes.xlsx"), "{err}");
+        let text = r#"
+name = "x"
+[[datasets]]
+name = "d"
+kind = "folder"
+path = "."
+[[methods]]
+name = "c"
+kind = "classical"
+preset = "sem-particles"
+[[tasks]]
+kind = "size"
+datasets = ["d"]
+methods = ["c"]
+"#;
+        let err = format!("{:#}", parse(text).unwrap_err());
+        assert!(err.contains("cannot do the size task"), "{err}");
+    }
+
+    #[test]
     fn missing_path_and_unknown_method_are_named() {
         let text = r#"
 name = "x"
