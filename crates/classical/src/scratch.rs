@@ -4,12 +4,16 @@
 //! first touch (the allocator gives large freed blocks back to the system); measured on BBBC005
 //! that was about a quarter of the CPU time per image. The pipeline takes its planes, masks and
 //! label buffers from here and hands back those it no longer needs, so that a thread that
-//! segments many images touches fresh memory only for the first.
+//! segments many images touches fresh memory only for the first. At most [`KEEP`] buffers and
+//! [`KEEP_BYTES`] of each type are kept per thread.
 
 use std::cell::RefCell;
 
-/// At most this many buffers of each type are kept per thread.
+/// At most this many buffers of each type are kept per thread...
 const KEEP: usize = 4;
+/// ...holding at most this many bytes together (large images: fewer buffers kept, never more
+/// memory than this per type and thread).
+const KEEP_BYTES: usize = 64 << 20;
 
 #[derive(Default)]
 struct Pool {
@@ -41,14 +45,20 @@ fn take<T>(list: &mut Vec<Vec<T>>, len: usize) -> Vec<T> {
 }
 
 fn give<T>(list: &mut Vec<Vec<T>>, v: Vec<T>) {
-    if v.capacity() == 0 {
+    let bytes = |v: &Vec<T>| v.capacity() * std::mem::size_of::<T>();
+    let new = bytes(&v);
+    if new == 0 || new > KEEP_BYTES {
         return;
     }
-    if list.len() < KEEP {
+    let kept: usize = list.iter().map(bytes).sum();
+    if list.len() < KEEP && kept + new <= KEEP_BYTES {
         list.push(v);
-    } else if let Some(smallest) = list.iter_mut().min_by_key(|k| k.capacity()) {
-        if smallest.capacity() < v.capacity() {
-            *smallest = v;
+        return;
+    }
+    // Full: the new buffer replaces the smallest kept one if it is larger and fits the budget.
+    if let Some(i) = (0..list.len()).min_by_key(|&i| list[i].capacity()) {
+        if list[i].capacity() < v.capacity() && kept - bytes(&list[i]) + new <= KEEP_BYTES {
+            list[i] = v;
         }
     }
 }
@@ -105,5 +115,23 @@ mod tests {
         recycle_f32s(w);
         // Too large for anything kept: a new buffer.
         assert!(f32s(1_000).capacity() >= 1_000);
+    }
+
+    #[test]
+    fn keeps_a_bounded_number_of_bytes() {
+        let mut list: Vec<Vec<u32>> = Vec::new();
+        for _ in 0..10 {
+            give(&mut list, Vec::with_capacity(1000));
+        }
+        assert_eq!(list.len(), KEEP);
+        // Larger than the whole budget: not kept.
+        give(&mut list, Vec::with_capacity(KEEP_BYTES / 4 + 1));
+        assert!(list.iter().all(|v| v.capacity() < 2000));
+        // Half the budget fits once, replacing a small one; a second would exceed it.
+        give(&mut list, Vec::with_capacity(KEEP_BYTES / 8));
+        give(&mut list, Vec::with_capacity(KEEP_BYTES / 8 + 10));
+        let total: usize = list.iter().map(|v| v.capacity() * 4).sum();
+        assert!(total <= KEEP_BYTES, "{total}");
+        assert_eq!(list.len(), KEEP);
     }
 }
