@@ -412,21 +412,8 @@ mod tests {
     fn nffa_labels_are_the_study_classes() {
         let l = nffa_labels();
         let names: Vec<&str> = l.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "Biological",
-                "Fibres",
-                "Films_Coated_Surface",
-                "MEMS_devices_and_electrodes",
-                "Nanowires",
-                "Particles",
-                "Patterned_surface",
-                "Porous_Sponge",
-                "Powder",
-                "Tips"
-            ]
-        );
+        // The same names, in the same order, as the dataset loader's classes.
+        assert_eq!(names, mica_core::dataset::nffa::CLASSES);
         assert!(l.iter().enumerate().all(|(i, c)| c.id == i as u32 + 1));
         for (i, s) in [
             "biological",
