@@ -1,32 +1,13 @@
 //! `mica segment` and `mica count` with the classical method, end to end on real images and on
 //! bad files the tests make.
 
+mod common;
+
+use common::{mica, shared};
 use std::path::PathBuf;
-use std::process::Command;
 
 fn image(name: &str) -> PathBuf {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/bbbc005/images"
-    ))
-    .join(name);
-    assert!(
-        p.is_file(),
-        "these tests need ../shared next to the repository"
-    );
-    p
-}
-
-fn mica(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mica"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    shared().join("data/bbbc005/images").join(name)
 }
 
 const W1: &str = "SIMCEPImages_A05_C18_F1_s01_w1.TIF";

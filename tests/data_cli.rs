@@ -1,28 +1,8 @@
 //! `mica data` end to end, on the real data and on bad files the tests make.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn shared() -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
-    assert!(
-        p.is_dir(),
-        "these tests need ../shared next to the repository"
-    );
-    p
-}
-
-fn mica(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mica"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{mica, shared};
 
 #[test]
 fn inspect_bbbc005_json() {

@@ -1,28 +1,8 @@
 //! `mica robustness` end to end: generated images, crowding, real BBBC005 blur anchors, errors.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn shared() -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"));
-    assert!(
-        p.is_dir(),
-        "these tests need ../shared next to the repository"
-    );
-    p
-}
-
-fn mica(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mica"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{mica, shared};
 
 /// CSV rows as (kind, severity, mean_dice, count_mae) for one axis/series.
 fn rows(csv_text: &str, axis: &str, series: &str) -> Vec<(String, f64, Option<f64>, Option<f64>)> {

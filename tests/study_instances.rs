@@ -2,17 +2,14 @@
 //! nuclei in ../shared/data) is scored per object as well as by foreground overlap; BBBC005's
 //! foreground-only masks are not.
 
+mod common;
+
+use common::csv_rows;
+
 use std::path::Path;
 use std::process::Command;
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
-
-fn csv_rows(path: &Path) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    r.records()
-        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
-        .collect()
-}
 
 #[test]
 fn instance_label_truth_gets_instance_metrics_and_foreground_truth_does_not() {

@@ -2,16 +2,13 @@
 //! VQA-T2 counts and sizes read from the study's spreadsheets (.xlsx), the study's size answers
 //! imported and scored as numbers.
 
+mod common;
+
+use common::csv_rows;
+
 use std::process::Command;
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
-
-fn csv_rows(path: &std::path::Path) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    r.records()
-        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
-        .collect()
-}
 
 #[test]
 fn vqa_references_counts_and_sizes_come_from_the_study_spreadsheets() {

@@ -2,6 +2,10 @@
 //! cache (a second run makes zero calls), `kill -9` in the middle of a batch, errors, and the API
 //! key never appearing in anything mica prints or writes.
 
+mod common;
+
+use common::csv_rows;
+
 #[path = "../crates/vlm/tests/support/mod.rs"]
 mod support;
 
@@ -69,13 +73,6 @@ fn assert_no_key_in(bytes: &[u8], key: &str, what: &str) {
         !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
         "API key found in {what}"
     );
-}
-
-fn csv_rows(p: &Path) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(p).unwrap();
-    r.records()
-        .map(|x| x.unwrap().iter().map(str::to_string).collect())
-        .collect()
 }
 
 #[test]
