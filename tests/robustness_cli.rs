@@ -1,4 +1,5 @@
-//! `mica robustness` end to end: generated images, crowding, real BBBC005 blur anchors, errors.
+//! `mica robustness` end to end: generated images, crowding, real BBBC005 blur anchors, SAM
+//! beside the classical method, errors.
 
 mod common;
 
@@ -123,10 +124,11 @@ fn unknown_inputs_are_clear_errors() {
         "--perturbation",
         "blur",
         "--method",
-        "sam",
+        "vlm",
         "--out",
         o,
     ]);
+    // VLM counters are not wired into robustness runs yet.
     assert_eq!(code, 4, "{err}");
     let (code, _, err) = mica(&[
         "robustness",
@@ -169,4 +171,70 @@ fn real_bbbc005_counts_are_crowding_anchors() {
     assert_eq!((anchors[0].1, anchors[1].1), (1.0, 10.0));
     // The classical method counts sparse real w1 cells almost exactly.
     assert!(anchors.iter().all(|a| a.3.unwrap() < 1.0), "{csv}");
+}
+
+/// SAM and the classical method in one run: one curve each, SAM with the real MobileSAM checkpoint
+/// and a 4×4 point grid so that each image costs one encoder pass and a few decodes on CPU.
+#[cfg(feature = "sam")]
+#[test]
+fn sam_and_classical_curves_side_by_side() {
+    let weights = shared().join("models").join("mobile_sam.pt");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let (code, stdout, err) = mica(&[
+        "robustness",
+        "--method",
+        "classical,sam",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--sam-points-per-side",
+        "4",
+        "--perturbation",
+        "blur",
+        "--severities",
+        "0,16",
+        "--images",
+        "1",
+        "--count",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}\n{stdout}");
+    let recs = common::csv_rows(&out.join("robustness.csv"));
+    // method, axis, series, kind, label, severity, unit, n_images, n_failed, dice, MAE, bias, F1
+    for prefix in ["classical:", "sam:"] {
+        let rows: Vec<&Vec<String>> = recs
+            .iter()
+            .filter(|r| r[0].starts_with(prefix) && r[1] == "blur" && r[3] == "curve")
+            .collect();
+        let sev: Vec<f64> = rows.iter().map(|r| r[5].parse().unwrap()).collect();
+        assert_eq!(sev, [0.0, 16.0], "{prefix} rows in\n{recs:?}");
+        for r in rows {
+            assert_eq!((r[7].as_str(), r[8].as_str()), ("1", "0"), "{r:?}");
+            let dice: f64 = r[9].parse().unwrap();
+            let mae: f64 = r[10].parse().unwrap();
+            let bias: f64 = r[11].parse().unwrap();
+            let f1: f64 = r[12].parse().unwrap();
+            assert!((0.0..=1.0).contains(&dice), "{r:?}");
+            assert!((0.0..=1.0).contains(&f1), "{r:?}");
+            // Count error can never exceed missing all 20 cells or finding many more.
+            assert!(mae >= 0.0 && mae == bias.abs() && bias >= -20.0, "{r:?}");
+        }
+    }
+    // The classical method finds generated cells; this pins that the SAM rows are SAM's own.
+    let dice_at = |prefix: &str| -> f64 {
+        recs.iter()
+            .find(|r| r[0].starts_with(prefix) && r[3] == "curve" && r[5] == "0")
+            .unwrap()[9]
+            .parse()
+            .unwrap()
+    };
+    assert!(dice_at("classical:") > 0.9, "{recs:?}");
+    assert_ne!(dice_at("classical:"), dice_at("sam:"), "{recs:?}");
+    assert!(
+        stdout.contains("sam:mobile_sam:standard | blur"),
+        "{stdout}"
+    );
+    assert!(out.join("robustness_blur.svg").is_file());
 }

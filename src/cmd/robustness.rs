@@ -22,9 +22,13 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Method to test. Only `classical` is wired into robustness runs so far.
-    #[arg(long, default_value = "classical")]
-    pub method: String,
+    /// Methods to test (comma-separated or repeated): classical, sam. Each method gets its own
+    /// curve on every axis.
+    #[arg(long, value_delimiter = ',', default_value = "classical")]
+    pub method: Vec<String>,
+    /// SAM flags, used when --method includes sam.
+    #[command(flatten)]
+    pub sam: super::sam::SamOptions,
     /// Classical preset: fluorescence-nuclei, fluorescence-cells, sem-particles, textbook.
     #[arg(long, default_value = "fluorescence-nuclei")]
     pub preset: String,
@@ -157,14 +161,23 @@ fn open_bbbc005(path: &Path, masks: Option<PathBuf>) -> anyhow::Result<Vec<Sampl
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
-    if args.method != "classical" {
-        // Only the classical method is wired in so far; SAM and VLMs come as they land.
-        return super::not_implemented(
-            &format!("method {:?} in `mica robustness`", args.method),
-            8,
-        );
+    let mut methods: Vec<&str> = Vec::new();
+    for m in &args.method {
+        match m.as_str() {
+            "classical" | "sam" => {
+                if !methods.contains(&m.as_str()) {
+                    methods.push(m);
+                }
+            }
+            // The VLM counters are not wired into robustness runs yet.
+            _ => {
+                return super::not_implemented(&format!("method {m:?} in `mica robustness`"), 8);
+            }
+        }
     }
-    let seg = classical(&args.preset)?;
+    if methods.is_empty() {
+        bail!("--method needs at least one method (classical, sam)");
+    }
     let gen_cfg = CellGenConfig::preset(&args.generator).with_context(|| {
         format!(
             "unknown generator preset {:?} (known: {})",
@@ -185,6 +198,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    // Methods are built after the cheap checks: SAM loads its weights here.
+    let segs: Vec<Box<dyn Segmenter>> = methods
+        .iter()
+        .map(|m| -> anyhow::Result<Box<dyn Segmenter>> {
+            match *m {
+                "sam" => super::sam::segmenter_with_preset(&args.sam, None),
+                _ => Ok(Box::new(classical(&args.preset)?)),
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
 
     let texture = match &args.debris_texture {
         Some(p) => {
@@ -272,7 +295,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     if !ctx.quiet {
         eprintln!(
             "robustness: {} on {} image(s) from {source}",
-            seg.name(),
+            segs.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
             cases.len()
         );
     }
@@ -292,8 +315,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         let t0 = std::time::Instant::now();
         if axis == "crowding" {
             let counts: Vec<usize> = sev.iter().map(|&c| c.max(0.0).round() as usize).collect();
-            // Real images at each count (up to --images per count), scored once.
-            let mut real_points = Vec::new();
+            // Real images at each count (up to --images per count), read once.
+            let mut real_cases = Vec::new();
             for &n in &counts {
                 let at_n: Vec<Sample> = real_all
                     .iter()
@@ -302,51 +325,63 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                     .cloned()
                     .collect();
                 if !at_n.is_empty() {
-                    let cs = load_cases(&at_n, &mut failures);
-                    real_points.push((
-                        format!("BBBC005 C{n} (real, {} images)", cs.len()),
-                        anchor_point(&seg, n as f64, &cs),
-                    ));
+                    real_cases.push((n, load_cases(&at_n, &mut failures)));
                 }
             }
-            for &cl in &args.clustering {
-                let mut c = crowding_curve(
-                    &seg,
-                    &gen_cfg,
-                    &counts,
-                    cl,
-                    args.images,
-                    args.seed,
-                    &format!("generated ({})", args.generator),
-                )?;
-                for (label, p) in &real_points {
-                    place_anchor(&mut c, label, p.clone());
+            for seg in &segs {
+                let seg: &dyn Segmenter = seg.as_ref();
+                // Real images scored once per method.
+                let real_points: Vec<_> = real_cases
+                    .iter()
+                    .map(|(n, cs)| {
+                        (
+                            format!("BBBC005 C{n} (real, {} images)", cs.len()),
+                            anchor_point(seg, *n as f64, cs),
+                        )
+                    })
+                    .collect();
+                for &cl in &args.clustering {
+                    let mut c = crowding_curve(
+                        seg,
+                        &gen_cfg,
+                        &counts,
+                        cl,
+                        args.images,
+                        args.seed,
+                        &format!("generated ({})", args.generator),
+                    )?;
+                    for (label, p) in &real_points {
+                        place_anchor(&mut c, label, p.clone());
+                    }
+                    curves.push(c);
                 }
-                curves.push(c);
             }
         } else {
             let kind = PerturbationKind::from_name(axis).context("checked above")?;
-            let mut c = perturbation_curve(
-                &seg,
-                &cases,
-                kind,
-                &sev,
-                args.seed,
-                &source,
-                texture.as_ref(),
-            )?;
-            if kind == PerturbationKind::Blur {
-                for (blur, acases) in &anchors {
-                    add_anchor(
-                        &mut c,
-                        &seg,
-                        &format!("BBBC005 F{blur} (real, {} images)", acases.len()),
-                        *blur as f64,
-                        acases,
-                    );
+            for seg in &segs {
+                let seg: &dyn Segmenter = seg.as_ref();
+                let mut c = perturbation_curve(
+                    seg,
+                    &cases,
+                    kind,
+                    &sev,
+                    args.seed,
+                    &source,
+                    texture.as_ref(),
+                )?;
+                if kind == PerturbationKind::Blur {
+                    for (blur, acases) in &anchors {
+                        add_anchor(
+                            &mut c,
+                            seg,
+                            &format!("BBBC005 F{blur} (real, {} images)", acases.len()),
+                            *blur as f64,
+                            acases,
+                        );
+                    }
                 }
+                curves.push(c);
             }
-            curves.push(c);
         }
         if !ctx.quiet {
             eprintln!("  {axis}: {:.1} s", t0.elapsed().as_secs_f64());
