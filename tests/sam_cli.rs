@@ -41,6 +41,93 @@ fn missing_weights_say_how_to_get_them() {
         "{err}"
     );
     assert!(err.contains(".cache/mica/mobile_sam.pt"), "{err}");
+    assert!(err.contains("--download-weights"), "{err}");
+}
+
+/// Serves `body` at every path on a free loopback port (a stand-in for the download server).
+fn serve(body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream
+                .write_all(head.as_bytes())
+                .and_then(|_| stream.write_all(&body));
+        }
+    });
+    format!("http://{addr}/mobile_sam.pt")
+}
+
+#[test]
+fn download_weights_rejects_a_wrong_file_and_keeps_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let url = serve(b"not the MobileSAM checkpoint".to_vec());
+    let out = mica(home.path())
+        .env("MICA_SAM_WEIGHTS_URL", &url)
+        .args(["segment", "--method", "sam", "--download-weights", "--out"])
+        .arg(home.path().join("out"))
+        .arg(image())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&url), "{err}");
+    assert!(
+        err.contains("6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f"),
+        "{err}"
+    );
+    let cache = home.path().join(".cache/mica");
+    let left: Vec<_> = std::fs::read_dir(&cache)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn download_weights_fetches_into_the_cache_then_segments() {
+    let Ok(bytes) = std::fs::read(shared().join("models/mobile_sam.pt")) else {
+        eprintln!("skipped: ../shared/models/mobile_sam.pt not present");
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let url = serve(bytes);
+    let out_dir = home.path().join("out");
+    let out = mica(home.path())
+        .env("MICA_SAM_WEIGHTS_URL", &url)
+        .args([
+            "segment",
+            "--method",
+            "sam",
+            "--download-weights",
+            "--sam-points-per-side",
+            "4",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .arg(image())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&url), "{err}");
+    let cached = home.path().join(".cache/mica/mobile_sam.pt");
+    assert!(cached.is_file(), "{err}");
+    assert!(out_dir.join("counts.csv").is_file());
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //!
 //! Weights come from `--weights PATH`, else `MICA_SAM_WEIGHTS`, else the cache directory
 //! (`$XDG_CACHE_HOME/mica/mobile_sam.pt` or `~/.cache/mica/mobile_sam.pt`, sha256-checked); a
-//! missing file gives the download command. Settings: `--sam-preset` (standard = reference
-//! defaults, custom = the study's), or a `--sam-config` file (JSON or TOML with the fields of
-//! `mica_sam::AmgConfig`), then the individual overrides.
+//! missing file gives the download command, and `--download-weights` downloads the official
+//! checkpoint into the cache when it is missing (or fails its sha256), verifies it, then proceeds.
+//! `MICA_SAM_WEIGHTS_URL` overrides the download URL (a mirror). Settings: `--sam-preset`
+//! (standard = reference defaults, custom = the study's), or a `--sam-config` file (JSON or TOML
+//! with the fields of `mica_sam::AmgConfig`), then the individual overrides.
 
 use mica_core::Segmenter;
 use std::path::PathBuf;
@@ -16,6 +18,11 @@ pub struct SamOptions {
     /// ~/.cache/mica/mobile_sam.pt.
     #[arg(long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
+    /// Download the official MobileSAM weights (40.7 MB) into the cache directory when no
+    /// weights are found there (sha256-verified), then proceed. URL override:
+    /// $MICA_SAM_WEIGHTS_URL. Never done without this flag.
+    #[arg(long)]
+    pub download_weights: bool,
     /// SAM automatic-mask settings: standard (reference defaults) or custom (the study's:
     /// pred_iou_thresh 0.98, stability_score_thresh 0.98, box_nms_thresh 0.90).
     #[arg(long, value_name = "NAME")]
@@ -79,7 +86,7 @@ pub fn segmenter_with_preset(
     if let Some(l) = opts.sam_crop_layers {
         config.crop_n_layers = l;
     }
-    let weights = mica_sam::resolve_weights(opts.weights.as_deref())?;
+    let weights = resolve_or_download(opts)?;
     let device = device()?;
     let sam = Sam::load_mobile_sam(&weights.path, &device)?;
     tracing::info!(weights = %weights.path.display(), origin = ?weights.origin, "SAM weights loaded");
@@ -89,6 +96,28 @@ pub fn segmenter_with_preset(
         ImagePrep::default(),
         &name,
     )?))
+}
+
+/// Resolves the weights; with `--download-weights`, a missing (or corrupt) cached file is
+/// downloaded first. An explicit path or `MICA_SAM_WEIGHTS` is never replaced by a download.
+#[cfg(feature = "sam")]
+fn resolve_or_download(opts: &SamOptions) -> anyhow::Result<mica_sam::ResolvedWeights> {
+    use mica_sam::SamError;
+    match mica_sam::resolve_weights(opts.weights.as_deref()) {
+        Err(SamError::WeightsMissing { .. } | SamError::Checksum { .. })
+            if opts.download_weights =>
+        {
+            let url = mica_sam::weights::weights_url();
+            eprintln!("downloading SAM weights from {url} ...");
+            let w = mica_sam::weights::download_weights(Some(&url), None)?;
+            eprintln!(
+                "SAM weights saved to {} (sha256 verified)",
+                w.path.display()
+            );
+            Ok(w)
+        }
+        other => Ok(other?),
+    }
 }
 
 /// The GPU when built with `cuda` and one is present, else the CPU.

@@ -5,6 +5,11 @@
 //! `~/.cache/mica/`), which is verified against [`MOBILE_SAM_SHA256`]. Nothing is ever read from
 //! the developers' `../shared` folder at run time.
 //!
+//! The official checkpoint can be downloaded into the cache on request only ([`download`],
+//! [`download_weights`]; `mica ... --download-weights`), never silently: it is streamed to a
+//! temporary file next to its destination, checked against its size and sha256, then renamed into
+//! place. [`WEIGHTS_URL_ENV`] overrides the URL (mirrors, tests).
+//!
 //! Two file formats are read: PyTorch checkpoints (zip, as published by MobileSAM) and
 //! safetensors, told apart by their first bytes rather than by their names.
 
@@ -26,6 +31,9 @@ pub const MOBILE_SAM_SHA256: &str =
 pub const MOBILE_SAM_FILE: &str = "mobile_sam.pt";
 /// Environment variable that names a weights file.
 pub const WEIGHTS_ENV: &str = "MICA_SAM_WEIGHTS";
+
+/// Environment variable that overrides the download URL of [`download_weights`].
+pub const WEIGHTS_URL_ENV: &str = "MICA_SAM_WEIGHTS_URL";
 
 /// Where a weights file was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +75,7 @@ pub fn how_to_get_weights(dir: Option<&Path>) -> String {
     format!(
         "Get the official MobileSAM weights (40.7 MB, sha256 {MOBILE_SAM_SHA256}):\n  \
          mkdir -p {dir} && curl -L -o {dir}/{MOBILE_SAM_FILE} {MOBILE_SAM_URL}\n\
+         or run mica again with --download-weights (downloads into {dir}, sha256-checked),\n\
          or pass --weights PATH, or set {WEIGHTS_ENV}=PATH (a .pt or .safetensors file)."
     )
 }
@@ -166,6 +175,216 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// What went wrong in downloading weights. Every variant names the URL or the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The connection or the transfer failed (DNS, TLS, timeout, connection closed early).
+    #[error("download of {url} failed: {reason}")]
+    Transfer { url: String, reason: String },
+    /// The server answered with a status other than 2xx.
+    #[error("download of {url} failed: HTTP status {status}")]
+    Status { url: String, status: u16 },
+    /// The server announced one size and sent another.
+    #[error("download of {url} is incomplete: {actual} bytes received, {expected} announced")]
+    Size {
+        url: String,
+        expected: u64,
+        actual: u64,
+    },
+    /// The downloaded bytes do not have the expected sha256; nothing was kept.
+    #[error("download of {url} has sha256 {actual}, expected {expected}; the file was deleted (wrong URL, corrupt mirror or interrupted transfer)")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    /// The expected checksum is not a sha256 in hex.
+    #[error("expected sha256 {0:?} is not 64 hex digits")]
+    BadExpected(String),
+    /// Neither `XDG_CACHE_HOME` nor `HOME` is set, so there is no cache directory.
+    #[error(
+        "no cache directory to download into: set XDG_CACHE_HOME or HOME, or pass --weights PATH"
+    )]
+    NoCacheDir,
+    /// Writing or renaming a local file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Removes a temporary file when dropped, unless it has been renamed into place.
+struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// True for URLs to this machine (no proxy is used for them).
+fn is_loopback_url(url: &str) -> bool {
+    url.parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_ascii_lowercase))
+        .is_some_and(|h| {
+            h == "localhost"
+                || h == "[::1]"
+                || h == "::1"
+                || h.parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
+/// Downloads `url` to `dest`, checking the sha256 against `expected_sha256` (hex).
+///
+/// The body is streamed to a temporary file in the directory of `dest` (created when missing),
+/// hashed on the way, checked against the announced size and the checksum, then renamed onto
+/// `dest` (atomic on one file system), so `dest` is either absent, untouched, or complete and
+/// verified. On any failure the temporary file is deleted. Returns the number of bytes written.
+///
+/// # Errors
+/// [`DownloadError::Status`] for a non-2xx answer, [`DownloadError::Transfer`] when the
+/// connection fails, [`DownloadError::Size`] for a short body, [`DownloadError::Checksum`] for a
+/// wrong sha256 (both hashes and the URL in the message), [`DownloadError::Io`] for local files.
+pub fn download(url: &str, dest: &Path, expected_sha256: &str) -> Result<u64, DownloadError> {
+    use std::io::Write;
+    use std::time::Duration;
+
+    let expected = expected_sha256.to_ascii_lowercase();
+    if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(DownloadError::BadExpected(expected_sha256.to_string()));
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DownloadError::Io { path, source }
+    };
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "download".into());
+    let tmp = dir.join(format!(".{name}.part-{}", std::process::id()));
+
+    let transfer = |e: ureq::Error| DownloadError::Transfer {
+        url: url.to_string(),
+        reason: e.to_string(),
+    };
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .user_agent(concat!("mica/", env!("CARGO_PKG_VERSION")));
+    if is_loopback_url(url) {
+        config = config.proxy(None);
+    }
+    let agent: ureq::Agent = config.build().into();
+    let mut response = agent.get(url).call().map_err(transfer)?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(DownloadError::Status {
+            url: url.to_string(),
+            status,
+        });
+    }
+    let announced = response.body().content_length();
+
+    let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    let mut guard = TempGuard {
+        path: tmp.clone(),
+        armed: true,
+    };
+    let mut out = std::io::BufWriter::new(file);
+    let mut reader = response.body_mut().as_reader();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut written: u64 = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(DownloadError::Transfer {
+                    url: url.to_string(),
+                    reason: format!("after {written} bytes: {e}"),
+                })
+            }
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(io(&tmp))?;
+        written += n as u64;
+    }
+    let file = out.into_inner().map_err(|e| DownloadError::Io {
+        path: tmp.clone(),
+        source: e.into_error(),
+    })?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    if let Some(len) = announced {
+        if len != written {
+            return Err(DownloadError::Size {
+                url: url.to_string(),
+                expected: len,
+                actual: written,
+            });
+        }
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != expected {
+        return Err(DownloadError::Checksum {
+            url: url.to_string(),
+            expected,
+            actual,
+        });
+    }
+    std::fs::rename(&tmp, dest).map_err(io(dest))?;
+    guard.armed = false;
+    Ok(written)
+}
+
+/// The URL [`download_weights`] uses: [`WEIGHTS_URL_ENV`] when set and not empty, else
+/// [`MOBILE_SAM_URL`].
+pub fn weights_url() -> String {
+    std::env::var(WEIGHTS_URL_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| MOBILE_SAM_URL.to_string())
+}
+
+/// Downloads the official MobileSAM checkpoint into `cache` (default [`cache_dir`]) from `url`
+/// (default [`weights_url`]), verified against [`MOBILE_SAM_SHA256`]. An existing cached file
+/// with the wrong checksum is replaced only once the new download has been verified.
+///
+/// # Errors
+/// [`DownloadError::NoCacheDir`] without a cache directory, else those of [`download`].
+pub fn download_weights(
+    url: Option<&str>,
+    cache: Option<PathBuf>,
+) -> Result<ResolvedWeights, DownloadError> {
+    let dir = cache.or_else(cache_dir).ok_or(DownloadError::NoCacheDir)?;
+    let url = url.map(str::to_string).unwrap_or_else(weights_url);
+    let dest = dir.join(MOBILE_SAM_FILE);
+    tracing::info!(%url, dest = %dest.display(), "downloading SAM weights");
+    let bytes = download(&url, &dest, MOBILE_SAM_SHA256)?;
+    tracing::info!(bytes, dest = %dest.display(), "SAM weights downloaded and verified");
+    Ok(ResolvedWeights {
+        path: dest,
+        origin: WeightsOrigin::Cache,
+    })
 }
 
 /// The file formats a checkpoint may have.
