@@ -32,6 +32,14 @@ fn serve(routes: Vec<(&'static str, Vec<u8>)>) -> String {
             let path = request_line.split_whitespace().nth(1).unwrap_or("");
             let found = routes.iter().find(|(p, _)| *p == path);
             let _ = match found {
+                Some((p, body)) if p.starts_with("/redirect") => {
+                    // The body names the target path, as GitHub's raw URL redirects elsewhere.
+                    let head = format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        String::from_utf8_lossy(body)
+                    );
+                    stream.write_all(head.as_bytes())
+                }
                 Some((p, body)) if *p == "/short" => {
                     let head = format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -101,6 +109,20 @@ fn good_file_is_downloaded_verified_and_renamed_into_place() {
     )
     .unwrap();
     assert_eq!(again, body.len() as u64);
+}
+
+#[test]
+fn redirects_are_followed() {
+    // The official GitHub URL answers with a redirect to the file's real location.
+    let body = payload();
+    let base = serve(vec![
+        ("/redirect", b"/files/w.pt".to_vec()),
+        ("/files/w.pt", body.clone()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("w.pt");
+    download(&format!("{base}/redirect"), &dest, &sha256_hex(&body)).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
 }
 
 #[test]
