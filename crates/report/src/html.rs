@@ -84,7 +84,15 @@ impl Table {
         for row in &self.rows {
             s.push_str("<tr>");
             for c in row {
-                let class = if c.is_numeric() { " class=\"n\"" } else { "" };
+                // Long text (settings, answers) may wrap anywhere so it cannot widen the table;
+                // short words keep their column.
+                let class = if c.is_numeric() {
+                    " class=\"n\""
+                } else if c.shown().chars().count() > 60 {
+                    " class=\"long\""
+                } else {
+                    ""
+                };
                 s.push_str(&format!("<td{class}>{}</td>", escape(&c.shown())));
             }
             s.push_str("</tr>\n");

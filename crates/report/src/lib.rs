@@ -265,7 +265,7 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
 
 const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}\
 header,main{max-width:1200px;margin:0 auto;padding:0 16px}h1{margin:16px 0 4px}h2{border-bottom:2px solid #0072B2;padding-bottom:2px;margin-top:32px}\
-nav a{color:#0072B2}.tw{overflow-x:auto}table{border-collapse:collapse;margin:6px 0;background:#fff}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}\
+nav a{color:#0072B2}.tw{overflow-x:auto}table{border-collapse:collapse;margin:6px 0;background:#fff}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}td.long{overflow-wrap:anywhere;min-width:240px}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eef3f8}.files{color:#777;font-size:12px;margin:0 0 10px}\
 .figs{display:flex;flex-wrap:wrap;gap:10px}svg.fig{background:#fff;border:1px solid #e3e3e3}svg .tk{font-size:10px;fill:#333}svg .lb{font-size:11px;fill:#222}svg .tt{font-size:12px;font-weight:600;fill:#222}\
 figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:6px}figure img{display:block;max-width:340px;height:auto;image-rendering:pixelated}figcaption{font-size:12px;max-width:340px}\
