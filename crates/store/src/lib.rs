@@ -8,9 +8,10 @@
 //! - **predictions**: one row per (dataset, sample, task, method) with the raw answer, the parsed value,
 //!   the failure reason, timings, tokens and cost, and the predicted mask file by path and sha256;
 //! - **image_metrics**: per-image metrics of a prediction (Dice, Jaccard, ...), written in the same
-//!   transaction as the prediction;
-//! - **response_cache**: answers of paid or slow calls keyed by a hash of everything that determines
-//!   them, so nothing is paid for twice.
+//!   transaction as the prediction.
+//!
+//! Answers of paid model calls are cached by `mica-vlm`'s response cache (a file next to the store),
+//! so nothing is paid for twice.
 //!
 //! Every prediction is committed as soon as it is made ([`Store::insert_prediction`]), so a run killed at
 //! any moment (even `kill -9`) loses at most the prediction in flight; a rerun asks
@@ -311,11 +312,6 @@ CREATE TABLE IF NOT EXISTS image_metrics (
     name TEXT NOT NULL,
     value REAL NOT NULL,
     PRIMARY KEY (dataset, sample_id, task, method, name)
-);
-CREATE TABLE IF NOT EXISTS response_cache (
-    key TEXT PRIMARY KEY,
-    response TEXT NOT NULL,
-    created_unix_s INTEGER NOT NULL
 );
 "#;
 
@@ -784,37 +780,8 @@ impl Store {
         rows.collect::<rusqlite::Result<_>>().map_err(self.e())
     }
 
-    /// A cached response for `key` (see [`cache_key`]), if any.
-    ///
-    /// # Errors
-    /// [`Error::Sqlite`] on a read failure.
-    pub fn cache_get(&self, key: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row(
-                "SELECT response FROM response_cache WHERE key = ?1",
-                params![key],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.e())
-    }
-
-    /// Stores a response under `key`, committed at once.
-    ///
-    /// # Errors
-    /// [`Error::Sqlite`] on a write failure.
-    pub fn cache_put(&self, key: &str, response: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO response_cache (key, response, created_unix_s) VALUES (?1, ?2, ?3)",
-                params![key, response, now_unix_s()],
-            )
-            .map_err(self.e())?;
-        Ok(())
-    }
-
     /// Copies everything of the store at `other` into this one: runs (with new ids), samples,
-    /// methods, predictions that are not here yet, their metrics, and the response cache. A
+    /// methods, predictions that are not here yet, and their metrics. A
     /// prediction present in both with a different value is a conflict: the one here is kept and
     /// the key is listed in the summary.
     ///
@@ -874,33 +841,8 @@ impl Store {
                 summary.predictions_added += 1;
             }
         }
-        let mut st = src
-            .conn
-            .prepare("SELECT key, response FROM response_cache")
-            .map_err(|e| sql_err(other, e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(|e| sql_err(other, e))?;
-        for row in rows {
-            let (k, v) = row.map_err(|e| sql_err(other, e))?;
-            if self.cache_get(&k)?.is_none() {
-                self.cache_put(&k, &v)?;
-            }
-        }
         Ok(summary)
     }
-}
-
-/// The cache key of a call: sha256 over the parts, each length-prefixed so that no two different
-/// part lists give the same key.
-pub fn cache_key(parts: &[&[u8]]) -> String {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    hex::encode(h.finalize())
 }
 
 fn sql_err(path: &Path, source: rusqlite::Error) -> Error {
@@ -992,22 +934,14 @@ mod tests {
         let mut p2 = Prediction::ok(key("y", "m"), rb);
         p2.value_num = Some(5.0);
         b.insert_prediction(&p2, &[("dice".into(), 0.9)]).unwrap();
-        b.cache_put("k", "resp").unwrap();
         drop(b);
         let s = a.merge_from(&b_path).unwrap();
         assert_eq!(s.predictions_added, 1);
         assert_eq!(s.conflicts, vec![key("x", "m")]);
         assert_eq!(a.predictions().unwrap().len(), 2);
         assert_eq!(a.image_metrics().unwrap().len(), 1);
-        assert_eq!(a.cache_get("k").unwrap().as_deref(), Some("resp"));
         // Merging again adds nothing.
         let s2 = a.merge_from(&b_path).unwrap();
         assert_eq!(s2.predictions_added, 0);
-    }
-
-    #[test]
-    fn cache_key_separates_parts() {
-        assert_ne!(cache_key(&[b"ab", b"c"]), cache_key(&[b"a", b"bc"]));
-        assert_eq!(cache_key(&[b"a"]), cache_key(&[b"a"]));
     }
 }
