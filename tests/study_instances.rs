@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::csv_rows;
+use common::{csv_rows, write_report};
 
 use std::path::Path;
 use std::process::Command;
@@ -71,14 +71,7 @@ methods = ["classical"]
         .unwrap();
     assert!(st.success(), "{st}");
     let out = dir.path().join("report");
-    let st = Command::new(env!("CARGO_BIN_EXE_mica"))
-        .args(["-q", "report"])
-        .arg(&store)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    write_report(&store, &out);
     let rows = csv_rows(&out.join("tables").join("segmentation_instances.csv"));
     // Only the instance-labelled dataset has a row.
     assert_eq!(rows.len(), 1, "{rows:?}");

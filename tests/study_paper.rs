@@ -1,6 +1,10 @@
 //! The shipped study of the paper, on the real data in ../shared/data: its imported answers give
 //! the study's per-method counting errors.
 
+mod common;
+
+use common::write_report;
+
 use std::process::Command;
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
@@ -41,14 +45,7 @@ fn imported_answers_reproduce_the_papers_counting_errors() {
     // Exit 3: the one NFFA fibre image without an expert count has no row in the study's CSVs.
     assert!(matches!(st.code(), Some(0) | Some(3)), "{st}");
     let out = dir.path().join("report");
-    let st = Command::new(env!("CARGO_BIN_EXE_mica"))
-        .args(["-q", "report"])
-        .arg(&store)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    write_report(&store, &out);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("tables/counting.json")).unwrap())
             .unwrap();

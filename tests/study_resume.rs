@@ -1,6 +1,10 @@
 //! `mica run` survives SIGKILL: a resumed run ends with the same tables as an uninterrupted one,
 //! no duplicate rows, and no prediction made twice.
 
+mod common;
+
+use common::{json_server, write_report};
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,14 +50,7 @@ fn run_study(store: &Path, extra: &[&str]) -> std::process::Child {
 }
 
 fn report_table(store: &Path, out: &Path, table: &str) -> String {
-    let st = mica()
-        .args(["-q", "report"])
-        .arg(store)
-        .arg("--out")
-        .arg(out)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    write_report(store, out);
     std::fs::read_to_string(out.join("tables").join(format!("{table}.csv"))).unwrap()
 }
 
@@ -229,52 +226,16 @@ fn count_server(
     delay_ms: u64,
     prompt_tokens: u64,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let hits = std::sync::Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let h = h.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut len = 0usize;
-                let mut first = String::new();
-                if reader.read_line(&mut first).unwrap_or(0) == 0 {
-                    return;
-                }
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let l = line.trim_end().to_ascii_lowercase();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = l.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; len];
-                reader.read_exact(&mut body).unwrap();
-                assert!(first.contains("/v1/chat/completions"), "{first}");
-                h.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(delay_ms));
-                let answer = format!(
-                    r#"{{"id":"x","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{{\"count\": 7}}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":5}}}}"#
-                );
-                let mut s = stream;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            });
-        }
+    let url = json_server(move |first, _| {
+        assert!(first.contains("/v1/chat/completions"), "{first}");
+        h.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        format!(
+            r#"{{"id":"x","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{{\"count\": 7}}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":5}}}}"#
+        )
     });
     (url, hits)
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::csv_rows;
+use common::{csv_rows, json_server, write_report};
 
 use std::process::Command;
 
@@ -48,14 +48,7 @@ fn vqa_references_counts_and_sizes_come_from_the_study_spreadsheets() {
     let st = cmd.status().unwrap();
     assert!(matches!(st.code(), Some(0) | Some(3)), "{st}");
     let out = dir.path().join("report");
-    let st = Command::new(env!("CARGO_BIN_EXE_mica"))
-        .args(["-q", "report"])
-        .arg(&store)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    write_report(&store, &out);
     let tables = out.join("tables");
 
     // Sizes: 10 fibres and 10 particles per method, every answer of the sheet imported. ChatGPT's
@@ -117,43 +110,11 @@ fn vqa_references_counts_and_sizes_come_from_the_study_spreadsheets() {
 
 /// A local OpenAI-compatible server answering every request with a structured size of 2.5 µm.
 fn size_server() -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let l = line.trim_end().to_ascii_lowercase();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = l.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; len];
-                reader.read_exact(&mut body).unwrap();
-                // The request asks for the size schema.
-                assert!(String::from_utf8_lossy(&body).contains("size_um"));
-                let answer = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"{\"size_um\": 2.5}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":5}}"#;
-                let mut s = stream;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            });
-        }
-    });
-    url
+    json_server(|_, body| {
+        // The request asks for the size schema.
+        assert!(String::from_utf8_lossy(body).contains("size_um"));
+        r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"{\"size_um\": 2.5}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":5}}"#.to_string()
+    })
 }
 
 #[test]
@@ -209,14 +170,7 @@ objects = "cells"
         .unwrap();
     assert!(st.success(), "{st}");
     let out = dir.path().join("report");
-    let st = Command::new(env!("CARGO_BIN_EXE_mica"))
-        .args(["-q", "report"])
-        .arg(&store)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    write_report(&store, &out);
     let size = csv_rows(&out.join("tables").join("size.csv"));
     assert_eq!(size.len(), 1, "{size:?}");
     let r = &size[0];

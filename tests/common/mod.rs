@@ -35,3 +35,62 @@ pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
         .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
         .collect()
 }
+
+/// Runs `mica report STORE --out OUT` and checks that it succeeded.
+pub fn write_report(store: &Path, out: &Path) {
+    let st = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(["-q", "report"])
+        .arg(store)
+        .arg("--out")
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mica report failed: {st}");
+}
+
+/// A local HTTP server on 127.0.0.1 for OpenAI-compatible tests: every request is read whole
+/// (request line, headers, `Content-Length` body) and `respond(request_line, body)` gives the JSON
+/// answered with status 200. Returns the base URL (`http://127.0.0.1:PORT/v1`).
+pub fn json_server(respond: impl Fn(&str, &[u8]) -> String + Send + Sync + 'static) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let respond = std::sync::Arc::new(respond);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let respond = respond.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let l = line.trim_end().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                let answer = respond(&first, &body);
+                let mut s = stream;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            });
+        }
+    });
+    url
+}
