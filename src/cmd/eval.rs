@@ -1343,16 +1343,16 @@ fn aggregate_images(
                 let x = &s.instances.per_threshold[k];
                 (acc.0 + x.tp, acc.1 + x.fp, acc.2 + x.fn_)
             });
-            let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+            let r = mica_metrics::instances::DetectionRates::from_counts(tp, fp, fn_);
             PooledInstances {
                 iou_threshold: thr,
                 tp,
                 fp,
                 fn_,
-                precision: ratio(tp, tp + fp),
-                recall: ratio(tp, tp + fn_),
-                f1: ratio(2 * tp, 2 * tp + fp + fn_),
-                tp_over_tp_fp_fn: ratio(tp, tp + fp + fn_),
+                precision: r.precision,
+                recall: r.recall,
+                f1: r.f1,
+                tp_over_tp_fp_fn: r.tp_over_tp_fp_fn,
             }
         })
         .collect();

@@ -280,6 +280,29 @@ pub fn match_instances(table: &OverlapTable, iou_threshold: f64) -> Result<Vec<I
     Ok(matches)
 }
 
+/// Precision, recall, F1 and TP/(TP+FP+FN) from matching counts; each `None` where its
+/// denominator is 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectionRates {
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    pub tp_over_tp_fp_fn: Option<f64>,
+}
+
+impl DetectionRates {
+    /// The rates of `tp` matched pairs, `fp` unmatched predictions and `fn_` unmatched truths.
+    pub fn from_counts(tp: usize, fp: usize, fn_: usize) -> Self {
+        let ratio = |num: usize, den: usize| (den > 0).then(|| num as f64 / den as f64);
+        DetectionRates {
+            precision: ratio(tp, tp + fp),
+            recall: ratio(tp, tp + fn_),
+            f1: ratio(2 * tp, 2 * tp + fp + fn_),
+            tp_over_tp_fp_fn: ratio(tp, tp + fp + fn_),
+        }
+    }
+}
+
 /// Matching counts and scores at one IoU threshold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstanceScores {
@@ -354,16 +377,16 @@ pub fn instance_scores_from_table(
         let m = match_instances(table, thr)?;
         let tp = m.len();
         let (fp, fn_) = (np - tp, nt - tp);
-        let ratio = |num: usize, den: usize| (den > 0).then(|| num as f64 / den as f64);
+        let r = DetectionRates::from_counts(tp, fp, fn_);
         per_threshold.push(InstanceScores {
             iou_threshold: thr,
             tp,
             fp,
             fn_,
-            precision: ratio(tp, tp + fp),
-            recall: ratio(tp, tp + fn_),
-            f1: ratio(2 * tp, 2 * tp + fp + fn_),
-            tp_over_tp_fp_fn: ratio(tp, tp + fp + fn_),
+            precision: r.precision,
+            recall: r.recall,
+            f1: r.f1,
+            tp_over_tp_fp_fn: r.tp_over_tp_fp_fn,
             mean_matched_iou: (tp > 0).then(|| m.iter().map(|x| x.iou).sum::<f64>() / tp as f64),
         });
     }
