@@ -40,12 +40,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             serde_json::to_string(&json)?,
         )?;
         println!(
-            "{stem}\tmasks {}\ttotal_ms {total_ms:.0}\tembed_ms {:.0}\tdecode_ms {:.0}\tpost_ms {:.0}\tbatches {}",
+            "{stem}\tmasks {}\ttotal_ms {total_ms:.0}\tembed_ms {:.0}\tdecode_ms {:.0}\tpost_ms {:.0}\tbatches {}\tupscaled {}/{}",
             out.masks.len(),
             out.timings.embed_ms,
             out.timings.decode_ms,
             out.timings.post_ms,
-            out.timings.batches
+            out.timings.batches,
+            out.timings.prompts_upscaled,
+            out.timings.prompts
         );
     }
     Ok(())

@@ -20,7 +20,7 @@
 
 use crate::error::{Result, SamError};
 use crate::mask_decoder::LOW_RES;
-use crate::model::{Prediction, MASK_THRESHOLD};
+use crate::model::{DecodeNeeds, Prediction, MASK_THRESHOLD};
 use crate::resize::MaskResizer;
 use crate::rle::Rle;
 use crate::tiny_vit::INPUT_SIZE;
@@ -42,7 +42,8 @@ pub trait PointPredictor: Sync {
 
     /// For each point `(x, y)` (pixels of the embedded image), the multimask prediction:
     /// `256 × 256` logits per mask in the padded 1024 frame, and predicted IoUs. Logits may be
-    /// left empty for a prompt none of whose IoUs is above `min_iou` (they are not used).
+    /// left empty for a prompt none of whose IoUs is above `needs.min_iou`, and outside
+    /// `needs.low_res_extent` (they are not used).
     ///
     /// # Errors
     /// Any model failure.
@@ -50,7 +51,7 @@ pub trait PointPredictor: Sync {
         &self,
         emb: &Self::Embedding,
         points: &[[f64; 2]],
-        min_iou: Option<f32>,
+        needs: DecodeNeeds,
     ) -> Result<Vec<Prediction>>;
 }
 
@@ -333,6 +334,11 @@ pub struct AmgTimings {
     pub post_ms: f64,
     /// Number of decoder batches.
     pub batches: usize,
+    /// Point prompts decoded.
+    pub prompts: usize,
+    /// Of those, prompts whose masks were computed (a predicted IoU above `pred_iou_thresh`;
+    /// the others' masks would be discarded and are not upscaled).
+    pub prompts_upscaled: usize,
 }
 
 /// The generator's result for one image.
@@ -496,10 +502,18 @@ impl MaskGenerator {
         let mut found: Vec<Candidate> = Vec::new();
         for batch in points.chunks(cfg.points_per_batch) {
             let t = Instant::now();
-            let min_iou = (cfg.pred_iou_thresh > 0.0).then_some(cfg.pred_iou_thresh);
-            let preds = model.predict_points(&emb, batch, min_iou)?;
+            let needs = DecodeNeeds {
+                min_iou: (cfg.pred_iou_thresh > 0.0).then_some(cfg.pred_iou_thresh),
+                low_res_extent: Some(resizer.low_res_extent()),
+            };
+            let preds = model.predict_points(&emb, batch, needs)?;
             timings.decode_ms += t.elapsed().as_secs_f64() * 1e3;
             timings.batches += 1;
+            timings.prompts += preds.len();
+            timings.prompts_upscaled += preds
+                .iter()
+                .filter(|p| !p.low_res_logits.is_empty())
+                .count();
             let t = Instant::now();
             let jobs: Vec<(usize, usize)> = preds
                 .iter()
@@ -803,7 +817,7 @@ mod tests {
             &self,
             emb: &(usize, usize),
             points: &[[f64; 2]],
-            _min_iou: Option<f32>,
+            _needs: DecodeNeeds,
         ) -> Result<Vec<Prediction>> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.prompts.fetch_add(points.len(), Ordering::SeqCst);

@@ -25,6 +25,9 @@
 
 pub mod amg;
 pub mod error;
+pub mod factored_decoder;
+mod kernels;
+mod linalg;
 pub mod mask_decoder;
 pub mod model;
 mod nn;
@@ -42,7 +45,10 @@ pub use amg::{
 /// The compute device (re-exported from candle): `Device::Cpu`, or a GPU with the `cuda` feature.
 pub use candle_core::Device;
 pub use error::{Result, SamError};
-pub use model::{ImageEmbedding, ImagePrep, PointPrompt, Prediction, Prompt, Sam, MASK_THRESHOLD};
+pub use model::{
+    DecodeNeeds, DecoderPath, ImageEmbedding, ImagePrep, PointPrompt, Prediction, Prompt, Sam,
+    MASK_THRESHOLD,
+};
 pub use prompt_encoder::PointLabel;
 pub use rle::{CocoRle, Rle};
 pub use study::{study_segmentation, SamSegmenter, BACKGROUND_FRACTION, COUNT_BELOW_25PCT};

@@ -5,6 +5,7 @@
 //! prompts ([`Sam::predict`]), which are decoded in batches.
 
 use crate::error::{Result, SamError};
+use crate::factored_decoder::{FactoredDecoder, FactoredImage};
 use crate::mask_decoder::{MaskDecoder, LOW_RES};
 use crate::prompt_encoder::{PointLabel, PromptEncoder, EMBED_DIM, MASK_INPUT_SIZE};
 use crate::resize::{resize_like_pil_bilinear, resized_size, MaskResizer};
@@ -15,6 +16,7 @@ use candle_core::{Device, Tensor};
 use mica_core::{BinaryMask, BitDepth, Channels, Image, Pixels};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// ImageNet pixel mean and standard deviation (0–255 scale), as upstream `Sam`.
 const PIXEL_MEAN: [f32; 3] = [123.675, 116.28, 103.53];
@@ -82,6 +84,18 @@ pub struct Prompt {
     pub mask_logits: Option<Vec<f32>>,
 }
 
+/// What a caller of [`Sam::predict_filtered`] needs besides the predicted IoUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DecodeNeeds {
+    /// Compute masks only for prompts with a predicted IoU above this; the others get empty
+    /// [`Prediction::low_res_logits`].
+    pub min_iou: Option<f32>,
+    /// Only these leading rows and columns of the `256 × 256` low-resolution logits will be
+    /// read (the part covering the image, see [`crate::resize::MaskResizer::low_res_extent`]);
+    /// the decoder may leave the rest at 0.
+    pub low_res_extent: Option<(usize, usize)>,
+}
+
 /// The decoder's answer to one prompt.
 #[derive(Debug, Clone)]
 pub struct Prediction {
@@ -116,6 +130,8 @@ pub struct ImageEmbedding {
     /// `features` plus the "no mask" dense embedding.
     src_no_mask: Tensor,
     shared: SharedKeys,
+    /// The factored decoder's per-image part (CPU, [`DecoderPath::Factored`]).
+    factored: Option<Arc<FactoredImage>>,
     width: usize,
     height: usize,
 }
@@ -139,16 +155,33 @@ pub enum ImageEncoder {
     TinyVit(TinyVit),
 }
 
+/// Which implementation of the mask decoder answers prompts without a mask input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecoderPath {
+    /// On the CPU, the factored decoder ([`crate::factored_decoder`]): the image side is
+    /// projected once per image and each prompt adds a low-rank part; elsewhere, and for
+    /// prompts with a mask, the tensor decoder.
+    #[default]
+    Factored,
+    /// Always the tensor decoder ([`MaskDecoder`], candle operations on any device).
+    Tensor,
+}
+
 /// Segment Anything: encoder, prompt encoder, decoder.
 #[derive(Debug, Clone)]
 pub struct Sam {
     encoder: ImageEncoder,
     prompt_encoder: PromptEncoder,
     decoder: MaskDecoder,
+    /// The decoder's weights on the host (CPU only).
+    factored: Option<Arc<FactoredDecoder>>,
     device: Device,
     weights: PathBuf,
-    /// Largest number of prompts decoded in one pass (bounds memory: ~20 MB per prompt).
+    /// Largest number of prompts decoded in one pass (bounds memory: ~20 MB per prompt with
+    /// the tensor decoder, ~4 MB with the factored one).
     pub decoder_batch: usize,
+    /// Which decoder answers prompts without a mask input; set before [`Sam::embed`].
+    pub decoder_path: DecoderPath,
 }
 
 impl Sam {
@@ -167,13 +200,22 @@ impl Sam {
         let prompt_encoder =
             PromptEncoder::load(vb.pp("prompt_encoder"), INPUT_SIZE, EMBED_SIZE).map_err(bad)?;
         let decoder = MaskDecoder::load(vb.pp("mask_decoder")).map_err(bad)?;
+        let factored = if device.is_cpu() {
+            Some(Arc::new(
+                FactoredDecoder::load(vb.pp("mask_decoder")).map_err(bad)?,
+            ))
+        } else {
+            None
+        };
         Ok(Sam {
             encoder: ImageEncoder::TinyVit(encoder),
             prompt_encoder,
             decoder,
+            factored,
             device: device.clone(),
             weights: path.to_path_buf(),
             decoder_batch: 16,
+            decoder_path: DecoderPath::default(),
         })
     }
 
@@ -238,10 +280,23 @@ impl Sam {
         let shared = self
             .decoder
             .shared_keys(&src_no_mask, self.prompt_encoder.dense_pe())?;
+        let factored = match (&self.factored, self.decoder_path) {
+            (Some(dec), DecoderPath::Factored) => {
+                let src = src_no_mask.flatten_all()?.to_vec1::<f32>()?;
+                let pe = self
+                    .prompt_encoder
+                    .dense_pe()
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                Some(Arc::new(dec.prepare(&src, &pe)))
+            }
+            _ => None,
+        };
         Ok(ImageEmbedding {
             features,
             src_no_mask,
             shared,
+            factored,
             width: rgb8.width() as usize,
             height: rgb8.height() as usize,
         })
@@ -260,14 +315,14 @@ impl Sam {
         prompts: &[Prompt],
         multimask: bool,
     ) -> Result<Vec<Prediction>> {
-        self.predict_filtered(emb, prompts, multimask, None)
+        self.predict_filtered(emb, prompts, multimask, DecodeNeeds::default())
     }
 
-    /// As [`Sam::predict`], but the masks of a prompt are only computed when one of its
-    /// predicted IoUs is above `min_iou`; other prompts get empty
-    /// [`Prediction::low_res_logits`] (their IoUs are still given). The automatic generator uses
-    /// this with its `pred_iou_thresh`, which skips the upscaling (about 40 % of the decoder's
-    /// work) for prompts whose masks it would discard anyway.
+    /// As [`Sam::predict`], computing only what `needs` says: masks only for prompts with a
+    /// predicted IoU above `needs.min_iou` (other prompts get empty
+    /// [`Prediction::low_res_logits`]; their IoUs are still given), and with the factored
+    /// decoder only the part `needs.low_res_extent` of each mask. The automatic generator uses
+    /// both: its `pred_iou_thresh` and the image's part of the padded frame.
     ///
     /// # Errors
     /// As [`Sam::predict`].
@@ -276,7 +331,7 @@ impl Sam {
         emb: &ImageEmbedding,
         prompts: &[Prompt],
         multimask: bool,
-        min_iou: Option<f32>,
+        needs: DecodeNeeds,
     ) -> Result<Vec<Prediction>> {
         let _span = tracing::debug_span!("sam_decode", prompts = prompts.len()).entered();
         for (i, p) in prompts.iter().enumerate() {
@@ -307,7 +362,7 @@ impl Sam {
                 end += 1;
             }
             let group: Vec<&Prompt> = order[start..end].iter().map(|&i| &prompts[i]).collect();
-            let preds = self.decode_group(emb, &group, multimask, min_iou)?;
+            let preds = self.decode_group(emb, &group, multimask, needs)?;
             for (&i, p) in order[start..end].iter().zip(preds) {
                 out[i] = Some(p);
             }
@@ -322,8 +377,9 @@ impl Sam {
         emb: &ImageEmbedding,
         group: &[&Prompt],
         multimask: bool,
-        min_iou: Option<f32>,
+        needs: DecodeNeeds,
     ) -> Result<Vec<Prediction>> {
+        let min_iou = needs.min_iou;
         let b = group.len();
         let (iw, ih) = resized_size(emb.width, emb.height, INPUT_SIZE);
         let sx = iw as f32 / emb.width as f32;
@@ -339,6 +395,18 @@ impl Sam {
                 .bbox
                 .map(|[x0, y0, x1, y1]| [x0 * sx, y0 * sy, x1 * sx, y1 * sy]);
             sparse.extend(self.prompt_encoder.sparse_tokens(&pts, bbox));
+        }
+        if group[0].mask_logits.is_none() && self.decoder_path == DecoderPath::Factored {
+            if let (Some(dec), Some(img)) = (&self.factored, &emb.factored) {
+                return Ok(dec
+                    .decode(img, &sparse, b, multimask, min_iou, needs.low_res_extent)
+                    .into_iter()
+                    .map(|p| Prediction {
+                        low_res_logits: p.logits,
+                        iou: p.iou,
+                    })
+                    .collect());
+            }
         }
         let n_tokens = sparse.len() / (b * EMBED_DIM);
         let sparse = Tensor::from_vec(sparse, (b, n_tokens, EMBED_DIM), &self.device)?;

@@ -80,6 +80,19 @@ impl MaskResizer {
         self.height
     }
 
+    /// How many leading rows and columns of the `low × low` logits [`MaskResizer::resize_into`]
+    /// reads: the part covering the resized image, plus the bilinear support at its edge (the
+    /// padding beyond is never read).
+    pub fn low_res_extent(&self) -> (usize, usize) {
+        let used = |taps: &[Taps]| {
+            taps.iter()
+                .flat_map(|t| t.iter().map(|&(i, _)| i as usize + 1))
+                .max()
+                .unwrap_or(0)
+        };
+        (used(&self.rows), used(&self.cols))
+    }
+
     /// Resizes one `low × low` logit map into `out` (`height × width`, row-major).
     pub fn resize_into(&self, logits: &[f32], out: &mut [f32]) {
         let low = self.low;

@@ -8,7 +8,7 @@
 
 use crate::amg::{AmgConfig, AmgOutput, MaskGenerator, PointPredictor};
 use crate::error::Result;
-use crate::model::{ImageEmbedding, ImagePrep, PointPrompt, Prediction, Prompt, Sam};
+use crate::model::{DecodeNeeds, ImageEmbedding, ImagePrep, PointPrompt, Prediction, Prompt, Sam};
 use crate::prompt_encoder::PointLabel;
 use mica_core::{BinaryMask, Image, MethodError, Segmentation, Segmenter};
 
@@ -28,7 +28,7 @@ impl PointPredictor for Sam {
         &self,
         emb: &ImageEmbedding,
         points: &[[f64; 2]],
-        min_iou: Option<f32>,
+        needs: DecodeNeeds,
     ) -> Result<Vec<Prediction>> {
         let prompts: Vec<Prompt> = points
             .iter()
@@ -41,7 +41,7 @@ impl PointPredictor for Sam {
                 ..Prompt::default()
             })
             .collect();
-        self.predict_filtered(emb, &prompts, true, min_iou)
+        self.predict_filtered(emb, &prompts, true, needs)
     }
 }
 

@@ -4,8 +4,8 @@
 
 use mica_core::{io::read_image, BinaryMask, Connectivity, Image};
 use mica_sam::{
-    study_segmentation, AmgConfig, AmgPreset, ImagePrep, MaskGenerator, PointLabel, PointPrompt,
-    Prompt, Sam, SamError,
+    study_segmentation, AmgConfig, AmgPreset, DecodeNeeds, DecoderPath, ImageEmbedding, ImagePrep,
+    MaskGenerator, PointLabel, PointPrompt, Prediction, Prompt, Sam, SamError,
 };
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -91,16 +91,135 @@ fn bad_weights_files_give_clear_errors() {
 }
 
 /// The one cell of `A01_C1` (x 440–471, y 3–33): point, box and mask prompts against its truth.
+/// The one-cell image `A01_C1_F1_s01_w1`: its embedding (computed once for all tests), its
+/// mask and the cell's properties.
+fn one_cell() -> &'static (ImageEmbedding, BinaryMask, mica_core::ObjectProps) {
+    static CELL: OnceLock<(ImageEmbedding, BinaryMask, mica_core::ObjectProps)> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let (img, truth) = bbbc005("SIMCEPImages_A01_C1_F1_s01_w1.TIF");
+        let cell = truth.connected_components(Connectivity::Eight);
+        let props = mica_core::object_properties(&cell, None).unwrap();
+        assert_eq!(props.len(), 1);
+        let rgb = ImagePrep::default().apply(&img).unwrap();
+        let emb = model().embed(&rgb).unwrap();
+        (emb, truth, props[0].clone())
+    })
+}
+
+fn point(x: f32, y: f32, label: PointLabel) -> PointPrompt {
+    PointPrompt { x, y, label }
+}
+
+/// Largest absolute differences of predicted IoUs and of logits between two predictions.
+fn max_diffs(a: &[Prediction], b: &[Prediction]) -> (f32, f32) {
+    let mut d = (0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.len(), y.len());
+        assert_eq!(x.low_res_logits.len(), y.low_res_logits.len());
+        for (u, v) in x.iou.iter().zip(&y.iou) {
+            d.0 = d.0.max((u - v).abs());
+        }
+        for (u, v) in x.low_res_logits.iter().zip(&y.low_res_logits) {
+            d.1 = d.1.max((u - v).abs());
+        }
+    }
+    d
+}
+
+/// The factored decoder (the CPU default) gives the tensor decoder's predictions, which match
+/// the PyTorch reference (docs/sam.md), for every kind of prompt it handles, with one and
+/// several masks; its extent option computes exactly the requested part.
+#[test]
+fn factored_decoder_equals_tensor_decoder() {
+    let sam = model();
+    let (emb, _, p) = one_cell();
+    let (cx, cy) = (p.centroid_x as f32, p.centroid_y as f32);
+    let prompts = vec![
+        Prompt {
+            points: vec![point(cx, cy, PointLabel::Positive)],
+            ..Prompt::default()
+        },
+        Prompt {
+            points: vec![point(500.0, 100.0, PointLabel::Positive)],
+            ..Prompt::default()
+        },
+        Prompt {
+            points: vec![
+                point(cx, cy, PointLabel::Positive),
+                point(100.0, 400.0, PointLabel::Negative),
+            ],
+            ..Prompt::default()
+        },
+        Prompt {
+            bbox: Some([cx - 30.0, cy - 30.0, cx + 30.0, cy + 30.0]),
+            ..Prompt::default()
+        },
+        Prompt {
+            points: vec![point(cx, cy, PointLabel::Positive)],
+            bbox: Some([cx - 40.0, cy - 25.0, cx + 35.0, cy + 30.0]),
+            ..Prompt::default()
+        },
+    ];
+    let mut tensor = sam.clone();
+    tensor.decoder_path = DecoderPath::Tensor;
+    for multimask in [true, false] {
+        let fast = sam.predict(emb, &prompts, multimask).unwrap();
+        let slow = tensor.predict(emb, &prompts, multimask).unwrap();
+        let (d_iou, d_logit) = max_diffs(&fast, &slow);
+        let top = slow
+            .iter()
+            .flat_map(|p| p.low_res_logits.iter())
+            .fold(0f32, |m, v| m.max(v.abs()));
+        eprintln!("multimask {multimask}: |dIoU| {d_iou:.2e}, |dlogit| {d_logit:.2e} of {top:.1}");
+        assert!(top > 10.0, "logits too small to compare: {top}");
+        assert!(
+            d_iou < 1e-4 && d_logit < 2e-3 * top.max(1.0) / 10.0,
+            "{d_iou} {d_logit}"
+        );
+    }
+    // Only the leading 191 rows and 200 columns: computed for whole image tokens (4 × 4
+    // logits), 0 beyond.
+    let needs = DecodeNeeds {
+        min_iou: None,
+        low_res_extent: Some((191, 200)),
+    };
+    let part = sam
+        .predict_filtered(emb, &prompts[..2], true, needs)
+        .unwrap();
+    let full = sam.predict(emb, &prompts[..2], true).unwrap();
+    for (a, b) in part.iter().zip(&full) {
+        for k in 0..3 {
+            let (la, lb) = (a.logits(k), b.logits(k));
+            for y in 0..256 {
+                for x in 0..256 {
+                    let i = y * 256 + x;
+                    if y < 192 && x < 200 {
+                        assert!(
+                            (la[i] - lb[i]).abs() < 1e-4,
+                            "({y},{x}): {} {}",
+                            la[i],
+                            lb[i]
+                        );
+                    } else {
+                        assert_eq!(la[i], 0.0, "({y},{x}) outside the extent");
+                    }
+                }
+            }
+        }
+    }
+    // The tensor decoder ignores the extent and computes everything.
+    let t_part = tensor
+        .predict_filtered(emb, &prompts[..2], true, needs)
+        .unwrap();
+    assert!((max_diffs(&t_part, &full).1) < 2e-2);
+}
+
 #[test]
 fn prompted_segmentation_of_a_real_cell() {
     let sam = model();
-    let (img, truth) = bbbc005("SIMCEPImages_A01_C1_F1_s01_w1.TIF");
-    let cell = truth.connected_components(Connectivity::Eight);
-    let props = mica_core::object_properties(&cell, None).unwrap();
-    assert_eq!(props.len(), 1);
-    let p = &props[0];
-    let rgb = ImagePrep::default().apply(&img).unwrap();
-    let emb = sam.embed(&rgb).unwrap();
+    let (emb, truth, p) = one_cell();
+    let truth = truth.clone();
+    let emb = emb.clone();
     assert_eq!(emb.image_size(), (696, 520));
 
     let point = Prompt {
@@ -167,7 +286,15 @@ fn prompted_segmentation_of_a_real_cell() {
     // Filtered decoding: masks only for prompts with a predicted IoU above the threshold
     // (point: best 0.981, box: best 0.990), identical where computed.
     let f = sam
-        .predict_filtered(&emb, &[point.clone(), preds_box.clone()], true, Some(0.985))
+        .predict_filtered(
+            &emb,
+            &[point.clone(), preds_box.clone()],
+            true,
+            DecodeNeeds {
+                min_iou: Some(0.985),
+                low_res_extent: None,
+            },
+        )
         .unwrap();
     assert!(f[0].low_res_logits.is_empty() && f[0].logits(0).is_empty());
     assert_eq!(f[0].iou, preds[0].iou);
