@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""Parity of mica's MobileSAM with the PyTorch reference (MobileSAM's own code).
+"""Parity of mica's SAM with the PyTorch reference (MobileSAM's own code for MobileSAM, Meta's
+`segment_anything` for SAM ViT-B/L/H).
 
-Two comparisons, each a subcommand:
+Three subcommands:
 
   tensors  Same image, same point prompts: the image embedding, the low-resolution mask logits,
            the predicted IoUs and the full-resolution masks of mica (written by
            `cargo run -p mica-sam --example sam_dump`) against `SamPredictor`.
+  random-checkpoint  Writes a SAM ViT-B/L/H checkpoint (`torch.save` of the state dict, like
+           Meta's files) with random weights, including the relative-position tables and the
+           position embedding (zero at initialisation), for `tensors --model vit_b` where the
+           real checkpoints cannot be downloaded.
   amg      Automatic mask generation on the same images with the same settings: mica's masks
            (written by `cargo run -p mica-sam --example sam_amg`) against
            `SamAutomaticMaskGenerator`. Per image: number of masks (goal: within 5 %), and the
            IoU of each reference mask with its matched mica mask (one-to-one greedy matching by
            decreasing IoU; goal: median >= 0.95). Reference timings are printed too.
 
-The reference side needs `torch`, `torchvision`, `timm` and `mobilesam-mirror` (PyPI); without
-them the reference is skipped and an earlier reference run can be reused (`--ref-dir`).
+The reference side needs `torch`, `torchvision`, `timm` and `mobilesam-mirror` (PyPI), and
+`segment-anything` for ViT-B/L/H; without them the reference is skipped and an earlier reference
+run can be reused (`--ref-dir`).
 
 Examples:
   cargo run -p mica-sam --example sam_dump -- W IMG /tmp/mica_t 100,120 300,200
@@ -55,16 +61,42 @@ def load_rgb8(path):
     return im[..., :3]
 
 
-def reference_model(weights):
+def reference_model(weights, model="mobile_sam"):
     try:
         import torch  # noqa: F401
-        from mobile_sam import sam_model_registry
+        if model == "mobile_sam":
+            from mobile_sam import sam_model_registry
+        else:
+            from segment_anything import sam_model_registry
     except ImportError as e:
-        print(f"reference skipped: {e} (pip install torch torchvision timm mobilesam-mirror)")
+        print(f"reference skipped: {e} (pip install torch torchvision timm mobilesam-mirror segment-anything)")
         return None
-    sam = sam_model_registry["vit_t"](checkpoint=weights)
+    sam = sam_model_registry["vit_t" if model == "mobile_sam" else model](checkpoint=weights)
     sam.eval()
     return sam
+
+
+def predictor_class(model):
+    if model == "mobile_sam":
+        from mobile_sam import SamPredictor
+    else:
+        from segment_anything import SamPredictor
+    return SamPredictor
+
+
+def cmd_random_checkpoint(a):
+    import torch
+    from segment_anything import sam_model_registry
+
+    torch.manual_seed(a.seed)
+    sam = sam_model_registry[a.model]()
+    with torch.no_grad():
+        for name, p in sam.named_parameters():
+            if "rel_pos" in name or name.endswith("pos_embed"):
+                p.copy_(torch.randn_like(p) * 0.1)
+    torch.save(sam.state_dict(), a.out)
+    print(f"{a.out}: random {a.model} ({sum(p.numel() for p in sam.parameters())} parameters)")
+    return 0
 
 
 def read_f32(path, shape):
@@ -73,14 +105,14 @@ def read_f32(path, shape):
 
 def cmd_tensors(a):
     import torch
-    from mobile_sam import SamPredictor
+    SamPredictor = predictor_class(a.model)
 
     meta = json.load(open(os.path.join(a.mica_dir, "meta.json")))
     pts = [tuple(float(v) for v in p.split(",")) for p in a.points]
     n = meta["n_prompts"]
     if n != len(pts):
         sys.exit(f"mica dump has {n} prompts, {len(pts)} given")
-    sam = reference_model(a.weights)
+    sam = reference_model(a.weights, a.model)
     if sam is None:
         return 2
     img = load_rgb8(a.image)
@@ -232,6 +264,11 @@ def main():
     t.add_argument("--image", required=True)
     t.add_argument("--mica-dir", required=True)
     t.add_argument("--points", nargs="+", required=True)
+    t.add_argument("--model", choices=["mobile_sam", "vit_b", "vit_l", "vit_h"], default="mobile_sam")
+    r = sub.add_parser("random-checkpoint")
+    r.add_argument("--model", choices=["vit_b", "vit_l", "vit_h"], default="vit_b")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("out")
     m = sub.add_parser("amg")
     m.add_argument("--weights", required=True)
     m.add_argument("--preset", choices=sorted(PRESETS), default="standard")
@@ -241,7 +278,7 @@ def main():
     m.add_argument("--no-reference", action="store_true", help="only reuse cached reference results")
     m.add_argument("images", nargs="+")
     a = p.parse_args()
-    return cmd_tensors(a) if a.cmd == "tensors" else cmd_amg(a)
+    return {"tensors": cmd_tensors, "amg": cmd_amg, "random-checkpoint": cmd_random_checkpoint}[a.cmd](a)
 
 
 if __name__ == "__main__":

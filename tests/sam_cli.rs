@@ -44,6 +44,57 @@ fn missing_weights_say_how_to_get_them() {
     assert!(err.contains("--download-weights"), "{err}");
 }
 
+#[test]
+fn other_models_are_looked_up_under_their_official_names() {
+    let home = tempfile::tempdir().unwrap();
+    let out = mica(home.path())
+        .args(["count", "--method", "sam", "--sam-model", "vit_h"])
+        .arg(image())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth"),
+        "{err}"
+    );
+    assert!(err.contains(".cache/mica/sam_vit_h_4b8939.pth"), "{err}");
+    assert!(
+        err.contains("a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"),
+        "{err}"
+    );
+    // A typo in the model name lists the names.
+    let out = mica(home.path())
+        .args(["count", "--method", "sam", "--sam-model", "vit_x"])
+        .arg(image())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("mobile_sam, vit_b, vit_l or vit_h"),
+        "{err}"
+    );
+    // The MobileSAM file given where ViT-B is asked for.
+    let out = mica(home.path())
+        .args([
+            "count",
+            "--method",
+            "sam",
+            "--sam-model",
+            "vit_b",
+            "--weights",
+        ])
+        .arg(shared().join("models/mobile_sam.pt"))
+        .arg(image())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("this is a mobile_sam checkpoint, not vit_b"),
+        "{err}"
+    );
+}
+
 /// Serves `body` at every path on a free loopback port (a stand-in for the download server).
 fn serve(body: Vec<u8>) -> String {
     use std::io::{BufRead, BufReader, Write};

@@ -1,9 +1,11 @@
 //! Options and constructor for the SAM method of `mica segment` / `mica count` (issue #5).
 //!
-//! Weights come from `--weights PATH`, else `MICA_SAM_WEIGHTS`, else the cache directory
-//! (`$XDG_CACHE_HOME/mica/mobile_sam.pt` or `~/.cache/mica/mobile_sam.pt`, sha256-checked); a
-//! missing file gives the download command, and `--download-weights` downloads the official
-//! checkpoint into the cache when it is missing (or fails its sha256), verifies it, then proceeds.
+//! The model is `--sam-model` (mobile_sam, the default, or vit_b, vit_l, vit_h), else whatever
+//! the `--weights` file holds. Weights come from `--weights PATH`, else `MICA_SAM_WEIGHTS`, else
+//! the model's official file in the cache directory (`$XDG_CACHE_HOME/mica/` or
+//! `~/.cache/mica/`, sha256-checked); a missing file gives the download command, and
+//! `--download-weights` downloads the official checkpoint into the cache when it is missing (or
+//! fails its sha256), verifies it, then proceeds.
 //! `MICA_SAM_WEIGHTS_URL` overrides the download URL (a mirror). Settings: `--sam-preset`
 //! (standard = reference defaults, custom = the study's), or a `--sam-config` file (JSON or TOML
 //! with the fields of `mica_sam::AmgConfig`), then the individual overrides.
@@ -14,13 +16,17 @@ use std::path::PathBuf;
 /// Flags of the SAM method.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct SamOptions {
-    /// SAM weights file (.pt or .safetensors). Default: $MICA_SAM_WEIGHTS, then
-    /// ~/.cache/mica/mobile_sam.pt.
+    /// SAM model: mobile_sam (default; 40.7 MB), vit_b (375 MB), vit_l (1.25 GB) or vit_h
+    /// (2.56 GB, the study's). Without it, the model the --weights file holds.
+    #[arg(long, value_name = "NAME")]
+    pub sam_model: Option<String>,
+    /// SAM weights file (.pt, .pth or .safetensors). Default: $MICA_SAM_WEIGHTS, then the
+    /// model's official file in ~/.cache/mica/ (e.g. mobile_sam.pt, sam_vit_h_4b8939.pth).
     #[arg(long, value_name = "PATH")]
     pub weights: Option<PathBuf>,
-    /// Download the official MobileSAM weights (40.7 MB) into the cache directory when no
-    /// weights are found there (sha256-verified), then proceed. URL override:
-    /// $MICA_SAM_WEIGHTS_URL. Never done without this flag.
+    /// Download the model's official weights into the cache directory when no weights are
+    /// found there (sha256-verified), then proceed. URL override: $MICA_SAM_WEIGHTS_URL. Never
+    /// done without this flag.
     #[arg(long)]
     pub download_weights: bool,
     /// SAM automatic-mask settings: standard (reference defaults) or custom (the study's:
@@ -50,7 +56,7 @@ pub fn segmenter_with_preset(
     preset: Option<&str>,
 ) -> anyhow::Result<Box<dyn Segmenter>> {
     use anyhow::Context;
-    use mica_sam::{AmgConfig, AmgPreset, ImagePrep, Sam, SamSegmenter};
+    use mica_sam::{AmgConfig, AmgPreset, ImagePrep, Sam, SamModel, SamSegmenter};
 
     let (mut config, name) = match &opts.sam_config {
         Some(path) => {
@@ -86,10 +92,18 @@ pub fn segmenter_with_preset(
     if let Some(l) = opts.sam_crop_layers {
         config.crop_n_layers = l;
     }
-    let weights = resolve_or_download(opts)?;
+    let model = opts
+        .sam_model
+        .as_deref()
+        .map(SamModel::from_name)
+        .transpose()?;
+    let weights = resolve_or_download(opts, model.unwrap_or(SamModel::MobileSam))?;
     let device = device()?;
-    let sam = Sam::load_mobile_sam(&weights.path, &device)?;
-    tracing::info!(weights = %weights.path.display(), origin = ?weights.origin, "SAM weights loaded");
+    let sam = match model {
+        Some(m) => Sam::load_as(m, &weights.path, &device)?,
+        None => Sam::load(&weights.path, &device)?,
+    };
+    tracing::info!(model = %sam.model(), weights = %weights.path.display(), origin = ?weights.origin, "SAM weights loaded");
     Ok(Box::new(SamSegmenter::new(
         sam,
         config,
@@ -101,15 +115,19 @@ pub fn segmenter_with_preset(
 /// Resolves the weights; with `--download-weights`, a missing (or corrupt) cached file is
 /// downloaded first. An explicit path or `MICA_SAM_WEIGHTS` is never replaced by a download.
 #[cfg(feature = "sam")]
-fn resolve_or_download(opts: &SamOptions) -> anyhow::Result<mica_sam::ResolvedWeights> {
+fn resolve_or_download(
+    opts: &SamOptions,
+    model: mica_sam::SamModel,
+) -> anyhow::Result<mica_sam::ResolvedWeights> {
     use mica_sam::SamError;
-    match mica_sam::resolve_weights(opts.weights.as_deref()) {
+    match mica_sam::resolve_weights(model, opts.weights.as_deref()) {
         Err(SamError::WeightsMissing { .. } | SamError::Checksum { .. })
             if opts.download_weights =>
         {
-            let url = mica_sam::weights::weights_url();
-            eprintln!("downloading SAM weights from {url} ...");
-            let w = mica_sam::weights::download_weights(Some(&url), None)?;
+            let url = mica_sam::weights::weights_url(model);
+            let mb = model.checkpoint().size_bytes as f64 / 1e6;
+            eprintln!("downloading {model} weights ({mb:.0} MB) from {url} ...");
+            let w = mica_sam::weights::download_weights(model, Some(&url), None)?;
             eprintln!(
                 "SAM weights saved to {} (sha256 verified)",
                 w.path.display()

@@ -112,11 +112,16 @@ pub fn build(
             Ok(Runtime::Segmenter(Box::new(c)))
         }
         MethodSpec::Sam {
-            preset, weights, ..
-        } => Ok(match sam_segmenter(study, preset, weights.as_deref()) {
-            Ok(s) => Runtime::Segmenter(s),
-            Err(reason) => Runtime::Skipped(reason),
-        }),
+            preset,
+            model,
+            weights,
+            ..
+        } => Ok(
+            match sam_segmenter(study, preset, model.as_deref(), weights.as_deref()) {
+                Ok(s) => Runtime::Segmenter(s),
+                Err(reason) => Runtime::Skipped(reason),
+            },
+        ),
         MethodSpec::Vlm {
             name,
             model,
@@ -162,22 +167,26 @@ pub fn build(
     }
 }
 
-/// MobileSAM's automatic mask generator with a preset, on the CPU, as a segmenter with the
-/// study's count and foreground rules; or why it cannot run (with how to get the weights). Weights:
-/// `weights` in the study (relative to the data root), else the SAM crate's own resolution
-/// (`MICA_SAM_WEIGHTS`, then the cache directory, sha256-checked).
+/// SAM's automatic mask generator (MobileSAM unless `model` names another) with a preset, on
+/// the CPU, as a segmenter with the study's count and foreground rules; or why it cannot run
+/// (with how to get the weights). Weights: `weights` in the study (relative to the data root),
+/// else the SAM crate's own resolution (`MICA_SAM_WEIGHTS`, then the cache directory,
+/// sha256-checked).
 #[cfg(feature = "sam")]
 fn sam_segmenter(
     study: &Study,
     preset: &str,
+    model: Option<&str>,
     weights: Option<&str>,
 ) -> Result<Box<dyn Segmenter>, String> {
     let p = mica_sam::AmgPreset::from_name(preset).map_err(|e| e.to_string())?;
+    let m =
+        mica_sam::SamModel::from_name(model.unwrap_or("mobile_sam")).map_err(|e| e.to_string())?;
     let explicit = weights.map(|w| study.resolve(w));
-    let w = mica_sam::resolve_weights(explicit.as_deref())
-        .map_err(|e| format!("SAM (preset {preset:?}): {e}"))?;
-    let sam = mica_sam::Sam::load_mobile_sam(&w.path, &mica_sam::Device::Cpu)
-        .map_err(|e| format!("SAM (preset {preset:?}): {e}"))?;
+    let w = mica_sam::resolve_weights(m, explicit.as_deref())
+        .map_err(|e| format!("SAM {m} (preset {preset:?}): {e}"))?;
+    let sam = mica_sam::Sam::load_as(m, &w.path, &mica_sam::Device::Cpu)
+        .map_err(|e| format!("SAM {m} (preset {preset:?}): {e}"))?;
     let seg =
         mica_sam::SamSegmenter::new(sam, p.config(), mica_sam::ImagePrep::default(), p.name())
             .map_err(|e| format!("SAM (preset {preset:?}): {e}"))?;
@@ -189,6 +198,7 @@ fn sam_segmenter(
 fn sam_segmenter(
     _study: &Study,
     preset: &str,
+    _model: Option<&str>,
     _weights: Option<&str>,
 ) -> Result<Box<dyn Segmenter>, String> {
     Err(format!(

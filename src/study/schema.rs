@@ -213,11 +213,15 @@ pub enum MethodSpec {
         #[serde(default)]
         description: String,
     },
-    /// SAM automatic mask generation (MobileSAM) with a named preset.
+    /// SAM automatic mask generation with a named preset.
     Sam {
         name: String,
         #[serde(default = "default_sam_preset")]
         preset: String,
+        /// `mobile_sam` (default), `vit_b`, `vit_l` or `vit_h`; with `weights`, the file must
+        /// hold this model.
+        #[serde(default)]
+        model: Option<String>,
         /// Weights file; default: the SAM backend's own resolution (`MICA_SAM_WEIGHTS`, cache).
         #[serde(default)]
         weights: Option<String>,

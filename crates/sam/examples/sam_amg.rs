@@ -10,7 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: sam_amg WEIGHTS OUT_DIR PRESET POINTS_PER_SIDE IMAGE...".into());
     }
     let t = std::time::Instant::now();
-    let sam = Sam::load_mobile_sam(args[1].as_ref(), &candle_core::Device::Cpu)?;
+    let sam = Sam::load(args[1].as_ref(), &candle_core::Device::Cpu)?;
     eprintln!("load_ms {:.0}", t.elapsed().as_secs_f64() * 1e3);
     let out_dir = std::path::PathBuf::from(&args[2]);
     std::fs::create_dir_all(&out_dir)?;

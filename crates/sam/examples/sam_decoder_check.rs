@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: sam_decoder_check WEIGHTS IMAGE [POINTS_PER_SIDE]".into());
     }
     let pps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(4);
-    let mut sam = Sam::load_mobile_sam(args[1].as_ref(), &candle_core::Device::Cpu)?;
+    let mut sam = Sam::load(args[1].as_ref(), &candle_core::Device::Cpu)?;
     let img = mica_core::io::read_image(args[2].as_ref())?;
     let rgb = ImagePrep::default().apply(&img)?;
     let t = Instant::now();

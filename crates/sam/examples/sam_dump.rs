@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.len() < 5 {
         return Err("usage: sam_dump WEIGHTS IMAGE OUT_DIR X,Y [X,Y ...]".into());
     }
-    let sam = Sam::load_mobile_sam(args[1].as_ref(), &candle_core::Device::Cpu)?;
+    let sam = Sam::load(args[1].as_ref(), &candle_core::Device::Cpu)?;
     let img = mica_core::Image::from_dynamic(image::open(&args[2])?)?;
     let out = std::path::PathBuf::from(&args[3]);
     std::fs::create_dir_all(&out)?;

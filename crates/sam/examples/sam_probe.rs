@@ -4,7 +4,7 @@ use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let sam = Sam::load_mobile_sam(args[1].as_ref(), &candle_core::Device::Cpu)?;
+    let sam = Sam::load(args[1].as_ref(), &candle_core::Device::Cpu)?;
     let img = image::open(&args[2])?;
     let img = mica_core::Image::from_dynamic(img)?;
     let rgb = ImagePrep::default().apply(&img)?;

@@ -4,18 +4,19 @@
 //! decoder, prompted segmentation, and the complete automatic mask generator.
 //!
 //! Front doors:
-//! - [`resolve_weights`] and [`Sam::load_mobile_sam`]: find and load the checkpoint
-//!   (`--weights`, `MICA_SAM_WEIGHTS`, or the cache directory with a sha256 check).
+//! - [`resolve_weights`] and [`Sam::load`]: find and load a checkpoint of any [`SamModel`]
+//!   (MobileSAM, SAM ViT-B/L/H; `--weights`, `MICA_SAM_WEIGHTS`, or the cache directory with a
+//!   sha256 check); the model is recognised from the checkpoint's tensors.
 //! - [`Sam::embed`] once per image, then [`Sam::predict`] for points, boxes and mask prompts.
 //! - [`MaskGenerator`] with an [`AmgConfig`] (presets [`AmgPreset::Standard`] and
 //!   [`AmgPreset::Custom`]) for automatic masks; [`SamSegmenter`] wraps it as a
 //!   [`mica_core::Segmenter`] with the study's count and foreground rules.
 //!
 //! ```no_run
-//! use mica_sam::{resolve_weights, AmgPreset, ImagePrep, MaskGenerator, Sam};
+//! use mica_sam::{resolve_weights, AmgPreset, ImagePrep, MaskGenerator, Sam, SamModel};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let weights = resolve_weights(None)?;
-//! let sam = Sam::load_mobile_sam(&weights.path, &candle_core::Device::Cpu)?;
+//! let weights = resolve_weights(SamModel::MobileSam, None)?;
+//! let sam = Sam::load(&weights.path, &candle_core::Device::Cpu)?;
 //! let image = mica_core::Image::gray8(64, 48, vec![0; 64 * 48])?;
 //! let rgb = ImagePrep::default().apply(&image)?;
 //! let out = MaskGenerator::new(AmgPreset::Custom.config())?.generate(&sam, &rgb)?;
@@ -26,6 +27,7 @@
 pub mod amg;
 pub mod error;
 pub mod factored_decoder;
+pub mod image_encoder;
 mod kernels;
 mod linalg;
 pub mod mask_decoder;
@@ -53,5 +55,6 @@ pub use prompt_encoder::PointLabel;
 pub use rle::{CocoRle, Rle};
 pub use study::{study_segmentation, SamSegmenter, BACKGROUND_FRACTION, COUNT_BELOW_25PCT};
 pub use weights::{
-    resolve_weights, ResolvedWeights, WeightsOrigin, MOBILE_SAM_SHA256, MOBILE_SAM_URL, WEIGHTS_ENV,
+    resolve_weights, ResolvedWeights, SamModel, WeightsOrigin, MOBILE_SAM_SHA256, MOBILE_SAM_URL,
+    WEIGHTS_ENV,
 };

@@ -6,13 +6,15 @@
 
 use crate::error::{Result, SamError};
 use crate::factored_decoder::{FactoredDecoder, FactoredImage};
+use crate::image_encoder::{VitConfig, VitEncoder};
 use crate::mask_decoder::{MaskDecoder, LOW_RES};
 use crate::prompt_encoder::{PointLabel, PromptEncoder, EMBED_DIM, MASK_INPUT_SIZE};
 use crate::resize::{resize_like_pil_bilinear, resized_size, MaskResizer};
 use crate::tiny_vit::{TinyVit, TinyVitConfig, EMBED_SIZE, INPUT_SIZE};
 use crate::transformer::SharedKeys;
-use crate::weights::open_checkpoint;
+use crate::weights::{open_checkpoint, SamModel};
 use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
 use mica_core::{BinaryMask, BitDepth, Channels, Image, Pixels};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -148,11 +150,42 @@ impl ImageEmbedding {
     }
 }
 
-/// The image encoder variants. Only MobileSAM's TinyViT is implemented so far; SAM ViT-B/L/H use
-/// the same prompt encoder and decoder and are planned (docs/sam.md).
+/// The image encoder variants: MobileSAM's TinyViT and SAM's ViT (B, L, H).
 #[derive(Debug, Clone)]
 pub enum ImageEncoder {
     TinyVit(TinyVit),
+    Vit(VitEncoder),
+}
+
+/// Which model a checkpoint holds, from its tensors: TinyViT's convolutional patch embedding
+/// (`image_encoder.patch_embed.seq.0.c.weight`) or ViT's linear one
+/// (`image_encoder.patch_embed.proj.weight`), whose width tells B (768), L (1024) and H (1280).
+fn detect_model(vb: &VarBuilder, path: &Path) -> Result<SamModel> {
+    let bad = |reason: String| SamError::BadWeights {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if vb.contains_tensor("image_encoder.patch_embed.seq.0.c.weight") {
+        return Ok(SamModel::MobileSam);
+    }
+    let name = "image_encoder.patch_embed.proj.weight";
+    if vb.contains_tensor(name) {
+        let t = vb
+            .get_unchecked(name)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        return match t.dims().first() {
+            Some(768) => Ok(SamModel::VitB),
+            Some(1024) => Ok(SamModel::VitL),
+            Some(1280) => Ok(SamModel::VitH),
+            _ => Err(bad(format!(
+                "a ViT image encoder of width {:?}, not SAM ViT-B (768), ViT-L (1024) or ViT-H (1280)",
+                t.dims().first()
+            ))),
+        };
+    }
+    Err(bad(
+        "not a SAM or MobileSAM checkpoint (no image_encoder.patch_embed tensors)".into(),
+    ))
 }
 
 /// Which implementation of the mask decoder answers prompts without a mask input.
@@ -170,6 +203,7 @@ pub enum DecoderPath {
 /// Segment Anything: encoder, prompt encoder, decoder.
 #[derive(Debug, Clone)]
 pub struct Sam {
+    model: SamModel,
     encoder: ImageEncoder,
     prompt_encoder: PromptEncoder,
     decoder: MaskDecoder,
@@ -188,15 +222,65 @@ impl Sam {
     /// Loads MobileSAM from a checkpoint (`.pt` zip or `.safetensors`).
     ///
     /// # Errors
-    /// [`SamError::BadWeights`] naming the file when it cannot be parsed or lacks a tensor.
+    /// [`SamError::BadWeights`] naming the file when it cannot be parsed, lacks a tensor, or
+    /// holds another model.
     pub fn load_mobile_sam(path: &Path, device: &Device) -> Result<Self> {
+        Self::load_as(SamModel::MobileSam, path, device)
+    }
+
+    /// Loads whichever model the checkpoint holds (MobileSAM, SAM ViT-B, ViT-L or ViT-H: see
+    /// [`Sam::model`]).
+    ///
+    /// # Errors
+    /// [`SamError::BadWeights`] naming the file when it cannot be parsed, is not a SAM
+    /// checkpoint, or lacks a tensor.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let vb = open_checkpoint(path, device)?;
+        let model = detect_model(&vb, path)?;
+        Self::from_var_builder(model, vb, path, device)
+    }
+
+    /// Loads a checkpoint that must hold `model`.
+    ///
+    /// # Errors
+    /// As [`Sam::load`], and [`SamError::BadWeights`] when the file holds another model.
+    pub fn load_as(model: SamModel, path: &Path, device: &Device) -> Result<Self> {
+        let vb = open_checkpoint(path, device)?;
+        let found = detect_model(&vb, path)?;
+        if found != model {
+            return Err(SamError::BadWeights {
+                path: path.to_path_buf(),
+                reason: format!("this is a {found} checkpoint, not {model}"),
+            });
+        }
+        Self::from_var_builder(model, vb, path, device)
+    }
+
+    fn from_var_builder(
+        model: SamModel,
+        vb: VarBuilder,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Self> {
         let bad = |e: candle_core::Error| SamError::BadWeights {
             path: path.to_path_buf(),
-            reason: format!("not a MobileSAM checkpoint: {e}"),
+            reason: format!("not a complete {model} checkpoint: {e}"),
         };
-        let encoder =
-            TinyVit::load(vb.pp("image_encoder"), &TinyVitConfig::mobile_sam()).map_err(bad)?;
+        let ie = vb.pp("image_encoder");
+        let encoder = match model {
+            SamModel::MobileSam => {
+                ImageEncoder::TinyVit(TinyVit::load(ie, &TinyVitConfig::mobile_sam()).map_err(bad)?)
+            }
+            SamModel::VitB => {
+                ImageEncoder::Vit(VitEncoder::load(ie, &VitConfig::vit_b()).map_err(bad)?)
+            }
+            SamModel::VitL => {
+                ImageEncoder::Vit(VitEncoder::load(ie, &VitConfig::vit_l()).map_err(bad)?)
+            }
+            SamModel::VitH => {
+                ImageEncoder::Vit(VitEncoder::load(ie, &VitConfig::vit_h()).map_err(bad)?)
+            }
+        };
         let prompt_encoder =
             PromptEncoder::load(vb.pp("prompt_encoder"), INPUT_SIZE, EMBED_SIZE).map_err(bad)?;
         let decoder = MaskDecoder::load(vb.pp("mask_decoder")).map_err(bad)?;
@@ -208,7 +292,8 @@ impl Sam {
             None
         };
         Ok(Sam {
-            encoder: ImageEncoder::TinyVit(encoder),
+            model,
+            encoder,
             prompt_encoder,
             decoder,
             factored,
@@ -217,6 +302,11 @@ impl Sam {
             decoder_batch: 16,
             decoder_path: DecoderPath::default(),
         })
+    }
+
+    /// Which model this is.
+    pub fn model(&self) -> SamModel {
+        self.model
     }
 
     /// The weights file this model was loaded from.
@@ -274,6 +364,7 @@ impl Sam {
         let x = self.preprocess(rgb8)?;
         let features = match &self.encoder {
             ImageEncoder::TinyVit(e) => e.forward(&x)?,
+            ImageEncoder::Vit(e) => e.forward(&x)?,
         };
         let features = features.reshape((1, EMBED_SIZE * EMBED_SIZE, EMBED_DIM))?;
         let src_no_mask = features.broadcast_add(&self.prompt_encoder.no_mask()?)?;

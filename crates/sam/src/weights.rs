@@ -1,16 +1,20 @@
-//! Where the weights come from and how they are read.
+//! Which model, where its weights come from and how they are read.
+//!
+//! [`SamModel`] names the four models mica runs (MobileSAM, SAM ViT-B/L/H) with their official
+//! checkpoints ([`SamModel::checkpoint`]: file name, URL, sha256, size).
 //!
 //! Resolution order (first hit wins): an explicit path (`--weights PATH`), the environment variable
-//! [`WEIGHTS_ENV`], then [`MOBILE_SAM_FILE`] in the cache directory (`$XDG_CACHE_HOME/mica/` or
-//! `~/.cache/mica/`), which is verified against [`MOBILE_SAM_SHA256`]. Nothing is ever read from
-//! the developers' `../shared` folder at run time.
+//! [`WEIGHTS_ENV`], then the model's official file name in the cache directory
+//! (`$XDG_CACHE_HOME/mica/` or `~/.cache/mica/`), which is verified against its sha256. Nothing is
+//! ever read from the developers' `../shared` folder at run time. Which model a file holds is
+//! read from its tensors when it is loaded ([`crate::Sam::load`]).
 //!
-//! The official checkpoint can be downloaded into the cache on request only ([`download`],
+//! An official checkpoint can be downloaded into the cache on request only ([`download`],
 //! [`download_weights`]; `mica ... --download-weights`), never silently: it is streamed to a
 //! temporary file next to its destination, checked against its size and sha256, then renamed into
 //! place. [`WEIGHTS_URL_ENV`] overrides the URL (mirrors, tests).
 //!
-//! Two file formats are read: PyTorch checkpoints (zip, as published by MobileSAM) and
+//! Two file formats are read: PyTorch checkpoints (zip, as published by MobileSAM and Meta) and
 //! safetensors, told apart by their first bytes rather than by their names.
 
 use crate::error::{Result, SamError};
@@ -29,6 +33,110 @@ pub const MOBILE_SAM_SHA256: &str =
     "6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f";
 /// File name of the checkpoint in the cache directory.
 pub const MOBILE_SAM_FILE: &str = "mobile_sam.pt";
+
+/// A Segment Anything model: MobileSAM (TinyViT image encoder) or SAM with a ViT-B/L/H image
+/// encoder; all share SAM's prompt encoder and mask decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamModel {
+    /// MobileSAM (TinyViT-5M encoder), 40.7 MB: mica's default, fast on a CPU.
+    MobileSam,
+    /// SAM ViT-B, 375 MB.
+    VitB,
+    /// SAM ViT-L, 1.25 GB.
+    VitL,
+    /// SAM ViT-H, 2.56 GB: the model of the study.
+    VitH,
+}
+
+/// An official checkpoint: where it is published and what it must hash to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfficialCheckpoint {
+    /// File name (also its name in the cache directory).
+    pub file: &'static str,
+    pub url: &'static str,
+    pub sha256: &'static str,
+    pub size_bytes: u64,
+}
+
+impl SamModel {
+    /// Every model.
+    pub const ALL: [SamModel; 4] = [
+        SamModel::MobileSam,
+        SamModel::VitB,
+        SamModel::VitL,
+        SamModel::VitH,
+    ];
+
+    /// `mobile_sam`, `vit_b`, `vit_l` or `vit_h` (the upstream registry names, MobileSAM's
+    /// `vit_t` spelled out).
+    pub fn name(self) -> &'static str {
+        match self {
+            SamModel::MobileSam => "mobile_sam",
+            SamModel::VitB => "vit_b",
+            SamModel::VitL => "vit_l",
+            SamModel::VitH => "vit_h",
+        }
+    }
+
+    /// Parses [`SamModel::name`] (also `vit_t` and `mobilesam`, case-insensitive).
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] listing the names.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().replace('-', "_").as_str() {
+            "mobile_sam" | "mobilesam" | "vit_t" => Ok(SamModel::MobileSam),
+            "vit_b" => Ok(SamModel::VitB),
+            "vit_l" => Ok(SamModel::VitL),
+            "vit_h" => Ok(SamModel::VitH),
+            _ => Err(SamError::Invalid(format!(
+                "unknown SAM model {name:?}; use mobile_sam, vit_b, vit_l or vit_h"
+            ))),
+        }
+    }
+
+    /// The official checkpoint (MobileSAM's GitHub repository; Meta's download server for SAM).
+    pub fn checkpoint(self) -> OfficialCheckpoint {
+        let (file, url, sha256, size_bytes) = match self {
+            SamModel::MobileSam => (
+                MOBILE_SAM_FILE,
+                MOBILE_SAM_URL,
+                MOBILE_SAM_SHA256,
+                40_728_226,
+            ),
+            SamModel::VitB => (
+                "sam_vit_b_01ec64.pth",
+                "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+                "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+                375_042_383,
+            ),
+            SamModel::VitL => (
+                "sam_vit_l_0b3195.pth",
+                "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+                "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+                1_249_524_607,
+            ),
+            SamModel::VitH => (
+                "sam_vit_h_4b8939.pth",
+                "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+                "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+                2_564_550_879,
+            ),
+        };
+        OfficialCheckpoint {
+            file,
+            url,
+            sha256,
+            size_bytes,
+        }
+    }
+}
+
+impl std::fmt::Display for SamModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 /// Environment variable that names a weights file.
 pub const WEIGHTS_ENV: &str = "MICA_SAM_WEIGHTS";
 
@@ -67,36 +175,42 @@ fn cache_dir_from(xdg: Option<OsString>, home: Option<OsString>) -> Option<PathB
     }
 }
 
-/// The exact commands that fetch the official weights into `dir`.
-pub fn how_to_get_weights(dir: Option<&Path>) -> String {
+/// The exact commands that fetch `model`'s official weights into `dir`.
+pub fn how_to_get_weights(model: SamModel, dir: Option<&Path>) -> String {
     let dir = dir
         .map(|d| d.display().to_string())
         .unwrap_or_else(|| "~/.cache/mica".to_string());
+    let c = model.checkpoint();
+    let mb = c.size_bytes as f64 / 1e6;
     format!(
-        "Get the official MobileSAM weights (40.7 MB, sha256 {MOBILE_SAM_SHA256}):\n  \
-         mkdir -p {dir} && curl -L -o {dir}/{MOBILE_SAM_FILE} {MOBILE_SAM_URL}\n\
+        "Get the official {model} weights ({mb:.1} MB, sha256 {}):\n  \
+         mkdir -p {dir} && curl -L -o {dir}/{} {}\n\
          or run mica again with --download-weights (downloads into {dir}, sha256-checked),\n\
-         or pass --weights PATH, or set {WEIGHTS_ENV}=PATH (a .pt or .safetensors file)."
+         or pass --weights PATH, or set {WEIGHTS_ENV}=PATH (a .pt, .pth or .safetensors file).",
+        c.sha256, c.file, c.url
     )
 }
 
-/// Finds the weights file: `explicit`, else the environment variable, else the cache directory.
+/// Finds the weights file: `explicit`, else the environment variable, else `model`'s official
+/// file in the cache directory. An explicit or environment path is returned whatever model it
+/// holds (loading tells, [`crate::Sam::load`]).
 ///
 /// # Errors
 /// [`SamError::WeightsNotFound`] for a given path with no file, [`SamError::WeightsMissing`] when
 /// nothing is found (the message says how to download them), [`SamError::Checksum`] for a cached
 /// file with the wrong sha256.
-pub fn resolve_weights(explicit: Option<&Path>) -> Result<ResolvedWeights> {
-    resolve_weights_from(explicit, std::env::var_os(WEIGHTS_ENV), cache_dir())
+pub fn resolve_weights(model: SamModel, explicit: Option<&Path>) -> Result<ResolvedWeights> {
+    resolve_weights_from(model, explicit, std::env::var_os(WEIGHTS_ENV), cache_dir())
 }
 
 /// [`resolve_weights`] with the environment made explicit (for tests and embedding).
 pub fn resolve_weights_from(
+    model: SamModel,
     explicit: Option<&Path>,
     env_value: Option<OsString>,
     cache: Option<PathBuf>,
 ) -> Result<ResolvedWeights> {
-    let how = how_to_get_weights(cache.as_deref());
+    let how = how_to_get_weights(model, cache.as_deref());
     if let Some(p) = explicit {
         if !p.is_file() {
             return Err(SamError::WeightsNotFound {
@@ -126,9 +240,10 @@ pub fn resolve_weights_from(
     }
     let mut searched = Vec::new();
     if let Some(dir) = cache {
-        let p = dir.join(MOBILE_SAM_FILE);
+        let c = model.checkpoint();
+        let p = dir.join(c.file);
         if p.is_file() {
-            verify_sha256(&p, MOBILE_SAM_SHA256)?;
+            verify_sha256(&p, c.sha256)?;
             return Ok(ResolvedWeights {
                 path: p,
                 origin: WeightsOrigin::Cache,
@@ -358,28 +473,32 @@ pub fn download(url: &str, dest: &Path, expected_sha256: &str) -> Result<u64, Do
 
 /// The URL [`download_weights`] uses: [`WEIGHTS_URL_ENV`] when set and not empty, else
 /// [`MOBILE_SAM_URL`].
-pub fn weights_url() -> String {
+pub fn weights_url(model: SamModel) -> String {
     std::env::var(WEIGHTS_URL_ENV)
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| MOBILE_SAM_URL.to_string())
+        .unwrap_or_else(|| model.checkpoint().url.to_string())
 }
 
-/// Downloads the official MobileSAM checkpoint into `cache` (default [`cache_dir`]) from `url`
-/// (default [`weights_url`]), verified against [`MOBILE_SAM_SHA256`]. An existing cached file
-/// with the wrong checksum is replaced only once the new download has been verified.
+/// Downloads `model`'s official checkpoint into `cache` (default [`cache_dir`]) from `url`
+/// (default [`weights_url`]), verified against its sha256. An existing cached file with the
+/// wrong checksum is replaced only once the new download has been verified.
 ///
 /// # Errors
 /// [`DownloadError::NoCacheDir`] without a cache directory, else those of [`download`].
 pub fn download_weights(
+    model: SamModel,
     url: Option<&str>,
     cache: Option<PathBuf>,
 ) -> Result<ResolvedWeights, DownloadError> {
     let dir = cache.or_else(cache_dir).ok_or(DownloadError::NoCacheDir)?;
-    let url = url.map(str::to_string).unwrap_or_else(weights_url);
-    let dest = dir.join(MOBILE_SAM_FILE);
+    let url = url
+        .map(str::to_string)
+        .unwrap_or_else(|| weights_url(model));
+    let c = model.checkpoint();
+    let dest = dir.join(c.file);
     tracing::info!(%url, dest = %dest.display(), "downloading SAM weights");
-    let bytes = download(&url, &dest, MOBILE_SAM_SHA256)?;
+    let bytes = download(&url, &dest, c.sha256)?;
     tracing::info!(bytes, dest = %dest.display(), "SAM weights downloaded and verified");
     Ok(ResolvedWeights {
         path: dest,
@@ -473,7 +592,13 @@ mod tests {
     #[test]
     fn missing_everywhere_says_how_to_download() {
         let dir = tempfile::tempdir().unwrap();
-        let err = resolve_weights_from(None, None, Some(dir.path().to_path_buf())).unwrap_err();
+        let err = resolve_weights_from(
+            SamModel::MobileSam,
+            None,
+            None,
+            Some(dir.path().to_path_buf()),
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, SamError::WeightsMissing { .. }), "{msg}");
         assert!(msg.contains(MOBILE_SAM_URL), "{msg}");
@@ -485,24 +610,61 @@ mod tests {
     fn explicit_and_env_paths_must_exist() {
         let dir = tempfile::tempdir().unwrap();
         let ghost = dir.path().join("nope.pt");
-        let e = resolve_weights_from(Some(&ghost), None, None).unwrap_err();
+        let e = resolve_weights_from(SamModel::MobileSam, Some(&ghost), None, None).unwrap_err();
         assert!(e.to_string().contains("nope.pt") && e.to_string().contains("--weights"));
-        let e = resolve_weights_from(None, Some(ghost.clone().into()), None).unwrap_err();
+        let e = resolve_weights_from(SamModel::MobileSam, None, Some(ghost.clone().into()), None)
+            .unwrap_err();
         assert!(e.to_string().contains(WEIGHTS_ENV));
         let real = dir.path().join("w.pt");
         std::fs::write(&real, b"x").unwrap();
-        let r = resolve_weights_from(None, Some(real.clone().into()), None).unwrap();
+        let r = resolve_weights_from(SamModel::MobileSam, None, Some(real.clone().into()), None)
+            .unwrap();
         assert_eq!(r.origin, WeightsOrigin::Environment);
         // The explicit path wins over the environment.
-        let r = resolve_weights_from(Some(&real), Some(ghost.into()), None).unwrap();
+        let r = resolve_weights_from(SamModel::MobileSam, Some(&real), Some(ghost.into()), None)
+            .unwrap();
         assert_eq!(r.origin, WeightsOrigin::Explicit);
+    }
+
+    #[test]
+    fn each_model_is_looked_up_under_its_official_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for m in SamModel::ALL {
+            let c = m.checkpoint();
+            assert_eq!(SamModel::from_name(m.name()).unwrap(), m);
+            assert_eq!((c.sha256.len(), c.url.ends_with(c.file)), (64, true));
+            let e = resolve_weights_from(m, None, None, Some(dir.path().to_path_buf()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(c.url) && e.contains(c.sha256), "{e}");
+            assert!(
+                e.contains(&dir.path().join(c.file).display().to_string()),
+                "{e}"
+            );
+        }
+        assert_eq!(SamModel::from_name("vit_t").unwrap(), SamModel::MobileSam);
+        assert!(SamModel::from_name("vit_x")
+            .unwrap_err()
+            .to_string()
+            .contains("vit_h"));
+        // A ViT-B file in the cache is checked against ViT-B's checksum.
+        std::fs::write(dir.path().join("sam_vit_b_01ec64.pth"), b"not it").unwrap();
+        let e = resolve_weights_from(SamModel::VitB, None, None, Some(dir.path().to_path_buf()))
+            .unwrap_err();
+        assert!(matches!(e, SamError::Checksum { .. }), "{e}");
     }
 
     #[test]
     fn cached_file_with_wrong_checksum_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(MOBILE_SAM_FILE), b"partial download").unwrap();
-        let e = resolve_weights_from(None, None, Some(dir.path().to_path_buf())).unwrap_err();
+        let e = resolve_weights_from(
+            SamModel::MobileSam,
+            None,
+            None,
+            Some(dir.path().to_path_buf()),
+        )
+        .unwrap_err();
         assert!(matches!(e, SamError::Checksum { .. }), "{e}");
     }
 

@@ -2,6 +2,7 @@
 //! good file, a corrupted one, a 404 and a truncated body. No test touches the internet.
 
 use mica_sam::weights::{download, download_weights, DownloadError, MOBILE_SAM_FILE};
+use mica_sam::SamModel;
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -215,7 +216,12 @@ fn download_weights_checks_the_official_checksum() {
     let base = serve(vec![("/mobile_sam.pt", payload())]);
     let dir = tempfile::tempdir().unwrap();
     let url = format!("{base}/mobile_sam.pt");
-    let err = download_weights(Some(&url), Some(dir.path().to_path_buf())).unwrap_err();
+    let err = download_weights(
+        SamModel::MobileSam,
+        Some(&url),
+        Some(dir.path().to_path_buf()),
+    )
+    .unwrap_err();
     assert!(matches!(err, DownloadError::Checksum { .. }), "{err}");
     assert!(err
         .to_string()
@@ -235,6 +241,7 @@ fn download_weights_accepts_the_real_checkpoint_served_locally() {
     let base = serve(vec![("/mobile_sam.pt", bytes.clone())]);
     let dir = tempfile::tempdir().unwrap();
     let w = download_weights(
+        SamModel::MobileSam,
         Some(&format!("{base}/mobile_sam.pt")),
         Some(dir.path().join("mica")),
     )
@@ -242,7 +249,12 @@ fn download_weights_accepts_the_real_checkpoint_served_locally() {
     assert_eq!(w.path, dir.path().join("mica").join(MOBILE_SAM_FILE));
     assert_eq!(std::fs::read(&w.path).unwrap().len(), bytes.len());
     // The resolver now finds it in the cache and its checksum passes.
-    let r =
-        mica_sam::weights::resolve_weights_from(None, None, Some(dir.path().join("mica"))).unwrap();
+    let r = mica_sam::weights::resolve_weights_from(
+        SamModel::MobileSam,
+        None,
+        None,
+        Some(dir.path().join("mica")),
+    )
+    .unwrap();
     assert_eq!(r.origin, mica_sam::WeightsOrigin::Cache);
 }

@@ -5,7 +5,7 @@
 use mica_core::{io::read_image, BinaryMask, Connectivity, Image};
 use mica_sam::{
     study_segmentation, AmgConfig, AmgPreset, DecodeNeeds, DecoderPath, ImageEmbedding, ImagePrep,
-    MaskGenerator, PointLabel, PointPrompt, Prediction, Prompt, Sam, SamError,
+    MaskGenerator, PointLabel, PointPrompt, Prediction, Prompt, Sam, SamError, SamModel,
 };
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -45,6 +45,12 @@ fn dice(truth: &BinaryMask, pred: &BinaryMask) -> f64 {
 fn loads_pytorch_and_safetensors_checkpoints() {
     let sam = model();
     assert_eq!(sam.weights_path(), weights());
+    assert_eq!(
+        Sam::load(&weights(), &candle_core::Device::Cpu)
+            .unwrap()
+            .model(),
+        SamModel::MobileSam
+    );
     // The same tensors as safetensors load into the same model.
     let dir = tempfile::tempdir().unwrap();
     let tensors: std::collections::HashMap<String, candle_core::Tensor> =
@@ -80,10 +86,46 @@ fn bad_weights_files_give_clear_errors() {
     let e = Sam::load_mobile_sam(&other, &candle_core::Device::Cpu).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("other.safetensors") && msg.contains("not a MobileSAM checkpoint"),
+        msg.contains("other.safetensors") && msg.contains("not a SAM or MobileSAM checkpoint"),
         "{msg}"
     );
     assert!(msg.contains("image_encoder"), "{msg}");
+    // The model is recognised from the patch embedding: a ViT of width 768 is ViT-B, and a file
+    // with nothing more names the first missing tensor; other widths are refused.
+    let vit = |width: usize, name: &str| {
+        let p = dir.path().join(name);
+        let t = candle_core::Tensor::zeros(
+            (width, 3, 16, 16),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([(
+                "image_encoder.patch_embed.proj.weight".to_string(),
+                t,
+            )]),
+            &p,
+        )
+        .unwrap();
+        p
+    };
+    let msg = Sam::load(&vit(768, "b.safetensors"), &candle_core::Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("not a complete vit_b checkpoint"), "{msg}");
+    let msg = Sam::load(&vit(500, "w.safetensors"), &candle_core::Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("width Some(500)"), "{msg}");
+    // Asking for one model and finding another.
+    let msg = Sam::load_as(SamModel::VitH, &weights(), &candle_core::Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("this is a mobile_sam checkpoint, not vit_h"),
+        "{msg}"
+    );
     // A missing file.
     let e =
         Sam::load_mobile_sam(&dir.path().join("nope.pt"), &candle_core::Device::Cpu).unwrap_err();
