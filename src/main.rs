@@ -76,7 +76,11 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            exit::FAILURE
+            if e.downcast_ref::<cmd::NotInThisBuild>().is_some() {
+                exit::NOT_IMPLEMENTED
+            } else {
+                exit::FAILURE
+            }
         }
     };
     std::process::exit(code);

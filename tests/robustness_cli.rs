@@ -100,6 +100,148 @@ fn real_blur_anchors_lie_near_the_synthetic_blur_curve() {
     }
 }
 
+const KEY: &str = "sk-mica-robustness-test-SECRET-0123456789";
+
+/// An OpenAI chat-completions answer with `text` as the assistant's message.
+fn chat_answer(text: &str) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 5, "total_tokens": 1005}
+    })
+    .to_string()
+}
+
+fn robustness_with_vlm(
+    base_url: &str,
+    cache: &std::path::Path,
+    out: &std::path::Path,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args([
+            "robustness",
+            "--method",
+            "classical,openai:gpt-4o",
+            "--perturbation",
+            "blur",
+        ])
+        .args([
+            "--severities",
+            "0,16",
+            "--images",
+            "2",
+            "--count",
+            "20",
+            "--objects",
+            "nuclei",
+        ])
+        .args(["--base-url", base_url, "--cache"])
+        .arg(cache)
+        .arg("--out")
+        .arg(out)
+        .env("OPENAI_API_KEY", KEY)
+        .output()
+        .unwrap()
+}
+
+/// A vision-language model is a counting curve beside the classical one: each perturbed image
+/// is sent once (a second run answers from the cache), its answers are scored as counts only,
+/// and a failed answer is counted as a failure, not scored. The key appears nowhere.
+#[test]
+fn vision_language_models_count_along_the_curve() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let url = common::json_server(move |line, body| {
+        assert!(line.starts_with("POST /v1/chat/completions"), "{line}");
+        let b: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let text = b["messages"].to_string();
+        assert!(
+            text.contains("nuclei") && text.contains("data:image/png;base64,"),
+            "{text}"
+        );
+        seen.fetch_add(1, Ordering::SeqCst);
+        chat_answer("There are 12 nuclei in this image.")
+    });
+    let cache = dir.path().join("cache.sqlite");
+    let out = dir.path().join("r");
+    let o = robustness_with_vlm(&url, &cache, &out);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{stderr}\n{stdout}");
+    // 2 images at 2 blur levels; generated images hold 20 cells, the model says 12.
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "{stderr}");
+    let csv = std::fs::read_to_string(out.join("robustness.csv")).unwrap();
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let recs: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    let vlm: Vec<_> = recs
+        .iter()
+        .filter(|f| &f[0] == "vlm:openai:gpt-4o")
+        .collect();
+    assert_eq!(vlm.len(), 2, "{csv}");
+    for f in &vlm {
+        // mean_dice and instance F1 empty; count MAE 8, bias -8.
+        assert_eq!(
+            (&f[9], &f[10], &f[11], &f[12]),
+            ("", "8.0000", "-8.0000", ""),
+            "{csv}"
+        );
+    }
+    assert!(
+        recs.iter()
+            .any(|f| f[0].starts_with("classical:") && !f[9].is_empty()),
+        "{csv}"
+    );
+    // The same run again: every answer from the cache.
+    let out2 = dir.path().join("r2");
+    let o = robustness_with_vlm(&url, &cache, &out2);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "second run must not call the API"
+    );
+    assert!(
+        stderr.contains("0 API call(s), 4 answer(s) from the cache"),
+        "{stderr}"
+    );
+
+    // Answers without a number are failures (exit 3), and the rest of the run goes on.
+    let url = common::json_server(|_, _| chat_answer("I cannot tell how many there are."));
+    let out3 = dir.path().join("r3");
+    let o = robustness_with_vlm(&url, &dir.path().join("c3.sqlite"), &out3);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the method failed on 4 image(s)"),
+        "{stderr}"
+    );
+    let csv = std::fs::read_to_string(out3.join("robustness.csv")).unwrap();
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    for f in r
+        .records()
+        .map(|x| x.unwrap())
+        .filter(|f| &f[0] == "vlm:openai:gpt-4o")
+    {
+        assert_eq!((&f[8], &f[10]), ("2", ""), "{csv}");
+    }
+    for text in [stdout.to_string(), stderr.to_string(), csv] {
+        assert!(!text.contains(KEY), "the API key leaked");
+    }
+    for f in ["robustness.json", "robustness_blur.svg"] {
+        let bytes = std::fs::read(out3.join(f)).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(KEY), "key in {f}");
+    }
+}
+
 #[test]
 fn unknown_inputs_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,8 +270,11 @@ fn unknown_inputs_are_clear_errors() {
         "--out",
         o,
     ]);
-    // VLM counters are not wired into robustness runs yet.
-    assert_eq!(code, 4, "{err}");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("unknown method \"vlm\"") && err.contains("provider:model"),
+        "{err}"
+    );
     let (code, _, err) = mica(&[
         "robustness",
         "--perturbation",

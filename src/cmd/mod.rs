@@ -22,8 +22,8 @@ pub struct Ctx {
     pub quiet: bool,
 }
 
-/// The error for a subcommand this build does not have yet; exit code 4 says so to scripts.
-pub fn not_implemented(what: &str, issue: u32) -> anyhow::Result<i32> {
-    eprintln!("error: {what} is not implemented yet (tracked in issue #{issue})");
-    Ok(crate::exit::NOT_IMPLEMENTED)
-}
+/// A capability this build of mica does not have (e.g. SAM in a build without the `sam`
+/// feature); `main` turns it into exit code 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotInThisBuild(pub String);

@@ -14,7 +14,7 @@ use mica_core::dataset::{self, subset, DatasetKind, OpenOptions, Sample};
 use mica_core::{io, BinaryMask, Segmenter};
 use mica_synth::robustness::{
     add_anchor, anchor_point, crowding_curve, curves_svg, perturbation_curve, place_anchor,
-    write_csv, Case, Curve, RobustnessResults,
+    write_csv, Case, Curve, Method, RobustnessResults,
 };
 use mica_synth::{generate, CellGenConfig, PerturbationKind, Truth};
 use std::collections::BTreeMap;
@@ -22,10 +22,44 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Methods to test (comma-separated or repeated): classical, sam. Each method gets its own
-    /// curve on every axis.
+    /// Methods to test (comma-separated or repeated): classical, sam, or a vision-language model
+    /// as provider:model (e.g. openai:gpt-4o, gemini:gemini-2.0-flash, ollama:llava:13b), which
+    /// counts (no Dice or instance F1). Each method gets its own curve on every axis.
     #[arg(long, value_delimiter = ',', default_value = "classical")]
     pub method: Vec<String>,
+    /// What a vision-language model is asked to count.
+    #[arg(
+        long,
+        default_value = "cells",
+        value_name = "TEXT",
+        help_heading = "Vision-language models"
+    )]
+    pub objects: String,
+    /// API base URL of the vision-language model (else OPENAI_BASE_URL, GEMINI_BASE_URL or
+    /// OLLAMA_HOST, else the public default).
+    #[arg(long, value_name = "URL", help_heading = "Vision-language models")]
+    pub base_url: Option<String>,
+    /// Prompt variant: study (the study's protocol) or domain.
+    #[arg(
+        long,
+        default_value = "study",
+        value_name = "NAME",
+        help_heading = "Vision-language models"
+    )]
+    pub prompt_variant: String,
+    /// Response cache database (default: that of `mica count --model`).
+    #[arg(long, value_name = "FILE", help_heading = "Vision-language models")]
+    pub cache: Option<PathBuf>,
+    /// Neither read nor write the response cache.
+    #[arg(
+        long,
+        conflicts_with = "cache",
+        help_heading = "Vision-language models"
+    )]
+    pub no_cache: bool,
+    /// Stop before a request that could take this run's spending above USD.
+    #[arg(long, value_name = "USD", help_heading = "Vision-language models")]
+    pub max_cost: Option<f64>,
     /// SAM flags, used when --method includes sam.
     #[command(flatten)]
     pub sam: super::sam::SamOptions,
@@ -160,23 +194,53 @@ fn open_bbbc005(path: &Path, masks: Option<PathBuf>) -> anyhow::Result<Vec<Sampl
     Ok(ds.samples)
 }
 
+/// A method of the run, built: a segmenter or a vision-language counter.
+enum Built {
+    Segmenter(Box<dyn Segmenter>),
+    Counter(Box<super::vlm::VlmCounter>),
+}
+
+impl Built {
+    fn method(&self) -> Method<'_> {
+        match self {
+            Built::Segmenter(s) => Method::Segmenter(s.as_ref()),
+            Built::Counter(c) => Method::Counter(c.as_ref()),
+        }
+    }
+}
+
+/// The VLM options of `mica count --model` (their defaults) with this command's VLM flags.
+fn vlm_options(args: &Args) -> anyhow::Result<super::vlm::VlmOptions> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        vlm: super::vlm::VlmOptions,
+    }
+    let mut o = Defaults::try_parse_from(["mica"])?.vlm;
+    o.objects = args.objects.clone();
+    o.base_url = args.base_url.clone();
+    o.prompt_variant = args.prompt_variant.clone();
+    o.cache = args.cache.clone();
+    o.no_cache = args.no_cache;
+    o.max_cost = args.max_cost;
+    Ok(o)
+}
+
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let mut methods: Vec<&str> = Vec::new();
     for m in &args.method {
-        match m.as_str() {
-            "classical" | "sam" => {
-                if !methods.contains(&m.as_str()) {
-                    methods.push(m);
-                }
-            }
-            // The VLM counters are not wired into robustness runs yet.
-            _ => {
-                return super::not_implemented(&format!("method {m:?} in `mica robustness`"), 8);
-            }
+        let known =
+            matches!(m.as_str(), "classical" | "sam") || mica_vlm::ModelSpec::parse(m).is_ok();
+        if !known {
+            bail!("unknown method {m:?}: use classical, sam or a vision-language model as provider:model (e.g. openai:gpt-4o)");
+        }
+        if !methods.contains(&m.as_str()) {
+            methods.push(m);
         }
     }
     if methods.is_empty() {
-        bail!("--method needs at least one method (classical, sam)");
+        bail!("--method needs at least one method (classical, sam, provider:model)");
     }
     let gen_cfg = CellGenConfig::preset(&args.generator).with_context(|| {
         format!(
@@ -199,13 +263,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     // Methods are built after the cheap checks: SAM loads its weights here.
-    let segs: Vec<Box<dyn Segmenter>> = methods
+    let segs: Vec<Built> = methods
         .iter()
-        .map(|m| -> anyhow::Result<Box<dyn Segmenter>> {
-            match *m {
-                "sam" => super::sam::segmenter_with_preset(&args.sam, None),
-                _ => Ok(Box::new(classical(&args.preset)?)),
-            }
+        .map(|m| -> anyhow::Result<Built> {
+            Ok(match *m {
+                "sam" => Built::Segmenter(super::sam::segmenter_with_preset(&args.sam, None)?),
+                "classical" => Built::Segmenter(Box::new(classical(&args.preset)?)),
+                model => {
+                    Built::Counter(Box::new(super::vlm::counter(model, &vlm_options(&args)?)?))
+                }
+            })
         })
         .collect::<anyhow::Result<_>>()?;
 
@@ -295,7 +362,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     if !ctx.quiet {
         eprintln!(
             "robustness: {} on {} image(s) from {source}",
-            segs.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
+            segs.iter()
+                .map(|s| s.method().name())
+                .collect::<Vec<_>>()
+                .join(", "),
             cases.len()
         );
     }
@@ -329,7 +399,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                 }
             }
             for seg in &segs {
-                let seg: &dyn Segmenter = seg.as_ref();
+                let seg = seg.method();
                 // Real images scored once per method.
                 let real_points: Vec<_> = real_cases
                     .iter()
@@ -359,7 +429,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         } else {
             let kind = PerturbationKind::from_name(axis).context("checked above")?;
             for seg in &segs {
-                let seg: &dyn Segmenter = seg.as_ref();
+                let seg = seg.method();
                 let mut c = perturbation_curve(
                     seg,
                     &cases,
@@ -449,6 +519,15 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         }
     }
     if !ctx.quiet {
+        for b in &segs {
+            if let Built::Counter(c) = b {
+                let (calls, hits) = c.calls_and_hits();
+                eprintln!(
+                    "{}: {calls} API call(s), {hits} answer(s) from the cache",
+                    c.method_name()
+                );
+            }
+        }
         eprintln!("wrote {}", args.out.display());
     }
     if failures + method_failures > 0 {

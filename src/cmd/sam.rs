@@ -154,5 +154,8 @@ pub fn segmenter_with_preset(
     _opts: &SamOptions,
     _preset: Option<&str>,
 ) -> anyhow::Result<Box<dyn Segmenter>> {
-    anyhow::bail!("this mica was built without the `sam` feature; rebuild with --features sam")
+    Err(super::NotInThisBuild(
+        "this mica was built without the `sam` feature; rebuild with --features sam".into(),
+    )
+    .into())
 }

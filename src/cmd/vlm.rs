@@ -304,31 +304,24 @@ impl Record {
     }
 }
 
-/// Runs `task` on every image and reports: CSV rows (flushed per answer), JSON array on stdout
-/// with `json`, else one line per image on stdout; a summary on stderr.
-pub(crate) fn run_task(
-    task: Task,
-    model: &str,
-    images: &[PathBuf],
-    opts: &VlmOptions,
-    csv: Option<&Path>,
-    json: bool,
-    ctx: &Ctx,
-) -> anyhow::Result<i32> {
-    let images = expand_images(images)?;
-    let spec = ModelSpec::parse(model)?;
-    let prep = opts.prepare_options()?;
+/// The prompt of `task` from the options (template file or built-in, variant, context,
+/// structured output, few-shot examples).
+fn task_prompt(task: Task, opts: &VlmOptions, prep: &PrepareOptions) -> anyhow::Result<TaskPrompt> {
     let templates = match &opts.prompt_file {
         Some(p) => TemplateSet::load(p)?,
         None => TemplateSet::builtin(task.kind())?,
     };
     let template = templates.variant(&opts.prompt_variant)?;
-    let mut prompt = TaskPrompt::new(task.clone(), template, opts.context())?;
+    let mut prompt = TaskPrompt::new(task, template, opts.context())?;
     prompt.structured = !opts.no_structured;
     if let Some(fs) = &opts.few_shot {
-        prompt.few_shot = few_shot_turns(fs, &prompt.text, &prep)?;
+        prompt.few_shot = few_shot_turns(fs, &prompt.text, prep)?;
     }
-    let sampling = opts.sampling();
+    Ok(prompt)
+}
+
+/// The provider's default limits with `--concurrency`, `--rpm` and `--timeout-s` applied.
+fn limits(spec: &ModelSpec, opts: &VlmOptions) -> anyhow::Result<mica_vlm::Limits> {
     let mut limits = default_limits(spec.provider);
     if let Some(c) = opts.concurrency {
         if c == 0 {
@@ -340,15 +333,17 @@ pub(crate) fn run_task(
         limits.requests_per_minute = r;
     }
     limits.timeout_s = opts.timeout_s;
-    let prices = match &opts.prices {
-        Some(p) => PriceTable::load(p)?,
-        None => PriceTable::builtin()?,
-    };
+    Ok(limits)
+}
 
-    if opts.dry_run {
-        return dry_run(&spec, &images, &prompt, &prep, &sampling, &prices);
-    }
-
+/// The client, the response cache (unless `--no-cache`) and the engine that joins them with the
+/// price table and `--max-cost`; also the cache's path.
+fn engine(
+    spec: &ModelSpec,
+    opts: &VlmOptions,
+    limits: mica_vlm::Limits,
+    prices: &PriceTable,
+) -> anyhow::Result<(Engine, Option<PathBuf>)> {
     let client = Client::new(
         spec.clone(),
         &ClientOptions {
@@ -377,13 +372,108 @@ pub(crate) fn run_task(
         }
     };
     let cache_path = cache.as_ref().map(|c| c.path().to_path_buf());
-    let engine = Engine::new(
-        Box::new(client),
-        spec.clone(),
-        cache,
-        &prices,
-        opts.max_cost,
+    let engine = Engine::new(Box::new(client), spec.clone(), cache, prices, opts.max_cost)?;
+    Ok((engine, cache_path))
+}
+
+/// A vision-language model as a [`mica_core::Counter`]: each image (in memory, e.g. perturbed)
+/// is prepared as `mica count --model` would send it, asked the count prompt, and the answer
+/// parsed; answers go through the response cache, so a rerun pays only for new images.
+pub(crate) struct VlmCounter {
+    engine: Engine,
+    prompt: TaskPrompt,
+    prep: PrepareOptions,
+    sampling: Sampling,
+    name: String,
+}
+
+impl VlmCounter {
+    /// HTTP calls made and answers taken from the cache so far.
+    pub(crate) fn calls_and_hits(&self) -> (u64, u64) {
+        self.engine.calls_and_hits()
+    }
+
+    pub(crate) fn method_name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl mica_core::Counter for VlmCounter {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn count(&self, image: &mica_core::Image) -> Result<f64, mica_core::MethodError> {
+        let img = mica_vlm::prepare::prepare(image, &self.prep, "image")?;
+        let o = self
+            .engine
+            .answer(&self.prompt.request(img, &self.sampling))?;
+        let a = self.prompt.interpret(&o.response);
+        match a.value {
+            Some(AnswerValue::Count(n)) => Ok(n as f64),
+            _ => Err(format!(
+                "{}: no count in the answer {:?}{}",
+                self.name,
+                a.raw,
+                a.failure.map(|f| format!(" ({f})")).unwrap_or_default()
+            )
+            .into()),
+        }
+    }
+}
+
+/// A counter for `model` (`provider:model`) with the options of `mica count --model`.
+pub(crate) fn counter(model: &str, opts: &VlmOptions) -> anyhow::Result<VlmCounter> {
+    let spec = ModelSpec::parse(model)?;
+    let prep = opts.prepare_options()?;
+    let prompt = task_prompt(
+        Task::Count {
+            objects: opts.objects.clone(),
+        },
+        opts,
+        &prep,
     )?;
+    let prices = match &opts.prices {
+        Some(p) => PriceTable::load(p)?,
+        None => PriceTable::builtin()?,
+    };
+    let (engine, _) = engine(&spec, opts, limits(&spec, opts)?, &prices)?;
+    Ok(VlmCounter {
+        engine,
+        prompt,
+        prep,
+        sampling: opts.sampling(),
+        name: format!("vlm:{spec}"),
+    })
+}
+
+/// Runs `task` on every image and reports: CSV rows (flushed per answer), JSON array on stdout
+/// with `json`, else one line per image on stdout; a summary on stderr.
+pub(crate) fn run_task(
+    task: Task,
+    model: &str,
+    images: &[PathBuf],
+    opts: &VlmOptions,
+    csv: Option<&Path>,
+    json: bool,
+    ctx: &Ctx,
+) -> anyhow::Result<i32> {
+    let images = expand_images(images)?;
+    let spec = ModelSpec::parse(model)?;
+    let prep = opts.prepare_options()?;
+    let prompt = task_prompt(task.clone(), opts, &prep)?;
+    let sampling = opts.sampling();
+    let limits = limits(&spec, opts)?;
+    let prices = match &opts.prices {
+        Some(p) => PriceTable::load(p)?,
+        None => PriceTable::builtin()?,
+    };
+
+    if opts.dry_run {
+        return dry_run(&spec, &images, &prompt, &prep, &sampling, &prices);
+    }
+
+    let (engine, cache_path) = engine(&spec, opts, limits, &prices)?;
     if engine.price().is_none() && !ctx.quiet {
         eprintln!(
             "note: {spec} has no price in the price table; costs are not estimated (see --prices)"

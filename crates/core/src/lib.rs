@@ -33,4 +33,4 @@ pub use mask::{
     connected_components, object_properties, BBox, BinaryMask, Connectivity, LabelImage,
     ObjectProps,
 };
-pub use method::{MethodError, Segmentation, Segmenter};
+pub use method::{Counter, MethodError, Segmentation, Segmenter};

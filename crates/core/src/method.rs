@@ -48,3 +48,16 @@ pub trait Segmenter: Send + Sync {
     /// Any failure for this image (bad shape, model error); callers report it and go on.
     fn segment(&self, image: &Image) -> Result<Segmentation, MethodError>;
 }
+
+/// Counts objects without segmenting them, e.g. a vision-language model asked "how many cells?".
+pub trait Counter: Send + Sync {
+    /// A short name for tables and file names, e.g. `vlm:openai:gpt-4o`.
+    fn name(&self) -> String;
+
+    /// The number of objects in one image.
+    ///
+    /// # Errors
+    /// Any failure for this image (API error, an answer without a number); callers report it
+    /// and go on.
+    fn count(&self, image: &Image) -> Result<f64, MethodError>;
+}

@@ -9,7 +9,7 @@
 use mica_classical::{Classical, Preset};
 use mica_core::{io, BinaryMask, Segmenter};
 use mica_synth::compare::{histogram_emd_gray_levels, image_stats, ImageStats};
-use mica_synth::robustness::{score_case, Case};
+use mica_synth::robustness::{score_case, Case, Method};
 use mica_synth::Truth;
 use mica_synth::{generate, CellGenConfig};
 use std::path::PathBuf;
@@ -104,7 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             add(&mut real, &rs);
             add(&mut syn, &ss);
             let cr = score_case(
-                &seg,
+                Method::Segmenter(&seg),
                 &Case {
                     id: name.clone(),
                     image: img,
@@ -116,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
             );
             let cs = score_case(
-                &seg,
+                Method::Segmenter(&seg),
                 &Case {
                     id: format!("generated-{k}"),
                     truth: g.truth(),

@@ -1,21 +1,45 @@
-//! Degradation curves: a [`Segmenter`] scored over perturbation × severity (or over crowding),
-//! with real images as anchor points.
+//! Degradation curves: a method ([`Method`]: a [`Segmenter`], or a [`Counter`] such as a
+//! vision-language model) scored over perturbation × severity (or over crowding), with real
+//! images as anchor points.
 //!
 //! The results are plain serde structs ([`RobustnessResults`], [`Curve`], [`CurvePoint`]) so that
 //! the report can draw them; [`write_csv`] and [`curves_svg`] give a table and a standalone chart.
 //!
-//! Per image: foreground Dice against the truth foreground (when known), count error
-//! `predicted − true` (when the count is known) and instance F1 at IoU 0.5 (when instance labels
-//! are known, e.g. generated images). A point averages them over its images; an image the method
+//! Per image: foreground Dice against the truth foreground (when known and the method segments),
+//! count error `predicted − true` (when the count is known) and instance F1 at IoU 0.5 (when
+//! instance labels are known, e.g. generated images, and the method segments). A point averages them over its images; an image the method
 //! fails on is counted in `n_failed` and left out of the means.
 
 use crate::error::{Result, SynthError};
 use crate::generate::{generate, CellGenConfig};
 use crate::perturb::PerturbationKind;
 use crate::truth::Truth;
-use mica_core::{Image, Segmenter};
+use mica_core::{Counter, Image, Segmenter};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+/// A method under test: one that segments (and so also counts) or one that only counts.
+#[derive(Clone, Copy)]
+pub enum Method<'a> {
+    Segmenter(&'a dyn Segmenter),
+    Counter(&'a dyn Counter),
+}
+
+impl Method<'_> {
+    /// The method's name (`Segmenter::name` or `Counter::name`).
+    pub fn name(&self) -> String {
+        match self {
+            Method::Segmenter(s) => s.name(),
+            Method::Counter(c) => c.name(),
+        }
+    }
+}
+
+impl<'a> From<&'a dyn Segmenter> for Method<'a> {
+    fn from(s: &'a dyn Segmenter) -> Self {
+        Method::Segmenter(s)
+    }
+}
 
 /// One image with its truth.
 #[derive(Debug, Clone)]
@@ -67,7 +91,7 @@ pub struct Anchor {
 /// One line of a degradation chart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
-    /// The method's name (`Segmenter::name`).
+    /// The method's name ([`Method::name`]).
     pub method: String,
     /// `blur`, `gaussian-noise`, … or `crowding`.
     pub axis: String,
@@ -88,14 +112,24 @@ pub struct RobustnessResults {
     pub curves: Vec<Curve>,
 }
 
-/// Segments and scores one image.
-pub fn score_case(seg: &dyn Segmenter, case: &Case) -> ImageScore {
+/// Runs the method on one image and scores it.
+pub fn score_case(method: Method<'_>, case: &Case) -> ImageScore {
     let mut s = ImageScore {
         id: case.id.clone(),
         dice: None,
         count_error: None,
         instance_f1_iou50: None,
         error: None,
+    };
+    let seg = match method {
+        Method::Segmenter(seg) => seg,
+        Method::Counter(c) => {
+            match c.count(&case.image) {
+                Ok(n) => s.count_error = case.truth.count.map(|t| n - t),
+                Err(e) => s.error = Some(e.to_string()),
+            }
+            return s;
+        }
     };
     let out = match seg.segment(&case.image) {
         Ok(o) => o,
@@ -152,7 +186,7 @@ fn case_seed(seed: u64, i: usize) -> u64 {
 /// [`SynthError::Param`] for a severity out of range for the kind; a perturbation that fails on
 /// an image (e.g. a truth of another size) is an error naming the image.
 pub fn perturbation_curve(
-    seg: &dyn Segmenter,
+    method: Method<'_>,
     cases: &[Case],
     kind: PerturbationKind,
     severities: &[f64],
@@ -174,7 +208,7 @@ pub fn perturbation_curve(
                         source: Box::new(e),
                     })?;
                 Ok(score_case(
-                    seg,
+                    method,
                     &Case {
                         id: c.id.clone(),
                         image: out.image,
@@ -186,7 +220,7 @@ pub fn perturbation_curve(
         points.push(summarise(sev, &scores));
     }
     Ok(Curve {
-        method: seg.name(),
+        method: method.name(),
         axis: kind.name().to_string(),
         series: String::new(),
         severity_unit: kind.severity_unit().to_string(),
@@ -202,7 +236,7 @@ pub fn perturbation_curve(
 /// # Errors
 /// As [`generate()`] (e.g. [`SynthError::Crowded`]).
 pub fn crowding_curve(
-    seg: &dyn Segmenter,
+    method: Method<'_>,
     base: &CellGenConfig,
     counts: &[usize],
     clustering: f64,
@@ -222,7 +256,7 @@ pub fn crowding_curve(
             .map(|i| {
                 let g = generate(&cfg, case_seed(seed ^ count as u64, i))?;
                 Ok(score_case(
-                    seg,
+                    method,
                     &Case {
                         id: format!("generated-c{count}-{i}"),
                         truth: g.truth(),
@@ -234,7 +268,7 @@ pub fn crowding_curve(
         points.push(summarise(count as f64, &scores));
     }
     Ok(Curve {
-        method: seg.name(),
+        method: method.name(),
         axis: "crowding".to_string(),
         series: format!("clustering {clustering}"),
         severity_unit: "cells per image".to_string(),
@@ -271,8 +305,8 @@ pub fn interpolate(
 
 /// Scores real images that are already at `severity` (e.g. BBBC005 F23 at blur 23, or the
 /// BBBC005 images with 48 cells at crowding 48) into one point.
-pub fn anchor_point(seg: &dyn Segmenter, severity: f64, cases: &[Case]) -> CurvePoint {
-    let scores: Vec<ImageScore> = cases.par_iter().map(|c| score_case(seg, c)).collect();
+pub fn anchor_point(method: Method<'_>, severity: f64, cases: &[Case]) -> CurvePoint {
+    let scores: Vec<ImageScore> = cases.par_iter().map(|c| score_case(method, c)).collect();
     summarise(severity, &scores)
 }
 
@@ -294,12 +328,12 @@ pub fn place_anchor(curve: &mut Curve, label: &str, point: CurvePoint) {
 /// [`anchor_point`] then [`place_anchor`].
 pub fn add_anchor(
     curve: &mut Curve,
-    seg: &dyn Segmenter,
+    method: Method<'_>,
     label: &str,
     severity: f64,
     cases: &[Case],
 ) {
-    let point = anchor_point(seg, severity, cases);
+    let point = anchor_point(method, severity, cases);
     place_anchor(curve, label, point);
 }
 
@@ -560,7 +594,10 @@ mod tests {
             }
         }
         let c = cases(1);
-        let s = score_case(&Oracle(c[0].truth.labels.clone().unwrap()), &c[0]);
+        let s = score_case(
+            Method::Segmenter(&Oracle(c[0].truth.labels.clone().unwrap())),
+            &c[0],
+        );
         assert_eq!(
             (s.dice, s.count_error, s.instance_f1_iou50),
             (Some(1.0), Some(0.0), Some(1.0))
@@ -568,7 +605,7 @@ mod tests {
 
         let c = cases(3);
         let curve = perturbation_curve(
-            &Threshold(70.0),
+            Method::Segmenter(&Threshold(70.0)),
             &c,
             PerturbationKind::GaussianNoise,
             &[0.0, 40.0],
@@ -586,6 +623,71 @@ mod tests {
         );
     }
 
+    /// A counter that answers the number of pixels above a threshold divided by a cell's area
+    /// (so blur changes its answer), or fails on images it is told to fail on.
+    struct PixelCounter {
+        area: f64,
+        fail_over: f64,
+    }
+
+    impl Counter for PixelCounter {
+        fn name(&self) -> String {
+            "pixels".into()
+        }
+        fn count(&self, image: &Image) -> std::result::Result<f64, mica_core::MethodError> {
+            let v = image.intensity_f32();
+            let bright = v.iter().filter(|&&x| x > 70.0).count() as f64;
+            if bright > self.fail_over {
+                return Err("answer without a number".into());
+            }
+            Ok((bright / self.area).round())
+        }
+    }
+
+    #[test]
+    fn counters_get_count_errors_only() {
+        let c = cases(3);
+        let m = PixelCounter {
+            area: 800.0,
+            fail_over: f64::INFINITY,
+        };
+        let curve = perturbation_curve(
+            Method::Counter(&m),
+            &c,
+            PerturbationKind::Blur,
+            &[0.0, 16.0],
+            1,
+            "test",
+            None,
+        )
+        .unwrap();
+        assert_eq!(curve.method, "pixels");
+        for p in &curve.points {
+            assert_eq!((p.n_images, p.n_failed), (3, 0));
+            assert!(p.count_mae.is_some() && p.mean_dice.is_none());
+            assert!(p.mean_instance_f1_iou50.is_none());
+        }
+        // Its answers are scored against the truth: the count error of image 0 by hand.
+        let want = (c[0]
+            .image
+            .intensity_f32()
+            .iter()
+            .filter(|&&x| x > 70.0)
+            .count() as f64
+            / 800.0)
+            .round()
+            - c[0].truth.count.unwrap();
+        let s = score_case(Method::Counter(&m), &c[0]);
+        assert_eq!(s.count_error, Some(want));
+        // A failed answer is counted, not scored.
+        let failing = PixelCounter {
+            area: 800.0,
+            fail_over: 0.0,
+        };
+        let p = anchor_point(Method::Counter(&failing), 0.0, &c);
+        assert_eq!((p.n_failed, p.count_mae), (3, None));
+    }
+
     #[test]
     fn crowding_curve_has_one_point_per_count() {
         let base = CellGenConfig {
@@ -594,7 +696,16 @@ mod tests {
             radius_px: 8.0,
             ..CellGenConfig::default()
         };
-        let c = crowding_curve(&Threshold(70.0), &base, &[1, 10], 0.5, 2, 3, "test").unwrap();
+        let c = crowding_curve(
+            Method::Segmenter(&Threshold(70.0)),
+            &base,
+            &[1, 10],
+            0.5,
+            2,
+            3,
+            "test",
+        )
+        .unwrap();
         assert_eq!(c.points.len(), 2);
         assert_eq!(c.points[1].severity, 10.0);
         assert!(c.points.iter().all(|p| p.n_images == 2 && p.n_failed == 0));
@@ -620,7 +731,7 @@ mod tests {
     fn csv_and_svg_are_written() {
         let c = cases(2);
         let mut curve = perturbation_curve(
-            &Threshold(70.0),
+            Method::Segmenter(&Threshold(70.0)),
             &c,
             PerturbationKind::Blur,
             &[0.0, 8.0],
@@ -629,7 +740,13 @@ mod tests {
             None,
         )
         .unwrap();
-        add_anchor(&mut curve, &Threshold(70.0), "real", 4.0, &c);
+        add_anchor(
+            &mut curve,
+            Method::Segmenter(&Threshold(70.0)),
+            "real",
+            4.0,
+            &c,
+        );
         assert!(curve.anchors[0].curve_dice.is_some());
         let r = RobustnessResults {
             seed: 1,
