@@ -56,6 +56,8 @@ enum Command {
 }
 
 fn main() {
+    // Reuse freed tensor buffers instead of faulting fresh pages in (see mica_core::memory).
+    mica_core::memory::keep_freed_memory();
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.quiet);
     let ctx = cmd::Ctx { quiet: cli.quiet };

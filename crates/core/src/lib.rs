@@ -23,6 +23,7 @@ pub mod error;
 pub mod image;
 pub mod io;
 pub mod mask;
+pub mod memory;
 pub mod method;
 pub mod render;
 pub mod rng;

@@ -5,6 +5,7 @@
 use mica_sam::{AmgPreset, ImagePrep, MaskGenerator, Sam};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    mica_core::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
         return Err("usage: sam_amg WEIGHTS OUT_DIR PRESET POINTS_PER_SIDE IMAGE...".into());

@@ -8,6 +8,7 @@ use mica_sam::{
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    mica_core::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         return Err("usage: sam_decoder_check WEIGHTS IMAGE [POINTS_PER_SIDE]".into());

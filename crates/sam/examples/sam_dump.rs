@@ -16,6 +16,7 @@ fn write_f32(path: &std::path::Path, v: &[f32]) -> std::io::Result<()> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    mica_core::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
         return Err("usage: sam_dump WEIGHTS IMAGE OUT_DIR X,Y [X,Y ...]".into());

@@ -3,6 +3,7 @@ use mica_sam::{ImagePrep, PointLabel, PointPrompt, Prompt, Sam};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    mica_core::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let sam = Sam::load(args[1].as_ref(), &candle_core::Device::Cpu)?;
     let img = image::open(&args[2])?;

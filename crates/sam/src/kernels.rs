@@ -157,14 +157,12 @@ fn exp_in_place_generic<const F: bool>(x: &mut [f32]) {
 #[cfg(test)]
 dispatch!(exp_in_place, exp_in_place_generic, (x: &mut [f32]));
 
-#[cfg(test)]
 #[inline(always)]
 fn gelu_in_place_generic<const F: bool>(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v = gelu::<F>(*v);
     }
 }
-#[cfg(test)]
 dispatch!(gelu_in_place, gelu_in_place_generic, (x: &mut [f32]));
 
 /// Softmax of every row of `n` values (rows contiguous), in place.

@@ -203,41 +203,15 @@ impl Module for ConvBn {
     }
 }
 
-/// Exact (erf) GELU, as PyTorch's `nn.GELU()`. On the CPU a parallel kernel with a rational
-/// erf approximation (absolute error below 1.5e-7, Abramowitz & Stegun 7.1.26) replaces candle's
-/// single-threaded one; other devices use candle's.
+/// Exact (erf) GELU, as PyTorch's `nn.GELU()`. On the CPU a parallel, vectorised kernel
+/// ([`crate::kernels`], erf by Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7) replaces
+/// candle's single-threaded one; other devices use candle's.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
         x.contiguous()?.apply_op1_no_bwd(&FastGelu)
     } else {
         x.gelu_erf()
     }
-}
-
-#[inline(always)]
-fn erf_f32(x: f32) -> f32 {
-    const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [
-        0.254_829_6,
-        -0.284_496_74,
-        1.421_413_7,
-        -1.453_152_1,
-        1.061_405_4,
-    ];
-    let ax = x.abs();
-    let t = 1.0 / (1.0 + P * ax);
-    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    let y = 1.0 - poly * (-ax * ax).exp();
-    if x < 0.0 {
-        -y
-    } else {
-        y
-    }
-}
-
-#[inline(always)]
-fn gelu_f32(v: f32) -> f32 {
-    0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 struct FastGelu;
@@ -256,15 +230,9 @@ impl candle_core::CustomOp1 for FastGelu {
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("mica-gelu-erf needs a contiguous input")
         };
-        let src = &storage.as_slice::<f32>()?[start..end];
-        let mut dst = vec![0f32; src.len()];
+        let mut dst = storage.as_slice::<f32>()?[start..end].to_vec();
         dst.par_chunks_mut(1 << 14)
-            .zip(src.par_chunks(1 << 14))
-            .for_each(|(d, s)| {
-                for (o, &v) in d.iter_mut().zip(s) {
-                    *o = gelu_f32(v);
-                }
-            });
+            .for_each(crate::kernels::gelu_in_place);
         Ok((candle_core::CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
@@ -298,23 +266,10 @@ impl candle_core::CustomOp1 for BlockSoftmax {
             candle_core::bail!("mica-softmax needs a contiguous input")
         };
         let n = layout.shape().dims().last().copied().unwrap_or(1).max(1);
-        let src = &storage.as_slice::<f32>()?[start..end];
-        let mut dst = vec![0f32; src.len()];
+        let mut dst = storage.as_slice::<f32>()?[start..end].to_vec();
         let rows_per_task = (1 << 14) / n + 1;
         dst.par_chunks_mut(rows_per_task * n)
-            .zip(src.par_chunks(rows_per_task * n))
-            .for_each(|(d, s)| {
-                for (dr, sr) in d.chunks_mut(n).zip(s.chunks(n)) {
-                    let max = sr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for (o, &v) in dr.iter_mut().zip(sr) {
-                        *o = (v - max).exp();
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
-                    dr.iter_mut().for_each(|o| *o *= inv);
-                }
-            });
+            .for_each(|d| crate::kernels::softmax_rows(d, n));
         Ok((candle_core::CpuStorage::F32(dst), layout.shape().clone()))
     }
 }
@@ -471,28 +426,12 @@ impl candle_core::CustomOp1 for BiasNormGelu {
                 src.len()
             )
         }
-        let mut dst = vec![0f32; src.len()];
+        let mut dst = src.to_vec();
         let rows_per_task = (1 << 14) / c.max(1) + 1;
         dst.par_chunks_mut(rows_per_task * c)
-            .zip(src.par_chunks(rows_per_task * c))
-            .for_each(|(d, s)| {
-                for (dr, sr) in d.chunks_mut(c).zip(s.chunks(c)) {
-                    for ((o, &v), &b) in dr.iter_mut().zip(sr).zip(&self.bias) {
-                        *o = v + b;
-                    }
-                    if let Some((w, b, eps)) = &self.norm {
-                        let mean = dr.iter().sum::<f32>() / c as f32;
-                        let var =
-                            dr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
-                        let inv = 1.0 / (var + eps).sqrt();
-                        for ((o, &wi), &bi) in dr.iter_mut().zip(w).zip(b) {
-                            *o = (*o - mean) * inv * wi + bi;
-                        }
-                    }
-                    for o in dr.iter_mut() {
-                        *o = gelu_f32(*o);
-                    }
-                }
+            .for_each(|d| match &self.norm {
+                Some((w, b, eps)) => crate::kernels::bias_norm_gelu_rows(d, &self.bias, w, b, *eps),
+                None => crate::kernels::bias_gelu_rows(d, &self.bias),
             });
         Ok((candle_core::CpuStorage::F32(dst), layout.shape().clone()))
     }

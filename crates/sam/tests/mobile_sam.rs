@@ -20,7 +20,10 @@ fn weights() -> PathBuf {
 
 fn model() -> &'static Sam {
     static SAM: OnceLock<Sam> = OnceLock::new();
-    SAM.get_or_init(|| Sam::load_mobile_sam(&weights(), &candle_core::Device::Cpu).unwrap())
+    SAM.get_or_init(|| {
+        mica_core::memory::keep_freed_memory();
+        Sam::load_mobile_sam(&weights(), &candle_core::Device::Cpu).unwrap()
+    })
 }
 
 fn bbbc005(name: &str) -> (Image, BinaryMask) {
