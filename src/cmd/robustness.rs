@@ -163,6 +163,17 @@ fn load_case(s: &Sample) -> anyhow::Result<Case> {
     })
 }
 
+/// Up to `k` items spread evenly over `items` (first and last included), in order.
+fn spread<T: Clone>(items: &[T], k: usize) -> Vec<T> {
+    let n = items.len();
+    if n <= k {
+        return items.to_vec();
+    }
+    (0..k)
+        .map(|i| items[if k == 1 { 0 } else { i * (n - 1) / (k - 1) }].clone())
+        .collect()
+}
+
 /// Loads cases, reporting (not failing on) the ones that cannot be read.
 fn load_cases(samples: &[Sample], failures: &mut usize) -> Vec<Case> {
     samples
@@ -326,7 +337,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                     .collect();
                 scenes.sort();
                 scenes.dedup();
-                scenes.truncate(args.images);
+                // Up to --images scenes spread over the sorted names (so over the counts,
+                // which the names carry), not the first few (all one-cell scenes).
+                let scenes = spread(&scenes, args.images);
                 for s in blurred
                     .iter()
                     .filter(|s| s.meta.get("f1_scene").is_some_and(|f| scenes.contains(f)))
@@ -537,4 +550,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         return Ok(exit::PARTIAL);
     }
     Ok(exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn scenes_are_spread_over_the_list() {
+        let v: Vec<u32> = (0..48).collect();
+        assert_eq!(spread(&v, 4), vec![0, 15, 31, 47]);
+        assert_eq!(spread(&v, 1), vec![0]);
+        assert_eq!(spread(&v, 60).len(), 48);
+        assert_eq!(spread(&v[..3], 3), vec![0, 1, 2]);
+    }
 }

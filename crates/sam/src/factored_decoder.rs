@@ -374,6 +374,26 @@ struct PromptState {
     f: Vec<f32>,
 }
 
+/// A batch of prompts between the decoder's stages.
+struct Batch {
+    /// Prompts, tokens per prompt (5 output tokens, then the sparse ones), `H·T`, and the
+    /// number of prompt vectors after the second block, `R = 2·H·T + 1`.
+    b: usize,
+    t: usize,
+    ht: usize,
+    r: usize,
+    /// The tokens (`b·t × C`) and their positional encoding (the initial tokens).
+    q: Vec<f32>,
+    pe: Vec<f32>,
+    states: Vec<PromptState>,
+}
+
+impl Batch {
+    fn rows(&self) -> usize {
+        self.b * self.t
+    }
+}
+
 /// The output of [`FactoredDecoder::decode`] for one prompt.
 pub struct FactoredPrediction {
     /// `K × 256 × 256`, empty when the prompt was not upscaled.
@@ -572,16 +592,34 @@ impl FactoredDecoder {
             pe.extend_from_slice(&self.output_tokens);
             pe.extend_from_slice(&sparse[p * s * C..(p + 1) * s * C]);
         }
-        let [b1, b2] = &self.blocks;
-        let mut states: Vec<PromptState> = (0..b).map(|_| PromptState::default()).collect();
+        let mut bt = Batch {
+            b,
+            t,
+            ht,
+            r,
+            q: Vec::new(),
+            pe,
+            states: (0..b).map(|_| PromptState::default()).collect(),
+        };
+        self.block1(img, &mut bt);
+        self.block2(img, &mut bt);
+        self.final_attention(img, &mut bt);
+        self.heads_and_masks(img, bt, multimask, min_iou, (tok_rows, tok_cols))
+    }
+
+    /// The first two-way block: token self-attention (no PE, no residual), tokens to the shared
+    /// image, MLP, then the image to the tokens, which gives each prompt its first update
+    /// (`a1`, the update vectors) and the first layer norm's scales.
+    fn block1(&self, img: &FactoredImage, bt: &mut Batch) {
+        let b1 = &self.blocks[0];
+        let (b, t, ht, rows) = (bt.b, bt.t, bt.ht, bt.rows());
         let scale = 1.0 / (D as f32).sqrt();
         let tokens = |x: &[f32], p: usize| -> Vec<f32> { x[p * t * I..(p + 1) * t * I].to_vec() };
-
         // Block 1: self-attention without PE and without residual.
-        let mut q = b1.self_attn.tokens(&pe, &pe, &pe, b, t);
-        b1.norm1.apply(&mut q);
+        bt.q = b1.self_attn.tokens(&bt.pe, &bt.pe, &bt.pe, b, t);
+        b1.norm1.apply(&mut bt.q);
         // Tokens attend to the shared image.
-        let qt = b1.t2i.q.forward(&add(&q, &pe), rows, Threads::Pool);
+        let qt = b1.t2i.q.forward(&add(&bt.q, &bt.pe), rows, Threads::Pool);
         let mut out = vec![0f32; rows * I];
         out.par_chunks_mut(t * I).enumerate().for_each(|(p, o)| {
             let mut l = vec![0f32; ht * N];
@@ -600,14 +638,14 @@ impl FactoredDecoder {
             attend_values(o, &l, &img.v1, t);
         });
         let attn = b1.t2i.o.forward(&out, rows, Threads::Pool);
-        add_in_place(&mut q, &attn);
-        b1.norm2.apply(&mut q);
-        b1.mlp(&mut q, rows);
+        add_in_place(&mut bt.q, &attn);
+        b1.norm2.apply(&mut bt.q);
+        b1.mlp(&mut bt.q, rows);
         // The image attends to the tokens: a1, the update vectors and the first norm's scale.
-        let qpe = add(&q, &pe);
+        let qpe = add(&bt.q, &bt.pe);
         let kt = b1.i2t.k.forward(&qpe, rows, Threads::Pool);
-        let vt = b1.i2t.v.forward(&q, rows, Threads::Pool);
-        states.par_iter_mut().enumerate().for_each(|(p, st)| {
+        let vt = b1.i2t.v.forward(&bt.q, rows, Threads::Pool);
+        bt.states.par_iter_mut().enumerate().for_each(|(p, st)| {
             let (kp, vp) = (tokens(&kt, p), tokens(&vt, p));
             let mut a1t = vec![0f32; ht * N];
             head_products(&mut a1t, &img.q1t, &kp, HEADS, D, t, N, scale, false);
@@ -634,17 +672,26 @@ impl FactoredDecoder {
             st.a1t = a1t;
             st.vt1 = vp;
         });
+    }
 
+    /// The second two-way block against the factored image; ends with each prompt's final
+    /// coefficients `W` and prompt vectors `F` after the second layer norm.
+    fn block2(&self, img: &FactoredImage, bt: &mut Batch) {
+        let b2 = &self.blocks[1];
+        let r = bt.r;
+        let (b, t, ht, rows) = (bt.b, bt.t, bt.ht, bt.rows());
+        let scale = 1.0 / (D as f32).sqrt();
+        let tokens = |x: &[f32], p: usize| -> Vec<f32> { x[p * t * I..(p + 1) * t * I].to_vec() };
         // Block 2: self-attention with PE and residual.
-        let qpe = add(&q, &pe);
-        let sa = b2.self_attn.tokens(&qpe, &qpe, &q, b, t);
-        add_in_place(&mut q, &sa);
-        b2.norm1.apply(&mut q);
+        let qpe = add(&bt.q, &bt.pe);
+        let sa = b2.self_attn.tokens(&qpe, &qpe, &bt.q, b, t);
+        add_in_place(&mut bt.q, &sa);
+        b2.norm1.apply(&mut bt.q);
         // Tokens attend to the factored image: keys inv_s1·(kz2 + a1·ku) + kc2.
-        let qt = b2.t2i.q.forward(&add(&q, &pe), rows, Threads::Pool);
+        let qt = b2.t2i.q.forward(&add(&bt.q, &bt.pe), rows, Threads::Pool);
         let mut out = vec![0f32; rows * I];
         out.par_chunks_mut(t * I)
-            .zip(states.par_iter())
+            .zip(bt.states.par_iter())
             .enumerate()
             .for_each(|(p, (o, st))| {
                 let qp = tokens(&qt, p);
@@ -687,14 +734,14 @@ impl FactoredDecoder {
                 }
             });
         let attn = b2.t2i.o.forward(&out, rows, Threads::Pool);
-        add_in_place(&mut q, &attn);
-        b2.norm2.apply(&mut q);
-        b2.mlp(&mut q, rows);
+        add_in_place(&mut bt.q, &attn);
+        b2.norm2.apply(&mut bt.q);
+        b2.mlp(&mut bt.q, rows);
         // The image attends to the tokens again; then the second norm and the final form.
-        let qpe = add(&q, &pe);
+        let qpe = add(&bt.q, &bt.pe);
         let kt = b2.i2t.k.forward(&qpe, rows, Threads::Pool);
-        let vt = b2.i2t.v.forward(&q, rows, Threads::Pool);
-        states.par_iter_mut().enumerate().for_each(|(p, st)| {
+        let vt = b2.i2t.v.forward(&bt.q, rows, Threads::Pool);
+        bt.states.par_iter_mut().enumerate().for_each(|(p, st)| {
             let (kp, vp) = (tokens(&kt, p), tokens(&vt, p));
             let qu = b2.i2t.q.project(&st.gu1, ht, Threads::One);
             // Queries inv_s1·(qz2 + a1·qu) + qc2 against the tokens' keys.
@@ -777,13 +824,20 @@ impl FactoredDecoder {
             st.f = scale_cols(&f0, &b2.norm4.g);
             st.wt = wt;
         });
+    }
 
+    /// The final attention of the tokens to the image, then its layer norm.
+    fn final_attention(&self, img: &FactoredImage, bt: &mut Batch) {
+        let r = bt.r;
+        let (t, ht, rows) = (bt.t, bt.ht, bt.rows());
+        let scale = 1.0 / (D as f32).sqrt();
+        let tokens = |x: &[f32], p: usize| -> Vec<f32> { x[p * t * I..(p + 1) * t * I].to_vec() };
         // Final attention of the tokens to the image: keys inv_s12·ky3 + w·kf + kc3.
         let fa = &self.final_attn;
-        let qt = fa.q.forward(&add(&q, &pe), rows, Threads::Pool);
+        let qt = fa.q.forward(&add(&bt.q, &bt.pe), rows, Threads::Pool);
         let mut out = vec![0f32; rows * I];
         out.par_chunks_mut(t * I)
-            .zip(states.par_iter())
+            .zip(bt.states.par_iter())
             .enumerate()
             .for_each(|(p, (o, st))| {
                 let qp = tokens(&qt, p);
@@ -825,13 +879,25 @@ impl FactoredDecoder {
                 }
             });
         let attn = fa.o.forward(&out, rows, Threads::Pool);
-        add_in_place(&mut q, &attn);
-        self.norm_final.apply(&mut q);
+        add_in_place(&mut bt.q, &attn);
+        self.norm_final.apply(&mut bt.q);
+    }
 
+    /// The IoU head and hypernetworks on the output tokens, then the masks of the prompts
+    /// that pass `min_iou`, within `extent` (image tokens: rows, columns).
+    fn heads_and_masks(
+        &self,
+        img: &FactoredImage,
+        bt: Batch,
+        multimask: bool,
+        min_iou: Option<f32>,
+        (tok_rows, tok_cols): (usize, usize),
+    ) -> Vec<FactoredPrediction> {
+        let (b, t, r) = (bt.b, bt.t, bt.r);
         // Heads on the output tokens.
         let token = |k: usize| -> Vec<f32> {
             (0..b)
-                .flat_map(|p| q[(p * t + k) * C..(p * t + k + 1) * C].iter().copied())
+                .flat_map(|p| bt.q[(p * t + k) * C..(p * t + k + 1) * C].iter().copied())
                 .collect()
         };
         let iou_all = self.iou_head.forward(&token(0), b);
@@ -847,7 +913,7 @@ impl FactoredDecoder {
         let ious: Vec<Vec<f32>> = (0..b)
             .map(|p| range.iter().map(|&k| iou_all[p * 4 + k]).collect())
             .collect();
-        states
+        bt.states
             .into_par_iter()
             .zip(ious)
             .enumerate()
