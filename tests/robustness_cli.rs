@@ -242,6 +242,70 @@ fn vision_language_models_count_along_the_curve() {
     }
 }
 
+/// A real crowded image with instance labels (the StarDist sample) on the crowding axis: its
+/// touching fraction picks a clustering line, which gets the image's count, and the image is
+/// scored on it.
+#[test]
+fn a_real_labelled_image_anchors_a_matched_crowding_line() {
+    let d = shared().join("data/stardist-nuclei");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let (code, stdout, err) = mica(&[
+        "robustness",
+        "--perturbation",
+        "crowding",
+        "--generator",
+        "stardist-nuclei",
+        "--crowding-anchor",
+        d.join("img2d.tif").to_str().unwrap(),
+        d.join("mask2d.tif").to_str().unwrap(),
+        "--severities",
+        "50",
+        "--clustering",
+        "0",
+        "--images",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}\n{stdout}");
+    assert!(
+        err.contains("crowding anchor img2d: 125 objects, 29 % touching"),
+        "{err}"
+    );
+    let csv = std::fs::read_to_string(out.join("robustness.csv")).unwrap();
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let recs: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    let matched: Vec<_> = recs.iter().filter(|f| f[2].contains("matched")).collect();
+    // The matched line has the given count and the image's (125), plus the anchor.
+    let sev: Vec<&str> = matched.iter().map(|f| &f[5]).collect();
+    assert_eq!(sev, ["50", "125", "125"], "{csv}");
+    let anchor = matched.iter().find(|f| &f[3] == "anchor").unwrap();
+    assert!(anchor[4].contains("125 objects"), "{csv}");
+    let dice: f64 = anchor[9].parse().unwrap();
+    assert!(
+        dice > 0.5,
+        "the classical method finds the real nuclei: {csv}"
+    );
+    assert!(
+        !anchor[12].is_empty(),
+        "instance F1 on real instance labels: {csv}"
+    );
+    // Without the crowding axis the flag is an error.
+    let (code, _, err) = mica(&[
+        "robustness",
+        "--perturbation",
+        "blur",
+        "--crowding-anchor",
+        d.join("img2d.tif").to_str().unwrap(),
+        d.join("mask2d.tif").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("add --perturbation crowding"), "{err}");
+}
+
 #[test]
 fn unknown_inputs_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();

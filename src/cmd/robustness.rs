@@ -94,6 +94,13 @@ pub struct Args {
     /// Clustering probabilities for crowding, one line each.
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5")]
     pub clustering: Vec<f64>,
+    /// A real image and its instance labels (e.g. ../shared/data/stardist-nuclei/img2d.tif
+    /// mask2d.tif) as a crowding anchor: its share of touching objects picks the clustering
+    /// probability whose generated images touch as much, that line is added (its counts
+    /// include the image's), and the image is scored on it. Pair with a --generator fitted to
+    /// the image (stardist-nuclei for the StarDist sample).
+    #[arg(long, num_args = 2, value_names = ["IMAGE", "LABELS"])]
+    pub crowding_anchor: Vec<PathBuf>,
     /// Images per point (generated), or the number of real images used.
     #[arg(long, default_value_t = 8)]
     pub images: usize,
@@ -160,6 +167,72 @@ fn load_case(s: &Sample) -> anyhow::Result<Case> {
             labels: None,
             foreground,
         },
+    })
+}
+
+/// A real image with instance labels placed on the crowding axis.
+struct CrowdedAnchor {
+    case: Case,
+    count: usize,
+    label: String,
+    /// The clustering probability whose generated images touch most like it, and their
+    /// touching fraction.
+    clustering: f64,
+    generated_touching: f64,
+}
+
+/// Reads a real labelled image, measures how crowded it is and finds the generator's matching
+/// clustering probability (0 to 0.6 in steps of 0.05, 4 images each).
+fn crowded_anchor(
+    image: &Path,
+    labels: &Path,
+    gen_cfg: &CellGenConfig,
+    seed: u64,
+) -> anyhow::Result<CrowdedAnchor> {
+    let img =
+        io::read_image(image).with_context(|| format!("crowding anchor {}", image.display()))?;
+    let lab = io::read_label_image(labels)
+        .with_context(|| format!("crowding anchor labels {}", labels.display()))?;
+    let stats = mica_synth::crowding::crowding_stats(&img, &lab)
+        .with_context(|| format!("crowding anchor {}", image.display()))?;
+    let candidates: Vec<f64> = (0..=12).map(|i| i as f64 * 0.05).collect();
+    let (clustering, generated_touching) = mica_synth::crowding::matching_clustering(
+        gen_cfg,
+        stats.objects,
+        stats.touching_fraction,
+        &candidates,
+        4,
+        seed,
+    )?
+    .context("no clustering candidates")?;
+    let name = image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    eprintln!(
+        "crowding anchor {name}: {} objects, {:.0} % touching; generated images touch {:.0} % at clustering {clustering}",
+        stats.objects,
+        100.0 * stats.touching_fraction,
+        100.0 * generated_touching
+    );
+    Ok(CrowdedAnchor {
+        label: format!(
+            "{name} (real, {} objects, {:.0} % touching)",
+            stats.objects,
+            100.0 * stats.touching_fraction
+        ),
+        count: stats.objects,
+        case: Case {
+            id: name,
+            truth: Truth {
+                count: Some(stats.objects as f64),
+                foreground: Some(lab.foreground()),
+                labels: Some(lab),
+            },
+            image: img,
+        },
+        clustering,
+        generated_touching,
     })
 }
 
@@ -262,6 +335,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     })?;
     if args.images == 0 {
         bail!("--images must be at least 1");
+    }
+    if !args.crowding_anchor.is_empty() && !args.perturbation.iter().any(|p| p == "crowding") {
+        bail!("--crowding-anchor places a real image on the crowding curves: add --perturbation crowding");
     }
     for a in &args.perturbation {
         if a != "crowding" && PerturbationKind::from_name(a).is_none() {
@@ -411,6 +487,11 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                     real_cases.push((n, load_cases(&at_n, &mut failures)));
                 }
             }
+            // A real crowded image with instance labels, matched to a clustering probability.
+            let real_crowded = match &args.crowding_anchor[..] {
+                [image, labels] => Some(crowded_anchor(image, labels, &gen_cfg, args.seed)?),
+                _ => None,
+            };
             for seg in &segs {
                 let seg = seg.method();
                 // Real images scored once per method.
@@ -436,6 +517,30 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                     for (label, p) in &real_points {
                         place_anchor(&mut c, label, p.clone());
                     }
+                    curves.push(c);
+                }
+                if let Some(a) = &real_crowded {
+                    let mut with_n = counts.clone();
+                    if !with_n.contains(&a.count) {
+                        with_n.push(a.count);
+                        with_n.sort_unstable();
+                    }
+                    let mut c = crowding_curve(
+                        seg,
+                        &gen_cfg,
+                        &with_n,
+                        a.clustering,
+                        args.images,
+                        args.seed,
+                        &format!("generated ({})", args.generator),
+                    )?;
+                    c.series = format!(
+                        "clustering {} (matched: generated {:.0} % touching)",
+                        a.clustering,
+                        100.0 * a.generated_touching
+                    );
+                    let p = anchor_point(seg, a.count as f64, std::slice::from_ref(&a.case));
+                    place_anchor(&mut c, &a.label, p);
                     curves.push(c);
                 }
             }

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod compare;
+pub mod crowding;
 pub mod error;
 pub mod generate;
 pub mod perturb;
