@@ -251,6 +251,7 @@ fn bias_gelu_rows_generic<const F: bool>(x: &mut [f32], bias: &[f32]) {
 }
 dispatch!(bias_gelu_rows, bias_gelu_rows_generic, (x: &mut [f32], bias: &[f32]));
 
+#[cfg(test)]
 /// Per-head products along image tokens: for every head `h` and token `t`,
 /// `out[h·T + t][i] (+)= scale · Σ_d b[t][h·dh + d] · a[h·dh + d][i]`, where `a` holds
 /// `heads·dh` rows of `n` values (a projection of the image side, one row per channel) and `b`
@@ -336,6 +337,7 @@ fn head_products_generic<const F: bool>(
         }
     }
 }
+#[cfg(test)]
 dispatch!(
     head_products,
     head_products_generic,
@@ -351,6 +353,156 @@ dispatch!(
         accumulate: bool
     )
 );
+
+/// Writes (or adds) a register block of 32 results. A function, not a closure: closures are
+/// compiled without the caller's `target_feature`s and would not be inlined into the fast copies.
+#[inline(always)]
+fn store_block(o: &mut [f32], acc: &[f32; 32], accumulate: bool) {
+    if accumulate {
+        for j in 0..32 {
+            o[j] += acc[j];
+        }
+    } else {
+        o.copy_from_slice(acc);
+    }
+}
+
+/// One head of [`head_products_batch`]: `rows` holds the head's `dh` rows of `n` values,
+/// `coefs` the scaled coefficients `P × T × dh` of `P` prompts, `blocks[p]` prompt `p`'s
+/// `T × n` output. A block of 32 image tokens of the `dh` rows stays in L1 while every prompt's
+/// tokens are accumulated in registers, two at a time.
+#[inline(always)]
+fn head_block_generic<const F: bool>(
+    blocks: &mut [&mut [f32]],
+    rows: &[f32],
+    coefs: &[f32],
+    t: usize,
+    dh: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    const BLOCK: usize = 32;
+    assert!(rows.len() >= dh * n && coefs.len() >= blocks.len() * t * dh);
+    let full = n / BLOCK * BLOCK;
+    for i0 in (0..full).step_by(BLOCK) {
+        for (p, out) in blocks.iter_mut().enumerate() {
+            let coef = &coefs[p * t * dh..(p + 1) * t * dh];
+            let mut ti = 0;
+            while ti + 2 <= t {
+                let (mut acc0, mut acc1) = ([0f32; BLOCK], [0f32; BLOCK]);
+                for d in 0..dh {
+                    let (c0, c1) = (coef[ti * dh + d], coef[(ti + 1) * dh + d]);
+                    let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
+                    for j in 0..BLOCK {
+                        acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
+                        acc1[j] = fma::<F>(c1, arow[j], acc1[j]);
+                    }
+                }
+                store_block(
+                    &mut out[ti * n + i0..ti * n + i0 + BLOCK],
+                    &acc0,
+                    accumulate,
+                );
+                store_block(
+                    &mut out[(ti + 1) * n + i0..(ti + 1) * n + i0 + BLOCK],
+                    &acc1,
+                    accumulate,
+                );
+                ti += 2;
+            }
+            if ti < t {
+                let mut acc0 = [0f32; BLOCK];
+                for d in 0..dh {
+                    let c0 = coef[ti * dh + d];
+                    let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
+                    for j in 0..BLOCK {
+                        acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
+                    }
+                }
+                store_block(
+                    &mut out[ti * n + i0..ti * n + i0 + BLOCK],
+                    &acc0,
+                    accumulate,
+                );
+            }
+        }
+    }
+    for (p, out) in blocks.iter_mut().enumerate() {
+        let coef = &coefs[p * t * dh..(p + 1) * t * dh];
+        for ti in 0..t {
+            for i in full..n {
+                let v: f32 = (0..dh).map(|d| coef[ti * dh + d] * rows[d * n + i]).sum();
+                let o = &mut out[ti * n + i];
+                *o = if accumulate { *o + v } else { v };
+            }
+        }
+    }
+}
+dispatch!(
+    head_block,
+    head_block_generic,
+    (
+        blocks: &mut [&mut [f32]],
+        rows: &[f32],
+        coefs: &[f32],
+        t: usize,
+        dh: usize,
+        n: usize,
+        accumulate: bool
+    )
+);
+
+/// [`head_products`] for several prompts against the same `a` (a per-image matrix): `outs[p]`
+/// (`(heads·T) × n`) gets prompt `p`'s products with `bs[p]` (`T × (heads·dh)`). Each block of
+/// `a` is read once for all prompts instead of once per prompt; heads run in parallel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn head_products_batch(
+    outs: &mut [&mut [f32]],
+    a: &[f32],
+    bs: &[&[f32]],
+    heads: usize,
+    dh: usize,
+    t: usize,
+    n: usize,
+    scale: f32,
+    accumulate: bool,
+) {
+    use rayon::prelude::*;
+    assert_eq!(outs.len(), bs.len());
+    let inner = heads * dh;
+    assert!(a.len() >= inner * n);
+    let mut per_head: Vec<Vec<&mut [f32]>> =
+        (0..heads).map(|_| Vec::with_capacity(outs.len())).collect();
+    for o in outs.iter_mut() {
+        assert!(o.len() >= heads * t * n);
+        for (h, chunk) in o[..heads * t * n].chunks_mut(t * n).enumerate() {
+            per_head[h].push(chunk);
+        }
+    }
+    per_head
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(h, mut blocks)| {
+            let coefs: Vec<f32> = bs
+                .iter()
+                .flat_map(|b| {
+                    assert!(b.len() >= t * inner);
+                    (0..t).flat_map(move |ti| {
+                        (0..dh).map(move |d| scale * b[ti * inner + h * dh + d])
+                    })
+                })
+                .collect();
+            head_block(
+                &mut blocks,
+                &a[h * dh * n..(h + 1) * dh * n],
+                &coefs,
+                t,
+                dh,
+                n,
+                accumulate,
+            );
+        });
+}
 
 /// Softmax down the columns of consecutive groups of `t` rows of `n` values (`x` is
 /// `groups × t × n`): for every group and column `i`, the `t` values `x[g][·][i]` are replaced
@@ -524,6 +676,34 @@ mod tests {
         head_products(&mut fresh, &a, &b, heads, dh, t, n, 0.5, false);
         for (f, o) in fresh.iter().zip(&out) {
             assert!((f + 1.0 - o).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn batched_head_products_equal_one_prompt_at_a_time() {
+        let (heads, dh, t, n) = (3, 4, 5, 70);
+        let a: Vec<f32> = (0..heads * dh * n)
+            .map(|i| ((i * 7) % 13) as f32 / 6.0 - 1.0)
+            .collect();
+        let bs: Vec<Vec<f32>> = (0..4)
+            .map(|p| {
+                (0..t * heads * dh)
+                    .map(|i| ((i * 5 + p * 3) % 11) as f32 / 5.0 - 1.0)
+                    .collect()
+            })
+            .collect();
+        let mut outs: Vec<Vec<f32>> = (0..4).map(|_| vec![0.5f32; heads * t * n]).collect();
+        {
+            let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            let brefs: Vec<&[f32]> = bs.iter().map(|b| b.as_slice()).collect();
+            head_products_batch(&mut refs, &a, &brefs, heads, dh, t, n, 0.25, true);
+        }
+        for (o, b) in outs.iter().zip(&bs) {
+            let mut want = vec![0.5f32; heads * t * n];
+            head_products(&mut want, &a, b, heads, dh, t, n, 0.25, true);
+            for (x, y) in o.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-5);
+            }
         }
     }
 
