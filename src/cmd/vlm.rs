@@ -320,6 +320,14 @@ fn task_prompt(task: Task, opts: &VlmOptions, prep: &PrepareOptions) -> anyhow::
     Ok(prompt)
 }
 
+/// The price table of `--prices`, else the built-in one.
+fn prices(opts: &VlmOptions) -> anyhow::Result<PriceTable> {
+    Ok(match &opts.prices {
+        Some(p) => PriceTable::load(p)?,
+        None => PriceTable::builtin()?,
+    })
+}
+
 /// The provider's default limits with `--concurrency`, `--rpm` and `--timeout-s` applied.
 fn limits(spec: &ModelSpec, opts: &VlmOptions) -> anyhow::Result<mica_vlm::Limits> {
     let mut limits = default_limits(spec.provider);
@@ -433,10 +441,7 @@ pub(crate) fn counter(model: &str, opts: &VlmOptions) -> anyhow::Result<VlmCount
         opts,
         &prep,
     )?;
-    let prices = match &opts.prices {
-        Some(p) => PriceTable::load(p)?,
-        None => PriceTable::builtin()?,
-    };
+    let prices = prices(opts)?;
     let (engine, _) = engine(&spec, opts, limits(&spec, opts)?, &prices)?;
     Ok(VlmCounter {
         engine,
@@ -464,10 +469,7 @@ pub(crate) fn run_task(
     let prompt = task_prompt(task.clone(), opts, &prep)?;
     let sampling = opts.sampling();
     let limits = limits(&spec, opts)?;
-    let prices = match &opts.prices {
-        Some(p) => PriceTable::load(p)?,
-        None => PriceTable::builtin()?,
-    };
+    let prices = prices(opts)?;
 
     if opts.dry_run {
         return dry_run(&spec, &images, &prompt, &prep, &sampling, &prices);

@@ -9,7 +9,7 @@
 //! norm, 3×3 convolution, layer norm). State-dict names are those of the official checkpoints
 //! under `image_encoder.`.
 
-use crate::nn::{gelu, softmax, Lin, Norm};
+use crate::nn::{gelu, softmax, Lin, Neck, Norm};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -251,10 +251,7 @@ pub struct VitEncoder {
     /// `1 × G × G × C`.
     pos_embed: Tensor,
     blocks: Vec<Block>,
-    neck_conv1: Lin,
-    neck_norm1: Norm,
-    neck_conv2: Tensor,
-    neck_norm2: Norm,
+    neck: Neck,
 }
 
 impl VitEncoder {
@@ -276,17 +273,11 @@ impl VitEncoder {
                 )
             })
             .collect::<Result<_>>()?;
-        let neck = vb.pp("neck");
-        let oc = cfg.out_chans;
-        let w1 = neck.get((oc, c, 1, 1), "0.weight")?.reshape((oc, c))?;
         Ok(VitEncoder {
             patch,
             pos_embed: vb.get((1, g, g, c), "pos_embed")?,
             blocks,
-            neck_conv1: Lin::from_parts(w1.t()?, None)?,
-            neck_norm1: Norm::load(neck.pp("1"), oc, 1e-6)?,
-            neck_conv2: neck.get((oc, oc, 3, 3), "2.weight")?,
-            neck_norm2: Norm::load(neck.pp("3"), oc, 1e-6)?,
+            neck: Neck::load(vb.pp("neck"), c, cfg.out_chans)?,
             cfg: cfg.clone(),
         })
     }
@@ -312,13 +303,7 @@ impl VitEncoder {
         for b in &self.blocks {
             x = b.forward(&x)?;
         }
-        let x = self.neck_norm1.forward(&self.neck_conv1.forward(&x)?)?;
-        let y = x
-            .permute((0, 3, 1, 2))?
-            .contiguous()?
-            .conv2d(&self.neck_conv2, 1, 1, 1, 1)?
-            .permute((0, 2, 3, 1))?;
-        self.neck_norm2.forward(&y)
+        self.neck.forward(&x)
     }
 }
 

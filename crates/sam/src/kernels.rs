@@ -251,109 +251,6 @@ fn bias_gelu_rows_generic<const F: bool>(x: &mut [f32], bias: &[f32]) {
 }
 dispatch!(bias_gelu_rows, bias_gelu_rows_generic, (x: &mut [f32], bias: &[f32]));
 
-#[cfg(test)]
-/// Per-head products along image tokens: for every head `h` and token `t`,
-/// `out[h·T + t][i] (+)= scale · Σ_d b[t][h·dh + d] · a[h·dh + d][i]`, where `a` holds
-/// `heads·dh` rows of `n` values (a projection of the image side, one row per channel) and `b`
-/// is `T × (heads·dh)` (a few prompt tokens). `out` is `(heads·T) × n`.
-///
-/// These are the attention logits and inner products of the factored decoder: a contraction
-/// over only `dh` = 16 channels, which general matrix-product kernels run at a fraction of
-/// their speed. Here a block of 32 image tokens of the `dh` rows stays in L1 while every token
-/// `t` is accumulated in registers, two tokens at a time.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn head_products_generic<const F: bool>(
-    out: &mut [f32],
-    a: &[f32],
-    b: &[f32],
-    heads: usize,
-    dh: usize,
-    t: usize,
-    n: usize,
-    scale: f32,
-    accumulate: bool,
-) {
-    const BLOCK: usize = 32;
-    let inner = heads * dh;
-    assert!(out.len() >= heads * t * n && a.len() >= inner * n && b.len() >= t * inner);
-    // coef[t][d] = scale · b[t][h·dh + d] for the current head.
-    let mut coef = vec![0f32; t * dh];
-    let store = |o: &mut [f32], acc: &[f32; BLOCK]| {
-        if accumulate {
-            for j in 0..BLOCK {
-                o[j] += acc[j];
-            }
-        } else {
-            o.copy_from_slice(acc);
-        }
-    };
-    let full = n / BLOCK * BLOCK;
-    for h in 0..heads {
-        for ti in 0..t {
-            for d in 0..dh {
-                coef[ti * dh + d] = scale * b[ti * inner + h * dh + d];
-            }
-        }
-        let rows = &a[h * dh * n..(h + 1) * dh * n];
-        let out_h = &mut out[h * t * n..(h + 1) * t * n];
-        for i0 in (0..full).step_by(BLOCK) {
-            let mut ti = 0;
-            while ti + 2 <= t {
-                let (mut acc0, mut acc1) = ([0f32; BLOCK], [0f32; BLOCK]);
-                for d in 0..dh {
-                    let (c0, c1) = (coef[ti * dh + d], coef[(ti + 1) * dh + d]);
-                    let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
-                    for j in 0..BLOCK {
-                        acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
-                        acc1[j] = fma::<F>(c1, arow[j], acc1[j]);
-                    }
-                }
-                store(&mut out_h[ti * n + i0..ti * n + i0 + BLOCK], &acc0);
-                store(
-                    &mut out_h[(ti + 1) * n + i0..(ti + 1) * n + i0 + BLOCK],
-                    &acc1,
-                );
-                ti += 2;
-            }
-            if ti < t {
-                let mut acc0 = [0f32; BLOCK];
-                for d in 0..dh {
-                    let c0 = coef[ti * dh + d];
-                    let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
-                    for j in 0..BLOCK {
-                        acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
-                    }
-                }
-                store(&mut out_h[ti * n + i0..ti * n + i0 + BLOCK], &acc0);
-            }
-        }
-        for ti in 0..t {
-            for i in full..n {
-                let v: f32 = (0..dh).map(|d| coef[ti * dh + d] * rows[d * n + i]).sum();
-                let o = &mut out_h[ti * n + i];
-                *o = if accumulate { *o + v } else { v };
-            }
-        }
-    }
-}
-#[cfg(test)]
-dispatch!(
-    head_products,
-    head_products_generic,
-    (
-        out: &mut [f32],
-        a: &[f32],
-        b: &[f32],
-        heads: usize,
-        dh: usize,
-        t: usize,
-        n: usize,
-        scale: f32,
-        accumulate: bool
-    )
-);
-
 /// Writes (or adds) a register block of 32 results. A function, not a closure: closures are
 /// compiled without the caller's `target_feature`s and would not be inlined into the fast copies.
 #[inline(always)]
@@ -452,9 +349,15 @@ dispatch!(
     )
 );
 
-/// [`head_products`] for several prompts against the same `a` (a per-image matrix): `outs[p]`
-/// (`(heads·T) × n`) gets prompt `p`'s products with `bs[p]` (`T × (heads·dh)`). Each block of
-/// `a` is read once for all prompts instead of once per prompt; heads run in parallel.
+/// Per-head products along image tokens for several prompts against the same `a`: for every
+/// prompt `p`, head `h` and token `t`,
+/// `outs[p][h·T + t][i] (+)= scale · Σ_d bs[p][t][h·dh + d] · a[h·dh + d][i]`, where `a` holds
+/// `heads·dh` rows of `n` values (a per-image projection, one row per channel), `bs[p]` is
+/// `T × (heads·dh)` (a prompt's tokens) and `outs[p]` is `(heads·T) × n`.
+///
+/// These are the factored decoder's attention logits and inner products: contractions over only
+/// `dh` = 16 channels, which general matrix-product kernels run at a fraction of their speed.
+/// Each block of `a` is read once for all prompts; heads run in parallel.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn head_products_batch(
     outs: &mut [&mut [f32]],
@@ -650,9 +553,25 @@ mod tests {
         }
     }
 
+    /// `head_products_batch` for one prompt.
+    #[allow(clippy::too_many_arguments)]
+    fn head_products(
+        out: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+        heads: usize,
+        dh: usize,
+        t: usize,
+        n: usize,
+        scale: f32,
+        accumulate: bool,
+    ) {
+        head_products_batch(&mut [out], a, &[b], heads, dh, t, n, scale, accumulate);
+    }
+
     #[test]
     fn head_products_match_their_definition() {
-        let (heads, dh, t, n) = (3, 4, 2, 70); // n not a multiple of the block
+        let (heads, dh, t, n) = (3, 4, 3, 70); // n not a multiple of the block, t odd
         let a: Vec<f32> = (0..heads * dh * n)
             .map(|i| ((i * 7) % 13) as f32 / 6.0 - 1.0)
             .collect();

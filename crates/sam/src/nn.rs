@@ -105,6 +105,43 @@ pub fn fused_conv_bn(
     Ok((w, b))
 }
 
+/// SAM's encoder neck, shared by the TinyViT and ViT encoders (state-dict `neck.0`–`neck.3`):
+/// a 1×1 convolution without bias, a channel layer norm, a 3×3 convolution without bias (padding
+/// 1), a channel layer norm; channels-last in and out.
+#[derive(Debug, Clone)]
+pub struct Neck {
+    conv1: Lin,
+    norm1: Norm,
+    conv2: Tensor,
+    norm2: Norm,
+}
+
+impl Neck {
+    /// From `vb` (`image_encoder.neck`), for `inp` input and `out` output channels.
+    pub fn load(vb: VarBuilder, inp: usize, out: usize) -> Result<Self> {
+        let w1 = vb.get((out, inp, 1, 1), "0.weight")?.reshape((out, inp))?;
+        Ok(Neck {
+            conv1: Lin::from_parts(w1.t()?, None)?,
+            norm1: Norm::load(vb.pp("1"), out, 1e-6)?,
+            conv2: vb.get((out, out, 3, 3), "2.weight")?,
+            norm2: Norm::load(vb.pp("3"), out, 1e-6)?,
+        })
+    }
+}
+
+impl Module for Neck {
+    /// `x`: `B × H × W × inp` → `B × H × W × out`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.norm1.forward(&self.conv1.forward(x)?)?;
+        let y = x
+            .permute((0, 3, 1, 2))?
+            .contiguous()?
+            .conv2d(&self.conv2, 1, 1, 1, 1)?
+            .permute((0, 2, 3, 1))?;
+        self.norm2.forward(&y)
+    }
+}
+
 /// A 1×1 convolution with folded batch norm, applied channels-last as a linear layer.
 pub fn pointwise_conv_bn(vb: &VarBuilder, in_dim: usize, out: usize) -> Result<Lin> {
     let (w, b) = fused_conv_bn(vb, in_dim, out, 1)?;

@@ -6,7 +6,7 @@
 //! the 1×1 convolutions are matrix products. State-dict names are those of the official
 //! checkpoint under `image_encoder.`.
 
-use crate::nn::{gelu, pointwise_conv_bn, softmax, ConvBn, DepthwiseConv3, Lin, Norm};
+use crate::nn::{gelu, pointwise_conv_bn, softmax, ConvBn, DepthwiseConv3, Lin, Neck, Norm};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -265,10 +265,7 @@ enum Stage {
 pub struct TinyVit {
     patch_embed: (ConvBn, ConvBn),
     stages: Vec<(Stage, Option<PatchMerging>)>,
-    neck_conv1: Lin,
-    neck_norm1: Norm,
-    neck_conv2: Tensor,
-    neck_norm2: Norm,
+    neck: Neck,
 }
 
 impl TinyVit {
@@ -320,18 +317,10 @@ impl TinyVit {
             };
             stages.push((stage, down));
         }
-        let neck = vb.pp("neck");
-        let oc = cfg.out_chans;
-        let w1 = neck
-            .get((oc, d[3], 1, 1), "0.weight")?
-            .reshape((oc, d[3]))?;
         Ok(TinyVit {
             patch_embed,
             stages,
-            neck_conv1: Lin::from_parts(w1.t()?, None)?,
-            neck_norm1: Norm::load(neck.pp("1"), oc, 1e-6)?,
-            neck_conv2: neck.get((oc, oc, 3, 3), "2.weight")?,
-            neck_norm2: Norm::load(neck.pp("3"), oc, 1e-6)?,
+            neck: Neck::load(vb.pp("neck"), d[3], cfg.out_chans)?,
         })
     }
 
@@ -358,13 +347,7 @@ impl TinyVit {
                 x = d.forward(&x)?;
             }
         }
-        let x = self.neck_norm1.forward(&self.neck_conv1.forward(&x)?)?;
-        let y = x
-            .permute((0, 3, 1, 2))?
-            .contiguous()?
-            .conv2d(&self.neck_conv2, 1, 1, 1, 1)?
-            .permute((0, 2, 3, 1))?;
-        self.neck_norm2.forward(&y)
+        self.neck.forward(&x)
     }
 }
 
