@@ -407,6 +407,60 @@ pub(crate) fn head_products_batch(
         });
 }
 
+/// One output row of a depthwise 3×3 convolution (padding 1, stride `stride`) on a channels-last
+/// image `x` (`h × w × c`): `out` (`w_out × c`) for output row `oy`, from the taps `k`
+/// (`9 × c`, tap `ky·3 + kx`) and `bias` (`c`). Vectorised over the channels.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn depthwise3_row_generic<const F: bool>(
+    out: &mut [f32],
+    x: &[f32],
+    k: &[f32],
+    bias: &[f32],
+    h: usize,
+    w: usize,
+    stride: usize,
+    oy: usize,
+) {
+    let c = bias.len();
+    let w_out = out.len() / c.max(1);
+    for ox in 0..w_out {
+        let o = &mut out[ox * c..(ox + 1) * c];
+        o.copy_from_slice(bias);
+        for ky in 0..3 {
+            let iy = (oy * stride + ky) as isize - 1;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            for kx in 0..3 {
+                let ix = (ox * stride + kx) as isize - 1;
+                if ix < 0 || ix >= w as isize {
+                    continue;
+                }
+                let src = &x[(iy as usize * w + ix as usize) * c..][..c];
+                let tap = &k[(ky * 3 + kx) * c..][..c];
+                for ((o, &v), &t) in o.iter_mut().zip(src).zip(tap) {
+                    *o = fma::<F>(v, t, *o);
+                }
+            }
+        }
+    }
+}
+dispatch!(
+    depthwise3_row,
+    depthwise3_row_generic,
+    (
+        out: &mut [f32],
+        x: &[f32],
+        k: &[f32],
+        bias: &[f32],
+        h: usize,
+        w: usize,
+        stride: usize,
+        oy: usize
+    )
+);
+
 /// Softmax down the columns of consecutive groups of `t` rows of `n` values (`x` is
 /// `groups × t × n`): for every group and column `i`, the `t` values `x[g][·][i]` are replaced
 /// by their softmax. Vectorised along the columns (the image tokens); `work` needs `2n` values.

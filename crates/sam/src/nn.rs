@@ -148,14 +148,63 @@ pub fn pointwise_conv_bn(vb: &VarBuilder, in_dim: usize, out: usize) -> Result<L
     Lin::from_parts(w.reshape((out, in_dim))?.t()?, Some(b))
 }
 
-/// Depthwise 3×3 convolution, padding 1, stride 1 or 2, on channels-last input: nine shifted
-/// multiply-adds instead of one tiny convolution per channel.
+/// Depthwise 3×3 convolution, padding 1, stride 1 or 2, on channels-last input. On the CPU one
+/// parallel pass over the output rows ([`crate::kernels`]); elsewhere nine shifted
+/// multiply-adds of candle operations instead of one tiny convolution per channel.
 #[derive(Debug, Clone)]
 pub struct DepthwiseConv3 {
     /// `9 × C`, tap `ky * 3 + kx`.
     taps: Vec<Tensor>,
     bias: Tensor,
     stride: usize,
+    /// The same on the host, for the CPU kernel.
+    taps_host: Vec<f32>,
+    bias_host: Vec<f32>,
+}
+
+impl candle_core::CustomOp1 for DepthwiseConv3 {
+    fn name(&self) -> &'static str {
+        "mica-depthwise3"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("mica-depthwise3 needs a contiguous input")
+        };
+        let (b, h, w, c) = layout.shape().dims4()?;
+        if c != self.bias_host.len() {
+            candle_core::bail!(
+                "mica-depthwise3: {c} channels, the filter has {}",
+                self.bias_host.len()
+            )
+        }
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let (h2, w2) = (h.div_ceil(self.stride), w.div_ceil(self.stride));
+        let mut out = vec![0f32; b * h2 * w2 * c];
+        out.par_chunks_mut(w2 * c).enumerate().for_each(|(row, o)| {
+            let (bi, oy) = (row / h2, row % h2);
+            let img = &x[bi * h * w * c..(bi + 1) * h * w * c];
+            crate::kernels::depthwise3_row(
+                o,
+                img,
+                &self.taps_host,
+                &self.bias_host,
+                h,
+                w,
+                self.stride,
+                oy,
+            );
+        });
+        Ok((
+            candle_core::CpuStorage::F32(out),
+            candle_core::Shape::from((b, h2, w2, c)),
+        ))
+    }
 }
 
 impl DepthwiseConv3 {
@@ -165,6 +214,8 @@ impl DepthwiseConv3 {
         let w = w.reshape((channels, 9))?.t()?.contiguous()?;
         let taps = (0..9).map(|i| w.get(i)).collect::<Result<Vec<_>>>()?;
         Ok(DepthwiseConv3 {
+            taps_host: w.flatten_all()?.to_vec1::<f32>()?,
+            bias_host: b.to_vec1::<f32>()?,
             taps,
             bias: b,
             stride,
@@ -175,6 +226,16 @@ impl DepthwiseConv3 {
 impl Module for DepthwiseConv3 {
     /// `x`: `B × H × W × C`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+            return x.contiguous()?.apply_op1_no_bwd(self);
+        }
+        self.forward_ops(x)
+    }
+}
+
+impl DepthwiseConv3 {
+    /// The convolution as candle operations (any device).
+    fn forward_ops(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, c) = x.dims4()?;
         let p = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
         let mut acc = self
@@ -359,12 +420,12 @@ mod tests {
 
     #[test]
     fn depthwise_matches_conv2d() {
-        use candle_core::{DType, Device};
+        use candle_core::Device;
         let dev = Device::Cpu;
-        let (c, h, w) = (3, 7, 6);
-        let x = Tensor::randn(0f32, 1.0, (1, c, h, w), &dev).unwrap();
+        let (c, h, w) = (11, 7, 6);
+        let x = Tensor::randn(0f32, 1.0, (2, c, h, w), &dev).unwrap();
         let k = Tensor::randn(0f32, 1.0, (c, 1, 3, 3), &dev).unwrap();
-        let b = Tensor::zeros(c, DType::F32, &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, c, &dev).unwrap();
         let taps = k
             .reshape((c, 9))
             .unwrap()
@@ -377,23 +438,29 @@ mod tests {
                 taps: (0..9).map(|i| taps.get(i).unwrap()).collect(),
                 bias: b.clone(),
                 stride,
+                taps_host: taps.flatten_all().unwrap().to_vec1().unwrap(),
+                bias_host: b.to_vec1().unwrap(),
             };
-            let ours = dw
-                .forward(&x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap())
+            let xl = x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap();
+            let reference = x
+                .conv2d(&k, 1, stride, 1, c)
                 .unwrap()
-                .permute((0, 3, 1, 2))
+                .broadcast_add(&b.reshape((1, c, 1, 1)).unwrap())
                 .unwrap();
-            let reference = x.conv2d(&k, 1, stride, 1, c).unwrap();
-            assert_eq!(ours.dims(), reference.dims());
-            let diff = (ours - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(diff < 1e-5, "stride {stride}: {diff}");
+            // The CPU kernel and the candle operations.
+            for ours in [dw.forward(&xl).unwrap(), dw.forward_ops(&xl).unwrap()] {
+                let ours = ours.permute((0, 3, 1, 2)).unwrap();
+                assert_eq!(ours.dims(), reference.dims());
+                let diff = (ours - &reference)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(diff < 1e-5, "stride {stride}: {diff}");
+            }
         }
     }
 }
