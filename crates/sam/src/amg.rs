@@ -556,11 +556,13 @@ impl MaskGenerator {
         {
             return None;
         }
-        let logits = resizer.resize(pred.logits(k));
+        // The stability score and the mask need only which side of three thresholds each
+        // full-resolution logit falls on: the spans of the resizer skip the values that their
+        // low-resolution neighbourhood already decides (most of them), with the same result.
+        let logits = pred.logits(k);
         let hi = MASK_THRESHOLD + cfg.stability_score_offset;
         let lo = MASK_THRESHOLD - cfg.stability_score_offset;
-        let inter = logits.iter().filter(|&&v| v > hi).count();
-        let union = logits.iter().filter(|&&v| v > lo).count();
+        let [inter, union] = resizer.count_above(logits, [hi, lo]);
         let stability = inter as f32 / union as f32;
         if cfg.stability_score_thresh > 0.0
             && !matches!(
@@ -571,16 +573,16 @@ impl MaskGenerator {
             return None;
         }
         let (cw, ch) = (resizer.width(), resizer.height());
-        let on = |x: usize, y: usize| logits[y * cw + x] > MASK_THRESHOLD;
+        let mask = resizer.mask_above(logits, MASK_THRESHOLD);
         let mut bx = [usize::MAX, usize::MAX, 0, 0];
-        for y in 0..ch {
-            for x in 0..cw {
-                if on(x, y) {
-                    bx[0] = bx[0].min(x);
-                    bx[1] = bx[1].min(y);
-                    bx[2] = bx[2].max(x);
-                    bx[3] = bx[3].max(y);
-                }
+        for (y, row) in mask.chunks_exact(cw).enumerate() {
+            if let (Some(first), Some(last)) =
+                (row.iter().position(|&b| b), row.iter().rposition(|&b| b))
+            {
+                bx[0] = bx[0].min(first);
+                bx[1] = bx[1].min(y);
+                bx[2] = bx[2].max(last);
+                bx[3] = bx[3].max(y);
             }
         }
         if bx[0] == usize::MAX {
@@ -601,13 +603,18 @@ impl MaskGenerator {
         if near {
             return None;
         }
-        let rle = Rle::from_fn(orig[0], orig[1], |x, y| {
-            x >= cx0
-                && y >= cy0
-                && ((x - cx0) as usize) < cw
-                && ((y - cy0) as usize) < ch
-                && on((x - cx0) as usize, (y - cy0) as usize)
-        });
+        let rle = if [cw as u32, ch as u32] == orig {
+            Rle::from_row_major(orig[0], orig[1], &mask)
+        } else {
+            // The crop's mask in the original frame.
+            let ow = orig[0] as usize;
+            let mut full = vec![false; ow * orig[1] as usize];
+            for (y, row) in mask.chunks_exact(cw).enumerate() {
+                let at = (y + cy0 as usize) * ow + cx0 as usize;
+                full[at..at + cw].copy_from_slice(row);
+            }
+            Rle::from_row_major(orig[0], orig[1], &full)
+        };
         Some(Candidate {
             rle,
             bbox,

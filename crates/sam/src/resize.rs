@@ -55,6 +55,8 @@ pub struct MaskResizer {
     low: usize,
     rows: Vec<Taps>,
     cols: Vec<Taps>,
+    /// Blocks of output columns: `(x0, x1, c0, c1)`, columns `x0..x1` read `c0..=c1`.
+    col_blocks: Vec<(usize, usize, usize, usize)>,
     width: usize,
     height: usize,
 }
@@ -64,10 +66,20 @@ impl MaskResizer {
     /// giving `input_w × input_h`, with the decoder's output side `low` (256).
     pub fn new(width: usize, height: usize, input: usize, low: usize) -> Self {
         let (input_w, input_h) = resized_size(width, height, input);
+        let cols = composed_taps(low, input, input_w, width);
+        let col_blocks = (0..width)
+            .step_by(COLUMN_BLOCK)
+            .map(|x0| {
+                let x1 = (x0 + COLUMN_BLOCK).min(width);
+                let taps = || cols[x0..x1].iter().flatten().map(|&(b, _)| b as usize);
+                (x0, x1, taps().min().unwrap_or(0), taps().max().unwrap_or(0))
+            })
+            .collect();
         MaskResizer {
             low,
             rows: composed_taps(low, input, input_h, height),
-            cols: composed_taps(low, input, input_w, width),
+            cols,
+            col_blocks,
             width,
             height,
         }
@@ -118,6 +130,190 @@ impl MaskResizer {
         self.resize_into(logits, &mut out);
         out
     }
+
+    /// Visits the resized map of `logits` as spans of output rows, without computing the values
+    /// that the thresholds cannot tell apart: each output value is a convex combination of the
+    /// low-resolution values under its taps, so where the minimum and maximum of those (with a
+    /// margin far above rounding) lie on the same side of every threshold, the whole span is
+    /// [`Span::Uniform`]. Elsewhere the values are computed exactly as [`MaskResizer::resize_into`]
+    /// computes them ([`Span::Exact`]). So every threshold test on the spans gives what it gives
+    /// on the resized map, bit for bit, while most pixels of a small object's mask (background)
+    /// or of a large one (interior) cost nothing. NaN logits always take the exact path.
+    pub fn for_each_span(
+        &self,
+        logits: &[f32],
+        thresholds: &[f32],
+        mut emit: impl FnMut(usize, usize, Span<'_>),
+    ) {
+        let low = self.low;
+        let (used_rows, used_cols) = self.low_res_extent();
+        let (row_min, row_max): (Vec<f32>, Vec<f32>) = (0..used_rows)
+            .map(|a| bounds(&logits[a * low..a * low + used_cols]))
+            .unzip();
+        let mut row = vec![0f32; low];
+        let mut exact = [0f32; COLUMN_BLOCK];
+        for (y, rt) in self.rows.iter().enumerate() {
+            let (mn, mx) =
+                rt.iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(mn, mx), &(a, _)| {
+                        (
+                            nan_min(mn, row_min[a as usize]),
+                            nan_max(mx, row_max[a as usize]),
+                        )
+                    });
+            if let Some(above) = classify(mn, mx, thresholds) {
+                emit(
+                    y,
+                    0,
+                    Span::Uniform {
+                        above,
+                        len: self.width,
+                    },
+                );
+                continue;
+            }
+            row.iter_mut().for_each(|v| *v = 0.0);
+            for &(a, w) in rt {
+                let src = &logits[a as usize * low..(a as usize + 1) * low];
+                for (r, s) in row.iter_mut().zip(src) {
+                    *r += w * s;
+                }
+            }
+            for &(x0, x1, c0, c1) in &self.col_blocks {
+                let (mn, mx) = bounds(&row[c0..=c1]);
+                if let Some(above) = classify(mn, mx, thresholds) {
+                    emit(
+                        y,
+                        x0,
+                        Span::Uniform {
+                            above,
+                            len: x1 - x0,
+                        },
+                    );
+                    continue;
+                }
+                let vals = &mut exact[..x1 - x0];
+                for (d, ct) in vals.iter_mut().zip(&self.cols[x0..x1]) {
+                    *d = ct.iter().map(|&(b, w)| w * row[b as usize]).sum();
+                }
+                emit(y, x0, Span::Exact(vals));
+            }
+        }
+    }
+
+    /// How many values of the resized map are above each threshold (`v > t`), as
+    /// `resize(logits).iter().filter(|v| v > t).count()` would say.
+    pub fn count_above<const N: usize>(&self, logits: &[f32], thresholds: [f32; N]) -> [usize; N] {
+        let mut counts = [0usize; N];
+        self.for_each_span(logits, &thresholds, |_, _, span| match span {
+            Span::Uniform { above, len } => {
+                for (i, c) in counts.iter_mut().enumerate() {
+                    if above & (1 << i) != 0 {
+                        *c += len;
+                    }
+                }
+            }
+            Span::Exact(vals) => {
+                for (c, &t) in counts.iter_mut().zip(&thresholds) {
+                    *c += vals.iter().filter(|&&v| v > t).count();
+                }
+            }
+        });
+        counts
+    }
+
+    /// The resized map thresholded at `threshold` (`v > threshold`), row-major `height × width`.
+    pub fn mask_above(&self, logits: &[f32], threshold: f32) -> Vec<bool> {
+        let mut out = vec![false; self.width * self.height];
+        self.for_each_span(logits, &[threshold], |y, x0, span| {
+            let at = y * self.width + x0;
+            match span {
+                Span::Uniform { above, len } => out[at..at + len].fill(above & 1 != 0),
+                Span::Exact(vals) => {
+                    for (o, &v) in out[at..at + vals.len()].iter_mut().zip(vals) {
+                        *o = v > threshold;
+                    }
+                }
+            }
+        });
+        out
+    }
+}
+
+/// Output columns visited together by [`MaskResizer::for_each_span`].
+const COLUMN_BLOCK: usize = 32;
+
+/// A run of consecutive values of one output row, see [`MaskResizer::for_each_span`].
+#[derive(Debug)]
+pub enum Span<'a> {
+    /// `len` values, all above threshold `i` where bit `i` of `above` is set, all at or below
+    /// the others.
+    Uniform { above: u32, len: usize },
+    /// The values themselves.
+    Exact(&'a [f32]),
+}
+
+/// Minimum and maximum; NaN if any value is NaN. (Eight lanes of compare-and-select, which the
+/// compiler turns into vector min/max.)
+fn bounds(v: &[f32]) -> (f32, f32) {
+    let mut mn = [f32::INFINITY; 8];
+    let mut mx = [f32::NEG_INFINITY; 8];
+    let mut nan = [false; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            mn[i] = if c[i] < mn[i] { c[i] } else { mn[i] };
+            mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
+            nan[i] |= c[i].is_nan();
+        }
+    }
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for i in 0..8 {
+        lo = lo.min(mn[i]);
+        hi = hi.max(mx[i]);
+    }
+    for &x in rest {
+        lo = nan_min(lo, x);
+        hi = nan_max(hi, x);
+    }
+    if nan.iter().any(|&n| n) {
+        return (f32::NAN, f32::NAN);
+    }
+    (lo, hi)
+}
+
+fn nan_min(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+fn nan_max(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// For values known to lie in `[mn, mx]` up to rounding: the bit set of thresholds they are all
+/// above, or `None` when some threshold may split them (or a bound is NaN). The margin, 1e-5 of
+/// the magnitude, is ~40 times the worst rounding of a four-tap, two-stage bilinear sum.
+fn classify(mn: f32, mx: f32, thresholds: &[f32]) -> Option<u32> {
+    let margin = 1e-5 * (1.0 + mn.abs().max(mx.abs()));
+    let (lo, hi) = (mn - margin, mx + margin);
+    let mut above = 0;
+    for (i, &t) in thresholds.iter().enumerate() {
+        if lo > t {
+            above |= 1 << i;
+        } else if hi > t || hi.is_nan() || t.is_nan() {
+            return None;
+        }
+    }
+    Some(above)
 }
 
 /// Upstream `ResizeLongestSide.get_preprocess_shape`: the `(width, height)` of an image whose
@@ -295,6 +491,74 @@ mod tests {
                 assert!((a - b).abs() < 1e-3, "{w}x{h}: {a} vs {b}");
             }
         }
+    }
+
+    /// Smooth blob-shaped logits (mostly far from the thresholds, as real masks are), with
+    /// values placed exactly at and next to the thresholds and a NaN.
+    fn blob_logits(low: usize, seed: u64, nan: bool) -> Vec<f32> {
+        let mut r = seed;
+        let mut next = || {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (r >> 33) as f32 / (1u64 << 31) as f32
+        };
+        let (cx, cy, rad) = (
+            next() * low as f32,
+            next() * low as f32,
+            2.0 + next() * low as f32 / 3.0,
+        );
+        let mut v: Vec<f32> = (0..low * low)
+            .map(|i| {
+                let (x, y) = ((i % low) as f32, (i / low) as f32);
+                let d = ((x - cx).powi(2) + (y - cy).powi(2)).sqrt();
+                (rad - d) * 3.0 + (next() - 0.5) * 0.2
+            })
+            .collect();
+        for (k, t) in [-1.0f32, 0.0, 1.0].into_iter().enumerate() {
+            for (j, d) in [0.0f32, 1e-7, -1e-7, 1e-6].into_iter().enumerate() {
+                let i = (k * 97 + j * 31 + seed as usize * 13) % v.len();
+                v[i] = t + d;
+            }
+        }
+        if nan {
+            v[(seed as usize * 7919) % (low * low)] = f32::NAN;
+        }
+        v
+    }
+
+    #[test]
+    fn spans_threshold_exactly_like_the_resized_map() {
+        let low = 32;
+        let thresholds = [-1.0f32, 0.0, 1.0];
+        let mut skipped = 0usize;
+        let mut total = 0usize;
+        for (w, h) in [(29, 17), (128, 128), (40, 160), (300, 97), (1, 1)] {
+            let r = MaskResizer::new(w, h, 128, low);
+            for seed in 0..12u64 {
+                let logits = blob_logits(low, seed, seed % 4 == 3);
+                let full = r.resize(&logits);
+                let want = thresholds.map(|t| full.iter().filter(|&&v| v > t).count());
+                assert_eq!(
+                    r.count_above(&logits, thresholds),
+                    want,
+                    "{w}x{h} seed {seed}"
+                );
+                for t in thresholds {
+                    let mask = r.mask_above(&logits, t);
+                    let exact: Vec<bool> = full.iter().map(|&v| v > t).collect();
+                    assert_eq!(mask, exact, "{w}x{h} seed {seed} threshold {t}");
+                }
+                r.for_each_span(&logits, &thresholds, |_, _, s| {
+                    if let Span::Uniform { len, .. } = s {
+                        skipped += len;
+                    }
+                });
+                total += w * h;
+            }
+        }
+        // The point of the spans: most values of blob masks are never computed.
+        assert!(skipped * 2 > total, "{skipped} of {total} skipped");
     }
 
     #[test]
