@@ -374,6 +374,35 @@ struct PromptState {
     f: Vec<f32>,
 }
 
+impl PromptState {
+    /// Adds to `out` (`(H·T) × N`, attention logits between the `T` tokens `tokens` and the
+    /// image tokens, which already hold the shared part) the part that comes from the first
+    /// update, `a1 · proj(g₁ ⊙ u)`, and scales column `i` by `inv_s1_i · scale` (the first
+    /// layer norm). `proj` is the attention's projection on the image side (keys or queries).
+    fn add_first_update_part(
+        &self,
+        out: &mut [f32],
+        tokens: &[f32],
+        proj: &Linear,
+        t: usize,
+        ht: usize,
+        scale: f32,
+    ) {
+        let pu = proj.project(&self.gu1, ht, Threads::One);
+        let m = head_products_rows(tokens, &pu, t, ht);
+        matmul(
+            MatMut::new(out, ht, N),
+            MatRef::new(&m, ht, ht),
+            MatRef::new(&self.a1t, ht, N),
+            1.0,
+            true,
+            Threads::One,
+        );
+        let s1: Vec<f32> = self.inv_s1.iter().map(|v| v * scale).collect();
+        scale_columns(out, &s1);
+    }
+}
+
 /// A batch of prompts between the decoder's stages.
 struct Batch {
     /// Prompts, tokens per prompt (5 output tokens, then the sparse ones), `H·T`, and the
@@ -692,18 +721,7 @@ impl FactoredDecoder {
             .zip(bt.states.par_iter())
             .enumerate()
             .map(|(p, (l, st))| {
-                let ku = b2.t2i.k.project(&st.gu1, ht, Threads::One);
-                let m1 = head_products_rows(qts[p], &ku, t, ht);
-                matmul(
-                    MatMut::new(l, ht, N),
-                    MatRef::new(&m1, ht, ht),
-                    MatRef::new(&st.a1t, ht, N),
-                    1.0,
-                    true,
-                    Threads::One,
-                );
-                let s1: Vec<f32> = st.inv_s1.iter().map(|v| v * scale).collect();
-                scale_columns(l, &s1);
+                st.add_first_update_part(l, qts[p], &b2.t2i.k, t, ht, scale);
                 b2.t2i.v.project(&st.gu1, ht, Threads::One)
             })
             .collect();
@@ -753,18 +771,7 @@ impl FactoredDecoder {
             .zip(bt.states.par_iter())
             .enumerate()
             .for_each(|(p, (a2t, st))| {
-                let qu = b2.i2t.q.project(&st.gu1, ht, Threads::One);
-                let m2t = head_products_rows(kts[p], &qu, t, ht);
-                matmul(
-                    MatMut::new(a2t, ht, N),
-                    MatRef::new(&m2t, ht, ht),
-                    MatRef::new(&st.a1t, ht, N),
-                    1.0,
-                    true,
-                    Threads::One,
-                );
-                let s1: Vec<f32> = st.inv_s1.iter().map(|v| v * scale).collect();
-                scale_columns(a2t, &s1);
+                st.add_first_update_part(a2t, kts[p], &b2.i2t.q, t, ht, scale);
             });
         batch_products(&mut a2, &img.qc2t, &kts, t, scale, true);
         // The second norm: m = 2/s1 ⟨Y_i, F0_k⟩ (then + Γ W'_i), rows [E1; E2; e0].

@@ -173,9 +173,7 @@ impl candle_core::CustomOp1 for DepthwiseConv3 {
         layout: &candle_core::Layout,
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("mica-depthwise3 needs a contiguous input")
-        };
+        let x = contiguous_f32("mica-depthwise3", storage, layout)?;
         let (b, h, w, c) = layout.shape().dims4()?;
         if c != self.bias_host.len() {
             candle_core::bail!(
@@ -183,7 +181,6 @@ impl candle_core::CustomOp1 for DepthwiseConv3 {
                 self.bias_host.len()
             )
         }
-        let x = &storage.as_slice::<f32>()?[start..end];
         let (h2, w2) = (h.div_ceil(self.stride), w.div_ceil(self.stride));
         let mut out = vec![0f32; b * h2 * w2 * c];
         out.par_chunks_mut(w2 * c).enumerate().for_each(|(row, o)| {
@@ -312,6 +309,18 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// The `f32` values of a custom op's contiguous input; `op` names the op in the error.
+fn contiguous_f32<'a>(
+    op: &str,
+    storage: &'a candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+) -> Result<&'a [f32]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op} needs a contiguous input")
+    };
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
 struct FastGelu;
 
 impl candle_core::CustomOp1 for FastGelu {
@@ -325,10 +334,8 @@ impl candle_core::CustomOp1 for FastGelu {
         layout: &candle_core::Layout,
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("mica-gelu-erf needs a contiguous input")
-        };
-        let mut dst = storage.as_slice::<f32>()?[start..end].to_vec();
+        let src = contiguous_f32("mica-gelu-erf", storage, layout)?;
+        let mut dst = src.to_vec();
         dst.par_chunks_mut(1 << 14)
             .for_each(crate::kernels::gelu_in_place);
         Ok((candle_core::CpuStorage::F32(dst), layout.shape().clone()))
@@ -360,11 +367,9 @@ impl candle_core::CustomOp1 for BlockSoftmax {
         layout: &candle_core::Layout,
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("mica-softmax needs a contiguous input")
-        };
+        let src = contiguous_f32("mica-softmax", storage, layout)?;
         let n = layout.shape().dims().last().copied().unwrap_or(1).max(1);
-        let mut dst = storage.as_slice::<f32>()?[start..end].to_vec();
+        let mut dst = src.to_vec();
         let rows_per_task = (1 << 14) / n + 1;
         dst.par_chunks_mut(rows_per_task * n)
             .for_each(|d| crate::kernels::softmax_rows(d, n));
@@ -519,11 +524,8 @@ impl candle_core::CustomOp1 for BiasNormGelu {
         layout: &candle_core::Layout,
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("mica-bias-norm-gelu needs a contiguous input")
-        };
+        let src = contiguous_f32("mica-bias-norm-gelu", storage, layout)?;
         let c = self.bias.len();
-        let src = &storage.as_slice::<f32>()?[start..end];
         if src.len() % c != 0 {
             candle_core::bail!(
                 "mica-bias-norm-gelu: {} values are not rows of {c}",
