@@ -30,7 +30,7 @@
 //! go to the tensor decoder.
 
 use crate::kernels::{
-    bias_gelu_rows, bias_norm_gelu_rows, column_dots, head_products_batch, layer_norm_rows,
+    bias_gelu_rows, bias_norm_gelu_rows, column_dots, head_products, layer_norm_rows,
     softmax_columns, softmax_rows,
 };
 use crate::linalg::{matmul, MatMut, MatRef, Threads};
@@ -648,16 +648,15 @@ impl FactoredDecoder {
         b1.norm1.apply(&mut bt.q);
         // Tokens attend to the shared image.
         let qt = b1.t2i.q.forward(&add(&bt.q, &bt.pe), rows, Threads::Pool);
-        let mut l = buffers(b, ht);
-        batch_products(&mut l, &img.k1t, &per_prompt(&qt, b, t), t, scale, false);
         let mut out = vec![0f32; rows * I];
         out.par_chunks_mut(t * I)
-            .zip(l.par_iter_mut())
-            .for_each(|(o, l)| {
-                softmax_rows(l, N);
-                attend_values(o, l, &img.v1, t);
+            .zip(qt.par_chunks(t * I))
+            .for_each(|(o, q)| {
+                let mut l = vec![0f32; ht * N];
+                products(&mut l, &img.k1t, q, t, scale, false);
+                softmax_rows(&mut l, N);
+                attend_values(o, &l, &img.v1, t);
             });
-        drop(l);
         let attn = b1.t2i.o.forward(&out, rows, Threads::Pool);
         add_in_place(&mut bt.q, &attn);
         b1.norm2.apply(&mut bt.q);
@@ -666,37 +665,40 @@ impl FactoredDecoder {
         let qpe = add(&bt.q, &bt.pe);
         let kt = b1.i2t.k.forward(&qpe, rows, Threads::Pool);
         let vt = b1.i2t.v.forward(&bt.q, rows, Threads::Pool);
-        let mut a1 = buffers(b, ht);
-        batch_products(&mut a1, &img.q1t, &per_prompt(&kt, b, t), t, scale, false);
-        // m = 2⟨Z_i, u⟩ (then + G a1_i below); var_i = (|Z_i|² + a1_i · m_i) / C.
-        let mut m = buffers(b, ht);
-        batch_products(&mut m, &img.rzt, &per_prompt(&vt, b, t), t, 2.0, false);
-        bt.states
-            .par_iter_mut()
-            .zip(a1.into_par_iter().zip(m.into_par_iter()))
-            .enumerate()
-            .for_each(|(p, (st, (mut a1t, mut m)))| {
-                let vp = vt[p * t * I..(p + 1) * t * I].to_vec();
-                let mut work = vec![0f32; 2 * N];
-                softmax_columns(&mut a1t, t, N, &mut work);
-                let mut cu1 = head_outputs(&vp, t, &b1.i2t.o);
-                center_rows(&mut cu1, C);
-                let g = gram(&cu1, ht);
-                matmul(
-                    MatMut::new(&mut m, ht, N),
-                    MatRef::new(&g, ht, ht),
-                    MatRef::new(&a1t, ht, N),
-                    1.0,
-                    true,
-                    Threads::One,
-                );
-                let mut var = vec![0f32; N];
-                column_dots(&mut var, &img.zn, &a1t, &m);
-                st.inv_s1 = inv_std(&var, b1.norm4.eps);
-                st.gu1 = scale_cols(&cu1, &b1.norm4.g);
-                st.a1t = a1t;
-                st.vt1 = vp;
-            });
+        bt.states.par_iter_mut().enumerate().for_each(|(p, st)| {
+            let vp = vt[p * t * I..(p + 1) * t * I].to_vec();
+            let mut a1t = vec![0f32; ht * N];
+            products(
+                &mut a1t,
+                &img.q1t,
+                &kt[p * t * I..(p + 1) * t * I],
+                t,
+                scale,
+                false,
+            );
+            // m = 2⟨Z_i, u⟩ (then + G a1_i below); var_i = (|Z_i|² + a1_i · m_i) / C.
+            let mut m = vec![0f32; ht * N];
+            products(&mut m, &img.rzt, &vp, t, 2.0, false);
+            let mut work = vec![0f32; 2 * N];
+            softmax_columns(&mut a1t, t, N, &mut work);
+            let mut cu1 = head_outputs(&vp, t, &b1.i2t.o);
+            center_rows(&mut cu1, C);
+            let g = gram(&cu1, ht);
+            matmul(
+                MatMut::new(&mut m, ht, N),
+                MatRef::new(&g, ht, ht),
+                MatRef::new(&a1t, ht, N),
+                1.0,
+                true,
+                Threads::One,
+            );
+            let mut var = vec![0f32; N];
+            column_dots(&mut var, &img.zn, &a1t, &m);
+            st.inv_s1 = inv_std(&var, b1.norm4.eps);
+            st.gu1 = scale_cols(&cu1, &b1.norm4.g);
+            st.a1t = a1t;
+            st.vt1 = vp;
+        });
     }
 
     /// The second two-way block against the factored image; ends with each prompt's final
@@ -713,25 +715,17 @@ impl FactoredDecoder {
 
         // Tokens attend to the factored image: keys inv_s1·(kz2 + a1·ku) + kc2.
         let qt = b2.t2i.q.forward(&add(&bt.q, &bt.pe), rows, Threads::Pool);
-        let qts = per_prompt(&qt, b, t);
-        let mut l = buffers(b, ht);
-        batch_products(&mut l, &img.kz2t, &qts, t, 1.0, false);
-        let vus: Vec<Vec<f32>> = l
-            .par_iter_mut()
-            .zip(bt.states.par_iter())
-            .enumerate()
-            .map(|(p, (l, st))| {
-                st.add_first_update_part(l, qts[p], &b2.t2i.k, t, ht, scale);
-                b2.t2i.v.project(&st.gu1, ht, Threads::One)
-            })
-            .collect();
-        batch_products(&mut l, &img.kc2t, &qts, t, scale, true);
         let mut out = vec![0f32; rows * I];
         out.par_chunks_mut(t * I)
-            .zip(l.par_iter_mut())
+            .zip(qt.par_chunks(t * I))
             .zip(bt.states.par_iter())
-            .zip(vus.par_iter())
-            .for_each(|(((o, l), st), vu)| {
+            .for_each(|((o, q), st)| {
+                let mut l = vec![0f32; ht * N];
+                products(&mut l, &img.kz2t, q, t, 1.0, false);
+                st.add_first_update_part(&mut l, q, &b2.t2i.k, t, ht, scale);
+                let vu = b2.t2i.v.project(&st.gu1, ht, Threads::One);
+                products(&mut l, &img.kc2t, q, t, scale, true);
+                let l = &mut l[..];
                 softmax_rows(l, N);
                 scale_columns(l, &st.inv_s1);
                 // out = P'·vz2 + (P'·a1)·vu + vc2, per head.
@@ -748,13 +742,12 @@ impl FactoredDecoder {
                 for h in 0..HEADS {
                     let cmh = MatRef::new(&cm, ht, ht).rows_range(h * t, t);
                     let om = MatMut::new(o, t, I).cols_range(h * D, D);
-                    matmul(om, cmh, head(vu, ht, h), 1.0, true, Threads::One);
+                    matmul(om, cmh, head(&vu, ht, h), 1.0, true, Threads::One);
                 }
                 for row in o.chunks_exact_mut(I) {
                     add_in_place(row, &img.vc2);
                 }
             });
-        drop(l);
         let attn = b2.t2i.o.forward(&out, rows, Threads::Pool);
         add_in_place(&mut bt.q, &attn);
         b2.norm2.apply(&mut bt.q);
@@ -764,96 +757,79 @@ impl FactoredDecoder {
         let qpe = add(&bt.q, &bt.pe);
         let kt = b2.i2t.k.forward(&qpe, rows, Threads::Pool);
         let vt = b2.i2t.v.forward(&bt.q, rows, Threads::Pool);
-        let (kts, vts) = (per_prompt(&kt, b, t), per_prompt(&vt, b, t));
-        let mut a2 = buffers(b, ht);
-        batch_products(&mut a2, &img.qz2t, &kts, t, 1.0, false);
-        a2.par_iter_mut()
-            .zip(bt.states.par_iter())
-            .enumerate()
-            .for_each(|(p, (a2t, st))| {
-                st.add_first_update_part(a2t, kts[p], &b2.i2t.q, t, ht, scale);
-            });
-        batch_products(&mut a2, &img.qc2t, &kts, t, scale, true);
-        // The second norm: m = 2/s1 ⟨Y_i, F0_k⟩ (then + Γ W'_i), rows [E1; E2; e0].
-        let mut m = buffers(b, r);
-        {
-            let vt1s: Vec<&[f32]> = bt.states.iter().map(|s| s.vt1.as_slice()).collect();
-            let (mut e1, mut e2): (Vec<&mut [f32]>, Vec<&mut [f32]>) = m
-                .iter_mut()
-                .map(|x| {
-                    let (lo, hi) = x.split_at_mut(ht * N);
-                    (lo, &mut hi[..ht * N])
-                })
-                .unzip();
-            head_products_batch(&mut e1, &img.ry1t, &vt1s, HEADS, D, t, N, 1.0, false);
-            head_products_batch(&mut e2, &img.ry2t, &vts, HEADS, D, t, N, 1.0, false);
-        }
-        bt.states
-            .par_iter_mut()
-            .zip(a2.into_par_iter().zip(m.into_par_iter()))
-            .enumerate()
-            .for_each(|(p, (st, (a2t, mut m)))| {
-                let mut work = vec![0f32; 2 * N];
-                let mut a2t = a2t;
-                softmax_columns(&mut a2t, t, N, &mut work);
-                let mut cu2 = head_outputs(vts[p], t, &b2.i2t.o);
-                center_rows(&mut cu2, C);
-                // F0 = [c(g₁ ⊙ cu1); cu2; e0] (R × C) and the coefficients W' = [a1/s1; a2; 1].
-                let mut f0 = std::mem::take(&mut st.gu1);
-                center_rows(&mut f0, C);
-                f0.extend_from_slice(&cu2);
-                f0.extend_from_slice(&img.e0);
-                let gm = gram(&f0, r);
-                let mut wt = vec![1f32; r * N];
-                wt[..ht * N].copy_from_slice(&st.a1t);
-                scale_columns(&mut wt[..ht * N], &st.inv_s1);
-                wt[ht * N..2 * ht * N].copy_from_slice(&a2t);
-                drop(a2t);
-                st.a1t = Vec::new();
-                m[2 * ht * N..].copy_from_slice(&img.ye0);
-                let two_s1: Vec<f32> = st.inv_s1.iter().map(|v| 2.0 * v).collect();
-                scale_columns(&mut m, &two_s1);
-                matmul(
-                    MatMut::new(&mut m, r, N),
-                    MatRef::new(&gm, r, r),
-                    MatRef::new(&wt, r, N),
-                    1.0,
-                    true,
-                    Threads::One,
-                );
-                let base: Vec<f32> = st
-                    .inv_s1
-                    .iter()
-                    .zip(&img.yn)
-                    .map(|(s, y)| s * s * y)
-                    .collect();
-                let mut var = vec![0f32; N];
-                column_dots(&mut var, &base, &wt, &m);
-                let inv_s2 = inv_std(&var, b2.norm4.eps);
-                scale_columns(&mut wt, &inv_s2);
-                st.inv_s12 = st.inv_s1.iter().zip(&inv_s2).map(|(a, b)| a * b).collect();
-                st.f = scale_cols(&f0, &b2.norm4.g);
-                st.wt = wt;
-            });
+        bt.states.par_iter_mut().enumerate().for_each(|(p, st)| {
+            let (kp, vp) = (
+                &kt[p * t * I..(p + 1) * t * I],
+                &vt[p * t * I..(p + 1) * t * I],
+            );
+            let mut a2t = vec![0f32; ht * N];
+            products(&mut a2t, &img.qz2t, kp, t, 1.0, false);
+            st.add_first_update_part(&mut a2t, kp, &b2.i2t.q, t, ht, scale);
+            products(&mut a2t, &img.qc2t, kp, t, scale, true);
+            // The second norm: m = 2/s1 ⟨Y_i, F0_k⟩ (then + Γ W'_i), rows [E1; E2; e0].
+            let mut m = vec![0f32; r * N];
+            products(&mut m[..ht * N], &img.ry1t, &st.vt1, t, 1.0, false);
+            products(&mut m[ht * N..2 * ht * N], &img.ry2t, vp, t, 1.0, false);
+            let mut work = vec![0f32; 2 * N];
+            softmax_columns(&mut a2t, t, N, &mut work);
+            let mut cu2 = head_outputs(vp, t, &b2.i2t.o);
+            center_rows(&mut cu2, C);
+            // F0 = [c(g₁ ⊙ cu1); cu2; e0] (R × C) and the coefficients W' = [a1/s1; a2; 1].
+            let mut f0 = std::mem::take(&mut st.gu1);
+            center_rows(&mut f0, C);
+            f0.extend_from_slice(&cu2);
+            f0.extend_from_slice(&img.e0);
+            let gm = gram(&f0, r);
+            let mut wt = vec![1f32; r * N];
+            wt[..ht * N].copy_from_slice(&st.a1t);
+            scale_columns(&mut wt[..ht * N], &st.inv_s1);
+            wt[ht * N..2 * ht * N].copy_from_slice(&a2t);
+            drop(a2t);
+            st.a1t = Vec::new();
+            m[2 * ht * N..].copy_from_slice(&img.ye0);
+            let two_s1: Vec<f32> = st.inv_s1.iter().map(|v| 2.0 * v).collect();
+            scale_columns(&mut m, &two_s1);
+            matmul(
+                MatMut::new(&mut m, r, N),
+                MatRef::new(&gm, r, r),
+                MatRef::new(&wt, r, N),
+                1.0,
+                true,
+                Threads::One,
+            );
+            let base: Vec<f32> = st
+                .inv_s1
+                .iter()
+                .zip(&img.yn)
+                .map(|(s, y)| s * s * y)
+                .collect();
+            let mut var = vec![0f32; N];
+            column_dots(&mut var, &base, &wt, &m);
+            let inv_s2 = inv_std(&var, b2.norm4.eps);
+            scale_columns(&mut wt, &inv_s2);
+            st.inv_s12 = st.inv_s1.iter().zip(&inv_s2).map(|(a, b)| a * b).collect();
+            st.f = scale_cols(&f0, &b2.norm4.g);
+            st.wt = wt;
+        });
     }
 
     /// The final attention of the tokens to the image (keys inv_s12·ky3 + w·kf + kc3), then
     /// its layer norm.
     fn final_attention(&self, img: &FactoredImage, bt: &mut Batch) {
         let fa = &self.final_attn;
-        let (b, t, ht, r, rows) = (bt.b, bt.t, bt.ht, bt.r, bt.rows());
+        let (t, ht, r, rows) = (bt.t, bt.ht, bt.r, bt.rows());
         let scale = 1.0 / (D as f32).sqrt();
         let qt = fa.q.forward(&add(&bt.q, &bt.pe), rows, Threads::Pool);
-        let qts = per_prompt(&qt, b, t);
-        let mut l = buffers(b, ht);
-        batch_products(&mut l, &img.ky3t, &qts, t, 1.0, false);
-        let vfs: Vec<Vec<f32>> = l
-            .par_iter_mut()
+        let mut out = vec![0f32; rows * I];
+        out.par_chunks_mut(t * I)
+            .zip(qt.par_chunks(t * I))
             .zip(bt.states.par_iter())
-            .enumerate()
-            .map(|(p, (l, st))| {
+            .for_each(|((o, q), st)| {
+                let mut l = vec![0f32; ht * N];
+                let l = &mut l[..];
+                products(l, &img.ky3t, q, t, 1.0, false);
                 let kf = fa.k.project(&st.f, r, Threads::One);
-                let m3 = head_products_rows(qts[p], &kf, t, r);
+                let m3 = head_products_rows(q, &kf, t, r);
                 scale_columns(l, &st.inv_s12);
                 matmul(
                     MatMut::new(l, ht, N),
@@ -864,16 +840,8 @@ impl FactoredDecoder {
                     Threads::One,
                 );
                 l.iter_mut().for_each(|v| *v *= scale);
-                fa.v.project(&st.f, r, Threads::One)
-            })
-            .collect();
-        batch_products(&mut l, &img.kc3t, &qts, t, scale, true);
-        let mut out = vec![0f32; rows * I];
-        out.par_chunks_mut(t * I)
-            .zip(l.par_iter_mut())
-            .zip(bt.states.par_iter())
-            .zip(vfs.par_iter())
-            .for_each(|(((o, l), st), vf)| {
+                let vf = fa.v.project(&st.f, r, Threads::One);
+                products(l, &img.kc3t, q, t, scale, true);
                 softmax_rows(l, N);
                 let mut cm = vec![0f32; ht * r];
                 matmul(
@@ -889,13 +857,12 @@ impl FactoredDecoder {
                 for h in 0..HEADS {
                     let cmh = MatRef::new(&cm, ht, r).rows_range(h * t, t);
                     let om = MatMut::new(o, t, I).cols_range(h * D, D);
-                    matmul(om, cmh, head(vf, r, h), 1.0, true, Threads::One);
+                    matmul(om, cmh, head(&vf, r, h), 1.0, true, Threads::One);
                 }
                 for row in o.chunks_exact_mut(I) {
                     add_in_place(row, &img.vc3);
                 }
             });
-        drop(l);
         let attn = fa.o.forward(&out, rows, Threads::Pool);
         add_in_place(&mut bt.q, &attn);
         self.norm_final.apply(&mut bt.q);
@@ -1041,28 +1008,10 @@ impl FactoredDecoder {
     }
 }
 
-/// One zeroed `rows × N` buffer per prompt.
-fn buffers(b: usize, rows: usize) -> Vec<Vec<f32>> {
-    (0..b).map(|_| vec![0f32; rows * N]).collect()
-}
-
-/// Prompt `p`'s `T × I` rows of a `b·T × I` token matrix, for every prompt.
-fn per_prompt(x: &[f32], b: usize, t: usize) -> Vec<&[f32]> {
-    (0..b).map(|p| &x[p * t * I..(p + 1) * t * I]).collect()
-}
-
-/// [`head_products_batch`] of every prompt's tokens `bs` against a per-image matrix `a`
-/// (`I × N`) into the prompts' buffers.
-fn batch_products(
-    outs: &mut [Vec<f32>],
-    a: &[f32],
-    bs: &[&[f32]],
-    t: usize,
-    scale: f32,
-    accumulate: bool,
-) {
-    let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
-    head_products_batch(&mut refs, a, bs, HEADS, D, t, N, scale, accumulate);
+/// [`head_products`] of one prompt's tokens `q` (`T × I`) against a per-image matrix `a`
+/// (`I × N`) into the prompt's `(H·T) × N` buffer `out`.
+fn products(out: &mut [f32], a: &[f32], q: &[f32], t: usize, scale: f32, accumulate: bool) {
+    head_products(out, a, q, HEADS, D, t, N, scale, accumulate);
 }
 
 /// Transpose of a `rows × cols` matrix.

@@ -264,13 +264,12 @@ fn store_block(o: &mut [f32], acc: &[f32; 32], accumulate: bool) {
     }
 }
 
-/// One head of [`head_products_batch`]: `rows` holds the head's `dh` rows of `n` values,
-/// `coefs` the scaled coefficients `P × T × dh` of `P` prompts, `blocks[p]` prompt `p`'s
-/// `T × n` output. A block of 32 image tokens of the `dh` rows stays in L1 while every prompt's
-/// tokens are accumulated in registers, two at a time.
+/// One head of [`head_products`]: `rows` holds the head's `dh` rows of `n` values, `coefs` the
+/// scaled coefficients `T × dh`, `out` the `T × n` output. A block of 32 image tokens of the
+/// `dh` rows stays in L1 while the tokens are accumulated in registers, two at a time.
 #[inline(always)]
 fn head_block_generic<const F: bool>(
-    blocks: &mut [&mut [f32]],
+    out: &mut [f32],
     rows: &[f32],
     coefs: &[f32],
     t: usize,
@@ -279,59 +278,53 @@ fn head_block_generic<const F: bool>(
     accumulate: bool,
 ) {
     const BLOCK: usize = 32;
-    assert!(rows.len() >= dh * n && coefs.len() >= blocks.len() * t * dh);
+    assert!(rows.len() >= dh * n && coefs.len() >= t * dh && out.len() >= t * n);
     let full = n / BLOCK * BLOCK;
     for i0 in (0..full).step_by(BLOCK) {
-        for (p, out) in blocks.iter_mut().enumerate() {
-            let coef = &coefs[p * t * dh..(p + 1) * t * dh];
-            let mut ti = 0;
-            while ti + 2 <= t {
-                let (mut acc0, mut acc1) = ([0f32; BLOCK], [0f32; BLOCK]);
-                for d in 0..dh {
-                    let (c0, c1) = (coef[ti * dh + d], coef[(ti + 1) * dh + d]);
-                    let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
-                    for j in 0..BLOCK {
-                        acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
-                        acc1[j] = fma::<F>(c1, arow[j], acc1[j]);
-                    }
+        let mut ti = 0;
+        while ti + 2 <= t {
+            let (mut acc0, mut acc1) = ([0f32; BLOCK], [0f32; BLOCK]);
+            for d in 0..dh {
+                let (c0, c1) = (coefs[ti * dh + d], coefs[(ti + 1) * dh + d]);
+                let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
+                for j in 0..BLOCK {
+                    acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
+                    acc1[j] = fma::<F>(c1, arow[j], acc1[j]);
                 }
-                store_block(
-                    &mut out[ti * n + i0..ti * n + i0 + BLOCK],
-                    &acc0,
-                    accumulate,
-                );
-                store_block(
-                    &mut out[(ti + 1) * n + i0..(ti + 1) * n + i0 + BLOCK],
-                    &acc1,
-                    accumulate,
-                );
-                ti += 2;
             }
-            if ti < t {
-                let mut acc0 = [0f32; BLOCK];
-                for d in 0..dh {
-                    let c0 = coef[ti * dh + d];
-                    let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
-                    for j in 0..BLOCK {
-                        acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
-                    }
+            store_block(
+                &mut out[ti * n + i0..ti * n + i0 + BLOCK],
+                &acc0,
+                accumulate,
+            );
+            store_block(
+                &mut out[(ti + 1) * n + i0..(ti + 1) * n + i0 + BLOCK],
+                &acc1,
+                accumulate,
+            );
+            ti += 2;
+        }
+        if ti < t {
+            let mut acc0 = [0f32; BLOCK];
+            for d in 0..dh {
+                let c0 = coefs[ti * dh + d];
+                let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
+                for j in 0..BLOCK {
+                    acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
                 }
-                store_block(
-                    &mut out[ti * n + i0..ti * n + i0 + BLOCK],
-                    &acc0,
-                    accumulate,
-                );
             }
+            store_block(
+                &mut out[ti * n + i0..ti * n + i0 + BLOCK],
+                &acc0,
+                accumulate,
+            );
         }
     }
-    for (p, out) in blocks.iter_mut().enumerate() {
-        let coef = &coefs[p * t * dh..(p + 1) * t * dh];
-        for ti in 0..t {
-            for i in full..n {
-                let v: f32 = (0..dh).map(|d| coef[ti * dh + d] * rows[d * n + i]).sum();
-                let o = &mut out[ti * n + i];
-                *o = if accumulate { *o + v } else { v };
-            }
+    for ti in 0..t {
+        for i in full..n {
+            let v: f32 = (0..dh).map(|d| coefs[ti * dh + d] * rows[d * n + i]).sum();
+            let o = &mut out[ti * n + i];
+            *o = if accumulate { *o + v } else { v };
         }
     }
 }
@@ -339,7 +332,7 @@ dispatch!(
     head_block,
     head_block_generic,
     (
-        blocks: &mut [&mut [f32]],
+        out: &mut [f32],
         rows: &[f32],
         coefs: &[f32],
         t: usize,
@@ -349,20 +342,21 @@ dispatch!(
     )
 );
 
-/// Per-head products along image tokens for several prompts against the same `a`: for every
-/// prompt `p`, head `h` and token `t`,
-/// `outs[p][h·T + t][i] (+)= scale · Σ_d bs[p][t][h·dh + d] · a[h·dh + d][i]`, where `a` holds
-/// `heads·dh` rows of `n` values (a per-image projection, one row per channel), `bs[p]` is
-/// `T × (heads·dh)` (a prompt's tokens) and `outs[p]` is `(heads·T) × n`.
+/// Per-head products along image tokens of one prompt: for every head `h` and token `t`,
+/// `out[h·T + t][i] (+)= scale · Σ_d b[t][h·dh + d] · a[h·dh + d][i]`, where `a` holds
+/// `heads·dh` rows of `n` values (a per-image projection, one row per channel), `b` is
+/// `T × (heads·dh)` (a prompt's tokens) and `out` is `(heads·T) × n`.
 ///
 /// These are the factored decoder's attention logits and inner products: contractions over only
 /// `dh` = 16 channels, which general matrix-product kernels run at a fraction of their speed.
-/// Each block of `a` is read once for all prompts; heads run in parallel.
+/// Runs on the calling thread: the decoder runs prompts in parallel, each through all of a
+/// stage's steps, so a prompt's buffers stay in cache from one step to the next (sweeping every
+/// prompt's buffers once per step made these steps bound by memory bandwidth).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn head_products_batch(
-    outs: &mut [&mut [f32]],
+pub(crate) fn head_products(
+    out: &mut [f32],
     a: &[f32],
-    bs: &[&[f32]],
+    b: &[f32],
     heads: usize,
     dh: usize,
     t: usize,
@@ -370,41 +364,22 @@ pub(crate) fn head_products_batch(
     scale: f32,
     accumulate: bool,
 ) {
-    use rayon::prelude::*;
-    assert_eq!(outs.len(), bs.len());
     let inner = heads * dh;
-    assert!(a.len() >= inner * n);
-    let mut per_head: Vec<Vec<&mut [f32]>> =
-        (0..heads).map(|_| Vec::with_capacity(outs.len())).collect();
-    for o in outs.iter_mut() {
-        assert!(o.len() >= heads * t * n);
-        for (h, chunk) in o[..heads * t * n].chunks_mut(t * n).enumerate() {
-            per_head[h].push(chunk);
-        }
+    assert!(a.len() >= inner * n && out.len() >= heads * t * n && b.len() >= t * inner);
+    for (h, chunk) in out[..heads * t * n].chunks_mut(t * n).enumerate() {
+        let coefs: Vec<f32> = (0..t)
+            .flat_map(|ti| (0..dh).map(move |d| scale * b[ti * inner + h * dh + d]))
+            .collect();
+        head_block(
+            chunk,
+            &a[h * dh * n..(h + 1) * dh * n],
+            &coefs,
+            t,
+            dh,
+            n,
+            accumulate,
+        );
     }
-    per_head
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(h, mut blocks)| {
-            let coefs: Vec<f32> = bs
-                .iter()
-                .flat_map(|b| {
-                    assert!(b.len() >= t * inner);
-                    (0..t).flat_map(move |ti| {
-                        (0..dh).map(move |d| scale * b[ti * inner + h * dh + d])
-                    })
-                })
-                .collect();
-            head_block(
-                &mut blocks,
-                &a[h * dh * n..(h + 1) * dh * n],
-                &coefs,
-                t,
-                dh,
-                n,
-                accumulate,
-            );
-        });
 }
 
 /// One output row of a depthwise 3×3 convolution (padding 1, stride `stride`) on a channels-last
@@ -607,22 +582,6 @@ mod tests {
         }
     }
 
-    /// `head_products_batch` for one prompt.
-    #[allow(clippy::too_many_arguments)]
-    fn head_products(
-        out: &mut [f32],
-        a: &[f32],
-        b: &[f32],
-        heads: usize,
-        dh: usize,
-        t: usize,
-        n: usize,
-        scale: f32,
-        accumulate: bool,
-    ) {
-        head_products_batch(&mut [out], a, &[b], heads, dh, t, n, scale, accumulate);
-    }
-
     #[test]
     fn head_products_match_their_definition() {
         let (heads, dh, t, n) = (3, 4, 3, 70); // n not a multiple of the block, t odd
@@ -649,34 +608,6 @@ mod tests {
         head_products(&mut fresh, &a, &b, heads, dh, t, n, 0.5, false);
         for (f, o) in fresh.iter().zip(&out) {
             assert!((f + 1.0 - o).abs() < 1e-5);
-        }
-    }
-
-    #[test]
-    fn batched_head_products_equal_one_prompt_at_a_time() {
-        let (heads, dh, t, n) = (3, 4, 5, 70);
-        let a: Vec<f32> = (0..heads * dh * n)
-            .map(|i| ((i * 7) % 13) as f32 / 6.0 - 1.0)
-            .collect();
-        let bs: Vec<Vec<f32>> = (0..4)
-            .map(|p| {
-                (0..t * heads * dh)
-                    .map(|i| ((i * 5 + p * 3) % 11) as f32 / 5.0 - 1.0)
-                    .collect()
-            })
-            .collect();
-        let mut outs: Vec<Vec<f32>> = (0..4).map(|_| vec![0.5f32; heads * t * n]).collect();
-        {
-            let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
-            let brefs: Vec<&[f32]> = bs.iter().map(|b| b.as_slice()).collect();
-            head_products_batch(&mut refs, &a, &brefs, heads, dh, t, n, 0.25, true);
-        }
-        for (o, b) in outs.iter().zip(&bs) {
-            let mut want = vec![0.5f32; heads * t * n];
-            head_products(&mut want, &a, b, heads, dh, t, n, 0.25, true);
-            for (x, y) in o.iter().zip(&want) {
-                assert!((x - y).abs() < 1e-5);
-            }
         }
     }
 
