@@ -30,8 +30,8 @@
 //! go to the tensor decoder.
 
 use crate::kernels::{
-    bias_gelu_rows, bias_norm_gelu_rows, column_dots, head_products, layer_norm_rows,
-    softmax_columns, softmax_rows,
+    bias_gelu_rows, bias_norm_gelu_rows, column_dots, head_products, head_products_scaled,
+    layer_norm_rows, softmax_columns, softmax_rows, HeadBlocked, ScaleOf,
 };
 use crate::linalg::{matmul, MatMut, MatRef, Threads};
 use crate::mask_decoder::{LOW_RES, NUM_MULTIMASK};
@@ -305,30 +305,30 @@ fn head(x: &[f32], rows: usize, h: usize) -> MatRef<'_> {
 #[derive(Debug, Clone)]
 pub struct FactoredImage {
     // Block 1: token-to-image keys and values, image-to-token queries.
-    k1t: Vec<f32>,
+    k1t: HeadBlocked,
     v1: Vec<f32>,
-    q1t: Vec<f32>,
+    q1t: HeadBlocked,
     /// `|Z_i|²` with `Z = c(X0 + b_o)` (the first image update's centred base).
     zn: Vec<f32>,
     /// `(Z · W_o)ᵀ`: inner products of `Z` with the first update's vectors, per head.
-    rzt: Vec<f32>,
+    rzt: HeadBlocked,
     // Block 2, with `A = g₁ ⊙ Z` and the norm's bias `β₁`.
-    kz2t: Vec<f32>,
-    kc2t: Vec<f32>,
+    kz2t: HeadBlocked,
+    kc2t: HeadBlocked,
     vz2: Vec<f32>,
     vc2: Vec<f32>,
-    qz2t: Vec<f32>,
-    qc2t: Vec<f32>,
+    qz2t: HeadBlocked,
+    qc2t: HeadBlocked,
     // Second layer norm, with `Y = c(A)`.
     yn: Vec<f32>,
-    ry1t: Vec<f32>,
-    ry2t: Vec<f32>,
+    ry1t: HeadBlocked,
+    ry2t: HeadBlocked,
     /// `e0 = c(β₁) + c(b_o2)` and `⟨Y_i, e0⟩`.
     e0: Vec<f32>,
     ye0: Vec<f32>,
     // Final attention with `g₂ ⊙ Y`.
-    ky3t: Vec<f32>,
-    kc3t: Vec<f32>,
+    ky3t: HeadBlocked,
+    kc3t: HeadBlocked,
     vy3: Vec<f32>,
     vc3: Vec<f32>,
     /// First transposed convolution of `g₂ ⊙ Y` (`N × 4·64`) and of the constant part, with
@@ -375,31 +375,41 @@ struct PromptState {
 }
 
 impl PromptState {
-    /// Adds to `out` (`(H·T) × N`, attention logits between the `T` tokens `tokens` and the
-    /// image tokens, which already hold the shared part) the part that comes from the first
-    /// update, `a1 · proj(g₁ ⊙ u)`, and scales column `i` by `inv_s1_i · scale` (the first
-    /// layer norm). `proj` is the attention's projection on the image side (keys or queries).
-    fn add_first_update_part(
+    /// Attention logits (`(H·T) × N`) between the `T` tokens `tokens` (`T × I`, scaled by
+    /// `scale`) and the image after the first layer norm: `inv_s1 ⊙ (tokens·shared +
+    /// a1 · proj(g₁ ⊙ u)) + tokens·constant`, with `shared` and `constant` the image side's
+    /// per-image projections (`I × N`) and `proj` the attention's projection on the image side
+    /// (keys or queries).
+    fn first_norm_logits(
         &self,
-        out: &mut [f32],
         tokens: &[f32],
+        (shared, constant): (&HeadBlocked, &HeadBlocked),
         proj: &Linear,
         t: usize,
-        ht: usize,
         scale: f32,
-    ) {
+    ) -> Vec<f32> {
+        let ht = HEADS * t;
         let pu = proj.project(&self.gu1, ht, Threads::One);
         let m = head_products_rows(tokens, &pu, t, ht);
+        let mut out = vec![0f32; ht * N];
         matmul(
-            MatMut::new(out, ht, N),
+            MatMut::new(&mut out, ht, N),
             MatRef::new(&m, ht, ht),
             MatRef::new(&self.a1t, ht, N),
             1.0,
-            true,
+            false,
             Threads::One,
         );
         let s1: Vec<f32> = self.inv_s1.iter().map(|v| v * scale).collect();
-        scale_columns(out, &s1);
+        head_products_scaled(
+            &mut out,
+            (shared, tokens, 1.0),
+            (constant, tokens, scale),
+            &s1,
+            ScaleOf::Sum,
+            t,
+        );
+        out
     }
 }
 
@@ -487,7 +497,10 @@ impl FactoredDecoder {
         let [b1, b2] = &self.blocks;
         let xp = add(src, pe);
         // Projections as I × N (transposed) or N × I.
-        let proj_t = |x: &[f32], l: &Linear, bias: bool| transposed_projection(x, l, bias);
+        let proj_t = |x: &[f32], l: &Linear, bias: bool| {
+            HeadBlocked::from_rows(&transposed_projection(x, l, bias), HEADS, D, N)
+        };
+        let blocked = |x: Vec<f32>| HeadBlocked::from_rows(&x, HEADS, D, N);
         let k1t = proj_t(&xp, &b1.t2i.k, true);
         let v1 = b1.t2i.v.forward(src, N, Threads::Pool);
         let q1t = proj_t(&xp, &b1.i2t.q, true);
@@ -497,7 +510,7 @@ impl FactoredDecoder {
             .collect();
         center_rows(&mut z, C);
         let zn = row_norms2(&z, C);
-        let rzt = transposed(&project_t(&z, &b1.i2t.o), N, I);
+        let rzt = blocked(transposed(&project_t(&z, &b1.i2t.o), N, I));
         let g1 = &b1.norm4.g;
         let beta1 = &b1.norm4.b;
         let a = scale_cols(&z, g1);
@@ -517,9 +530,9 @@ impl FactoredDecoder {
         let yn = row_norms2(&y, C);
         let mut cgy = scale_cols(&y, g1);
         center_rows(&mut cgy, C);
-        let ry1t = transposed(&project_t(&cgy, &b1.i2t.o), N, I);
+        let ry1t = blocked(transposed(&project_t(&cgy, &b1.i2t.o), N, I));
         drop(cgy);
-        let ry2t = transposed(&project_t(&y, &b2.i2t.o), N, I);
+        let ry2t = blocked(transposed(&project_t(&y, &b2.i2t.o), N, I));
         let mut e0 = beta1.clone();
         center_rows(&mut e0, C);
         let mut cbo2 = b2.i2t.o.b.clone();
@@ -720,11 +733,8 @@ impl FactoredDecoder {
             .zip(qt.par_chunks(t * I))
             .zip(bt.states.par_iter())
             .for_each(|((o, q), st)| {
-                let mut l = vec![0f32; ht * N];
-                products(&mut l, &img.kz2t, q, t, 1.0, false);
-                st.add_first_update_part(&mut l, q, &b2.t2i.k, t, ht, scale);
+                let mut l = st.first_norm_logits(q, (&img.kz2t, &img.kc2t), &b2.t2i.k, t, scale);
                 let vu = b2.t2i.v.project(&st.gu1, ht, Threads::One);
-                products(&mut l, &img.kc2t, q, t, scale, true);
                 let l = &mut l[..];
                 softmax_rows(l, N);
                 scale_columns(l, &st.inv_s1);
@@ -762,10 +772,7 @@ impl FactoredDecoder {
                 &kt[p * t * I..(p + 1) * t * I],
                 &vt[p * t * I..(p + 1) * t * I],
             );
-            let mut a2t = vec![0f32; ht * N];
-            products(&mut a2t, &img.qz2t, kp, t, 1.0, false);
-            st.add_first_update_part(&mut a2t, kp, &b2.i2t.q, t, ht, scale);
-            products(&mut a2t, &img.qc2t, kp, t, scale, true);
+            let mut a2t = st.first_norm_logits(kp, (&img.qz2t, &img.qc2t), &b2.i2t.q, t, scale);
             // The second norm: m = 2/s1 ⟨Y_i, F0_k⟩ (then + Γ W'_i), rows [E1; E2; e0].
             let mut m = vec![0f32; r * N];
             products(&mut m[..ht * N], &img.ry1t, &st.vt1, t, 1.0, false);
@@ -825,23 +832,29 @@ impl FactoredDecoder {
             .zip(qt.par_chunks(t * I))
             .zip(bt.states.par_iter())
             .for_each(|((o, q), st)| {
-                let mut l = vec![0f32; ht * N];
-                let l = &mut l[..];
-                products(l, &img.ky3t, q, t, 1.0, false);
+                // scale · (inv_s12 ⊙ q·ky3 + m3·W + q·kc3).
                 let kf = fa.k.project(&st.f, r, Threads::One);
                 let m3 = head_products_rows(q, &kf, t, r);
-                scale_columns(l, &st.inv_s12);
+                let mut l = vec![0f32; ht * N];
+                let l = &mut l[..];
                 matmul(
                     MatMut::new(l, ht, N),
                     MatRef::new(&m3, ht, r),
                     MatRef::new(&st.wt, r, N),
-                    1.0,
-                    true,
+                    scale,
+                    false,
                     Threads::One,
                 );
-                l.iter_mut().for_each(|v| *v *= scale);
+                let s12: Vec<f32> = st.inv_s12.iter().map(|v| v * scale).collect();
+                head_products_scaled(
+                    l,
+                    (&img.ky3t, q, 1.0),
+                    (&img.kc3t, q, scale),
+                    &s12,
+                    ScaleOf::Product,
+                    t,
+                );
                 let vf = fa.v.project(&st.f, r, Threads::One);
-                products(l, &img.kc3t, q, t, scale, true);
                 softmax_rows(l, N);
                 let mut cm = vec![0f32; ht * r];
                 matmul(
@@ -1010,8 +1023,8 @@ impl FactoredDecoder {
 
 /// [`head_products`] of one prompt's tokens `q` (`T × I`) against a per-image matrix `a`
 /// (`I × N`) into the prompt's `(H·T) × N` buffer `out`.
-fn products(out: &mut [f32], a: &[f32], q: &[f32], t: usize, scale: f32, accumulate: bool) {
-    head_products(out, a, q, HEADS, D, t, N, scale, accumulate);
+fn products(out: &mut [f32], a: &HeadBlocked, q: &[f32], t: usize, scale: f32, accumulate: bool) {
+    head_products(out, a, q, t, scale, accumulate);
 }
 
 /// Transpose of a `rows × cols` matrix.

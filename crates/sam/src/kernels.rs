@@ -251,80 +251,115 @@ fn bias_gelu_rows_generic<const F: bool>(x: &mut [f32], bias: &[f32]) {
 }
 dispatch!(bias_gelu_rows, bias_gelu_rows_generic, (x: &mut [f32], bias: &[f32]));
 
-/// Writes (or adds) a register block of 32 results. A function, not a closure: closures are
-/// compiled without the caller's `target_feature`s and would not be inlined into the fast copies.
-#[inline(always)]
-fn store_block(o: &mut [f32], acc: &[f32; 32], accumulate: bool) {
-    if accumulate {
-        for j in 0..32 {
-            o[j] += acc[j];
+/// Image tokens per block of a [`HeadBlocked`] matrix.
+pub(crate) const HB: usize = 32;
+
+/// A per-image matrix of `heads·dh` channels by `n` image tokens in the layout the per-head
+/// kernels read: for every head and block of [`HB`] image tokens, the head's `dh` channels ×
+/// `HB` tokens lie together (2 KB for `dh` = 16), zero-padded past `n`. In the plain
+/// channel-major layout a block's 16 rows lie 16 KB apart, all in one set of the L1 cache
+/// (8-way): every block of a product then missed L1, which made the products run at a sixth of
+/// their arithmetic speed.
+#[derive(Debug, Clone)]
+pub(crate) struct HeadBlocked {
+    data: Vec<f32>,
+    heads: usize,
+    dh: usize,
+    n: usize,
+}
+
+impl HeadBlocked {
+    /// From a channel-major matrix `x` (`heads·dh` rows of `n` values).
+    ///
+    /// # Panics
+    /// When `x` is not `heads·dh × n`.
+    pub(crate) fn from_rows(x: &[f32], heads: usize, dh: usize, n: usize) -> Self {
+        assert_eq!(x.len(), heads * dh * n, "matrix must be {heads}·{dh} x {n}");
+        let nb = n.div_ceil(HB);
+        let mut data = vec![0f32; heads * nb * dh * HB];
+        for h in 0..heads {
+            for bi in 0..nb {
+                let (i0, w) = (bi * HB, HB.min(n - bi * HB));
+                for d in 0..dh {
+                    let dst = ((h * nb + bi) * dh + d) * HB;
+                    let src = (h * dh + d) * n + i0;
+                    data[dst..dst + w].copy_from_slice(&x[src..src + w]);
+                }
+            }
         }
-    } else {
-        o.copy_from_slice(acc);
+        HeadBlocked { data, heads, dh, n }
+    }
+
+    /// Head `h`: `⌈n / HB⌉` blocks of `dh × HB`.
+    fn head(&self, h: usize) -> &[f32] {
+        let len = self.n.div_ceil(HB) * self.dh * HB;
+        &self.data[h * len..(h + 1) * len]
     }
 }
 
-/// One head of [`head_products`]: `rows` holds the head's `dh` rows of `n` values, `coefs` the
-/// scaled coefficients `T × dh`, `out` the `T × n` output. A block of 32 image tokens of the
-/// `dh` rows stays in L1 while the tokens are accumulated in registers, two at a time.
+/// Writes (or adds) the first `w` of a register block of results. A function, not a closure:
+/// closures are compiled without the caller's `target_feature`s and would not be inlined into
+/// the fast copies.
+#[inline(always)]
+fn store_block(o: &mut [f32], acc: &[f32; HB], w: usize, accumulate: bool) {
+    if w == HB {
+        if accumulate {
+            for j in 0..HB {
+                o[j] += acc[j];
+            }
+        } else {
+            o[..HB].copy_from_slice(acc);
+        }
+    } else {
+        for (o, &a) in o[..w].iter_mut().zip(acc) {
+            *o = if accumulate { *o + a } else { a };
+        }
+    }
+}
+
+/// One head of [`head_products`]: `blocks` holds the head's blocks (`dh × HB` each), `coefs`
+/// the scaled coefficients `T × dh`, `out` the `T × n` output. A block stays in L1 while the
+/// tokens are accumulated in registers, two at a time.
 #[inline(always)]
 fn head_block_generic<const F: bool>(
     out: &mut [f32],
-    rows: &[f32],
+    blocks: &[f32],
     coefs: &[f32],
     t: usize,
     dh: usize,
     n: usize,
     accumulate: bool,
 ) {
-    const BLOCK: usize = 32;
-    assert!(rows.len() >= dh * n && coefs.len() >= t * dh && out.len() >= t * n);
-    let full = n / BLOCK * BLOCK;
-    for i0 in (0..full).step_by(BLOCK) {
+    let nb = n.div_ceil(HB);
+    assert!(blocks.len() >= nb * dh * HB && coefs.len() >= t * dh && out.len() >= t * n);
+    for bi in 0..nb {
+        let (i0, w) = (bi * HB, HB.min(n - bi * HB));
+        let blk = &blocks[bi * dh * HB..(bi + 1) * dh * HB];
         let mut ti = 0;
         while ti + 2 <= t {
-            let (mut acc0, mut acc1) = ([0f32; BLOCK], [0f32; BLOCK]);
+            let (mut acc0, mut acc1) = ([0f32; HB], [0f32; HB]);
             for d in 0..dh {
                 let (c0, c1) = (coefs[ti * dh + d], coefs[(ti + 1) * dh + d]);
-                let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
-                for j in 0..BLOCK {
+                let arow = &blk[d * HB..(d + 1) * HB];
+                for j in 0..HB {
                     acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
                     acc1[j] = fma::<F>(c1, arow[j], acc1[j]);
                 }
             }
-            store_block(
-                &mut out[ti * n + i0..ti * n + i0 + BLOCK],
-                &acc0,
-                accumulate,
-            );
-            store_block(
-                &mut out[(ti + 1) * n + i0..(ti + 1) * n + i0 + BLOCK],
-                &acc1,
-                accumulate,
-            );
+            store_block(&mut out[ti * n + i0..], &acc0, w, accumulate);
+            store_block(&mut out[(ti + 1) * n + i0..], &acc1, w, accumulate);
             ti += 2;
         }
         if ti < t {
-            let mut acc0 = [0f32; BLOCK];
+            let mut acc0 = [0f32; HB];
             for d in 0..dh {
                 let c0 = coefs[ti * dh + d];
-                let arow = &rows[d * n + i0..d * n + i0 + BLOCK];
-                for j in 0..BLOCK {
+                let arow = &blk[d * HB..(d + 1) * HB];
+                for j in 0..HB {
                     acc0[j] = fma::<F>(c0, arow[j], acc0[j]);
                 }
             }
-            store_block(
-                &mut out[ti * n + i0..ti * n + i0 + BLOCK],
-                &acc0,
-                accumulate,
-            );
-        }
-    }
-    for ti in 0..t {
-        for i in full..n {
-            let v: f32 = (0..dh).map(|d| coefs[ti * dh + d] * rows[d * n + i]).sum();
-            let o = &mut out[ti * n + i];
-            *o = if accumulate { *o + v } else { v };
+            store_block(&mut out[ti * n + i0..], &acc0, w, accumulate);
         }
     }
 }
@@ -333,7 +368,7 @@ dispatch!(
     head_block_generic,
     (
         out: &mut [f32],
-        rows: &[f32],
+        blocks: &[f32],
         coefs: &[f32],
         t: usize,
         dh: usize,
@@ -342,42 +377,207 @@ dispatch!(
     )
 );
 
+/// The coefficients `T × dh` of head `h` for the tokens `q` (`T × (heads·dh)`), times `scale`.
+fn head_coefs(q: &[f32], scale: f32, (h, heads, dh, t): (usize, usize, usize, usize)) -> Vec<f32> {
+    let inner = heads * dh;
+    assert!(q.len() >= t * inner, "tokens must be {t} x {inner}");
+    (0..t)
+        .flat_map(|ti| (0..dh).map(move |d| scale * q[ti * inner + h * dh + d]))
+        .collect()
+}
+
 /// Per-head products along image tokens of one prompt: for every head `h` and token `t`,
 /// `out[h·T + t][i] (+)= scale · Σ_d b[t][h·dh + d] · a[h·dh + d][i]`, where `a` holds
-/// `heads·dh` rows of `n` values (a per-image projection, one row per channel), `b` is
-/// `T × (heads·dh)` (a prompt's tokens) and `out` is `(heads·T) × n`.
+/// `heads·dh` channels of `n` image tokens (a per-image projection), `b` is `T × (heads·dh)`
+/// (a prompt's tokens) and `out` is `(heads·T) × n`.
 ///
 /// These are the factored decoder's attention logits and inner products: contractions over only
 /// `dh` = 16 channels, which general matrix-product kernels run at a fraction of their speed.
 /// Runs on the calling thread: the decoder runs prompts in parallel, each through all of a
 /// stage's steps, so a prompt's buffers stay in cache from one step to the next (sweeping every
 /// prompt's buffers once per step made these steps bound by memory bandwidth).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn head_products(
     out: &mut [f32],
-    a: &[f32],
+    a: &HeadBlocked,
     b: &[f32],
-    heads: usize,
-    dh: usize,
     t: usize,
-    n: usize,
     scale: f32,
     accumulate: bool,
 ) {
-    let inner = heads * dh;
-    assert!(a.len() >= inner * n && out.len() >= heads * t * n && b.len() >= t * inner);
+    let (heads, dh, n) = (a.heads, a.dh, a.n);
+    assert!(out.len() >= heads * t * n);
     for (h, chunk) in out[..heads * t * n].chunks_mut(t * n).enumerate() {
-        let coefs: Vec<f32> = (0..t)
-            .flat_map(|ti| (0..dh).map(move |d| scale * b[ti * inner + h * dh + d]))
-            .collect();
-        head_block(
+        let coefs = head_coefs(b, scale, (h, heads, dh, t));
+        head_block(chunk, a.head(h), &coefs, t, dh, n, accumulate);
+    }
+}
+
+/// How [`head_products_scaled`] combines the existing output with the first product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScaleOf {
+    /// `out ← s ⊙ (out + A·qa) + B·qb`.
+    Sum,
+    /// `out ← out + s ⊙ (A·qa) + B·qb`.
+    Product,
+}
+
+/// Tokens `t0..t0 + K` (K = 1 or 2) of one block of [`head_block_scaled`]: `out` rows
+/// `o0..o0 + K` at stride `stride` from `i0`, `a`/`b` the block's `dh × HB` values, `sv` the
+/// block's column scales.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn scaled_tokens<const F: bool, const K: usize>(
+    out: &mut [f32],
+    (o0, stride, i0): (usize, usize, usize),
+    (a, ca): (&[f32], &[f32]),
+    (b, cb): (&[f32], &[f32]),
+    sv: &[f32],
+    t0: usize,
+    dh: usize,
+    of_sum: bool,
+) {
+    let mut acc = [[0f32; HB]; K];
+    if of_sum {
+        for (k, acc) in acc.iter_mut().enumerate() {
+            acc.copy_from_slice(&out[(o0 + k) * stride + i0..][..HB]);
+        }
+    }
+    for d in 0..dh {
+        let row = &a[d * HB..(d + 1) * HB];
+        for (k, acc) in acc.iter_mut().enumerate() {
+            let c = ca[(t0 + k) * dh + d];
+            for j in 0..HB {
+                acc[j] = fma::<F>(c, row[j], acc[j]);
+            }
+        }
+    }
+    for (k, acc) in acc.iter_mut().enumerate() {
+        let o = &out[(o0 + k) * stride + i0..][..HB];
+        for j in 0..HB {
+            acc[j] = if of_sum {
+                acc[j] * sv[j]
+            } else {
+                fma::<F>(acc[j], sv[j], o[j])
+            };
+        }
+    }
+    for d in 0..dh {
+        let row = &b[d * HB..(d + 1) * HB];
+        for (k, acc) in acc.iter_mut().enumerate() {
+            let c = cb[(t0 + k) * dh + d];
+            for j in 0..HB {
+                acc[j] = fma::<F>(c, row[j], acc[j]);
+            }
+        }
+    }
+    for (k, acc) in acc.iter().enumerate() {
+        out[(o0 + k) * stride + i0..][..HB].copy_from_slice(acc);
+    }
+}
+
+/// One head of [`head_products_scaled`], for `t` tokens: `a`/`b` hold the head's blocks,
+/// `ca`/`cb` the coefficients `T × dh`, `s` the column scales. Two tokens at a time in
+/// registers; every output is read and written once.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn head_block_scaled_generic<const F: bool>(
+    out: &mut [f32],
+    a: &[f32],
+    ca: &[f32],
+    b: &[f32],
+    cb: &[f32],
+    s: &[f32],
+    t: usize,
+    dh: usize,
+    n: usize,
+    of_sum: bool,
+) {
+    let nb = n.div_ceil(HB);
+    assert!(a.len() >= nb * dh * HB && b.len() >= nb * dh * HB);
+    assert!(s.len() >= n && out.len() >= t * n && ca.len() >= t * dh && cb.len() >= t * dh);
+    for bi in 0..nb {
+        let (i0, w) = (bi * HB, HB.min(n - bi * HB));
+        let (ab, bb) = (
+            &a[bi * dh * HB..(bi + 1) * dh * HB],
+            &b[bi * dh * HB..(bi + 1) * dh * HB],
+        );
+        if w == HB {
+            let sv = &s[i0..i0 + HB];
+            let mut ti = 0;
+            while ti + 2 <= t {
+                let at = (ti, n, i0);
+                scaled_tokens::<F, 2>(out, at, (ab, ca), (bb, cb), sv, ti, dh, of_sum);
+                ti += 2;
+            }
+            if ti < t {
+                let at = (ti, n, i0);
+                scaled_tokens::<F, 1>(out, at, (ab, ca), (bb, cb), sv, ti, dh, of_sum);
+            }
+        } else {
+            // The last, partial block through a padded copy.
+            let mut sv = [0f32; HB];
+            sv[..w].copy_from_slice(&s[i0..n]);
+            let mut tmp = [0f32; HB];
+            for ti in 0..t {
+                tmp[..w].copy_from_slice(&out[ti * n + i0..ti * n + n]);
+                let at = (0, HB, 0);
+                scaled_tokens::<F, 1>(&mut tmp, at, (ab, ca), (bb, cb), &sv, ti, dh, of_sum);
+                out[ti * n + i0..ti * n + n].copy_from_slice(&tmp[..w]);
+            }
+        }
+    }
+}
+dispatch!(
+    head_block_scaled,
+    head_block_scaled_generic,
+    (
+        out: &mut [f32],
+        a: &[f32],
+        ca: &[f32],
+        b: &[f32],
+        cb: &[f32],
+        s: &[f32],
+        t: usize,
+        dh: usize,
+        n: usize,
+        of_sum: bool
+    )
+);
+
+/// Two [`head_products`] and a column scaling in one pass over the output (`(heads·T) × n`):
+/// with `P(A, q)` the per-head products of the tokens `q` (`T × (heads·dh)`) with `A`,
+/// `out ← s ⊙ (out + P(A, sa·qa)) + P(B, sb·qb)` ([`ScaleOf::Sum`]) or
+/// `out ← out + s ⊙ P(A, sa·qa) + P(B, sb·qb)` ([`ScaleOf::Product`]), `s` scaling column `i`.
+/// The factored decoder's attention logits: a per-image part, a per-prompt low-rank part
+/// already in `out`, the layer norm's per-token scale and a constant part.
+pub(crate) fn head_products_scaled(
+    out: &mut [f32],
+    (a, qa, sa): (&HeadBlocked, &[f32], f32),
+    (b, qb, sb): (&HeadBlocked, &[f32], f32),
+    s: &[f32],
+    of: ScaleOf,
+    t: usize,
+) {
+    let (heads, dh, n) = (a.heads, a.dh, a.n);
+    assert_eq!(
+        (b.heads, b.dh, b.n),
+        (heads, dh, n),
+        "products of different shapes"
+    );
+    assert!(out.len() >= heads * t * n);
+    for (h, chunk) in out[..heads * t * n].chunks_mut(t * n).enumerate() {
+        let dims = (h, heads, dh, t);
+        head_block_scaled(
             chunk,
-            &a[h * dh * n..(h + 1) * dh * n],
-            &coefs,
+            a.head(h),
+            &head_coefs(qa, sa, dims),
+            b.head(h),
+            &head_coefs(qb, sb, dims),
+            s,
             t,
             dh,
             n,
-            accumulate,
+            of == ScaleOf::Sum,
         );
     }
 }
@@ -592,7 +792,8 @@ mod tests {
             .map(|i| ((i * 5) % 11) as f32 / 5.0 - 1.0)
             .collect();
         let mut out = vec![1f32; heads * t * n];
-        head_products(&mut out, &a, &b, heads, dh, t, n, 0.5, true);
+        let blocked = HeadBlocked::from_rows(&a, heads, dh, n);
+        head_products(&mut out, &blocked, &b, t, 0.5, true);
         for h in 0..heads {
             for ti in 0..t {
                 for i in 0..n {
@@ -605,9 +806,60 @@ mod tests {
             }
         }
         let mut fresh = vec![9f32; heads * t * n];
-        head_products(&mut fresh, &a, &b, heads, dh, t, n, 0.5, false);
+        head_products(&mut fresh, &blocked, &b, t, 0.5, false);
         for (f, o) in fresh.iter().zip(&out) {
             assert!((f + 1.0 - o).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn scaled_head_products_match_their_definition() {
+        let (heads, dh, t, n) = (2, 4, 3, 70); // n not a multiple of the block, t odd
+        let rows = |seed: usize| -> Vec<f32> {
+            (0..heads * dh * n)
+                .map(|i| ((i * 7 + seed) % 13) as f32 / 6.0 - 1.0)
+                .collect()
+        };
+        let (a, b) = (rows(0), rows(5));
+        let q = |seed: usize| -> Vec<f32> {
+            (0..t * heads * dh)
+                .map(|i| ((i * 5 + seed) % 11) as f32 / 5.0 - 1.0)
+                .collect()
+        };
+        let (qa, qb) = (q(0), q(3));
+        let s: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
+        let start: Vec<f32> = (0..heads * t * n)
+            .map(|i| (i % 9) as f32 / 3.0 - 1.0)
+            .collect();
+        for of in [ScaleOf::Sum, ScaleOf::Product] {
+            let mut out = start.clone();
+            let (ab, bb) = (
+                HeadBlocked::from_rows(&a, heads, dh, n),
+                HeadBlocked::from_rows(&b, heads, dh, n),
+            );
+            head_products_scaled(&mut out, (&ab, &qa, 0.5), (&bb, &qb, -2.0), &s, of, t);
+            for h in 0..heads {
+                for ti in 0..t {
+                    for i in 0..n {
+                        let dot = |m: &[f32], q: &[f32]| -> f32 {
+                            (0..dh)
+                                .map(|d| q[ti * heads * dh + h * dh + d] * m[(h * dh + d) * n + i])
+                                .sum()
+                        };
+                        let (pa, pb) = (0.5 * dot(&a, &qa), -2.0 * dot(&b, &qb));
+                        let o = start[(h * t + ti) * n + i];
+                        let want = match of {
+                            ScaleOf::Sum => s[i] * (o + pa) + pb,
+                            ScaleOf::Product => o + s[i] * pa + pb,
+                        };
+                        let got = out[(h * t + ti) * n + i];
+                        assert!(
+                            (got - want).abs() < 1e-4,
+                            "{of:?} {h} {ti} {i}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
         }
     }
 
