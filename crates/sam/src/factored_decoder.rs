@@ -30,8 +30,9 @@
 //! go to the tensor decoder.
 
 use crate::kernels::{
-    bias_gelu_rows, bias_norm_gelu_rows, column_dots, head_products, head_products_scaled,
-    layer_norm_rows, softmax_columns, softmax_rows, HeadBlocked, ScaleOf,
+    bias_gelu_rows, bias_norm_gelu_rows, column_dots, head_attention, head_products,
+    head_products_scaled, layer_norm_rows, softmax_columns, softmax_rows, HeadBlocked, HeadValues,
+    ScaleOf,
 };
 use crate::linalg::{matmul, MatMut, MatRef, Threads};
 use crate::mask_decoder::{LOW_RES, NUM_MULTIMASK};
@@ -51,6 +52,8 @@ const HEADS: usize = 8;
 const I: usize = 128;
 /// Head width of the cross-attentions.
 const D: usize = I / HEADS;
+// The head kernels are written for this head width.
+const _: () = assert!(D == crate::kernels::HEAD_DIM);
 /// Channels after the first transposed convolution.
 const UP1: usize = C / 4;
 /// Channels after the second.
@@ -306,7 +309,7 @@ fn head(x: &[f32], rows: usize, h: usize) -> MatRef<'_> {
 pub struct FactoredImage {
     // Block 1: token-to-image keys and values, image-to-token queries.
     k1t: HeadBlocked,
-    v1: Vec<f32>,
+    v1: HeadValues,
     q1t: HeadBlocked,
     /// `|Z_i|²` with `Z = c(X0 + b_o)` (the first image update's centred base).
     zn: Vec<f32>,
@@ -315,7 +318,7 @@ pub struct FactoredImage {
     // Block 2, with `A = g₁ ⊙ Z` and the norm's bias `β₁`.
     kz2t: HeadBlocked,
     kc2t: HeadBlocked,
-    vz2: Vec<f32>,
+    vz2: HeadValues,
     vc2: Vec<f32>,
     qz2t: HeadBlocked,
     qc2t: HeadBlocked,
@@ -329,7 +332,7 @@ pub struct FactoredImage {
     // Final attention with `g₂ ⊙ Y`.
     ky3t: HeadBlocked,
     kc3t: HeadBlocked,
-    vy3: Vec<f32>,
+    vy3: HeadValues,
     vc3: Vec<f32>,
     /// First transposed convolution of `g₂ ⊙ Y` (`N × 4·64`) and of the constant part, with
     /// its bias.
@@ -501,8 +504,9 @@ impl FactoredDecoder {
             HeadBlocked::from_rows(&transposed_projection(x, l, bias), HEADS, D, N)
         };
         let blocked = |x: Vec<f32>| HeadBlocked::from_rows(&x, HEADS, D, N);
+        let values = |x: &[f32]| HeadValues::from_token_major(x, N, HEADS);
         let k1t = proj_t(&xp, &b1.t2i.k, true);
-        let v1 = b1.t2i.v.forward(src, N, Threads::Pool);
+        let v1 = values(&b1.t2i.v.forward(src, N, Threads::Pool));
         let q1t = proj_t(&xp, &b1.i2t.q, true);
         let mut z: Vec<f32> = src
             .chunks_exact(C)
@@ -521,7 +525,7 @@ impl FactoredDecoder {
             .collect();
         let kz2t = proj_t(&a, &b2.t2i.k, false);
         let kc2t = proj_t(&beta1_pe, &b2.t2i.k, true);
-        let vz2 = b2.t2i.v.project(&a, N, Threads::Pool);
+        let vz2 = values(&b2.t2i.v.project(&a, N, Threads::Pool));
         let vc2 = b2.t2i.v.forward(beta1, 1, Threads::One);
         let qz2t = proj_t(&a, &b2.i2t.q, false);
         let qc2t = proj_t(&beta1_pe, &b2.i2t.q, true);
@@ -553,7 +557,7 @@ impl FactoredDecoder {
         let fa = &self.final_attn;
         let ky3t = proj_t(&gy, &fa.k, false);
         let kc3t = proj_t(&beta2_pe, &fa.k, true);
-        let vy3 = fa.v.project(&gy, N, Threads::Pool);
+        let vy3 = values(&fa.v.project(&gy, N, Threads::Pool));
         let vc3 = fa.v.forward(beta2, 1, Threads::One);
         let mut ty = vec![0f32; N * 4 * UP1];
         matmul(
@@ -668,7 +672,7 @@ impl FactoredDecoder {
                 let mut l = vec![0f32; ht * N];
                 products(&mut l, &img.k1t, q, t, scale, false);
                 softmax_rows(&mut l, N);
-                attend_values(o, &l, &img.v1, t);
+                head_attention(o, &l, &img.v1, t);
             });
         let attn = b1.t2i.o.forward(&out, rows, Threads::Pool);
         add_in_place(&mut bt.q, &attn);
@@ -748,7 +752,7 @@ impl FactoredDecoder {
                     false,
                     Threads::One,
                 );
-                attend_values(o, l, &img.vz2, t);
+                head_attention(o, l, &img.vz2, t);
                 for h in 0..HEADS {
                     let cmh = MatRef::new(&cm, ht, ht).rows_range(h * t, t);
                     let om = MatMut::new(o, t, I).cols_range(h * D, D);
@@ -787,10 +791,12 @@ impl FactoredDecoder {
             f0.extend_from_slice(&cu2);
             f0.extend_from_slice(&img.e0);
             let gm = gram(&f0, r);
-            let mut wt = vec![1f32; r * N];
-            wt[..ht * N].copy_from_slice(&st.a1t);
-            scale_columns(&mut wt[..ht * N], &st.inv_s1);
-            wt[ht * N..2 * ht * N].copy_from_slice(&a2t);
+            let mut wt = Vec::with_capacity(r * N);
+            for row in st.a1t.chunks_exact(N) {
+                wt.extend(row.iter().zip(&st.inv_s1).map(|(a, s)| a * s));
+            }
+            wt.extend_from_slice(&a2t);
+            wt.resize(r * N, 1.0);
             drop(a2t);
             st.a1t = Vec::new();
             m[2 * ht * N..].copy_from_slice(&img.ye0);
@@ -866,7 +872,7 @@ impl FactoredDecoder {
                     Threads::One,
                 );
                 scale_columns(l, &st.inv_s12);
-                attend_values(o, l, &img.vy3, t);
+                head_attention(o, l, &img.vy3, t);
                 for h in 0..HEADS {
                     let cmh = MatRef::new(&cm, ht, r).rows_range(h * t, t);
                     let om = MatMut::new(o, t, I).cols_range(h * D, D);
@@ -1056,16 +1062,6 @@ fn transposed_projection(x: &[f32], l: &Linear, bias: bool) -> Vec<f32> {
         }
     }
     y
-}
-
-/// Attention output per head: `o[t, h] = Σ_i p[h·T + t][i] · v[i, h]` for probabilities `p`
-/// (`(H·T) × N`) and values `v` (`N × I`); `o` is `T × I`.
-fn attend_values(o: &mut [f32], p: &[f32], v: &[f32], t: usize) {
-    for h in 0..HEADS {
-        let om = MatMut::new(o, t, I).cols_range(h * D, D);
-        let pm = MatRef::new(&p[h * t * N..(h + 1) * t * N], t, N);
-        matmul(om, pm, head(v, N, h), 1.0, false, Threads::One);
-    }
 }
 
 /// `1/√(var/C + eps)` per image token, from `C`·variances.

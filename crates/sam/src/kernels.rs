@@ -412,6 +412,118 @@ pub(crate) fn head_products(
     }
 }
 
+/// Head width of [`HeadValues`] and [`head_attention`].
+pub(crate) const HEAD_DIM: usize = 16;
+
+/// A per-image value matrix (`n` image tokens × `heads·16` channels) with each head's
+/// `n × 16` values together, as [`head_attention`] reads them.
+#[derive(Debug, Clone)]
+pub(crate) struct HeadValues {
+    data: Vec<f32>,
+    heads: usize,
+    n: usize,
+}
+
+impl HeadValues {
+    /// From a token-major matrix `x` (`n × heads·16`).
+    ///
+    /// # Panics
+    /// When `x` is not `n × heads·16`.
+    pub(crate) fn from_token_major(x: &[f32], n: usize, heads: usize) -> Self {
+        let inner = heads * HEAD_DIM;
+        assert_eq!(x.len(), n * inner, "values must be {n} x {inner}");
+        let mut data = vec![0f32; n * inner];
+        for h in 0..heads {
+            for i in 0..n {
+                let dst = (h * n + i) * HEAD_DIM;
+                let src = i * inner + h * HEAD_DIM;
+                data[dst..dst + HEAD_DIM].copy_from_slice(&x[src..src + HEAD_DIM]);
+            }
+        }
+        HeadValues { data, heads, n }
+    }
+
+    fn head(&self, h: usize) -> &[f32] {
+        &self.data[h * self.n * HEAD_DIM..(h + 1) * self.n * HEAD_DIM]
+    }
+}
+
+/// Rows `t0..t0 + K` of one head's attention output (see [`head_attention`]).
+#[inline(always)]
+fn attend_tokens<const F: bool, const K: usize>(
+    o: &mut [f32],
+    ldo: usize,
+    p: &[f32],
+    v: &[f32],
+    t0: usize,
+    n: usize,
+) {
+    let rows: [&[f32]; K] = std::array::from_fn(|k| &p[(t0 + k) * n..(t0 + k + 1) * n]);
+    let mut acc = [[0f32; HEAD_DIM]; K];
+    for (i, vr) in v.chunks_exact(HEAD_DIM).take(n).enumerate() {
+        for (acc, row) in acc.iter_mut().zip(&rows) {
+            let c = row[i];
+            for d in 0..HEAD_DIM {
+                acc[d] = fma::<F>(c, vr[d], acc[d]);
+            }
+        }
+    }
+    for (k, acc) in acc.iter().enumerate() {
+        o[(t0 + k) * ldo..(t0 + k) * ldo + HEAD_DIM].copy_from_slice(acc);
+    }
+}
+
+/// One head: `o[t][d] = Σ_i p[t][i] · v[i][d]` for `t` rows of `p` (`T × n`) and the head's
+/// values `v` (`n × 16`); `o` has rows at stride `ldo`.
+#[inline(always)]
+fn head_attend_generic<const F: bool>(
+    o: &mut [f32],
+    ldo: usize,
+    p: &[f32],
+    v: &[f32],
+    t: usize,
+    n: usize,
+) {
+    assert!(p.len() >= t * n && v.len() >= n * HEAD_DIM);
+    assert!(t == 0 || o.len() >= (t - 1) * ldo + HEAD_DIM);
+    let mut t0 = 0;
+    while t0 + 4 <= t {
+        attend_tokens::<F, 4>(o, ldo, p, v, t0, n);
+        t0 += 4;
+    }
+    match t - t0 {
+        3 => attend_tokens::<F, 3>(o, ldo, p, v, t0, n),
+        2 => attend_tokens::<F, 2>(o, ldo, p, v, t0, n),
+        1 => attend_tokens::<F, 1>(o, ldo, p, v, t0, n),
+        _ => {}
+    }
+}
+dispatch!(
+    head_attend,
+    head_attend_generic,
+    (o: &mut [f32], ldo: usize, p: &[f32], v: &[f32], t: usize, n: usize)
+);
+
+/// Attention output per head: `o[t][h·16 + d] = Σ_i p[h·T + t][i] · v[i][h·16 + d]` for
+/// probabilities `p` (`(heads·T) × n`) and values `v`; `o` is `T × (heads·16)`. A general
+/// matrix product of these shapes (7 × 4096 by 4096 × 16 per head) spends as long packing
+/// its operands as multiplying.
+pub(crate) fn head_attention(o: &mut [f32], p: &[f32], v: &HeadValues, t: usize) {
+    let (heads, n) = (v.heads, v.n);
+    let inner = heads * HEAD_DIM;
+    assert!(o.len() >= t * inner && p.len() >= heads * t * n);
+    for h in 0..heads {
+        head_attend(
+            &mut o[h * HEAD_DIM..],
+            inner,
+            &p[h * t * n..(h + 1) * t * n],
+            v.head(h),
+            t,
+            n,
+        );
+    }
+}
+
 /// How [`head_products_scaled`] combines the existing output with the first product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ScaleOf {
@@ -856,6 +968,36 @@ mod tests {
                         assert!(
                             (got - want).abs() < 1e-4,
                             "{of:?} {h} {ti} {i}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn head_attention_matches_its_definition() {
+        for t in [1, 2, 3, 4, 7] {
+            let (heads, n) = (3, 37);
+            let inner = heads * HEAD_DIM;
+            let p: Vec<f32> = (0..heads * t * n)
+                .map(|i| ((i * 7) % 13) as f32 / 13.0)
+                .collect();
+            let v: Vec<f32> = (0..n * inner)
+                .map(|i| ((i * 5) % 11) as f32 / 5.0 - 1.0)
+                .collect();
+            let mut o = vec![9f32; t * inner];
+            head_attention(&mut o, &p, &HeadValues::from_token_major(&v, n, heads), t);
+            for h in 0..heads {
+                for ti in 0..t {
+                    for d in 0..HEAD_DIM {
+                        let want: f32 = (0..n)
+                            .map(|i| p[(h * t + ti) * n + i] * v[i * inner + h * HEAD_DIM + d])
+                            .sum();
+                        let got = o[ti * inner + h * HEAD_DIM + d];
+                        assert!(
+                            (got - want).abs() < 1e-4,
+                            "t {t} h {h} {ti} {d}: {got} vs {want}"
                         );
                     }
                 }
