@@ -8,10 +8,11 @@
 #     loaded on the GPU machine (driver 580 = CUDA 13.0; so the toolkit is pinned to 13.0: PTX
 #     from a newer nvcc would not load on it).
 #
-#   scripts/build_cuda.sh [TOOLKIT_DIR]     (default target/cuda-toolkit; ~25 min on 2 cores)
+#   scripts/build_cuda.sh [TOOLKIT_DIR]     (default target/cuda-toolkit; ~30 min on 2 cores)
 #   CUDA_COMPUTE_CAP=80 scripts/build_cuda.sh   (A100)
 #
-# Output: target/release/mica and target/release/examples/sam_amg built with CUDA. What is
+# Output: target/release/mica and target/release/examples/sam_amg built with CUDA, and their
+# stripped, zstd-compressed copies in target/cuda-dist. What is
 # needed to run them elsewhere: the driver, and libcudart/libcublas/libcublasLt/libcurand/
 # libnvrtc of this toolkit (LD_LIBRARY_PATH=TOOLKIT_DIR/root/nvidia/cu13/lib).
 set -euo pipefail
@@ -37,9 +38,11 @@ export LIBRARY_PATH=$tk/stub:$cuda/lib${LIBRARY_PATH:+:$LIBRARY_PATH}
 export LD_LIBRARY_PATH=$cuda/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 cd "$root"
 
+# Both targets in one invocation: built separately, the example (with mica-sam's dev-dependencies)
+# resolves features differently and recompiles candle and its CUDA kernels a second time.
 build() {
-  cargo build --release --features cuda -p mica --bin mica &&
-    cargo build --release --features cuda -p mica-sam --example sam_amg
+  cargo build --release -p mica -p mica-sam --features mica/cuda,mica-sam/cuda \
+    --bin mica --example sam_amg
 }
 
 # The stub needs the list of driver functions the compiled libraries call (cudarc's, and any
@@ -57,4 +60,16 @@ if [ ! -e "$tk/stub/libcuda.so" ]; then
   echo "stub libcuda.so with $(wc -l <"$tk/stub/symbols.txt") functions"
 fi
 build
-ls -la target/release/mica target/release/examples/sam_amg
+# Stripped and compressed copies to carry to a GPU machine (with the weights, under its 64 MiB):
+# unpack with `zstd -d`.
+dist=$root/target/cuda-dist
+mkdir -p "$dist"
+for b in target/release/mica target/release/examples/sam_amg; do
+  strip -o "$dist/$(basename "$b")" "$b"
+  if command -v zstd >/dev/null; then
+    zstd -19 -T0 -q -f "$dist/$(basename "$b")" -o "$dist/$(basename "$b").zst"
+  else
+    echo "no zstd: $dist/$(basename "$b") left uncompressed" >&2
+  fi
+done
+ls -la target/release/mica target/release/examples/sam_amg "$dist"
