@@ -12,7 +12,7 @@
 #   CUDA_COMPUTE_CAP=80 scripts/build_cuda.sh   (A100)
 #
 # Output: target/release/mica and target/release/examples/sam_amg built with CUDA, and their
-# stripped, zstd-compressed copies in target/cuda-dist. What is
+# stripped copies in target/cuda-dist (scripts/gpu_pack.sh then packs them). What is
 # needed to run them elsewhere: the driver, and libcudart/libcublas/libcublasLt/libcurand/
 # libnvrtc of this toolkit (LD_LIBRARY_PATH=TOOLKIT_DIR/root/nvidia/cu13/lib).
 set -euo pipefail
@@ -60,16 +60,10 @@ if [ ! -e "$tk/stub/libcuda.so" ]; then
   echo "stub libcuda.so with $(wc -l <"$tk/stub/symbols.txt") functions"
 fi
 build
-# Stripped and compressed copies to carry to a GPU machine (with the weights, under its 64 MiB):
-# unpack with `zstd -d`.
+# Stripped copies to carry to a GPU machine (scripts/gpu_pack.sh compresses them).
 dist=$root/target/cuda-dist
 mkdir -p "$dist"
 for b in target/release/mica target/release/examples/sam_amg; do
   strip -o "$dist/$(basename "$b")" "$b"
-  if command -v zstd >/dev/null; then
-    zstd -19 -T0 -q -f "$dist/$(basename "$b")" -o "$dist/$(basename "$b").zst"
-  else
-    echo "no zstd: $dist/$(basename "$b") left uncompressed" >&2
-  fi
 done
 ls -la target/release/mica target/release/examples/sam_amg "$dist"
