@@ -317,6 +317,27 @@ fn store_block(o: &mut [f32], acc: &[f32; HB], w: usize, accumulate: bool) {
     }
 }
 
+/// `acc[k] += Σ_d coefs[t0 + k][d] · rows[d]` for `K` tokens (coefficients `T × dh`) over
+/// one block (`rows`: `dh × HB`): the sums stay in registers (8 of the 16 for `K` = 2).
+#[inline(always)]
+fn block_products<const F: bool, const K: usize>(
+    acc: &mut [[f32; HB]; K],
+    rows: &[f32],
+    coefs: &[f32],
+    t0: usize,
+    dh: usize,
+) {
+    for d in 0..dh {
+        let row = &rows[d * HB..(d + 1) * HB];
+        for (k, acc) in acc.iter_mut().enumerate() {
+            let c = coefs[(t0 + k) * dh + d];
+            for j in 0..HB {
+                acc[j] = fma::<F>(c, row[j], acc[j]);
+            }
+        }
+    }
+}
+
 /// One head of [`head_products`]: `blocks` holds the head's blocks (`dh × HB` each), `coefs`
 /// the scaled coefficients `T × dh`, `out` the `T × n` output. A block stays in L1 while the
 /// tokens are accumulated in registers, two at a time.
@@ -554,15 +575,7 @@ fn scaled_tokens<const F: bool, const K: usize>(
             acc.copy_from_slice(&out[(o0 + k) * stride + i0..][..HB]);
         }
     }
-    for d in 0..dh {
-        let row = &a[d * HB..(d + 1) * HB];
-        for (k, acc) in acc.iter_mut().enumerate() {
-            let c = ca[(t0 + k) * dh + d];
-            for j in 0..HB {
-                acc[j] = fma::<F>(c, row[j], acc[j]);
-            }
-        }
-    }
+    block_products::<F, K>(&mut acc, a, ca, t0, dh);
     for (k, acc) in acc.iter_mut().enumerate() {
         let o = &out[(o0 + k) * stride + i0..][..HB];
         for j in 0..HB {
@@ -573,15 +586,7 @@ fn scaled_tokens<const F: bool, const K: usize>(
             };
         }
     }
-    for d in 0..dh {
-        let row = &b[d * HB..(d + 1) * HB];
-        for (k, acc) in acc.iter_mut().enumerate() {
-            let c = cb[(t0 + k) * dh + d];
-            for j in 0..HB {
-                acc[j] = fma::<F>(c, row[j], acc[j]);
-            }
-        }
-    }
+    block_products::<F, K>(&mut acc, b, cb, t0, dh);
     for (k, acc) in acc.iter().enumerate() {
         out[(o0 + k) * stride + i0..][..HB].copy_from_slice(acc);
     }
