@@ -120,25 +120,40 @@ fn max_lanes(x: &[f32]) -> f32 {
     acc.iter().fold(tail, |m, &v| m.max(v))
 }
 
-/// Error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
+/// erf(x) as x·P(x²)/Q(x²) for |x| ≤ 4 and ±erf(4) beyond (1.5e-8 from ±1): a rational fit
+/// (degrees 6 and 4 in x², fitted here by reweighted least squares), absolute error below
+/// 4e-7 in f32 including rounding. No `exp`, one division: half the work of the
+/// Abramowitz–Stegun form this replaced.
 #[inline(always)]
 fn erf<const F: bool>(x: f32) -> f32 {
-    const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [
-        0.254_829_6,
-        -0.284_496_74,
-        1.421_413_7,
-        -1.453_152_1,
-        1.061_405_4,
+    const P: [f32; 7] = [
+        1.128_378_7,
+        0.213_946_54,
+        0.052_433_368,
+        0.004_292_889_4,
+        1.555_147_5e-4,
+        -1.989_832_6e-6,
+        1.921_016e-8,
     ];
-    let ax = x.abs();
-    let t = 1.0 / fma::<F>(P, ax, 1.0);
-    let poly = fma::<F>(t, A[4], A[3]);
-    let poly = fma::<F>(t, poly, A[2]);
-    let poly = fma::<F>(t, poly, A[1]);
-    let poly = fma::<F>(t, poly, A[0]) * t;
-    let y = fma::<F>(-poly, exp::<F>(-ax * ax), 1.0);
-    y.copysign(x)
+    const Q: [f32; 5] = [
+        1.0,
+        0.522_932_8,
+        0.120_800_05,
+        0.015_550_967,
+        0.001_097_938_9,
+    ];
+    let x = x.clamp(-4.0, 4.0);
+    let t = x * x;
+    let mut p = P[6];
+    for &c in P[..6].iter().rev() {
+        p = fma::<F>(p, t, c);
+    }
+    let mut q = Q[4];
+    for &c in Q[..4].iter().rev() {
+        q = fma::<F>(q, t, c);
+    }
+    // Within the fit's error of ±1 near |x| = 4; never past them.
+    (x * p / q).clamp(-1.0, 1.0)
 }
 
 /// Exact GELU, `x/2 · (1 + erf(x/√2))`, as PyTorch's `nn.GELU()`.
@@ -835,6 +850,21 @@ mod tests {
         assert!(exp::<false>(-1000.0) < 1e-37 && exp::<false>(-1000.0) >= 0.0);
         assert!(exp::<false>(f32::NEG_INFINITY) < 1e-37);
         assert!(exp::<false>(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn erf_is_accurate_to_4e_7() {
+        let mut worst = 0f64;
+        for i in -9000..=9000 {
+            let x = i as f64 / 1000.0;
+            for got in [erf::<false>(x as f32), erf::<true>(x as f32)] {
+                worst = worst.max((got as f64 - libm_erf(x as f32 as f64)).abs());
+            }
+        }
+        assert!(worst < 4e-7, "worst absolute error {worst}");
+        assert!(erf::<false>(f32::NAN).is_nan());
+        assert_eq!(erf::<false>(0.0), 0.0);
+        assert!(erf::<false>(f32::INFINITY) <= 1.0 && erf::<false>(f32::NEG_INFINITY) >= -1.0);
     }
 
     #[test]
