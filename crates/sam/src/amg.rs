@@ -562,7 +562,7 @@ impl MaskGenerator {
         let logits = pred.logits(k);
         let hi = MASK_THRESHOLD + cfg.stability_score_offset;
         let lo = MASK_THRESHOLD - cfg.stability_score_offset;
-        let [inter, union] = resizer.count_above(logits, [hi, lo]);
+        let ([inter, union], runs) = resizer.count_and_mask(logits, [hi, lo], MASK_THRESHOLD);
         let stability = inter as f32 / union as f32;
         if cfg.stability_score_thresh > 0.0
             && !matches!(
@@ -573,21 +573,8 @@ impl MaskGenerator {
             return None;
         }
         let (cw, ch) = (resizer.width(), resizer.height());
-        let mask = resizer.mask_above(logits, MASK_THRESHOLD);
-        let mut bx = [usize::MAX, usize::MAX, 0, 0];
-        for (y, row) in mask.chunks_exact(cw).enumerate() {
-            if let (Some(first), Some(last)) =
-                (row.iter().position(|&b| b), row.iter().rposition(|&b| b))
-            {
-                bx[0] = bx[0].min(first);
-                bx[1] = bx[1].min(y);
-                bx[2] = bx[2].max(last);
-                bx[3] = bx[3].max(y);
-            }
-        }
-        if bx[0] == usize::MAX {
-            bx = [0, 0, 0, 0];
-        }
+        let mask = runs.to_mask();
+        let bx = runs.bbox().unwrap_or([0, 0, 0, 0]);
         let [cx0, cy0, cx1, cy1] = crop;
         let bbox = [
             (bx[0] + cx0 as usize) as f32,

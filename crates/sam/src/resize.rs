@@ -240,6 +240,103 @@ impl MaskResizer {
     }
 }
 
+impl MaskResizer {
+    /// [`MaskResizer::count_above`] for `thresholds` and the runs of the mask at
+    /// `mask_threshold` (`v > mask_threshold`), from one visit of the spans: the automatic
+    /// generator's stability counts and, for the masks that pass, the mask and its box without
+    /// computing the resized values a second time.
+    pub fn count_and_mask<const N: usize>(
+        &self,
+        logits: &[f32],
+        thresholds: [f32; N],
+        mask_threshold: f32,
+    ) -> ([usize; N], MaskRuns) {
+        let mut all = [0f32; 32];
+        assert!(N < 32, "at most 31 thresholds");
+        all[..N].copy_from_slice(&thresholds);
+        all[N] = mask_threshold;
+        let mut counts = [0usize; N];
+        let mut runs = MaskRuns {
+            width: self.width,
+            height: self.height,
+            runs: Vec::new(),
+        };
+        self.for_each_span(logits, &all[..=N], |y, x0, span| match span {
+            Span::Uniform { above, len } => {
+                for (i, c) in counts.iter_mut().enumerate() {
+                    if above & (1 << i) != 0 {
+                        *c += len;
+                    }
+                }
+                if above & (1 << N) != 0 {
+                    runs.push(y, x0, len);
+                }
+            }
+            Span::Exact(vals) => {
+                for (c, &t) in counts.iter_mut().zip(&thresholds) {
+                    *c += vals.iter().filter(|&&v| v > t).count();
+                }
+                let mut start = None;
+                for (i, &v) in vals.iter().enumerate() {
+                    match (v > mask_threshold, start) {
+                        (true, None) => start = Some(i),
+                        (false, Some(s)) => {
+                            runs.push(y, x0 + s, i - s);
+                            start = None;
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(s) = start {
+                    runs.push(y, x0 + s, vals.len() - s);
+                }
+            }
+        });
+        (counts, runs)
+    }
+}
+
+/// A thresholded mask as runs of set pixels along its rows (row-major order), from
+/// [`MaskResizer::count_and_mask`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskRuns {
+    width: usize,
+    height: usize,
+    /// `(row, first column, length)`, touching runs merged.
+    runs: Vec<(usize, usize, usize)>,
+}
+
+impl MaskRuns {
+    fn push(&mut self, y: usize, x0: usize, len: usize) {
+        if let Some(last) = self.runs.last_mut() {
+            if last.0 == y && last.1 + last.2 == x0 {
+                last.2 += len;
+                return;
+            }
+        }
+        self.runs.push((y, x0, len));
+    }
+
+    /// The mask, row-major `height × width`.
+    pub fn to_mask(&self) -> Vec<bool> {
+        let mut out = vec![false; self.width * self.height];
+        for &(y, x0, len) in &self.runs {
+            let at = y * self.width + x0;
+            out[at..at + len].fill(true);
+        }
+        out
+    }
+
+    /// The box `[x0, y0, x1, y1]` of the set pixels (inclusive), `None` for an empty mask.
+    pub fn bbox(&self) -> Option<[usize; 4]> {
+        let first = self.runs.first()?;
+        let last = self.runs.last()?;
+        let x0 = self.runs.iter().map(|r| r.1).min()?;
+        let x1 = self.runs.iter().map(|r| r.1 + r.2 - 1).max()?;
+        Some([x0, first.0, x1, last.0])
+    }
+}
+
 /// Output columns visited together by [`MaskResizer::for_each_span`].
 const COLUMN_BLOCK: usize = 32;
 
@@ -559,6 +656,36 @@ mod tests {
         }
         // The point of the spans: most values of blob masks are never computed.
         assert!(skipped * 2 > total, "{skipped} of {total} skipped");
+    }
+
+    #[test]
+    fn counts_and_mask_in_one_visit_equal_the_separate_ones() {
+        let low = 32;
+        for (w, h) in [(29, 17), (128, 128), (40, 160), (300, 97), (1, 1)] {
+            let r = MaskResizer::new(w, h, 128, low);
+            for seed in 0..12u64 {
+                let logits = blob_logits(low, seed, seed % 4 == 3);
+                for t in [-1.0f32, 0.0, 1.0] {
+                    let (counts, runs) = r.count_and_mask(&logits, [1.0, -1.0], t);
+                    assert_eq!(
+                        counts,
+                        r.count_above(&logits, [1.0, -1.0]),
+                        "{w}x{h} {seed}"
+                    );
+                    let mask = r.mask_above(&logits, t);
+                    assert_eq!(runs.to_mask(), mask, "{w}x{h} seed {seed} threshold {t}");
+                    let mut want: Option<[usize; 4]> = None;
+                    for (i, _) in mask.iter().enumerate().filter(|(_, &m)| m) {
+                        let (x, y) = (i % w, i / w);
+                        want = Some(match want {
+                            None => [x, y, x, y],
+                            Some([a, b, c, d]) => [a.min(x), b.min(y), c.max(x), d.max(y)],
+                        });
+                    }
+                    assert_eq!(runs.bbox(), want, "{w}x{h} seed {seed} threshold {t}");
+                }
+            }
+        }
     }
 
     #[test]
