@@ -503,7 +503,7 @@ impl FactoredDecoder {
         let proj_t = |x: &[f32], l: &Linear, bias: bool| {
             HeadBlocked::from_rows(&transposed_projection(x, l, bias), HEADS, D, N)
         };
-        let blocked = |x: Vec<f32>| HeadBlocked::from_rows(&x, HEADS, D, N);
+        let blocked = |x: &[f32]| HeadBlocked::from_token_major(x, N, HEADS, D);
         let values = |x: &[f32]| HeadValues::from_token_major(x, N, HEADS);
         let k1t = proj_t(&xp, &b1.t2i.k, true);
         let v1 = values(&b1.t2i.v.forward(src, N, Threads::Pool));
@@ -514,7 +514,7 @@ impl FactoredDecoder {
             .collect();
         center_rows(&mut z, C);
         let zn = row_norms2(&z, C);
-        let rzt = blocked(transposed(&project_t(&z, &b1.i2t.o), N, I));
+        let rzt = blocked(&project_t(&z, &b1.i2t.o));
         let g1 = &b1.norm4.g;
         let beta1 = &b1.norm4.b;
         let a = scale_cols(&z, g1);
@@ -534,9 +534,9 @@ impl FactoredDecoder {
         let yn = row_norms2(&y, C);
         let mut cgy = scale_cols(&y, g1);
         center_rows(&mut cgy, C);
-        let ry1t = blocked(transposed(&project_t(&cgy, &b1.i2t.o), N, I));
+        let ry1t = blocked(&project_t(&cgy, &b1.i2t.o));
         drop(cgy);
-        let ry2t = blocked(transposed(&project_t(&y, &b2.i2t.o), N, I));
+        let ry2t = blocked(&project_t(&y, &b2.i2t.o));
         let mut e0 = beta1.clone();
         center_rows(&mut e0, C);
         let mut cbo2 = b2.i2t.o.b.clone();
@@ -670,7 +670,7 @@ impl FactoredDecoder {
             .zip(qt.par_chunks(t * I))
             .for_each(|(o, q)| {
                 let mut l = vec![0f32; ht * N];
-                products(&mut l, &img.k1t, q, t, scale, false);
+                head_products(&mut l, &img.k1t, q, t, scale, false);
                 softmax_rows(&mut l, N);
                 head_attention(o, &l, &img.v1, t);
             });
@@ -685,7 +685,7 @@ impl FactoredDecoder {
         bt.states.par_iter_mut().enumerate().for_each(|(p, st)| {
             let vp = vt[p * t * I..(p + 1) * t * I].to_vec();
             let mut a1t = vec![0f32; ht * N];
-            products(
+            head_products(
                 &mut a1t,
                 &img.q1t,
                 &kt[p * t * I..(p + 1) * t * I],
@@ -695,7 +695,7 @@ impl FactoredDecoder {
             );
             // m = 2⟨Z_i, u⟩ (then + G a1_i below); var_i = (|Z_i|² + a1_i · m_i) / C.
             let mut m = vec![0f32; ht * N];
-            products(&mut m, &img.rzt, &vp, t, 2.0, false);
+            head_products(&mut m, &img.rzt, &vp, t, 2.0, false);
             let mut work = vec![0f32; 2 * N];
             softmax_columns(&mut a1t, t, N, &mut work);
             let mut cu1 = head_outputs(&vp, t, &b1.i2t.o);
@@ -779,8 +779,8 @@ impl FactoredDecoder {
             let mut a2t = st.first_norm_logits(kp, (&img.qz2t, &img.qc2t), &b2.i2t.q, t, scale);
             // The second norm: m = 2/s1 ⟨Y_i, F0_k⟩ (then + Γ W'_i), rows [E1; E2; e0].
             let mut m = vec![0f32; r * N];
-            products(&mut m[..ht * N], &img.ry1t, &st.vt1, t, 1.0, false);
-            products(&mut m[ht * N..2 * ht * N], &img.ry2t, vp, t, 1.0, false);
+            head_products(&mut m[..ht * N], &img.ry1t, &st.vt1, t, 1.0, false);
+            head_products(&mut m[ht * N..2 * ht * N], &img.ry2t, vp, t, 1.0, false);
             let mut work = vec![0f32; 2 * N];
             softmax_columns(&mut a2t, t, N, &mut work);
             let mut cu2 = head_outputs(vp, t, &b2.i2t.o);
@@ -1025,23 +1025,6 @@ impl FactoredDecoder {
         }
         masks
     }
-}
-
-/// [`head_products`] of one prompt's tokens `q` (`T × I`) against a per-image matrix `a`
-/// (`I × N`) into the prompt's `(H·T) × N` buffer `out`.
-fn products(out: &mut [f32], a: &HeadBlocked, q: &[f32], t: usize, scale: f32, accumulate: bool) {
-    head_products(out, a, q, t, scale, accumulate);
-}
-
-/// Transpose of a `rows × cols` matrix.
-fn transposed(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut y = vec![0f32; rows * cols];
-    for (i, row) in x.chunks_exact(cols).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            y[j * rows + i] = v;
-        }
-    }
-    y
 }
 
 /// `(x Wᵀ (+ b))ᵀ`: the projection of `N` rows, one output row per channel (`out × N`).

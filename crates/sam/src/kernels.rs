@@ -305,6 +305,26 @@ impl HeadBlocked {
         HeadBlocked { data, heads, dh, n }
     }
 
+    /// From a token-major matrix `x` (`n` rows of `heads·dh` values).
+    ///
+    /// # Panics
+    /// When `x` is not `n × heads·dh`.
+    pub(crate) fn from_token_major(x: &[f32], n: usize, heads: usize, dh: usize) -> Self {
+        let inner = heads * dh;
+        assert_eq!(x.len(), n * inner, "matrix must be {n} x {heads}·{dh}");
+        let nb = n.div_ceil(HB);
+        let mut data = vec![0f32; heads * nb * dh * HB];
+        for (i, row) in x.chunks_exact(inner).enumerate() {
+            let (bi, j) = (i / HB, i % HB);
+            for h in 0..heads {
+                for d in 0..dh {
+                    data[((h * nb + bi) * dh + d) * HB + j] = row[h * dh + d];
+                }
+            }
+        }
+        HeadBlocked { data, heads, dh, n }
+    }
+
     /// Head `h`: `⌈n / HB⌉` blocks of `dh × HB`.
     fn head(&self, h: usize) -> &[f32] {
         let len = self.n.div_ceil(HB) * self.dh * HB;
@@ -371,6 +391,8 @@ fn head_block_generic<const F: bool>(
     for bi in 0..nb {
         let (i0, w) = (bi * HB, HB.min(n - bi * HB));
         let blk = &blocks[bi * dh * HB..(bi + 1) * dh * HB];
+        // Two named accumulators rather than [`block_products`]: written through it, this
+        // kernel measured 2.3× slower (0.55–0.65 vs 0.25 ms per prompt and product).
         let mut ti = 0;
         while ti + 2 <= t {
             let (mut acc0, mut acc1) = ([0f32; HB], [0f32; HB]);
@@ -927,6 +949,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn blocked_from_either_layout_is_the_same() {
+        let (heads, dh, n) = (3, 4, 70);
+        let rows: Vec<f32> = (0..heads * dh * n).map(|i| i as f32).collect();
+        let mut tokens = vec![0f32; n * heads * dh];
+        for c in 0..heads * dh {
+            for i in 0..n {
+                tokens[i * heads * dh + c] = rows[c * n + i];
+            }
+        }
+        let (a, b) = (
+            HeadBlocked::from_rows(&rows, heads, dh, n),
+            HeadBlocked::from_token_major(&tokens, n, heads, dh),
+        );
+        assert_eq!(a.data, b.data);
     }
 
     #[test]
