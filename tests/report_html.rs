@@ -18,7 +18,7 @@ fn hostile_report(dir: &Path) -> PathBuf {
     .unwrap();
     std::fs::write(
         dir.join("answers.csv"),
-        "image,model\na.png,\"<script>alert('count')</script> Count: 4\"\nb.png,<img src=x onerror=alert(1)> 5\n",
+        "image,model\na.png,\"<script>alert('count')</script> Count: 4\"\nb.png,<img src=x onerror=alert(1)> Count: 5\n",
     )
     .unwrap();
     std::fs::write(
@@ -89,7 +89,8 @@ fn model_text_with_script_is_escaped() {
     );
     assert!(!html.contains("</td><script"), "unescaped dataset name");
     assert!(html.contains("&lt;script&gt;alert(&#39;count&#39;)&lt;/script&gt;"));
-    // The answer was still parsed: the count after the markup.
+    // The answers were still parsed: the count after the markup (a bare `5` next to the
+    // `1` of `alert(1)` would be two numbers, a parse failure under the strict rules).
     let counting = std::fs::read_to_string(dir.path().join("report/tables/counting.csv")).unwrap();
     assert!(counting.contains(",2,0,"), "{counting}");
 }

@@ -545,9 +545,9 @@ fn imported_predictions(
             },
             TaskKind::Vqa => p.value_text = Some(raw.clone()),
             // The study's sizes are bare numbers in µm; a unit (nm, mm) is converted.
-            TaskKind::Size => match mica_vlm::task::parse_size_um(raw) {
-                Some(v) => p.value_num = Some(v),
-                None => p.failure = Some(format!("no size in the answer {:?}", raw.trim())),
+            TaskKind::Size => match mica_metrics::parse::parse_size_um(raw) {
+                Ok(v) => p.value_num = Some(v),
+                Err(e) => p.failure = Some(e.reason),
             },
             TaskKind::Segment => {
                 p = Prediction::failed(p.key, run_id, "imported answers cannot segment".to_string())
@@ -1119,7 +1119,7 @@ mod tests {
 
     #[test]
     fn imported_size_answers_in_micrometres() {
-        let p = |raw: &str| mica_vlm::task::parse_size_um(raw);
+        let p = |raw: &str| mica_metrics::parse::parse_size_um(raw).ok();
         assert_eq!(p("0.016"), Some(0.016));
         assert_eq!(p("0.0001"), Some(0.0001));
         assert_eq!(p("8.5"), Some(8.5));

@@ -1,28 +1,52 @@
-//! Turning a model's free-text answer into a count or a class, saying *why* when that fails.
+//! Turning an answer (a model's free text, a JSON field, a spreadsheet cell) into a count, a size
+//! or a class, saying *why* when that fails. These are the only rules mica reads answers by: the
+//! study runner, `mica eval`, the VLM clients and robustness all call them.
 //!
-//! The rules follow the study (see `shared/STUDY.md`, "Tasks as run") with a few documented
-//! refinements:
+//! A value that cannot be read is a failure with a reason, never a different value.
 //!
-//! - **Counts** ([`parse_count`]): a `Count: <n>` pattern (case-insensitive, `:` or `=`, markdown
-//!   emphasis such as `**Count:** 12` allowed; the first integer after the marker, so
-//!   `Count: about 40` is 40) wins; otherwise the first integer in the text (the
-//!   study's rule). An answer that is `NaN` (or `Count: NaN`), empty, or a refusal without any
-//!   integer is a failure with a reason. Refinement: `1,234` with comma-separated groups of exactly
-//!   three digits is read as 1234 (the study's `\d+` would read 1). Number words ("twelve") are
-//!   deliberately not read: "one" occurs in too many refusals ("no one can tell").
-//! - **Classes** ([`parse_class`]): the first integer in the text that is one of the labels' ids
-//!   (the class numbers shown in the prompt) wins; otherwise the first label, in the labels' fixed
-//!   order, one of whose aliases occurs in the text as a substring (the study's rule), matched
-//!   case-insensitively. Refinement: a short alias (4 characters or fewer, e.g. `tip`, `mems`)
-//!   must start at a word boundary, so `tip` does not match inside "mul*tip*le"; it may still end
-//!   anywhere (`tip` matches "tips").
+//! # Numbers
+//! A number is a run of digits, optionally with `,ddd` thousands groups (`1,234`), a decimal part
+//! (`3.7`) and an exponent (`12e4`), preceded by `-` / `−` when negative. A run glued to letters
+//! (`2D`, `w1`, `F48`, `20kV`) is part of a word, not a number.
+//!
+//! # Counts ([`parse_count`], [`count_from_json`], [`parse_count_cell`])
+//! A count is a non-negative whole number of at most [`MAX_COUNT`] (2⁵³, the largest whole number
+//! an `f64` holds exactly):
+//! - a `Count: <n>` (or `count = <n>`) marker wins, case-insensitive, markdown emphasis such as
+//!   `**Count:** 12` allowed, words before the number skipped (`Count: about 40` is 40). Several
+//!   markers must agree.
+//! - without a marker, the text must hold exactly one distinct number (`There are 7 cells.`;
+//!   `12 cells, so 12` is fine); several different numbers are ambiguous and fail
+//!   (`7 cells in 3 clusters`). This is stricter than the study's "first integer" rule, which
+//!   would read `In 3 regions I see 40 cells` as 3.
+//! - failures: empty, `NaN` / `N/A` / `none`, a refusal, no number, a negative number (`-4`), a
+//!   fractional one (`3.7`; `12.0` is 12), exponent notation (`12e4`), one above [`MAX_COUNT`],
+//!   a range (`40-50`, `40 to 50`, `40 or 50`).
+//! - number words ("twelve") are deliberately not read: "one" occurs in too many refusals.
+//! - JSON ([`count_from_json`]): a whole number; `null` means "cannot tell"; a string is read as
+//!   text; `7.9`, `-3`, `1e+308` and `99999999999999999999999` fail.
+//! - a spreadsheet / CSV cell ([`parse_count_cell`]): empty is *missing*, a bare count is the
+//!   count, anything else is *not a count* with the reason above.
+//!
+//! # Sizes ([`parse_size_um`], [`size_from_json`])
+//! A size is a positive, finite length in µm. Decimals and exponents are allowed (a size is a
+//! measurement). A bare number is µm; `Size: <n> [unit]` wins; otherwise the numbers followed by a
+//! length unit (`nm`, `µm` / `um` / `micron`, `mm`) must agree. Negative or zero sizes, ranges,
+//! several different sizes and `NaN` fail.
+//!
+//! # Classes ([`parse_class`])
+//! The first whole number in the text that is one of the labels' ids (the class numbers shown in
+//! the prompt) wins; otherwise the first label, in the labels' fixed order, one of whose aliases
+//! occurs in the text as a substring (the study's rule), matched case-insensitively. Refinement:
+//! a short alias (4 characters or fewer, e.g. `tip`, `mems`) must start at a word boundary, so
+//! `tip` does not match inside "mul*tip*le"; it may still end anywhere (`tip` matches "tips").
 
 use std::fmt;
 
 /// Why an answer could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseFailure {
-    /// A short human-readable reason, e.g. "the answer is NaN" or "no integer in the answer".
+    /// A short human-readable reason, e.g. "the answer is NaN" or "no number in the answer".
     pub reason: String,
 }
 
@@ -41,6 +65,14 @@ impl fmt::Display for ParseFailure {
 }
 
 impl std::error::Error for ParseFailure {}
+
+/// The largest count mica reads: 2⁵³, the largest whole number an `f64` holds exactly (every
+/// metric is computed in `f64`).
+pub const MAX_COUNT: u64 = 1 << 53;
+
+/// Version of these reading rules; part of the settings hash of every method whose answers are
+/// read by them, so a change of rules recomputes (re-reads) those answers.
+pub const RULES_VERSION: u32 = 2;
 
 /// Phrases that mark a refusal or an inability to answer (lower case).
 const REFUSALS: &[&str] = &[
@@ -61,18 +93,247 @@ const REFUSALS: &[&str] = &[
     "not able to",
 ];
 
-/// A count from a free-text answer.
+/// A number as written in an answer.
+#[derive(Debug, Clone, PartialEq)]
+struct NumberToken {
+    /// Byte span in the (lower-cased) text, sign included.
+    start: usize,
+    end: usize,
+    negative: bool,
+    /// The digits before the decimal point, thousands separators removed.
+    int_digits: String,
+    /// The digits after the decimal point, if any.
+    frac_digits: Option<String>,
+    /// Whether it has an exponent (`e4`, `E-3`).
+    exponent: bool,
+    /// Glued to a letter, digit or `_` before it (`w1`, `F48`): part of a word.
+    glued_before: bool,
+    /// Followed directly by a letter (`2D`, `350nm`).
+    glued_after: bool,
+    /// The number as written.
+    text: String,
+}
+
+impl NumberToken {
+    fn value(&self) -> f64 {
+        let t: String = self
+            .text
+            .chars()
+            .filter(|c| *c != ',')
+            .map(|c| if c == '−' { '-' } else { c })
+            .collect();
+        t.parse::<f64>().unwrap_or(f64::NAN)
+    }
+
+    /// The token as a count, or why it is not one.
+    fn as_count(&self) -> Result<u64, ParseFailure> {
+        if self.negative {
+            return Err(ParseFailure::new(format!(
+                "negative count {}: a count is a whole number 0 or more",
+                self.text
+            )));
+        }
+        if self.exponent {
+            return Err(ParseFailure::new(format!(
+                "the count {} is in exponent notation; a count is a whole number",
+                self.text
+            )));
+        }
+        if let Some(f) = &self.frac_digits {
+            if f.chars().any(|c| c != '0') {
+                return Err(ParseFailure::new(format!(
+                    "fractional count {}: a count is a whole number",
+                    self.text
+                )));
+            }
+        }
+        match self.int_digits.parse::<u64>() {
+            Ok(n) if n <= MAX_COUNT => Ok(n),
+            _ => Err(ParseFailure::new(format!(
+                "the number {} is too large for a count (at most {MAX_COUNT})",
+                self.text
+            ))),
+        }
+    }
+}
+
+/// Every number in `s` (see the module docs for what a number is), including those glued to a
+/// word (`w1`, `350nm`), which say so.
+fn all_number_tokens(s: &str) -> Vec<NumberToken> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // Glued to a letter or digit before (`w1`, `F48`)? Then it is part of a word.
+        let before = s[..i].chars().next_back();
+        let glued_before = before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        let mut start = i;
+        let mut negative = false;
+        if let Some(sign) = before.filter(|c| *c == '-' || *c == '−') {
+            // A sign only when what precedes it is not a digit or letter (`40-50` is a range).
+            let sign_start = i - sign.len_utf8();
+            let pre = s[..sign_start].chars().next_back();
+            if !pre.is_some_and(|c| c.is_alphanumeric()) {
+                negative = true;
+                start = sign_start;
+            }
+        }
+        let mut int_digits = String::new();
+        while i < b.len() && b[i].is_ascii_digit() {
+            int_digits.push(b[i] as char);
+            i += 1;
+        }
+        // Thousands groups: ",ddd" not followed by another digit.
+        while i + 4 <= b.len()
+            && b[i] == b','
+            && b[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+            && b.get(i + 4).is_none_or(|c| !c.is_ascii_digit())
+        {
+            int_digits.push_str(&s[i + 1..i + 4]);
+            i += 4;
+        }
+        let mut frac_digits = None;
+        if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+            let mut f = String::new();
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                f.push(b[i] as char);
+                i += 1;
+            }
+            frac_digits = Some(f);
+        }
+        let mut exponent = false;
+        if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+            let mut j = i + 1;
+            if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                j += 1;
+            }
+            if j < b.len() && b[j].is_ascii_digit() {
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+                exponent = true;
+                i = j;
+            }
+        }
+        let glued_after = s[i..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_');
+        let end = i;
+        if glued_before {
+            // Skip the rest of the word.
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
+                i += 1;
+            }
+        }
+        out.push(NumberToken {
+            start,
+            end,
+            negative,
+            int_digits,
+            frac_digits,
+            exponent,
+            glued_before,
+            glued_after,
+            text: s[start..end].to_string(),
+        });
+    }
+    out
+}
+
+/// The numbers of `s` that stand on their own (not glued to a word): what a count is read from.
+fn number_tokens(s: &str) -> Vec<NumberToken> {
+    all_number_tokens(s)
+        .into_iter()
+        .filter(|t| !t.glued_before && !t.glued_after)
+        .collect()
+}
+
+/// The numbers of `s` a size is read from, each with the length unit that follows it (spaced
+/// or glued: `350 nm`, `350nm`).
+fn size_tokens(s: &str) -> Vec<(NumberToken, Option<(f64, f64)>)> {
+    all_number_tokens(s)
+        .into_iter()
+        .filter(|t| !t.glued_before)
+        .filter_map(|t| {
+            let unit = length_unit(&s[t.end..]);
+            (!t.glued_after || unit.is_some()).then_some((t, unit))
+        })
+        .collect()
+}
+
+/// Whether `first` and `next` form a range (`40-50`, `40 - 50`, `40 to 50`, `40 or 50`; a length
+/// unit may follow the first number: `2 um to 5 um`).
+fn is_range(s: &str, first: &NumberToken, next: &NumberToken) -> bool {
+    let mut between = s[first.end..next.start].trim();
+    for unit in [
+        "micrometres",
+        "micrometers",
+        "nanometres",
+        "nanometers",
+        "microns",
+        "micron",
+        "nm",
+        "µm",
+        "μm",
+        "um",
+        "mm",
+    ] {
+        if let Some(rest) = between.strip_prefix(unit) {
+            between = rest.trim();
+            break;
+        }
+    }
+    match between {
+        "-" | "–" | "—" | "to" | "or" | "/" | "..." => true,
+        "" => next.negative,
+        _ => false,
+    }
+}
+
+/// The (multiplier, divisor) to µm of a length unit at the start of `rest` (after spaces);
+/// division keeps 350 nm exactly 0.35.
+fn length_unit(rest: &str) -> Option<(f64, f64)> {
+    let r = rest.trim_start();
+    let word_end = |unit: &str| {
+        r.strip_prefix(unit)
+            .is_some_and(|after| after.chars().next().is_none_or(|c| !c.is_alphabetic()))
+    };
+    if word_end("nm") || r.starts_with("nanomet") {
+        Some((1.0, 1e3))
+    } else if word_end("µm")
+        || word_end("μm")
+        || word_end("um")
+        || r.starts_with("micron")
+        || r.starts_with("micromet")
+    {
+        Some((1.0, 1.0))
+    } else if word_end("mm") || r.starts_with("millimet") {
+        Some((1e3, 1.0))
+    } else {
+        None
+    }
+}
+
+/// A count from a free-text answer (rules in the module docs).
 ///
 /// ```
 /// use mica_metrics::parse::parse_count;
 /// assert_eq!(parse_count("I see 3 groups. Count: 12").unwrap(), 12);
 /// assert_eq!(parse_count("There are 7 cells.").unwrap(), 7);
 /// assert!(parse_count("NaN").is_err());
+/// assert!(parse_count("Count: -4").is_err());
+/// assert!(parse_count("Count: 3.7").is_err());
+/// assert!(parse_count("7 cells in 3 clusters").is_err());
 /// ```
 ///
 /// # Errors
-/// A [`ParseFailure`] saying why: empty answer, `NaN`, a refusal, no integer, or a number too
-/// large for `u64`.
+/// A [`ParseFailure`] saying why (see the module docs).
 pub fn parse_count(text: &str) -> Result<u64, ParseFailure> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
@@ -82,26 +343,331 @@ pub fn parse_count(text: &str) -> Result<u64, ParseFailure> {
     if is_nan_answer(&lower) {
         return Err(ParseFailure::new("the answer is NaN"));
     }
-    if let Some(after) = count_pattern_value(&lower) {
-        let after = after.trim_start();
-        if starts_with_word(after, "nan") {
-            return Err(ParseFailure::new("the answer is `Count: NaN`"));
+    let markers = count_markers(&lower);
+    if !markers.is_empty() {
+        let mut values: Vec<u64> = Vec::new();
+        for after in &markers {
+            let after_text = &lower[*after..];
+            let rest = after_text.trim_start();
+            if starts_with_word(rest, "nan") {
+                return Err(ParseFailure::new("the answer is `Count: NaN`"));
+            }
+            let toks = number_tokens(after_text);
+            let Some(first) = toks.first() else {
+                continue;
+            };
+            // Only words may stand between the marker and its number (`Count: about 40`), not
+            // another sentence.
+            if after_text[..first.start].contains(['.', '\n', ';']) {
+                continue;
+            }
+            if toks.get(1).is_some_and(|n| is_range(after_text, first, n)) {
+                return Err(ParseFailure::new(format!(
+                    "a range ({}), not one count",
+                    after_text[first.start..toks[1].end].trim()
+                )));
+            }
+            values.push(first.as_count()?);
         }
-        if let Some(n) = first_integer(after)? {
-            return Ok(n);
+        if let Some(&v) = values.first() {
+            if values.iter().any(|&x| x != v) {
+                return Err(ParseFailure::new(format!(
+                    "several `Count:` lines with different numbers ({})",
+                    join_numbers(&values)
+                )));
+            }
+            return Ok(v);
         }
     }
-    match first_integer(&lower)? {
-        Some(n) => Ok(n),
-        None => {
-            if REFUSALS.iter().any(|r| lower.contains(r)) {
-                Err(ParseFailure::new("refusal: the answer gives no count"))
-            } else if contains_word(&lower, "nan") {
-                Err(ParseFailure::new("the answer contains NaN and no integer"))
+    let toks = number_tokens(&lower);
+    if toks.is_empty() {
+        return Err(if REFUSALS.iter().any(|r| lower.contains(r)) {
+            ParseFailure::new("refusal: the answer gives no count")
+        } else if contains_word(&lower, "nan") {
+            ParseFailure::new("the answer contains NaN and no number")
+        } else {
+            ParseFailure::new("no number in the answer")
+        });
+    }
+    if toks.len() == 2 && is_range(&lower, &toks[0], &toks[1]) {
+        return Err(ParseFailure::new(format!(
+            "a range ({}), not one count",
+            lower[toks[0].start..toks[1].end].trim()
+        )));
+    }
+    let first = toks[0].as_count()?;
+    let distinct: Vec<String> = {
+        let mut d: Vec<String> = Vec::new();
+        for t in &toks {
+            let v = t.value();
+            let s = if v.is_finite() {
+                format!("{v}")
             } else {
-                Err(ParseFailure::new("no integer in the answer"))
+                t.text.clone()
+            };
+            if !d.contains(&s) {
+                d.push(s);
             }
         }
+        d
+    };
+    if distinct.len() > 1 {
+        return Err(ParseFailure::new(format!(
+            "several different numbers ({}) and no `Count:` marker: which is the count is ambiguous",
+            distinct.join(", ")
+        )));
+    }
+    for t in &toks[1..] {
+        t.as_count()?;
+    }
+    Ok(first)
+}
+
+fn join_numbers(v: &[u64]) -> String {
+    v.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A count from a JSON value of a structured answer (rules in the module docs).
+///
+/// ```
+/// use mica_metrics::parse::count_from_json;
+/// use serde_json::json;
+/// assert_eq!(count_from_json(&json!(12)).unwrap(), 12);
+/// assert!(count_from_json(&json!(7.9)).is_err());
+/// assert!(count_from_json(&json!(1e308)).is_err());
+/// assert!(count_from_json(&json!(null)).is_err());
+/// ```
+///
+/// # Errors
+/// A [`ParseFailure`] for `null`, a negative, fractional or too large number, or another type.
+pub fn count_from_json(v: &serde_json::Value) -> Result<u64, ParseFailure> {
+    match v {
+        serde_json::Value::Null => Err(ParseFailure::new(
+            "the model answered null (it cannot tell the count)",
+        )),
+        serde_json::Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                return if u <= MAX_COUNT {
+                    Ok(u)
+                } else {
+                    Err(ParseFailure::new(format!(
+                        "the number {u} is too large for a count (at most {MAX_COUNT})"
+                    )))
+                };
+            }
+            if let Some(i) = n.as_i64() {
+                return Err(ParseFailure::new(format!(
+                    "negative count {i}: a count is a whole number 0 or more"
+                )));
+            }
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f < 0.0 {
+                Err(ParseFailure::new(format!(
+                    "negative count {n}: a count is a whole number 0 or more"
+                )))
+            } else if f.fract() != 0.0 {
+                Err(ParseFailure::new(format!(
+                    "fractional count {n}: a count is a whole number"
+                )))
+            } else {
+                Err(ParseFailure::new(format!(
+                    "the number {n} is too large for a count (at most {MAX_COUNT})"
+                )))
+            }
+        }
+        serde_json::Value::String(s) => parse_count(s),
+        other => Err(ParseFailure::new(format!(
+            "the count is not a number: {other}"
+        ))),
+    }
+}
+
+/// A spreadsheet or CSV cell that should hold a count.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CountCell {
+    /// A count.
+    Count(u64),
+    /// An empty cell (whitespace only): a missing answer.
+    Empty,
+    /// Anything else, verbatim, with why it is not a count (`NaN`, `about 40`, `3.7`, `-1`).
+    Invalid { text: String, reason: String },
+}
+
+impl CountCell {
+    /// The count, if any.
+    pub fn value(&self) -> Option<u64> {
+        match self {
+            CountCell::Count(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a cell that should hold a bare count: the cell must be one count and nothing else.
+///
+/// ```
+/// use mica_metrics::parse::{parse_count_cell, CountCell};
+/// assert_eq!(parse_count_cell(" 12 "), CountCell::Count(12));
+/// assert_eq!(parse_count_cell("12.0"), CountCell::Count(12));
+/// assert_eq!(parse_count_cell(""), CountCell::Empty);
+/// assert!(matches!(parse_count_cell("3.7"), CountCell::Invalid { .. }));
+/// assert!(matches!(parse_count_cell("about 40"), CountCell::Invalid { .. }));
+/// ```
+pub fn parse_count_cell(cell: &str) -> CountCell {
+    let s = cell.trim();
+    if s.is_empty() {
+        return CountCell::Empty;
+    }
+    let invalid = |reason: String| CountCell::Invalid {
+        text: s.to_string(),
+        reason,
+    };
+    let toks = number_tokens(s);
+    match toks.as_slice() {
+        [t] if t.start == 0 && t.end == s.len() => match t.as_count() {
+            Ok(n) => CountCell::Count(n),
+            Err(e) => invalid(e.reason),
+        },
+        _ => invalid(match parse_count(s) {
+            Err(e) => e.reason,
+            Ok(_) => "not a bare count (text around the number)".to_string(),
+        }),
+    }
+}
+
+/// A size in µm from text (rules in the module docs).
+///
+/// ```
+/// use mica_metrics::parse::parse_size_um;
+/// assert_eq!(parse_size_um("Size: 2.5 µm").unwrap(), 2.5);
+/// assert_eq!(parse_size_um("about 350 nm wide").unwrap(), 0.35);
+/// assert_eq!(parse_size_um("0.016").unwrap(), 0.016);
+/// assert!(parse_size_um("Size: NaN").is_err());
+/// assert!(parse_size_um("-3 um").is_err());
+/// assert!(parse_size_um("between 2 um and 5 um").is_err());
+/// ```
+///
+/// # Errors
+/// A [`ParseFailure`] saying why.
+pub fn parse_size_um(text: &str) -> Result<f64, ParseFailure> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(ParseFailure::new("empty answer"));
+    }
+    let lower = t.to_lowercase();
+    if is_nan_answer(&lower) {
+        return Err(ParseFailure::new("the answer is NaN"));
+    }
+    let check = |tok: &NumberToken, unit: Option<(f64, f64)>| -> Result<f64, ParseFailure> {
+        let (mul, div) = unit.unwrap_or((1.0, 1.0));
+        let v = tok.value() * mul / div;
+        if tok.negative || v < 0.0 {
+            Err(ParseFailure::new(format!(
+                "negative size {}: a size is positive",
+                tok.text
+            )))
+        } else if v == 0.0 {
+            Err(ParseFailure::new("a size of 0: a size is positive"))
+        } else if !v.is_finite() {
+            Err(ParseFailure::new(format!(
+                "the size {} is not finite",
+                tok.text
+            )))
+        } else {
+            Ok(v)
+        }
+    };
+    let toks = size_tokens(&lower);
+    // A bare number is µm.
+    if let [(tok, None)] = toks.as_slice() {
+        if tok.start == 0 && tok.end == lower.len() {
+            return check(tok, None);
+        }
+    }
+    if let Some(p) = lower.find("size:").or_else(|| lower.find("size_um:")) {
+        let after = p + lower[p..].find(':').unwrap_or(0) + 1;
+        let rest = lower[after..].trim_start();
+        if starts_with_word(rest, "nan") {
+            return Err(ParseFailure::new("the answer is `Size: NaN`"));
+        }
+        let after_toks: Vec<&(NumberToken, Option<(f64, f64)>)> =
+            toks.iter().filter(|(t, _)| t.start >= after).collect();
+        if let Some((tok, unit)) = after_toks.first() {
+            if let Some((next, _)) = after_toks.get(1) {
+                if is_range(&lower, tok, next) {
+                    return Err(ParseFailure::new(format!(
+                        "a range ({}), not one size",
+                        lower[tok.start..next.end].trim()
+                    )));
+                }
+            }
+            return check(tok, *unit);
+        }
+        return Err(ParseFailure::new("no number after `Size:`"));
+    }
+    let with_unit: Vec<&(NumberToken, Option<(f64, f64)>)> =
+        toks.iter().filter(|(_, u)| u.is_some()).collect();
+    if with_unit.is_empty() {
+        return Err(ParseFailure::new(
+            "no size with a unit (nm, µm, um, mm) or `Size: <number>` in the answer",
+        ));
+    }
+    for pair in toks.windows(2) {
+        let ((a, ua), (b, ub)) = (&pair[0], &pair[1]);
+        if (ua.is_some() || ub.is_some()) && is_range(&lower, a, b) {
+            return Err(ParseFailure::new(format!(
+                "a range ({}), not one size",
+                lower[a.start..b.end].trim()
+            )));
+        }
+    }
+    let mut values = Vec::new();
+    for (tok, unit) in &with_unit {
+        values.push(check(tok, *unit)?);
+    }
+    let v = values[0];
+    if values
+        .iter()
+        .any(|x| (x - v).abs() > 1e-12 * v.abs().max(1.0))
+    {
+        return Err(ParseFailure::new(format!(
+            "several different sizes ({}) in the answer",
+            values
+                .iter()
+                .map(|x| format!("{x} µm"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(v)
+}
+
+/// A size in µm from a JSON value of a structured answer (a number, or a string read as text).
+///
+/// # Errors
+/// A [`ParseFailure`] for `null`, a non-positive or non-finite number, or another type.
+pub fn size_from_json(v: &serde_json::Value) -> Result<f64, ParseFailure> {
+    match v {
+        serde_json::Value::Null => Err(ParseFailure::new(
+            "the model answered null (it cannot tell the size)",
+        )),
+        serde_json::Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if !f.is_finite() {
+                Err(ParseFailure::new(format!("the size {n} is not finite")))
+            } else if f <= 0.0 {
+                Err(ParseFailure::new(format!("the size {n} is not positive")))
+            } else {
+                Ok(f)
+            }
+        }
+        serde_json::Value::String(s) => parse_size_um(s),
+        other => Err(ParseFailure::new(format!(
+            "the size is not a number: {other}"
+        ))),
     }
 }
 
@@ -207,8 +773,11 @@ pub fn parse_class(text: &str, labels: &[ClassLabel]) -> Result<usize, ParseFail
         return Err(ParseFailure::new("the answer is NaN"));
     }
     let mut numbers_seen = Vec::new();
-    for (start, end) in integer_spans(&lower) {
-        let Ok(n) = lower[start..end].parse::<u64>() else {
+    for tok in number_tokens(&lower) {
+        if tok.negative || tok.exponent || tok.frac_digits.is_some() {
+            continue;
+        }
+        let Ok(n) = tok.int_digits.parse::<u64>() else {
             continue;
         };
         if let Some(i) = labels.iter().position(|l| u64::from(l.id) == n) {
@@ -254,11 +823,16 @@ fn is_nan_answer(lower: &str) -> bool {
         .chars()
         .filter(|c| !c.is_ascii_punctuation() || *c == '/')
         .collect();
-    matches!(core.trim(), "nan" | "n/a" | "na" | "none" | "count nan")
+    matches!(
+        core.trim(),
+        "nan" | "n/a" | "na" | "none" | "count nan" | "size nan"
+    )
 }
 
-/// The text after a `count:` / `count =` marker (markdown `**` allowed around it), if any.
-fn count_pattern_value(lower: &str) -> Option<&str> {
+/// Byte positions right after every `count:` / `count =` marker (markdown `**` allowed around
+/// it), in text order.
+fn count_markers(lower: &str) -> Vec<usize> {
+    let mut out = Vec::new();
     let mut search_from = 0;
     while let Some(pos) = lower[search_from..].find("count") {
         let start = search_from + pos;
@@ -273,10 +847,11 @@ fn count_pattern_value(lower: &str) -> Option<&str> {
         }
         let rest = lower[after_word..].trim_start_matches(['*', '_', ' ', '\t']);
         if let Some(r) = rest.strip_prefix([':', '=']) {
-            return Some(r.trim_start_matches(['*', '_', ' ', '\t']));
+            let r = r.trim_start_matches(['*', '_', ' ', '\t']);
+            out.push(lower.len() - r.len());
         }
     }
-    None
+    out
 }
 
 fn starts_with_word(s: &str, word: &str) -> bool {
@@ -319,53 +894,13 @@ fn contains_at_word_start(s: &str, alias: &str) -> bool {
     })
 }
 
-/// Byte spans of maximal ASCII digit runs (with `,ddd` thousands groups joined).
-fn integer_spans(s: &str) -> Vec<(usize, usize)> {
-    let b = s.as_bytes();
-    let mut spans = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_digit() {
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            // Thousands groups: ",ddd" not followed by another digit.
-            while i + 4 <= b.len()
-                && b[i] == b','
-                && b[i + 1..i + 4].iter().all(u8::is_ascii_digit)
-                && b.get(i + 4).is_none_or(|c| !c.is_ascii_digit())
-            {
-                i += 4;
-            }
-            spans.push((start, i));
-        } else {
-            i += 1;
-        }
-    }
-    spans
-}
-
-fn parse_digits(s: &str) -> Result<u64, ParseFailure> {
-    let digits: String = s.chars().filter(|c| *c != ',').collect();
-    digits
-        .parse::<u64>()
-        .map_err(|_| ParseFailure::new(format!("the number {s} is too large for a count")))
-}
-
-fn first_integer(s: &str) -> Result<Option<u64>, ParseFailure> {
-    match integer_spans(s).first() {
-        Some(&(a, b)) => parse_digits(&s[a..b]).map(Some),
-        None => Ok(None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn count_pattern_wins_over_first_integer() {
+    fn count_pattern_wins_over_other_numbers() {
         assert_eq!(parse_count("In 3 regions I see... Count: 42").unwrap(), 42);
         assert_eq!(parse_count("**Count:** 17 cells").unwrap(), 17);
         assert_eq!(parse_count("count = 5").unwrap(), 5);
@@ -373,10 +908,13 @@ mod tests {
             parse_count("I see 3 clusters. Count: approximately 40").unwrap(),
             40
         );
+        assert_eq!(parse_count("Count: 12\nCount: 12").unwrap(), 12);
+        let e = parse_count("Count: 12. Later: Count: 14").unwrap_err();
+        assert!(e.reason.contains("different"), "{e}");
     }
 
     #[test]
-    fn first_integer_otherwise() {
+    fn one_number_without_a_marker() {
         assert_eq!(
             parse_count("There are approximately 40 cells.").unwrap(),
             40
@@ -384,12 +922,46 @@ mod tests {
         assert_eq!(parse_count("about 40").unwrap(), 40);
         assert_eq!(parse_count("12").unwrap(), 12);
         assert_eq!(parse_count("  7\r\n").unwrap(), 7);
+        assert_eq!(parse_count("12 cells, so 12.").unwrap(), 12);
+        // Digits inside words are not numbers.
+        assert_eq!(parse_count("In this 2D w1 image: 14 nuclei").unwrap(), 14);
+    }
+
+    #[test]
+    fn several_numbers_without_a_marker_are_ambiguous() {
+        let e = parse_count("7 cells in 3 clusters").unwrap_err();
+        assert!(e.reason.contains("several different numbers (7, 3)"), "{e}");
+        assert!(parse_count("1,2 and 3").is_err());
     }
 
     #[test]
     fn thousands_groups() {
         assert_eq!(parse_count("Count: 1,234").unwrap(), 1234);
-        assert_eq!(parse_count("1,2 and 3").unwrap(), 1);
+        assert_eq!(parse_count("1,234 cells").unwrap(), 1234);
+    }
+
+    #[test]
+    fn negative_fractional_exponent_and_huge_counts_fail() {
+        for (text, why) in [
+            ("Count: -4", "negative"),
+            ("-4", "negative"),
+            ("Count: −4", "negative"),
+            ("Count: 3.7", "fractional"),
+            ("3.7", "fractional"),
+            ("Count: 12e4", "exponent"),
+            ("12E+3 cells", "exponent"),
+            ("99999999999999999999999", "too large"),
+            ("Count: 9007199254740993", "too large"),
+            ("Count: 40-50", "range"),
+            ("Count: 40 - 50", "range"),
+            ("Count: 40 to 50", "range"),
+            ("40 or 50", "range"),
+        ] {
+            let e = parse_count(text).unwrap_err();
+            assert!(e.reason.contains(why), "{text:?}: {e}");
+        }
+        assert_eq!(parse_count("Count: 12.0").unwrap(), 12);
+        assert_eq!(parse_count(&MAX_COUNT.to_string()).unwrap(), MAX_COUNT);
     }
 
     #[test]
@@ -403,9 +975,76 @@ mod tests {
         let e = parse_count("").unwrap_err();
         assert!(e.reason.contains("empty"), "{e}");
         let e = parse_count("many").unwrap_err();
-        assert!(e.reason.contains("no integer"), "{e}");
-        let e = parse_count("99999999999999999999999").unwrap_err();
-        assert!(e.reason.contains("too large"), "{e}");
+        assert!(e.reason.contains("no number"), "{e}");
+    }
+
+    #[test]
+    fn json_counts_are_whole_numbers() {
+        assert_eq!(count_from_json(&json!(7)).unwrap(), 7);
+        assert_eq!(count_from_json(&json!("Count: 7")).unwrap(), 7);
+        for (v, why) in [
+            (json!(7.9), "fractional"),
+            (json!(-3), "negative"),
+            (json!(-3.5), "negative"),
+            (json!(1e308), "too large"),
+            (json!(null), "null"),
+            (json!([1]), "not a number"),
+        ] {
+            let e = count_from_json(&v).unwrap_err();
+            assert!(e.reason.contains(why), "{v}: {e}");
+        }
+        let big: serde_json::Value = serde_json::from_str("99999999999999999999999").unwrap();
+        assert!(count_from_json(&big)
+            .unwrap_err()
+            .reason
+            .contains("too large"));
+    }
+
+    #[test]
+    fn cells_hold_one_bare_count() {
+        assert_eq!(parse_count_cell("5"), CountCell::Count(5));
+        assert_eq!(parse_count_cell("  "), CountCell::Empty);
+        for cell in ["NaN", "about 40", "3.7", "-1", "1e3", "7 or 8"] {
+            assert!(
+                matches!(parse_count_cell(cell), CountCell::Invalid { .. }),
+                "{cell}"
+            );
+        }
+        let CountCell::Invalid { reason, .. } = parse_count_cell("3.7") else {
+            unreachable!()
+        };
+        assert!(reason.contains("fractional"), "{reason}");
+    }
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size_um("3").unwrap(), 3.0);
+        assert_eq!(parse_size_um("0.0001").unwrap(), 0.0001);
+        assert_eq!(parse_size_um("Size: 1.2 mm").unwrap(), 1200.0);
+        assert_eq!(parse_size_um("Size: 350nm").unwrap(), 0.35);
+        assert_eq!(
+            parse_size_um("The fibres are 12 of them, about 0.8 um wide").unwrap(),
+            0.8
+        );
+        assert_eq!(parse_size_um("2 um, i.e. 2000 nm").unwrap(), 2.0);
+        for (text, why) in [
+            ("no idea", "no size"),
+            ("", "empty"),
+            ("NaN", "NaN"),
+            ("Size: NaN", "NaN"),
+            ("-3", "negative"),
+            ("Size: -3 um", "negative"),
+            ("0", "positive"),
+            ("between 2 um and 5 um", "several"),
+            ("2-5 um", "range"),
+            ("Size: 2 to 5 um", "range"),
+        ] {
+            let e = parse_size_um(text).unwrap_err();
+            assert!(e.reason.contains(why), "{text:?}: {e}");
+        }
+        assert_eq!(size_from_json(&json!(0.5)).unwrap(), 0.5);
+        assert!(size_from_json(&json!(-0.5)).is_err());
+        assert!(size_from_json(&json!(null)).is_err());
     }
 
     #[test]

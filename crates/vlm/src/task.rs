@@ -9,7 +9,9 @@ use crate::error::VlmError;
 use crate::prepare::PreparedImage;
 use crate::prompt::{render, PromptContext, TaskKind, Template};
 use crate::request::{AnswerSchema, FinishReason, Role, Sampling, Turn, VlmRequest, VlmResponse};
-use mica_metrics::parse::{parse_class, parse_count, ClassLabel};
+use mica_metrics::parse::{
+    count_from_json, parse_class, parse_count, parse_size_um, size_from_json, ClassLabel,
+};
 use serde::Serialize;
 use serde_json::json;
 use std::path::Path;
@@ -299,6 +301,22 @@ fn interpret(task: &Task, structured: bool, resp: &VlmResponse) -> Answer {
     if let (true, Some(field)) = (structured, task.field()) {
         if let Some(obj) = json_object(&raw) {
             if let Some(v) = obj.get(field) {
+                let structured_value = match task {
+                    Task::Count { .. } => Some(count_from_json(v).map(AnswerValue::Count)),
+                    Task::Size { .. } => Some(size_from_json(v).map(AnswerValue::SizeUm)),
+                    _ => None,
+                };
+                if let Some(r) = structured_value {
+                    return match r {
+                        Ok(value) => Answer {
+                            raw: raw.clone(),
+                            value: Some(value),
+                            via: Some(ParsedVia::Structured),
+                            failure: None,
+                        },
+                        Err(e) => fail(format!("{field}: {}", e.reason)),
+                    };
+                }
                 let text = match v {
                     serde_json::Value::Null => {
                         return fail(format!("the model answered {field}: null (cannot tell)"))
@@ -361,18 +379,13 @@ fn parse_value(task: &Task, text: &str, raw: &str) -> Answer {
             }),
             Err(e) => fail(e.reason),
         },
-        Task::Count { .. } => {
-            if text.trim_start().starts_with('-') {
-                return fail(format!("negative count `{}`", text.trim()));
-            }
-            match parse_count(text) {
-                Ok(n) => done(AnswerValue::Count(n)),
-                Err(e) => fail(e.reason),
-            }
-        }
+        Task::Count { .. } => match parse_count(text) {
+            Ok(n) => done(AnswerValue::Count(n)),
+            Err(e) => fail(e.reason),
+        },
         Task::Size { .. } => match parse_size_um(text) {
-            Some(v) => done(AnswerValue::SizeUm(v)),
-            None => fail("no size with a unit (nm, µm, um, mm) or `Size: <number>` found".into()),
+            Ok(v) => done(AnswerValue::SizeUm(v)),
+            Err(e) => fail(e.reason),
         },
         Task::Describe | Task::Ask { .. } => {
             if raw.trim().is_empty() {
@@ -382,62 +395,6 @@ fn parse_value(task: &Task, text: &str, raw: &str) -> Answer {
             }
         }
     }
-}
-
-/// A size in µm from text: a bare number (a structured `size_um`), `Size: <number> [unit]`, or the
-/// first number followed by a length unit (nm, µm/um/micron, mm), converted to µm.
-///
-/// ```
-/// use mica_vlm::task::parse_size_um;
-/// assert_eq!(parse_size_um("Size: 2.5 µm"), Some(2.5));
-/// assert_eq!(parse_size_um("about 350 nm wide"), Some(0.35));
-/// assert_eq!(parse_size_um("Size: NaN"), None);
-/// ```
-pub fn parse_size_um(text: &str) -> Option<f64> {
-    let t = text.trim();
-    if let Ok(v) = t.parse::<f64>() {
-        return (v.is_finite() && v >= 0.0).then_some(v);
-    }
-    let lower = t.to_lowercase();
-    let bytes = lower.as_bytes();
-    let labelled = lower.find("size:").map(|p| p + 5);
-    let mut i = labelled.unwrap_or(0);
-    while i < bytes.len() {
-        if bytes[i].is_ascii_digit() {
-            let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
-                i += 1;
-            }
-            let num: f64 = lower[start..i].trim_end_matches('.').parse().ok()?;
-            let rest = lower[i..].trim_start();
-            // (multiplier, divisor) to µm; division keeps 350 nm exactly 0.35.
-            let factor = if rest.starts_with("nm") || rest.starts_with("nanomet") {
-                Some((1.0, 1e3))
-            } else if rest.starts_with("µm")
-                || rest.starts_with("μm")
-                || rest.starts_with("um")
-                || rest.starts_with("micro")
-                || rest.starts_with("micron")
-            {
-                Some((1.0, 1.0))
-            } else if rest.starts_with("mm") || rest.starts_with("millimet") {
-                Some((1e3, 1.0))
-            } else {
-                None
-            };
-            match (factor, labelled.is_some()) {
-                (Some((mul, div)), _) => return Some(num * mul / div),
-                (None, true) => return Some(num),
-                (None, false) => continue,
-            }
-        }
-        if labelled.is_some() && !bytes[i].is_ascii_whitespace() {
-            // `Size:` followed by something that is not a number (e.g. NaN).
-            return None;
-        }
-        i += 1;
-    }
-    None
 }
 
 #[cfg(test)]
@@ -517,13 +474,28 @@ mod tests {
     }
 
     #[test]
-    fn sizes_with_units() {
-        assert_eq!(parse_size_um("3"), Some(3.0));
-        assert_eq!(parse_size_um("Size: 1.2 mm"), Some(1200.0));
-        assert_eq!(
-            parse_size_um("The fibres are 12 of them, about 0.8 um wide"),
-            Some(0.8)
-        );
-        assert_eq!(parse_size_um("no idea"), None);
+    fn structured_counts_and_sizes_follow_the_strict_rules() {
+        let t = Task::Count {
+            objects: "cells".into(),
+        };
+        for (body, why) in [
+            (r#"{"count": 7.9}"#, "fractional"),
+            (r#"{"count": 1e+308}"#, "too large"),
+            (r#"{"count": 99999999999999999999999}"#, "too large"),
+            (r#"{"count": "12e4"}"#, "exponent"),
+        ] {
+            let a = interpret(&t, true, &resp(body, FinishReason::Stop));
+            assert!(a.value.is_none(), "{body}: {:?}", a.value);
+            assert!(a.failure.as_deref().unwrap().contains(why), "{body}: {a:?}");
+        }
+        let s = Task::Size {
+            objects: "fibres".into(),
+        };
+        let a = interpret(&s, true, &resp(r#"{"size_um": 0.8}"#, FinishReason::Stop));
+        assert_eq!(a.value, Some(AnswerValue::SizeUm(0.8)));
+        let a = interpret(&s, true, &resp(r#"{"size_um": -1}"#, FinishReason::Stop));
+        assert!(a.failure.unwrap().contains("not positive"));
+        let a = interpret(&s, false, &resp("Size: 1.2 mm", FinishReason::Stop));
+        assert_eq!(a.value, Some(AnswerValue::SizeUm(1200.0)));
     }
 }
