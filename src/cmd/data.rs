@@ -76,12 +76,12 @@ impl DatasetArgs {
             .with_context(|| format!("cannot open dataset {}", self.path.display()))?;
         if let Some(list) = &self.list {
             let names = subset::read_list(list)?;
-            let (chosen, missing) = subset::select_by_names(&ds.samples, &names);
+            let (chosen, problems) = subset::select_by_names(&ds.samples, &names);
             ds.samples = chosen;
-            for m in missing {
+            for reason in problems {
                 ds.problems.push(dataset::Problem {
                     path: list.clone(),
-                    reason: format!("listed image {m:?} is not in the dataset"),
+                    reason,
                 });
             }
         }

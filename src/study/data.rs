@@ -64,10 +64,7 @@ pub fn load(study: &Study, spec: &DatasetSpec) -> anyhow::Result<LoadedDataset> 
             .with_context(|| format!("dataset {:?}: subset list", spec.name))?;
         let (chosen, missing) = dataset::subset::select_by_names(&samples, &names);
         for m in missing {
-            problems.push(format!(
-                "{m}: listed in {} but not found in the dataset",
-                list_path.display()
-            ));
+            problems.push(format!("{}: {m}", list_path.display()));
         }
         samples = chosen;
     }
@@ -124,8 +121,7 @@ fn load_table(spec: &DatasetSpec, path: &Path) -> anyhow::Result<Vec<Sample>> {
         if raw.is_empty() {
             continue;
         }
-        let id = dataset::nffa::strip_class_hint(raw).0.to_string();
-        let mut s = Sample::new(id, dir.join(raw));
+        let mut s = Sample::new(raw.as_str(), dir.join(raw));
         if let Some(c) = class_col {
             let v = row[c].trim();
             if !v.is_empty() {
@@ -180,18 +176,6 @@ pub fn read_any_table(path: &Path) -> anyhow::Result<dataset::Table> {
     })
 }
 
-/// The name an image is matched on across tables: class hint (`L<d>_`) and extension removed.
-pub fn match_name(name: &str) -> String {
-    let n = dataset::nffa::strip_class_hint(name.trim()).0;
-    let n = n.rsplit(['/', '\\']).next().unwrap_or(n);
-    match n.rsplit_once('.') {
-        Some((stem, ext)) if !ext.is_empty() && ext.len() <= 5 && !stem.is_empty() => {
-            stem.to_string()
-        }
-        _ => n.to_string(),
-    }
-}
-
 /// Sets truth from `spec.truth_table` on the samples it names.
 fn apply_truth_table(
     spec: &DatasetSpec,
@@ -215,15 +199,20 @@ fn apply_truth_table(
         col(&spec.reference_column)?,
         col(&spec.truth_size_column)?,
     );
-    let index: std::collections::HashMap<String, usize> = samples
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (match_name(&s.id), i))
-        .collect();
+    let index = dataset::NameIndex::of(samples);
     let mut matched = std::collections::HashSet::new();
     for (line, row) in &t.rows {
-        let Some(&i) = index.get(&match_name(&row[key])) else {
-            continue;
+        let i = match index.find(&row[key]) {
+            dataset::Lookup::One(i) => i,
+            dataset::Lookup::Missing => continue,
+            dataset::Lookup::Ambiguous(hits) => {
+                problems.push(format!(
+                    "{}:{line}: truth not used: {}",
+                    path.display(),
+                    index.ambiguity(&row[key], &hits)
+                ));
+                continue;
+            }
         };
         if !matched.insert(i) {
             bail!(

@@ -2,31 +2,69 @@
 //! that cannot run here (with the reason, shown in the report).
 
 use super::schema::{MethodSpec, Study};
-use anyhow::{bail, Context};
-use mica_core::dataset;
+use anyhow::Context;
+use mica_core::dataset::{self, Sample};
 use mica_core::Segmenter;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-/// Answers of an imported method: image name (class hint stripped) → raw cell text.
+/// One row of an imported method's answers.
+#[derive(Debug, Clone)]
+pub struct AnswerRow {
+    /// The image as written in the CSV.
+    pub key: String,
+    /// `file:line`, for messages.
+    pub at: String,
+    /// The raw cell text.
+    pub answer: String,
+}
+
+/// Answers of an imported method, as read; matched to a dataset's samples by [`Self::resolve`].
 #[derive(Debug, Clone)]
 pub struct ImportedAnswers {
-    pub answers: BTreeMap<String, String>,
-    /// The same answers keyed by [`super::data::match_name`] (no extension, no class hint).
-    pub by_match_name: BTreeMap<String, String>,
+    pub rows: Vec<AnswerRow>,
     /// The CSV files read, for messages.
     pub sources: Vec<String>,
 }
 
 impl ImportedAnswers {
-    /// The answer for a sample id (matched on the full name, then on the name without extension).
-    pub fn get(&self, sample_id: &str) -> Option<&String> {
-        self.answers
-            .get(sample_id)
-            .or_else(|| {
-                let stem = sample_id.rsplit_once('.').map(|(s, _)| s)?;
-                self.answers.get(stem)
-            })
-            .or_else(|| self.by_match_name.get(&super::data::match_name(sample_id)))
+    /// Matches the rows to `samples` by [`mica_core::dataset::NameIndex`] (id, then path, then
+    /// name): sample index → the answer, or why it cannot be used (a name that matches several
+    /// images, naming them; two different answers for one image, naming both rows). Rows that
+    /// match no sample are not used.
+    pub fn resolve(&self, samples: &[Sample]) -> HashMap<usize, Result<String, String>> {
+        let ix = dataset::NameIndex::of(samples);
+        let mut out: HashMap<usize, Result<String, String>> = HashMap::new();
+        let mut from: HashMap<usize, &AnswerRow> = HashMap::new();
+        for row in &self.rows {
+            match ix.find(&row.key) {
+                dataset::Lookup::One(i) => match (out.get(&i), from.get(&i)) {
+                    (Some(Ok(old)), Some(first)) if *old != row.answer => {
+                        let why = format!(
+                            "two different answers for this image: {:?} ({}) and {:?} ({})",
+                            old, first.at, row.answer, row.at
+                        );
+                        out.insert(i, Err(why));
+                    }
+                    (Some(_), _) => {}
+                    (None, _) => {
+                        out.insert(i, Ok(row.answer.clone()));
+                        from.insert(i, row);
+                    }
+                },
+                dataset::Lookup::Missing => {}
+                dataset::Lookup::Ambiguous(hits) => {
+                    let why = format!(
+                        "{}: answer not used: {}",
+                        row.at,
+                        ix.ambiguity(&row.key, &hits)
+                    );
+                    for i in hits {
+                        out.insert(i, Err(why.clone()));
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -62,7 +100,7 @@ pub fn build(
             key_column,
             ..
         } => {
-            let mut answers = BTreeMap::new();
+            let mut rows = Vec::new();
             let mut sources = Vec::new();
             for c in csv {
                 let path = study.resolve(c);
@@ -76,33 +114,18 @@ pub fn build(
                     .require_column(&[column.as_str()])
                     .with_context(|| format!("method {name:?}"))?;
                 for (line, row) in &t.rows {
-                    let id = dataset::nffa::strip_class_hint(row[key].trim())
-                        .0
-                        .to_string();
-                    if id.is_empty() {
+                    if row[key].trim().is_empty() {
                         continue;
                     }
-                    let v = row[col].trim().to_string();
-                    if let Some(old) = answers.insert(id.clone(), v.clone()) {
-                        if old != v {
-                            bail!(
-                                "method {name:?}: {}:{line}: image {id} has two different answers ({old:?} and {v:?})",
-                                path.display()
-                            );
-                        }
-                    }
+                    rows.push(AnswerRow {
+                        key: row[key].trim().to_string(),
+                        at: format!("{}:{line}", path.display()),
+                        answer: row[col].trim().to_string(),
+                    });
                 }
                 sources.push(path.display().to_string());
             }
-            let by_match_name = answers
-                .iter()
-                .map(|(k, v)| (super::data::match_name(k), v.clone()))
-                .collect();
-            Ok(Runtime::Imported(ImportedAnswers {
-                answers,
-                by_match_name,
-                sources,
-            }))
+            Ok(Runtime::Imported(ImportedAnswers { rows, sources }))
         }
         MethodSpec::Classical { name, preset, .. } => {
             let p: mica_classical::Preset =

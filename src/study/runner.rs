@@ -13,7 +13,7 @@ use mica_core::dataset::Sample;
 use mica_core::{BinaryMask, Segmentation};
 use mica_store::{MaskFile, MethodRecord, Prediction, PredictionKey, SampleRecord, Store};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -137,6 +137,16 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
                 .push((spec.name().to_string(), reason.clone()));
         }
         runtimes.insert(spec.name().to_string(), rt);
+    }
+    // Imported answers matched to each dataset's samples once.
+    let mut imported: HashMap<(String, usize), HashMap<usize, Result<String, String>>> =
+        HashMap::new();
+    for (name, rt) in &runtimes {
+        if let Runtime::Imported(a) = rt {
+            for (di, d) in datasets.iter().enumerate() {
+                imported.insert((name.clone(), di), a.resolve(&d.samples));
+            }
+        }
     }
     if opts.max_cost_usd.is_some() && !opts.dry_run {
         for (name, rt) in &runtimes {
@@ -320,7 +330,12 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             return;
         };
         let made = match rt {
-            Runtime::Imported(a) => imported_predictions(study, ds, sample, g, a, run_id),
+            Runtime::Imported(a) => {
+                let answer = imported
+                    .get(&(g.method.clone(), g.dataset))
+                    .and_then(|m| m.get(&g.sample));
+                imported_predictions(study, ds, sample, g, a, answer, run_id)
+            }
             Runtime::Segmenter(seg) => {
                 segmenter_predictions(ds, sample, g, seg.as_ref(), run_id, &masks_dir, &store_dir)
             }
@@ -516,21 +531,29 @@ fn imported_predictions(
     sample: &Sample,
     g: &Group,
     answers: &ImportedAnswers,
+    answer: Option<&Result<String, String>>,
     run_id: i64,
 ) -> Made {
     let mut out = Vec::new();
     for &(task, ti) in &g.tasks {
         let key = PredictionKey::new(&ds.name, &sample.id, task.as_str(), &g.method);
-        let Some(raw) = answers.get(&sample.id) else {
-            out.push((
-                Prediction::failed(
-                    key,
-                    run_id,
-                    format!("no answer for this image in {}", answers.sources.join(", ")),
-                ),
-                Vec::new(),
-            ));
-            continue;
+        let raw = match answer {
+            Some(Ok(raw)) => raw,
+            Some(Err(why)) => {
+                out.push((Prediction::failed(key, run_id, why.clone()), Vec::new()));
+                continue;
+            }
+            None => {
+                out.push((
+                    Prediction::failed(
+                        key,
+                        run_id,
+                        format!("no answer for this image in {}", answers.sources.join(", ")),
+                    ),
+                    Vec::new(),
+                ));
+                continue;
+            }
         };
         let mut p = Prediction::ok(key, run_id);
         p.raw_answer = Some(raw.clone());

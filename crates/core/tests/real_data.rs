@@ -102,7 +102,7 @@ fn nffa_crops_are_51_images_in_two_classes_with_counts() {
 }
 
 #[test]
-fn nffa_class_hints_are_stripped_from_ids() {
+fn nffa_class_hints_are_stripped_from_names_not_ids() {
     let dir = tempfile::tempdir().unwrap();
     let vqa = shared().join("data/vlms-micrographs/data_images_vqa/vqa_t1");
     let class_dir = dir.path().join("Tips");
@@ -114,7 +114,8 @@ fn nffa_class_hints_are_stripped_from_ids() {
         ..Default::default()
     };
     let ds = dataset::open(dir.path(), &opts).unwrap();
-    assert_eq!(ds.samples[0].id, "67328b7fc592b7625489dc1e9c12ba22.jpg");
+    assert_eq!(ds.samples[0].id, format!("Tips/{name}"));
+    assert_eq!(ds.samples[0].name, "67328b7fc592b7625489dc1e9c12ba22.jpg");
     assert_eq!(ds.samples[0].meta["class_hint"], "9");
     let img = ds.samples[0].load_image().unwrap();
     assert_eq!((img.width(), img.height()), (1024, 600));

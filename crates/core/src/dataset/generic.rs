@@ -6,12 +6,14 @@
 //! `answer` (or `reference_answer`). Relative paths are relative to the manifest's folder.
 
 use super::{
-    file_name, list_images, list_subdirs, read_table, Dataset, DatasetKind, Problem, Sample,
+    file_name, list_images, list_subdirs, normalise_key, read_table, relative_id, Dataset,
+    DatasetKind, Problem, Sample,
 };
 use crate::error::Result;
 use std::path::Path;
 
-/// A folder whose subfolders are classes (the subfolder name is the label).
+/// A folder whose subfolders are classes (the subfolder name is the label). Sample ids are
+/// `<class>/<file name>`.
 ///
 /// # Errors
 /// [`crate::Error::Io`] when a folder cannot be listed.
@@ -20,7 +22,7 @@ pub fn load_class_folders(root: &Path) -> Result<Dataset> {
     for dir in list_subdirs(root)? {
         let class = file_name(&dir);
         for path in list_images(&dir)? {
-            let mut s = Sample::new(file_name(&path), path);
+            let mut s = Sample::new(relative_id(root, &path), path);
             s.truth.class = Some(class.clone());
             samples.push(s);
         }
@@ -50,7 +52,8 @@ pub fn load_folder(root: &Path) -> Result<Dataset> {
     })
 }
 
-/// A CSV manifest (see the module docs). Rows whose image file does not exist, whose count is
+/// A CSV manifest (see the module docs). A sample's id is its image cell as written (relative to
+/// the manifest's folder, `/` separators). Rows whose image file does not exist, whose count is
 /// not a number, or whose mask file does not exist are listed as problems (the image is kept
 /// without that truth when only the truth is bad).
 ///
@@ -67,6 +70,7 @@ pub fn load_manifest(path: &Path) -> Result<Dataset> {
     let a_col = t.column(&["answer", "reference_answer"]);
     let mut samples = Vec::new();
     let mut problems = Vec::new();
+    let mut seen = std::collections::HashMap::new();
     let where_ = |line: u64| format!("{}:{line}", path.display());
     for (line, row) in &t.rows {
         let rel = &row[img_col];
@@ -85,7 +89,19 @@ pub fn load_manifest(path: &Path) -> Result<Dataset> {
             });
             continue;
         }
-        let mut s = Sample::new(file_name(&img), img);
+        let id = normalise_key(rel);
+        if let Some(&first) = seen.get(&id) {
+            problems.push(Problem {
+                path: img,
+                reason: format!(
+                    "{}: image {id:?} is listed again (first on line {first}); only the first row is used",
+                    where_(*line)
+                ),
+            });
+            continue;
+        }
+        seen.insert(id.clone(), *line);
+        let mut s = Sample::new(id, img);
         let cell = |c: Option<usize>| c.map(|i| row[i].clone()).filter(|v| !v.is_empty());
         s.truth.class = cell(label_col);
         if let Some(c) = cell(count_col) {

@@ -12,10 +12,12 @@
 
 pub mod bbbc005;
 pub mod generic;
+mod names;
 pub mod nffa;
 pub mod subset;
 mod table;
 
+pub use names::{match_name, normalise_key, relative_id, Lookup, NameIndex};
 pub use table::{read_table, Table};
 
 use crate::error::{Error, Result};
@@ -93,11 +95,19 @@ pub struct Crop {
 }
 
 /// One image of a dataset.
+///
+/// A sample is identified by its [`id`](Sample::id): the image's path relative to the dataset
+/// root, with `/` as separator (`plate1/a.tif`, `Fibres/L1_x.jpg`; for BBBC005 and flat folders
+/// the file name). Two images with the same file name in different folders are two samples.
+/// The [`name`](Sample::name) (the file name without a class hint) is what tables written by
+/// people are matched on (see [`NameIndex`]) and what may reach a model; never the full path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    /// The name used everywhere downstream: the file name with any class-hint prefix removed.
-    /// This, never the path, is what may reach a model.
+    /// The identity of the sample within its dataset: the path relative to the dataset root.
     pub id: String,
+    /// The file name with any class-hint prefix (`L3_`) removed.
+    #[serde(default)]
+    pub name: String,
     /// The image file.
     pub path: PathBuf,
     pub truth: Truth,
@@ -108,10 +118,15 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// A sample with no truth.
+    /// A sample with no truth; its [`name`](Sample::name) is the last component of `id` without
+    /// a class hint.
     pub fn new(id: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        let id = normalise_key(&id.into());
+        let last = id.rsplit('/').next().unwrap_or(&id);
+        let name = nffa::strip_class_hint(last).0.to_string();
         Sample {
-            id: id.into(),
+            id,
+            name,
             path: path.into(),
             truth: Truth::default(),
             meta: BTreeMap::new(),

@@ -1,12 +1,14 @@
 //! NFFA-Europe SEM images (Aversa et al. 2018): one folder per class, 1024×768 JPEGs whose bottom
 //! 168 rows are the instrument information bar.
 //!
-//! File names may start with `L<d>_`, a class hint left by the study; it is removed from the
-//! sample id so it never reaches a model. Counts come from CSVs of `<image name>,<count>` (the
+//! A sample's id is `<class folder>/<file name>`. File names may start with `L<d>_`, a class hint
+//! left by the study; it is removed from the sample's name (what tables are matched on and what may
+//! reach a model), so it never reaches a model. Counts come from CSVs of `<image name>,<count>` (the
 //! study's `data_ground_truth_NFFA-MS-*_counts.csv`).
 
 use super::{
-    file_name, list_images, list_subdirs, read_table, Crop, Dataset, DatasetKind, Problem, Sample,
+    file_name, list_images, list_subdirs, read_table, relative_id, Crop, Dataset, DatasetKind,
+    Problem, Sample,
 };
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -123,10 +125,10 @@ pub fn load(root: &Path, opts: &NffaOptions) -> Result<Dataset> {
         };
         for path in list_images(&dir)? {
             let name = file_name(&path);
-            let (id, hint) = strip_class_hint(&name);
-            let mut s = Sample::new(id, path.clone());
+            let hint = strip_class_hint(&name).1;
+            let mut s = Sample::new(relative_id(root, &path), path.clone());
             s.truth.class = Some(label.clone());
-            s.truth.count = counts.get(id).copied();
+            s.truth.count = counts.get(&s.name).copied();
             if let Some(h) = hint {
                 s.meta.insert("class_hint".into(), h.to_string());
             }

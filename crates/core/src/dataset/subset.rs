@@ -4,7 +4,7 @@
 use super::{read_table, Sample};
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Image names listed in the first column of a CSV list file (header row expected, as in the
@@ -37,22 +37,28 @@ pub fn read_list(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The samples whose id is in `names`, in the samples' order, and the listed names that matched
-/// no sample.
+/// The samples named in `names` (matched by [`super::NameIndex`]: id, then path, then name), in
+/// the samples' order, and a message for each listed name that matched no sample or several.
 pub fn select_by_names(samples: &[Sample], names: &[String]) -> (Vec<Sample>, Vec<String>) {
-    let want: HashSet<&str> = names.iter().map(String::as_str).collect();
-    let chosen: Vec<Sample> = samples
+    let ix = super::NameIndex::of(samples);
+    let mut want = vec![false; samples.len()];
+    let mut problems = Vec::new();
+    for n in names {
+        match ix.find(n) {
+            super::Lookup::One(i) => want[i] = true,
+            super::Lookup::Missing => problems.push(format!("{n}: not found in the dataset")),
+            super::Lookup::Ambiguous(hits) => {
+                problems.push(format!("not selected: {}", ix.ambiguity(n, &hits)))
+            }
+        }
+    }
+    let chosen = samples
         .iter()
-        .filter(|s| want.contains(s.id.as_str()))
-        .cloned()
+        .zip(&want)
+        .filter(|(_, &w)| w)
+        .map(|(s, _)| s.clone())
         .collect();
-    let have: HashSet<&str> = chosen.iter().map(|s| s.id.as_str()).collect();
-    let missing = names
-        .iter()
-        .filter(|n| !have.contains(n.as_str()))
-        .cloned()
-        .collect();
-    (chosen, missing)
+    (chosen, problems)
 }
 
 /// How to stratify a seeded sample.
@@ -136,6 +142,19 @@ mod tests {
     fn select_reports_missing_names() {
         let (got, missing) = select_by_names(&samples(), &["img01".into(), "nope".into()]);
         assert_eq!(got.len(), 1);
-        assert_eq!(missing, vec!["nope".to_string()]);
+        assert_eq!(missing, vec!["nope: not found in the dataset".to_string()]);
+        let two = vec![
+            Sample::new("p1/a.tif", "/x/p1/a.tif"),
+            Sample::new("p2/a.tif", "/x/p2/a.tif"),
+        ];
+        let (got, problems) = select_by_names(&two, &["a.tif".into(), "p2/a.tif".into()]);
+        assert_eq!(
+            got.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["p2/a.tif"]
+        );
+        assert!(
+            problems[0].contains("p1/a.tif and p2/a.tif"),
+            "{problems:?}"
+        );
     }
 }
