@@ -96,3 +96,90 @@ methods = ["exact", "by-name"]
         "the refusal names both images"
     );
 }
+
+fn nffa_jpeg() -> std::path::PathBuf {
+    let dir = shared().join("data/vlms-micrographs/data_images_NFFA-MS_cropped/Fibres");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    files.sort();
+    files.remove(0)
+}
+
+/// A JPEG cut to 5 % of its bytes was decoded (the decoder fills the rest) and counted, exit 0.
+#[test]
+fn truncated_jpeg_is_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = nffa_jpeg();
+    let bytes = std::fs::read(&src).unwrap();
+    let good = dir.path().join("good.jpg");
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&good, &bytes).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 20]).unwrap();
+    let (code, out, err) = mica(&["-q", "count", good.to_str().unwrap(), cut.to_str().unwrap()]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("good.jpg,"), "{out}");
+    assert!(
+        !out.contains("cut.jpg,"),
+        "the truncated file was counted: {out}"
+    );
+    assert!(
+        err.contains("cut.jpg") && err.contains("truncated JPEG"),
+        "{err}"
+    );
+}
+
+/// `data inspect` said "problems none" for 0-byte and wrong-size masks, truncated images and
+/// dangling symbolic links, and for a folder with no images at all.
+#[test]
+fn data_inspect_reports_what_other_commands_would_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("bbbc");
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    std::fs::create_dir_all(root.join("masks")).unwrap();
+    let names = [
+        "SIMCEPImages_A01_C1_F1_s01_w1.TIF",
+        "SIMCEPImages_A01_C1_F1_s02_w1.TIF",
+        "SIMCEPImages_A01_C1_F1_s03_w1.TIF",
+    ];
+    for n in names {
+        std::fs::copy(bbbc005_image(n), root.join("images").join(n)).unwrap();
+    }
+    let masks = shared().join("data/bbbc005/masks");
+    std::fs::copy(masks.join(names[0]), root.join("masks").join(names[0])).unwrap();
+    std::fs::write(root.join("masks").join(names[1]), b"").unwrap();
+    // A mask of another size: a 10×10 crop written as TIFF.
+    let small = mica_core::Image::gray8(10, 10, vec![0; 100]).unwrap();
+    mica_core::io::write_tiff(&root.join("masks").join(names[2]), &small).unwrap();
+    let (code, out, err) = mica(&["-q", "data", "inspect", root.to_str().unwrap()]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains(names[1]) && out.contains("empty (0 bytes)"),
+        "{out}"
+    );
+    assert!(out.contains("is 10x10, the image is 696x520"), "{out}");
+
+    let flat = dir.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    let bytes = std::fs::read(nffa_jpeg()).unwrap();
+    std::fs::write(flat.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+    std::os::unix::fs::symlink(flat.join("gone.jpg"), flat.join("link.jpg")).unwrap();
+    let (code, out, err) = mica(&["-q", "data", "inspect", flat.to_str().unwrap()]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains("cut.jpg") && out.contains("truncated JPEG"),
+        "{out}"
+    );
+    assert!(out.contains("link.jpg"), "{out}");
+
+    let empty = dir.path().join("nothing-here");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, out, err) = mica(&["-q", "data", "inspect", empty.to_str().unwrap()]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains("no images found in") && out.contains("nothing-here"),
+        "{out}"
+    );
+}

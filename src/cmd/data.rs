@@ -175,6 +175,22 @@ struct ImageInfo {
     /// Pages of a multi-page TIFF (the first is what methods read unless told otherwise).
     pages: Option<usize>,
     error: Option<String>,
+    /// Why the truth mask cannot be used (unreadable, or not the image's size).
+    mask_error: Option<String>,
+}
+
+/// Why a truth mask cannot be scored against an image of `width`×`height`, if it cannot.
+fn check_mask(mask: &std::path::Path, width: u32, height: u32) -> Option<String> {
+    match io::read_image(mask) {
+        Err(e) => Some(format!("truth mask: {e}")),
+        Ok(m) if (m.width(), m.height()) != (width, height) => Some(format!(
+            "truth mask {} is {}x{}, the image is {width}x{height}",
+            mask.display(),
+            m.width(),
+            m.height()
+        )),
+        Ok(_) => None,
+    }
 }
 
 #[derive(Serialize)]
@@ -219,8 +235,18 @@ fn inspect(a: InspectArgs, ctx: &Ctx) -> anyhow::Result<i32> {
                 channels: None,
                 pages: None,
                 error: None,
+                mask_error: None,
             };
-            if !a.no_read {
+            if a.no_read {
+                // Without decoding, still name what cannot be opened at all.
+                match std::fs::metadata(&s.path) {
+                    Err(e) => info.error = Some(format!("{}: {e}", s.path.display())),
+                    Ok(m) if m.len() == 0 => {
+                        info.error = Some(format!("{}: file is empty (0 bytes)", s.path.display()))
+                    }
+                    Ok(_) => {}
+                }
+            } else {
                 match s.load_image() {
                     Ok(img) => {
                         info.width = Some(img.width());
@@ -229,6 +255,9 @@ fn inspect(a: InspectArgs, ctx: &Ctx) -> anyhow::Result<i32> {
                         info.channels = Some(format!("{:?}", img.channels()).to_lowercase());
                         if io::detect_format(&s.path).ok() == Some(io::Format::Tiff) {
                             info.pages = io::tiff_page_count(&s.path).ok();
+                        }
+                        if let Some(m) = &s.truth.mask {
+                            info.mask_error = check_mask(m, img.width(), img.height());
                         }
                     }
                     Err(e) => info.error = Some(e.to_string()),
@@ -301,6 +330,22 @@ fn inspect(a: InspectArgs, ctx: &Ctx) -> anyhow::Result<i32> {
                 reason: e.clone(),
             });
         }
+        if let (Some(e), Some(m)) = (&i.mask_error, &i.mask) {
+            r.problems.push(dataset::Problem {
+                path: m.clone(),
+                reason: e.clone(),
+            });
+        }
+    }
+    if infos.is_empty() {
+        r.problems.push(dataset::Problem {
+            path: a.dataset.path.clone(),
+            reason: format!(
+                "no images found in {} (looked for {})",
+                a.dataset.path.display(),
+                io::IMAGE_EXTENSIONS.join(", ")
+            ),
+        });
     }
     let failed = !r.problems.is_empty();
     if a.json {

@@ -86,15 +86,117 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 pub fn read_image(path: &Path) -> Result<Image> {
     match detect_format(path)? {
         Format::Tiff => read_tiff_page(path, 0),
-        Format::Png | Format::Jpeg => {
-            let reader = image::ImageReader::open(path)
-                .map_err(|e| Error::io(path, e))?
-                .with_guessed_format()
-                .map_err(|e| Error::io(path, e))?;
-            let img = reader.decode().map_err(|e| Error::decode(path, e))?;
+        format @ (Format::Png | Format::Jpeg) => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let (checked, fmt) = match format {
+                Format::Png => (png_complete(&bytes), image::ImageFormat::Png),
+                _ => (jpeg_complete(&bytes), image::ImageFormat::Jpeg),
+            };
+            checked.map_err(|why| Error::decode(path, why))?;
+            let img = image::load_from_memory_with_format(&bytes, fmt)
+                .map_err(|e| Error::decode(path, e))?;
             Image::from_dynamic(img).map_err(|e| Error::decode(path, e))
         }
     }
+}
+
+/// Checks that a PNG file holds its whole chunk sequence up to `IEND`. The `image` crate decodes a
+/// PNG cut inside its last image-data chunk as if the rest were there; mica refuses it.
+///
+/// # Errors
+/// Why the file is incomplete (truncated, or a chunk length running past the end).
+pub fn png_complete(bytes: &[u8]) -> std::result::Result<(), String> {
+    let mut at = 8usize;
+    if bytes.len() < at || &bytes[..at] != b"\x89PNG\r\n\x1a\n" {
+        return Err("not a PNG file (bad signature)".into());
+    }
+    loop {
+        let Some(head) = bytes.get(at..at + 8) else {
+            return Err(format!(
+                "truncated PNG: the file ends after {} bytes, before its IEND chunk",
+                bytes.len()
+            ));
+        };
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = &head[4..8];
+        let end = at + 8 + len + 4;
+        if end > bytes.len() {
+            return Err(format!(
+                "truncated PNG: chunk {:?} at byte {at} needs {} bytes, the file ends after {}",
+                String::from_utf8_lossy(kind),
+                end,
+                bytes.len()
+            ));
+        }
+        if kind == b"IEND" {
+            return Ok(());
+        }
+        at = end;
+    }
+}
+
+/// Checks that a JPEG file reaches its end-of-image marker (`FF D9`) after the scan data, walking
+/// the marker segments and skipping entropy-coded data. The `image` crate's JPEG decoder fills a
+/// truncated scan with grey and reports success; mica refuses such a file. Bytes after the
+/// end-of-image marker (some cameras append data) are allowed.
+///
+/// # Errors
+/// Why the file is incomplete or malformed.
+pub fn jpeg_complete(bytes: &[u8]) -> std::result::Result<(), String> {
+    let truncated = |what: &str| {
+        Err(format!(
+            "truncated JPEG: the file ends after {} bytes, {what} (no end-of-image marker)",
+            bytes.len()
+        ))
+    };
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return Err("not a JPEG file (no start-of-image marker)".into());
+    }
+    let mut at = 2usize;
+    let mut in_scan = false;
+    while at < bytes.len() {
+        if in_scan {
+            // Entropy-coded data: FF 00 is a stuffed byte, FF D0..D7 restart markers, FF FF fill.
+            let Some(off) = bytes[at..].iter().position(|&b| b == 0xFF) else {
+                return truncated("inside the image data");
+            };
+            at += off;
+            let Some(&m) = bytes.get(at + 1) else {
+                return truncated("inside the image data");
+            };
+            if m == 0x00 || (0xD0..=0xD7).contains(&m) || m == 0xFF {
+                at += if m == 0xFF { 1 } else { 2 };
+                continue;
+            }
+            in_scan = false;
+            continue;
+        }
+        if bytes[at] != 0xFF {
+            return Err(format!("malformed JPEG: no marker at byte {at}"));
+        }
+        let Some(&m) = bytes.get(at + 1) else {
+            return truncated("inside a marker");
+        };
+        match m {
+            0xFF => at += 1,
+            0xD9 => return Ok(()),
+            0x01 | 0xD0..=0xD7 => at += 2,
+            _ => {
+                let Some(l) = bytes.get(at + 2..at + 4) else {
+                    return truncated("inside a segment header");
+                };
+                let len = usize::from(u16::from_be_bytes([l[0], l[1]]));
+                if at + 2 + len > bytes.len() {
+                    return truncated("inside a segment");
+                }
+                at += 2 + len;
+                if m == 0xDA {
+                    in_scan = true;
+                }
+            }
+        }
+    }
+    truncated("before its end-of-image marker")
 }
 
 /// Number of pages (images) in a TIFF file.
@@ -389,6 +491,40 @@ mod tests {
         let missing = dir.path().join("nope.tif");
         let e = read_image(&missing).unwrap_err().to_string();
         assert!(e.contains("nope.tif"), "{e}");
+    }
+
+    #[test]
+    fn truncated_jpeg_and_png_are_decode_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let img =
+            image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 7]));
+        for (name, fmt) in [
+            ("t.jpg", image::ImageFormat::Jpeg),
+            ("t.png", image::ImageFormat::Png),
+        ] {
+            let p = dir.path().join(name);
+            img.save_with_format(&p, fmt).unwrap();
+            assert!(read_image(&p).is_ok(), "{name} whole");
+            let bytes = std::fs::read(&p).unwrap();
+            // Trailing bytes after the end are allowed.
+            let mut longer = bytes.clone();
+            longer.extend_from_slice(b"trailer");
+            std::fs::write(&p, &longer).unwrap();
+            assert!(read_image(&p).is_ok(), "{name} with trailing bytes");
+            for cut in [
+                bytes.len() - 1,
+                bytes.len() - 2,
+                bytes.len() * 3 / 4,
+                bytes.len() / 20,
+            ] {
+                std::fs::write(&p, &bytes[..cut]).unwrap();
+                let e = read_image(&p).unwrap_err().to_string();
+                assert!(
+                    e.contains(name) && e.contains("truncated"),
+                    "{name} cut at {cut}: {e}"
+                );
+            }
+        }
     }
 
     #[test]

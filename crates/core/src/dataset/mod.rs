@@ -256,7 +256,9 @@ pub fn detect_kind(path: &Path) -> Result<DatasetKind> {
     Ok(DatasetKind::Folder)
 }
 
-/// Image files (by extension) directly in `dir`, sorted.
+/// Image files (by extension) directly in `dir`, sorted. A symbolic link whose target is missing
+/// is listed too, so that reading it fails with an error naming it rather than the image being
+/// skipped without a word.
 ///
 /// # Errors
 /// [`Error::Io`] when the folder cannot be listed.
@@ -265,7 +267,8 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let p = entry.path();
-        if p.is_file() && crate::io::has_image_extension(&p) {
+        let dangling = p.is_symlink() && !p.exists();
+        if (p.is_file() || dangling) && crate::io::has_image_extension(&p) {
             out.push(p);
         }
     }
