@@ -183,3 +183,80 @@ fn data_inspect_reports_what_other_commands_would_hit() {
         "{out}"
     );
 }
+
+fn study_csv(name: &str) -> std::path::PathBuf {
+    shared().join("data/vlms-micrographs").join(name)
+}
+
+fn eval_count_json(csv: &Path) -> (i32, serde_json::Value, String) {
+    let (code, out, err) = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        csv.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
+    (code, v, err)
+}
+
+/// `eval count` scored a duplicated image row twice.
+#[test]
+fn eval_count_scores_a_repeated_row_once() {
+    let src = study_csv("results_counting_BBBC005-S_w1.csv");
+    let text = std::fs::read_to_string(&src).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let twice = dir.path().join("twice.csv");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.push(lines[1]);
+    std::fs::write(&twice, lines.join("\n")).unwrap();
+    let (_, a, _) = eval_count_json(&src);
+    let (code, b, err) = eval_count_json(&twice);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(a, b, "a repeated row changed the scores");
+    assert!(err.contains("counted once"), "{err}");
+}
+
+/// One image on two rows with different answers was scored twice instead of refused.
+#[test]
+fn eval_count_refuses_one_image_with_two_different_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.csv");
+    std::fs::write(
+        &p,
+        "image,ground truth,A\nx.tif,3,3\ny.tif,5,4\nx.tif,3,9\n",
+    )
+    .unwrap();
+    let (code, _, err) = eval_count_json(&p);
+    assert_ne!(code, 0);
+    assert!(err.contains("\"x.tif\"") && err.contains("line 4"), "{err}");
+    let c = dir.path().join("c.csv");
+    std::fs::write(&c, "file,truth,pred\na,1,1\na,1,2\n").unwrap();
+    let (code, _, err) = mica(&[
+        "eval",
+        "classify",
+        "--predictions",
+        c.to_str().unwrap(),
+        "--truth-column",
+        "truth",
+        "--pred-column",
+        "pred",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("\"a\""), "{err}");
+}
+
+/// A second column named like the truth column was scored as a method.
+#[test]
+fn a_second_truth_column_is_not_scored_as_a_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.csv");
+    std::fs::write(
+        &p,
+        "image,ground truth,A,Ground Truth\nx.tif,3,3,3\ny.tif,5,4,5\n",
+    )
+    .unwrap();
+    let (code, out, err) = eval_count_json(&p);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("have the same name"), "{err}");
+}

@@ -430,6 +430,11 @@ fn run_count(args: &CountArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     }
     let mut table = read_count_table(&args.predictions, args.truth_column.as_deref())?;
     let file = args.predictions.display().to_string();
+    if !ctx.quiet {
+        for d in &table.duplicates {
+            eprintln!("note: {d}");
+        }
+    }
     let raw = if by.iter().any(|b| matches!(b, By::Column(_))) {
         Some(read_raw_table(&args.predictions)?)
     } else {
@@ -935,6 +940,11 @@ fn run_classify(args: &ClassifyArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     let config = args.bootstrap.config()?;
     let file = args.predictions.display().to_string();
     let table = read_class_table(&args.predictions, &args.truth_column, &args.pred_column)?;
+    if !ctx.quiet {
+        for d in &table.duplicates {
+            eprintln!("note: {d}");
+        }
+    }
     let labels = args.labels.map(|LabelSet::Nffa| nffa_labels());
     let enc = encode_classes(&table.truth, &table.prediction, labels.as_deref())?;
     if enc.truth.is_empty() {

@@ -106,6 +106,8 @@ pub struct CountTable {
     pub methods: Vec<MethodColumn>,
     /// Rows without a numeric truth (not scored, reported).
     pub skipped: Vec<SkippedRow>,
+    /// Rows that repeat an earlier row exactly (counted once), as notes for the user.
+    pub duplicates: Vec<String>,
 }
 
 /// Default names of the truth column, tried in order (case-insensitive, trimmed).
@@ -128,6 +130,7 @@ pub fn read_count_table(path: &Path, truth_column: Option<&str>) -> Result<Count
                 line: 1,
                 reason: "needs an image-name column besides the truth column".into(),
             })?;
+    let (rows, duplicates) = dedupe_rows(path, rows, image_idx)?;
     let method_idx: Vec<usize> = (0..header.len())
         .filter(|&i| i != truth_idx && i != image_idx)
         .collect();
@@ -146,6 +149,7 @@ pub fn read_count_table(path: &Path, truth_column: Option<&str>) -> Result<Count
             })
             .collect(),
         skipped: Vec::new(),
+        duplicates,
     };
     for (line, row) in rows {
         match CountCell::parse(&row[truth_idx]) {
@@ -175,9 +179,13 @@ pub struct ClassTable {
     pub lines: Vec<u64>,
     pub truth: Vec<String>,
     pub prediction: Vec<String>,
+    /// Rows that repeat an earlier row exactly (counted once), as notes for the user.
+    pub duplicates: Vec<String>,
 }
 
-/// Reads the two named columns of a classification table.
+/// Reads the two named columns of a classification table. The first other column names the
+/// images: a row repeating an earlier one exactly is counted once (noted), and one image on two
+/// rows with different cells is an error naming the image.
 ///
 /// # Errors
 /// As [`read_count_table`]; [`MetricsError::MissingColumn`] for either column.
@@ -185,11 +193,16 @@ pub fn read_class_table(path: &Path, truth_column: &str, pred_column: &str) -> R
     let (header, rows) = read_csv(path)?;
     let t = find_column(path, &header, truth_column)?;
     let p = find_column(path, &header, pred_column)?;
+    let (rows, duplicates) = match (0..header.len()).find(|&i| i != t && i != p) {
+        Some(image_idx) => dedupe_rows(path, rows, image_idx)?,
+        None => (rows, Vec::new()),
+    };
     let mut table = ClassTable {
         path: path.to_path_buf(),
         lines: Vec::new(),
         truth: Vec::new(),
         prediction: Vec::new(),
+        duplicates,
     };
     for (line, row) in rows {
         table.lines.push(line);
@@ -270,6 +283,46 @@ fn quoted(header: &[String]) -> String {
 
 type Rows = Vec<(u64, Vec<String>)>;
 
+/// Keeps the first of rows naming the same image (column `image_idx`, trimmed) when they are
+/// identical, with a note for each repeat; rows naming one image with different cells are an
+/// error naming the image and both lines (which one would be right cannot be known).
+fn dedupe_rows(path: &Path, rows: Rows, image_idx: usize) -> Result<(Rows, Vec<String>)> {
+    let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut kept: Rows = Vec::with_capacity(rows.len());
+    let mut notes = Vec::new();
+    let trimmed = |r: &[String]| r.iter().map(|c| c.trim().to_string()).collect::<Vec<_>>();
+    for (line, row) in rows {
+        let image = row[image_idx].trim().to_string();
+        if image.is_empty() {
+            kept.push((line, row));
+            continue;
+        }
+        match first.get(&image) {
+            Some(&k) => {
+                let (first_line, first_row) = &kept[k];
+                if trimmed(first_row) != trimmed(&row) {
+                    return Err(MetricsError::Table {
+                        path: path.to_path_buf(),
+                        line,
+                        reason: format!(
+                            "image {image:?} is also on line {first_line} with different values; keep one row per image"
+                        ),
+                    });
+                }
+                notes.push(format!(
+                    "{}:{line}: repeats line {first_line} (image {image:?}); counted once",
+                    path.display()
+                ));
+            }
+            None => {
+                first.insert(image, kept.len());
+                kept.push((line, row));
+            }
+        }
+    }
+    Ok((kept, notes))
+}
+
 /// Header and rows with their 1-based line numbers, read by the core crate's CSV reader (BOM,
 /// CRLF, blank lines, ragged rows), plus the check that a prediction table has two columns.
 fn read_csv(path: &Path) -> Result<(Vec<String>, Rows)> {
@@ -284,6 +337,24 @@ fn read_csv(path: &Path) -> Result<(Vec<String>, Rows)> {
             reason: other.to_string(),
         },
     })?;
+    for (i, h) in t.header.iter().enumerate() {
+        if let Some(j) = t.header[..i]
+            .iter()
+            .position(|o| o.trim().eq_ignore_ascii_case(h.trim()))
+        {
+            return Err(MetricsError::Table {
+                path: path.to_path_buf(),
+                line: 1,
+                reason: format!(
+                    "columns {} ({:?}) and {} ({:?}) have the same name; rename one so each column means one thing",
+                    j + 1,
+                    t.header[j].trim(),
+                    i + 1,
+                    h.trim()
+                ),
+            });
+        }
+    }
     if t.header.len() < 2 {
         return Err(MetricsError::Table {
             path: path.to_path_buf(),
@@ -355,6 +426,33 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("/nonexistent/predictions.csv"));
+    }
+
+    #[test]
+    fn duplicate_rows_and_columns() {
+        let f = file(b"image,truth,A\nx,1,2\ny,3,3\nx,1,2\n");
+        let t = read_count_table(f.path(), None).unwrap();
+        assert_eq!(t.images, vec!["x", "y"]);
+        assert_eq!(t.duplicates.len(), 1);
+        assert!(
+            t.duplicates[0].contains(":4: repeats line 2"),
+            "{:?}",
+            t.duplicates
+        );
+        let f = file(b"image,truth,A\nx,1,2\ny,3,3\nx,1,5\n");
+        let e = read_count_table(f.path(), None).unwrap_err().to_string();
+        assert!(
+            e.contains("line 4") && e.contains("\"x\"") && e.contains("line 2"),
+            "{e}"
+        );
+        let f = file(b"image,truth,A,Truth\nx,1,2,9\n");
+        let e = read_count_table(f.path(), None).unwrap_err().to_string();
+        assert!(e.contains("columns 2 (\"truth\") and 4 (\"Truth\")"), "{e}");
+        let f = file(b"file,t,p\na,1,1\na,1,1\nb,2,1\n");
+        let t = read_class_table(f.path(), "t", "p").unwrap();
+        assert_eq!((t.truth.len(), t.duplicates.len()), (2, 1));
+        let f = file(b"file,t,p\na,1,1\na,1,2\n");
+        assert!(read_class_table(f.path(), "t", "p").is_err());
     }
 
     #[test]
