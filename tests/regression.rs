@@ -260,3 +260,83 @@ fn a_second_truth_column_is_not_scored_as_a_method() {
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("have the same name"), "{err}");
 }
+
+/// Running a study, changing a method's preset and running again kept the old predictions and
+/// showed them under the new preset.
+#[test]
+fn changed_preset_recomputes_instead_of_relabelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("bbbc/images")).unwrap();
+    for n in [
+        "SIMCEPImages_A05_C18_F1_s01_w2.TIF",
+        "SIMCEPImages_A13_C53_F1_s01_w2.TIF",
+    ] {
+        std::fs::copy(bbbc005_image(n), d.join("bbbc/images").join(n)).unwrap();
+    }
+    let study = |preset: &str| {
+        std::fs::write(
+            d.join("study.toml"),
+            format!(
+                r#"
+name = "settings"
+[[datasets]]
+name = "b"
+kind = "bbbc005"
+path = "bbbc"
+[[methods]]
+name = "classical"
+kind = "classical"
+preset = "{preset}"
+[[tasks]]
+kind = "count"
+datasets = ["b"]
+methods = ["classical"]
+"#
+            ),
+        )
+        .unwrap();
+    };
+    let run = |store: &Path| {
+        mica(&[
+            "run",
+            d.join("study.toml").to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ])
+    };
+    let counts = |store: &Path| -> Vec<(String, f64, String)> {
+        let s = mica_store::Store::open_read_only(store).unwrap();
+        s.predictions()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.key.sample_id, p.value_num.unwrap(), p.settings_hash))
+            .collect()
+    };
+    let store = d.join("s.sqlite");
+    study("fluorescence-nuclei");
+    assert_eq!(run(&store).0, 0);
+    let before = counts(&store);
+    study("fluorescence-cells");
+    let (code, _, err) = run(&store);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("2 stored predictions were made with other settings"),
+        "the run says what it dropped: {err}"
+    );
+    let after = counts(&store);
+    // A fresh store with the new preset gives exactly what the rerun stored.
+    let fresh = d.join("fresh.sqlite");
+    assert_eq!(run(&fresh).0, 0);
+    assert_eq!(after, counts(&fresh));
+    assert_ne!(before[0].2, after[0].2, "the settings hash changed");
+    // And a third run with unchanged settings redoes nothing.
+    let (_, _, err) = run(&store);
+    assert!(err.contains("2 were already stored, 0 made now"), "{err}");
+    common::write_report(&store, &d.join("report"));
+    let html = std::fs::read_to_string(d.join("report/report.html")).unwrap();
+    assert!(
+        html.contains("made with other settings"),
+        "the report says so too"
+    );
+}

@@ -75,6 +75,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     };
     let summary = study::run(&study, &opts)?;
     if args.dry_run {
+        for w in &summary.warnings {
+            eprintln!("warning: {w}");
+        }
         return Ok(crate::exit::SUCCESS);
     }
     print_summary(&summary, &args.store, ctx);

@@ -190,6 +190,99 @@ pub fn build(
     }
 }
 
+/// The effective settings of a method as built: everything that can change its predictions, as
+/// JSON (hashed by the runner, stored with the method). Never a secret: a VLM's endpoint is its
+/// URL, not its key.
+///
+/// - imported: the answer files as written in the study with the sha256 of their bytes, the
+///   columns, and the version of the answer-reading rules;
+/// - classical and SAM: the segmenter's own [`Segmenter::settings`] (resolved preset, model, AMG
+///   configuration, image preparation, code version) and, for SAM, the weights file's sha256;
+/// - vision-language models: model, endpoint URL, prompt variant, sha256 of the built-in prompt
+///   templates, and the answer-reading rules' version;
+/// - a skipped method: its settings as written (it makes no predictions).
+pub fn effective_settings(study: &Study, spec: &MethodSpec, rt: &Runtime) -> serde_json::Value {
+    use serde_json::json;
+    let rules = mica_metrics::parse::RULES_VERSION;
+    match (spec, rt) {
+        (_, Runtime::Skipped(_)) => json!({ "as_written": spec }),
+        (_, Runtime::Segmenter(seg)) => {
+            json!({ "segmenter": seg.name(), "settings": seg.settings() })
+        }
+        (
+            MethodSpec::Imported {
+                csv,
+                column,
+                key_column,
+                ..
+            },
+            _,
+        ) => {
+            let files: Vec<_> = csv
+                .iter()
+                .map(|c| {
+                    let sha = std::fs::read(study.resolve(c))
+                        .map(|b| mica_store::sha256_hex(&b))
+                        .unwrap_or_else(|e| format!("unreadable: {e}"));
+                    json!({ "file": c, "sha256": sha })
+                })
+                .collect();
+            json!({ "answers": files, "column": column, "key_column": key_column, "answer_rules": rules })
+        }
+        (
+            MethodSpec::Vlm {
+                model,
+                prompt,
+                base_url,
+                ..
+            },
+            _,
+        ) => {
+            use mica_vlm::prompt::TaskKind as T;
+            let templates: String = [T::Classify, T::Count, T::Describe, T::Size]
+                .iter()
+                .map(|t| t.builtin_toml())
+                .collect();
+            let endpoint = mica_vlm::ModelSpec::parse(model)
+                .ok()
+                .and_then(|m| mica_vlm::Endpoint::resolve(m.provider, base_url.as_deref()).ok())
+                .map(|e| e.base_url);
+            json!({
+                "model": model,
+                "endpoint": endpoint,
+                "prompt": prompt,
+                "templates_sha256": mica_store::sha256_hex(templates.as_bytes()),
+                "sampling": format!("{:?}", mica_vlm::Sampling::default()),
+                "answer_rules": rules,
+            })
+        }
+        _ => json!({ "as_written": spec }),
+    }
+}
+
+/// A segmenter whose settings include the sha256 of the weights file it was loaded from.
+#[cfg(feature = "sam")]
+struct WithWeights {
+    inner: mica_sam::SamSegmenter,
+    weights_sha256: String,
+}
+
+#[cfg(feature = "sam")]
+impl Segmenter for WithWeights {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({ "sam": self.inner.settings(), "weights_sha256": self.weights_sha256 })
+    }
+    fn segment(
+        &self,
+        image: &mica_core::Image,
+    ) -> Result<mica_core::Segmentation, mica_core::MethodError> {
+        self.inner.segment(image)
+    }
+}
+
 /// SAM's automatic mask generator (MobileSAM unless `model` names another) with a preset, on
 /// the CPU, as a segmenter with the study's count and foreground rules; or why it cannot run
 /// (with how to get the weights). Weights: `weights` in the study (relative to the data root),
@@ -210,10 +303,15 @@ fn sam_segmenter(
         .map_err(|e| format!("SAM {m} (preset {preset:?}): {e}"))?;
     let sam = mica_sam::Sam::load_as(m, &w.path, &mica_sam::Device::Cpu)
         .map_err(|e| format!("SAM {m} (preset {preset:?}): {e}"))?;
+    let weights_sha256 = mica_sam::weights::sha256_file(&w.path)
+        .map_err(|e| format!("SAM {m} (preset {preset:?}): {e}"))?;
     let seg =
         mica_sam::SamSegmenter::new(sam, p.config(), mica_sam::ImagePrep::default(), p.name())
             .map_err(|e| format!("SAM (preset {preset:?}): {e}"))?;
-    Ok(Box::new(seg))
+    Ok(Box::new(WithWeights {
+        inner: seg,
+        weights_sha256,
+    }))
 }
 
 /// SAM in a build without the `sam` feature: never available.

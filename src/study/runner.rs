@@ -13,7 +13,7 @@ use mica_core::dataset::Sample;
 use mica_core::{BinaryMask, Segmentation};
 use mica_store::{MaskFile, MethodRecord, Prediction, PredictionKey, SampleRecord, Store};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -62,7 +62,14 @@ pub struct RunSummary {
     pub not_made_cost_limit: usize,
     /// Money the model calls of this run cost (reported tokens at the price table's prices), USD.
     pub spent_usd: f64,
+    /// Stored predictions made with other settings than the method's current ones: deleted
+    /// and made again (in a dry run: would be).
+    pub stale: usize,
 }
+
+/// Stored predictions of one (method, task, dataset) made with other settings: their keys and the
+/// settings hashes they were made with.
+type StaleGroup = (Vec<PredictionKey>, BTreeSet<String>);
 
 struct Group {
     dataset: usize,
@@ -129,6 +136,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         .flat_map(|t| t.methods.iter().map(String::as_str))
         .collect();
     let mut runtimes: BTreeMap<String, Runtime> = BTreeMap::new();
+    let mut effective: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for spec in f.methods.iter().filter(|m| used_methods.contains(m.name())) {
         let rt = methods::build(study, spec, Some(&vlm_cache_of(&opts.store)))?;
         if let Runtime::Skipped(reason) = &rt {
@@ -136,7 +144,29 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
                 .skipped_methods
                 .push((spec.name().to_string(), reason.clone()));
         }
+        effective.insert(
+            spec.name().to_string(),
+            methods::effective_settings(study, spec, &rt),
+        );
         runtimes.insert(spec.name().to_string(), rt);
+    }
+    // The settings hash of each (method, task, dataset): what a stored prediction must carry to
+    // count as done.
+    let mut hashes: HashMap<(String, String, usize), String> = HashMap::new();
+    for task in &f.tasks {
+        for dname in &task.datasets {
+            let Some(di) = datasets.iter().position(|d| &d.name == dname) else {
+                continue;
+            };
+            let dspec = f.datasets.iter().find(|d| &d.name == dname);
+            for m in &task.methods {
+                let Some(eff) = effective.get(m) else {
+                    continue;
+                };
+                let h = prediction_settings_hash(eff, task, dspec);
+                hashes.insert((m.clone(), task.kind.as_str().to_string(), di), h);
+            }
+        }
     }
     // Imported answers matched to each dataset's samples once.
     let mut imported: HashMap<(String, usize), HashMap<usize, Result<String, String>>> =
@@ -161,14 +191,14 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         }
     }
 
-    let done: HashSet<PredictionKey> = if opts.dry_run {
+    let done: HashMap<PredictionKey, String> = if opts.dry_run {
         if opts.store.is_file() {
-            Store::open_read_only(&opts.store)?.done_keys()?
+            Store::open_read_only(&opts.store)?.done_settings()?
         } else {
-            HashSet::new()
+            HashMap::new()
         }
     } else {
-        HashSet::new()
+        HashMap::new()
     };
     let mut store = if opts.dry_run {
         None
@@ -185,10 +215,12 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
                 let n = s.delete_failed()?;
                 tracing::info!("deleted {n} failed predictions to retry them");
             }
-            s.done_keys()?
+            s.done_settings()?
         }
         None => done,
     };
+    // Stale predictions by (method, task, dataset): keys and the hash they were made with.
+    let mut stale: BTreeMap<(String, String, String), StaleGroup> = BTreeMap::new();
 
     // Plan.
     let mut groups: BTreeMap<(usize, usize, String), Vec<(TaskKind, usize)>> = BTreeMap::new();
@@ -216,9 +248,21 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
                     }
                     summary.planned += 1;
                     let key = PredictionKey::new(dname, &s.id, task.kind.as_str(), m);
-                    if done.contains(&key) {
-                        summary.already_done += 1;
-                        continue;
+                    let current = hashes.get(&(m.clone(), task.kind.as_str().to_string(), di));
+                    match done.get(&key) {
+                        Some(h) if Some(h) == current => {
+                            summary.already_done += 1;
+                            continue;
+                        }
+                        Some(h) => {
+                            let e = stale
+                                .entry((m.clone(), task.kind.as_str().to_string(), dname.clone()))
+                                .or_default();
+                            e.0.push(key.clone());
+                            e.1.insert(h.clone());
+                            summary.stale += 1;
+                        }
+                        None => {}
                     }
                     groups
                         .entry((di, si, m.clone()))
@@ -240,7 +284,33 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     };
     let groups = to_groups(groups);
 
+    let stale_message = |(m, t, d): &(String, String, String), n: usize, old: &BTreeSet<String>| {
+        let short = |h: &str| {
+            if h.is_empty() {
+                "not recorded".to_string()
+            } else {
+                format!("{}…", &h[..h.len().min(12)])
+            }
+        };
+        let new = hashes
+            .get(&(
+                m.clone(),
+                t.clone(),
+                datasets.iter().position(|x| &x.name == d).unwrap_or(0),
+            ))
+            .map(|h| short(h))
+            .unwrap_or_default();
+        let old: Vec<String> = old.iter().map(|h| short(h)).collect();
+        format!(
+            "method {m:?}, task {t}, dataset {d:?}: {n} stored predictions were made with other settings (sha256 {}; now {new}); {}",
+            old.join(", "),
+            if opts.dry_run { "they would be deleted and made again" } else { "they were deleted and are made again with the current settings" }
+        )
+    };
     if opts.dry_run {
+        for (k, (keys, old)) in &stale {
+            summary.warnings.push(stale_message(k, keys.len(), old));
+        }
         let unconfigured = to_groups(unconfigured);
         print_plan(
             study,
@@ -282,6 +352,12 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         &settings.to_string(),
     )?;
     let mut store = store;
+    for (k, (keys, old)) in &stale {
+        store.delete_predictions(keys)?;
+        let msg = stale_message(k, keys.len(), old);
+        store.add_event(run_id, Some(&k.0), &msg)?;
+        summary.warnings.push(msg);
+    }
     let records: Vec<SampleRecord> = datasets
         .iter()
         .flat_map(|d| {
@@ -297,11 +373,17 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             Some(Runtime::Skipped(r)) => Some(r.clone()),
             _ => None,
         };
+        let eff = effective
+            .get(spec.name())
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         store.upsert_method(&MethodRecord {
             name: spec.name().to_string(),
             kind: spec.kind().to_string(),
             settings_json: serde_json::to_string(spec).unwrap_or_default(),
             skipped_reason: skipped,
+            settings_hash: mica_store::sha256_hex(eff.as_bytes()),
+            effective_json: eff,
         })?;
     }
 
@@ -342,7 +424,10 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             Runtime::Vlm(v) => vlm_predictions(study, ds, sample, g, v, run_id, &spend),
             Runtime::Skipped(_) => Vec::new(),
         };
-        for (p, metrics) in made {
+        for (mut p, metrics) in made {
+            if let Some(h) = hashes.get(&(p.key.method.clone(), p.key.task.clone(), g.dataset)) {
+                p.settings_hash = h.clone();
+            }
             let res = store
                 .lock()
                 .map_err(|_| anyhow::anyhow!("store lock poisoned"))
@@ -390,6 +475,29 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     summary.not_made_cost_limit = spend.not_made.into_inner();
     summary.spent_usd = spend.budget.spent_usd();
     Ok(summary)
+}
+
+/// The settings hash of the predictions of one method on one task and dataset: sha256 of the
+/// method's effective settings, the task's settings that change answers (kind, classes, objects)
+/// and the dataset's settings that change the images or the stored per-image scores (kind,
+/// path as written, masks, info-bar crop, instance masks).
+fn prediction_settings_hash(
+    method: &serde_json::Value,
+    task: &TaskSpec,
+    dataset: Option<&super::schema::DatasetSpec>,
+) -> String {
+    let v = serde_json::json!({
+        "method": method,
+        "task": { "kind": task.kind.as_str(), "classes": task.classes, "objects": task.objects },
+        "dataset": dataset.map(|d| serde_json::json!({
+            "kind": d.kind,
+            "path": d.path,
+            "masks": d.masks,
+            "crop_info_bar": d.crop_info_bar,
+            "instance_masks": d.instance_masks,
+        })),
+    });
+    mica_store::sha256_hex(v.to_string().as_bytes())
 }
 
 /// The folder where predicted masks of a store go: `<store stem>-masks/` next to it.

@@ -42,6 +42,10 @@ pub mod settings;
 pub mod threshold;
 pub mod watershed;
 
+/// Version of the pipeline's results: raised whenever a change of code changes what the same
+/// settings produce on the same image, so studies recompute their classical predictions.
+pub const RESULTS_VERSION: u32 = 1;
+
 pub use error::{Error, Result};
 pub use pipeline::{Classical, Stages};
 pub use plane::Plane;

@@ -221,6 +221,13 @@ impl mica_core::Segmenter for Classical {
         self.name.clone()
     }
 
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "classical": self.settings,
+            "results_version": crate::RESULTS_VERSION,
+        })
+    }
+
     fn segment(&self, image: &Image) -> std::result::Result<Segmentation, mica_core::MethodError> {
         Ok(self.segment_image(image)?)
     }

@@ -42,6 +42,11 @@ pub trait Segmenter: Send + Sync {
     /// A short name for tables and file names, e.g. `classical:fluorescence-nuclei`.
     fn name(&self) -> String;
 
+    /// Every setting that can change this segmenter's results (thresholds, model, grid, ...), as
+    /// JSON. A study hashes it, so a change of any of them recomputes the predictions; leave
+    /// nothing out that changes a result.
+    fn settings(&self) -> serde_json::Value;
+
     /// Segments one image.
     ///
     /// # Errors

@@ -166,6 +166,7 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
     let metrics = store.image_metrics()?;
     let methods = store.methods()?;
     let runs = store.runs()?;
+    let events = store.events()?;
     let mut method_index = BTreeMap::new();
     for m in &methods {
         let i = method_index.len();
@@ -203,7 +204,7 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
     let mut t = Table::new(
         "methods",
         "Methods of the study",
-        &["method", "kind", "status", "settings"],
+        &["method", "kind", "status", "settings", "settings sha256"],
     );
     for m in &methods {
         t.rows.push(vec![
@@ -214,6 +215,11 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
                 None => "ran".into(),
             }),
             Cell::text(&m.settings_json),
+            Cell::text(if m.settings_hash.is_empty() {
+                "not recorded".to_string()
+            } else {
+                m.settings_hash.clone()
+            }),
         ]);
     }
     ctx.push_table(t);
@@ -228,6 +234,30 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
     section_size(&mut ctx, &by_task("size"));
     section_failures(&mut ctx, &preds);
     section_provenance(&mut ctx, &runs, &preds, store.path());
+    // What runs did that changes how results read (predictions redone after a settings change).
+    let mut t = Table::new(
+        "events",
+        "Events of the runs (predictions dropped and redone when settings changed)",
+        &["run", "method", "event"],
+    );
+    for e in &events {
+        ctx.warnings
+            .push(format!("run {}: {}", e.run_id, e.message));
+        t.rows.push(vec![
+            Cell::Int(e.run_id),
+            Cell::text(e.method.clone().unwrap_or_default()),
+            Cell::text(&e.message),
+        ]);
+    }
+    ctx.body
+        .push_str("<section id=\"events\"><h2>Events</h2>\n");
+    if events.is_empty() {
+        ctx.body.push_str(
+            "<p>None: every stored prediction was made with its method's current settings.</p>\n",
+        );
+    }
+    ctx.push_table(t);
+    ctx.body.push_str("</section>\n");
 
     let mut warn_html = String::new();
     if !ctx.warnings.is_empty() {
@@ -1395,6 +1425,8 @@ mod tests {
                 kind: "imported".into(),
                 settings_json: "{\"x\":\"</script>\"}".into(),
                 skipped_reason: None,
+                settings_hash: String::new(),
+                effective_json: String::new(),
             })
             .unwrap();
         for task in ["count", "classify", "vqa"] {

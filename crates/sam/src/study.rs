@@ -92,11 +92,12 @@ impl SamSegmenter {
     /// # Errors
     /// [`crate::SamError::Invalid`] for an invalid configuration.
     pub fn new(sam: Sam, config: AmgConfig, prep: ImagePrep, preset_name: &str) -> Result<Self> {
+        let name = format!("sam:{}:{preset_name}", sam.model());
         Ok(SamSegmenter {
             sam,
             generator: MaskGenerator::new(config)?,
             prep,
-            name: format!("sam:mobile_sam:{preset_name}"),
+            name,
         })
     }
 
@@ -113,6 +114,17 @@ impl SamSegmenter {
 impl Segmenter for SamSegmenter {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    /// The model, the generator's configuration, the image preparation and the study's rules.
+    /// The weights file's hash is added by whoever loaded it (it is not kept here).
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({
+            "model": self.sam.model().to_string(),
+            "amg": self.generator.config(),
+            "prep": self.prep,
+            "background_fraction": BACKGROUND_FRACTION,
+        })
     }
 
     fn segment(&self, image: &Image) -> std::result::Result<Segmentation, MethodError> {

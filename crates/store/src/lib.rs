@@ -8,7 +8,13 @@
 //! - **predictions**: one row per (dataset, sample, task, method) with the raw answer, the parsed value,
 //!   the failure reason, timings, tokens and cost, and the predicted mask file by path and sha256;
 //! - **image_metrics**: per-image metrics of a prediction (Dice, Jaccard, ...), written in the same
-//!   transaction as the prediction.
+//!   transaction as the prediction;
+//! - **events**: what a run did that a reader of the results must know (predictions dropped
+//!   because the settings that made them changed), shown by the report.
+//!
+//! Every prediction records the hash of the effective settings that made it (`settings_hash`), so a
+//! rerun with other settings can tell its stale predictions apart ([`Store::done_settings`],
+//! [`Store::delete_predictions`]).
 //!
 //! Answers of paid model calls are cached by `mica-vlm`'s response cache (a file next to the store),
 //! so nothing is paid for twice.
@@ -37,8 +43,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and reads. Version 1 (before settings hashes) is upgraded
+/// in place when opened for writing: its predictions get an empty settings hash, which matches no
+/// method's settings, so the next run redoes them and says so.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Result alias of the store.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -54,7 +62,7 @@ pub enum Error {
         source: rusqlite::Error,
     },
     /// The file is a store of another schema version.
-    #[error("{path}: results store has schema version {found}, this mica reads version {SCHEMA_VERSION}")]
+    #[error("{path}: results store has schema version {found}, this mica reads version {SCHEMA_VERSION}{}", if *found < SCHEMA_VERSION { " (an older store: `mica run STUDY --store FILE` upgrades it and redoes the predictions whose settings it did not record)" } else { " (made by a newer mica)" })]
     SchemaVersion { path: PathBuf, found: i64 },
     /// The file is not a mica results store.
     #[error("{path}: not a mica results store ({reason})")]
@@ -152,6 +160,9 @@ pub struct Prediction {
     pub mask: Option<MaskFile>,
     /// Unix time (seconds) when it was stored.
     pub created_unix_s: i64,
+    /// sha256 (hex) of the effective settings of the method and task that made it; empty when
+    /// unknown (a store of schema version 1).
+    pub settings_hash: String,
 }
 
 impl Prediction {
@@ -171,7 +182,14 @@ impl Prediction {
             cost_usd: None,
             mask: None,
             created_unix_s: now_unix_s(),
+            settings_hash: String::new(),
         }
+    }
+
+    /// The same prediction, recording the hash of the settings that made it.
+    pub fn with_settings(mut self, settings_hash: impl Into<String>) -> Self {
+        self.settings_hash = settings_hash.into();
+        self
     }
 
     /// A failed prediction with its reason.
@@ -207,6 +225,21 @@ pub struct MethodRecord {
     pub settings_json: String,
     /// Why the method did not run (no weights, no key), or `None` when it ran.
     pub skipped_reason: Option<String>,
+    /// sha256 (hex) of the method's effective settings as of the last run (weights hash,
+    /// resolved preset, prompt templates, answer files' contents, ...); empty when unknown.
+    pub settings_hash: String,
+    /// Those effective settings as JSON (what the hash is of).
+    pub effective_json: String,
+}
+
+/// Something a run did that a reader of the results must know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub run_id: i64,
+    pub unix_s: i64,
+    /// The method concerned, if any.
+    pub method: Option<String>,
+    pub message: String,
 }
 
 /// One invocation of a study.
@@ -282,7 +315,9 @@ CREATE TABLE IF NOT EXISTS methods (
     name TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     settings_json TEXT NOT NULL,
-    skipped_reason TEXT
+    skipped_reason TEXT,
+    settings_hash TEXT NOT NULL DEFAULT '',
+    effective_json TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS predictions (
     dataset TEXT NOT NULL,
@@ -302,6 +337,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     mask_path TEXT,
     mask_sha256 TEXT,
     created_unix_s INTEGER NOT NULL,
+    settings_hash TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (dataset, sample_id, task, method)
 );
 CREATE TABLE IF NOT EXISTS image_metrics (
@@ -313,6 +349,28 @@ CREATE TABLE IF NOT EXISTS image_metrics (
     value REAL NOT NULL,
     PRIMARY KEY (dataset, sample_id, task, method, name)
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    unix_s INTEGER NOT NULL,
+    method TEXT,
+    message TEXT NOT NULL
+);
+"#;
+
+/// Upgrades a schema-1 store to schema 2 (settings hashes, events).
+const UPGRADE_1_TO_2: &str = r#"
+ALTER TABLE methods ADD COLUMN settings_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE methods ADD COLUMN effective_json TEXT NOT NULL DEFAULT '';
+ALTER TABLE predictions ADD COLUMN settings_hash TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    unix_s INTEGER NOT NULL,
+    method TEXT,
+    message TEXT NOT NULL
+);
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
 "#;
 
 /// An open results store.
@@ -394,14 +452,21 @@ impl Store {
                 .map_err(self.e())?;
             }
         }
-        let version: Option<String> = c
-            .query_row(
+        let read_version = || -> Result<Option<String>> {
+            c.query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
                 [],
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|e| self.not_a_store(e))?;
+            .map_err(|e| self.not_a_store(e))
+        };
+        let mut version = read_version()?;
+        if write && version.as_deref() == Some("1") {
+            c.execute_batch(&format!("BEGIN IMMEDIATE;{UPGRADE_1_TO_2}COMMIT;"))
+                .map_err(self.e())?;
+            version = read_version()?;
+        }
         match version.as_deref().map(str::parse::<i64>) {
             Some(Ok(SCHEMA_VERSION)) => Ok(()),
             Some(Ok(found)) => Err(Error::SchemaVersion {
@@ -499,10 +564,19 @@ impl Store {
     pub fn upsert_method(&self, m: &MethodRecord) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO methods (name, kind, settings_json, skipped_reason) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO methods (name, kind, settings_json, skipped_reason, settings_hash, effective_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (name) DO UPDATE SET kind = excluded.kind,
-                   settings_json = excluded.settings_json, skipped_reason = excluded.skipped_reason",
-                params![m.name, m.kind, m.settings_json, m.skipped_reason],
+                   settings_json = excluded.settings_json, skipped_reason = excluded.skipped_reason,
+                   settings_hash = excluded.settings_hash, effective_json = excluded.effective_json",
+                params![
+                    m.name,
+                    m.kind,
+                    m.settings_json,
+                    m.skipped_reason,
+                    m.settings_hash,
+                    m.effective_json
+                ],
             )
             .map_err(self.e())?;
         Ok(())
@@ -520,8 +594,8 @@ impl Store {
             .execute(
                 "INSERT OR IGNORE INTO predictions (dataset, sample_id, task, method, run_id, status,
                    raw_answer, value_num, value_text, failure, elapsed_ms, tokens_in, tokens_out,
-                   cost_usd, mask_path, mask_sha256, created_unix_s)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                   cost_usd, mask_path, mask_sha256, created_unix_s, settings_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 params![
                     k.dataset,
                     k.sample_id,
@@ -540,6 +614,7 @@ impl Store {
                     p.mask.as_ref().map(|m| &m.path),
                     p.mask.as_ref().map(|m| &m.sha256),
                     p.created_unix_s,
+                    p.settings_hash,
                 ],
             )
             .map_err(self.e())?;
@@ -600,6 +675,95 @@ impl Store {
         rows.collect::<rusqlite::Result<_>>().map_err(self.e())
     }
 
+    /// The settings hash of every stored prediction, by key.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on a read failure.
+    pub fn done_settings(&self) -> Result<std::collections::HashMap<PredictionKey, String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT dataset, sample_id, task, method, settings_hash FROM predictions")
+            .map_err(self.e())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    PredictionKey {
+                        dataset: r.get(0)?,
+                        sample_id: r.get(1)?,
+                        task: r.get(2)?,
+                        method: r.get(3)?,
+                    },
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(self.e())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.e())
+    }
+
+    /// Deletes these predictions (and their metrics) in one transaction; returns how many were
+    /// deleted.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on a write failure.
+    pub fn delete_predictions(&self, keys: &[PredictionKey]) -> Result<usize> {
+        let tx = self.conn.unchecked_transaction().map_err(self.e())?;
+        let mut n = 0;
+        for k in keys {
+            let args = params![k.dataset, k.sample_id, k.task, k.method];
+            tx.execute(
+                "DELETE FROM image_metrics
+                 WHERE dataset = ?1 AND sample_id = ?2 AND task = ?3 AND method = ?4",
+                args,
+            )
+            .map_err(self.e())?;
+            n += tx
+                .execute(
+                    "DELETE FROM predictions
+                     WHERE dataset = ?1 AND sample_id = ?2 AND task = ?3 AND method = ?4",
+                    args,
+                )
+                .map_err(self.e())?;
+        }
+        tx.commit().map_err(self.e())?;
+        Ok(n)
+    }
+
+    /// Records an event of a run.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on a write failure.
+    pub fn add_event(&self, run_id: i64, method: Option<&str>, message: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO events (run_id, unix_s, method, message) VALUES (?1, ?2, ?3, ?4)",
+                params![run_id, now_unix_s(), method, message],
+            )
+            .map_err(self.e())?;
+        Ok(())
+    }
+
+    /// Every event, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on a read failure.
+    pub fn events(&self) -> Result<Vec<EventRecord>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT run_id, unix_s, method, message FROM events ORDER BY id")
+            .map_err(self.e())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(EventRecord {
+                    run_id: r.get(0)?,
+                    unix_s: r.get(1)?,
+                    method: r.get(2)?,
+                    message: r.get(3)?,
+                })
+            })
+            .map_err(self.e())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.e())
+    }
+
     /// Every stored prediction, ordered by key.
     ///
     /// # Errors
@@ -610,7 +774,7 @@ impl Store {
             .prepare(
                 "SELECT dataset, sample_id, task, method, run_id, status, raw_answer, value_num,
                    value_text, failure, elapsed_ms, tokens_in, tokens_out, cost_usd, mask_path,
-                   mask_sha256, created_unix_s
+                   mask_sha256, created_unix_s, settings_hash
                  FROM predictions ORDER BY dataset, task, method, sample_id",
             )
             .map_err(self.e())?;
@@ -643,6 +807,7 @@ impl Store {
                             sha256: mask_sha.unwrap_or_default(),
                         }),
                         created_unix_s: r.get(16)?,
+                        settings_hash: r.get(17)?,
                     },
                 ))
             })
@@ -737,7 +902,10 @@ impl Store {
     pub fn methods(&self) -> Result<Vec<MethodRecord>> {
         let mut st = self
             .conn
-            .prepare("SELECT name, kind, settings_json, skipped_reason FROM methods ORDER BY name")
+            .prepare(
+                "SELECT name, kind, settings_json, skipped_reason, settings_hash, effective_json
+                 FROM methods ORDER BY name",
+            )
             .map_err(self.e())?;
         let rows = st
             .query_map([], |r| {
@@ -746,6 +914,8 @@ impl Store {
                     kind: r.get(1)?,
                     settings_json: r.get(2)?,
                     skipped_reason: r.get(3)?,
+                    settings_hash: r.get(4)?,
+                    effective_json: r.get(5)?,
                 })
             })
             .map_err(self.e())?;
@@ -813,6 +983,15 @@ impl Store {
         for m in src.methods()? {
             self.upsert_method(&m)?;
         }
+        for e in src.events()? {
+            let run = run_map.get(&e.run_id).copied().unwrap_or(e.run_id);
+            self.conn
+                .execute(
+                    "INSERT INTO events (run_id, unix_s, method, message) VALUES (?1, ?2, ?3, ?4)",
+                    params![run, e.unix_s, e.method, e.message],
+                )
+                .map_err(self.e())?;
+        }
         let mut metrics: BTreeMap<PredictionKey, Vec<(String, f64)>> = BTreeMap::new();
         for m in src.image_metrics()? {
             metrics.entry(m.key).or_default().push((m.name, m.value));
@@ -827,7 +1006,8 @@ impl Store {
                 let same = old.status == p.status
                     && old.value_num == p.value_num
                     && old.value_text == p.value_text
-                    && old.raw_answer == p.raw_answer;
+                    && old.raw_answer == p.raw_answer
+                    && old.settings_hash == p.settings_hash;
                 if same {
                     summary.predictions_same += 1;
                 } else {
@@ -913,6 +1093,53 @@ mod tests {
         let err = Store::open(&foreign).unwrap_err();
         assert!(matches!(err, Error::NotAStore { .. }), "{err}");
         assert!(err.to_string().contains("other.sqlite"));
+    }
+
+    #[test]
+    fn stale_predictions_are_told_apart_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let old = Prediction::ok(key("a", "m"), 1).with_settings("old");
+        let new = Prediction::ok(key("b", "m"), 1).with_settings("new");
+        store
+            .insert_prediction(&old, &[("dice".into(), 0.5)])
+            .unwrap();
+        store.insert_prediction(&new, &[]).unwrap();
+        assert_eq!(store.done_settings().unwrap()[&key("a", "m")], "old");
+        assert_eq!(store.delete_predictions(&[key("a", "m")]).unwrap(), 1);
+        assert_eq!(store.predictions().unwrap(), vec![new]);
+        assert!(store.image_metrics().unwrap().is_empty());
+        store.add_event(1, Some("m"), "dropped 1").unwrap();
+        assert_eq!(store.events().unwrap()[0].message, "dropped 1");
+    }
+
+    #[test]
+    fn schema_1_store_is_upgraded_on_write_and_refused_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            let v1 = SCHEMA
+                .replace(",\n    settings_hash TEXT NOT NULL DEFAULT '',\n    effective_json TEXT NOT NULL DEFAULT ''", "")
+                .replace("    settings_hash TEXT NOT NULL DEFAULT '',\n", "");
+            assert!(!v1.contains("settings_hash"), "{v1}");
+            c.execute_batch(&v1).unwrap();
+            c.execute("INSERT INTO meta VALUES ('schema_version', '1')", [])
+                .unwrap();
+            c.execute(
+                "INSERT INTO predictions (dataset, sample_id, task, method, run_id, status, created_unix_s)
+                 VALUES ('d', 'a', 'count', 'm', 1, 'ok', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let e = Store::open_read_only(&path).unwrap_err().to_string();
+        assert!(e.contains("version 1") && e.contains("upgrades it"), "{e}");
+        let store = Store::open(&path).unwrap();
+        let p = store.predictions().unwrap();
+        assert_eq!((p.len(), p[0].settings_hash.as_str()), (1, ""));
+        drop(store);
+        assert!(Store::open_read_only(&path).is_ok());
     }
 
     #[test]

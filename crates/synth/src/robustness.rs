@@ -554,6 +554,9 @@ mod tests {
         fn name(&self) -> String {
             format!("threshold:{}", self.0)
         }
+        fn settings(&self) -> serde_json::Value {
+            serde_json::json!({ "threshold": self.0 })
+        }
         fn segment(&self, image: &Image) -> std::result::Result<Segmentation, MethodError> {
             let m = BinaryMask::from_image_above(image, self.0);
             Ok(Segmentation::from_labels(
@@ -588,6 +591,9 @@ mod tests {
         impl Segmenter for Oracle {
             fn name(&self) -> String {
                 "oracle".into()
+            }
+            fn settings(&self) -> serde_json::Value {
+                serde_json::json!("oracle")
             }
             fn segment(&self, _: &Image) -> std::result::Result<Segmentation, MethodError> {
                 Ok(Segmentation::from_labels(self.0.clone()))
