@@ -101,7 +101,7 @@ fn convert_masks_to_label_tiffs() {
         dir.path().to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let labels = mica_core_labels(&dir.path().join("SIMCEPImages_A05_C18_F1_s13_w1.labels.tif"));
+    let labels = mica_core_labels(&dir.path().join("SIMCEPImages_A05_C18_F1_s13_w1_labels.tif"));
     // 18 cells, some touching: between a handful and 18 connected components.
     assert!((5..=18).contains(&labels), "{labels} components");
 }
@@ -182,7 +182,7 @@ fn convert_reports_bad_file_and_converts_the_rest() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("bad.tif"), "{err}");
     assert!(out
-        .join("SIMCEPImages_A01_C1_F1_s01_w1.labels.tif")
+        .join("SIMCEPImages_A01_C1_F1_s01_w1_labels.tif")
         .is_file());
 }
 

@@ -340,3 +340,161 @@ methods = ["classical"]
         "the report says so too"
     );
 }
+
+const ROUND_TRIP: [&str; 3] = [
+    "SIMCEPImages_A05_C18_F1_s01_w1.TIF",
+    "SIMCEPImages_A05_C18_F1_s01_w2.TIF",
+    "SIMCEPImages_A13_C53_F1_s01_w1.TIF",
+];
+
+/// A BBBC005 subset laid out as the dataset is (`images/`, `masks/`), copied, not renamed.
+fn bbbc005_subset(root: &Path) {
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    std::fs::create_dir_all(root.join("masks")).unwrap();
+    for n in ROUND_TRIP {
+        std::fs::copy(bbbc005_image(n), root.join("images").join(n)).unwrap();
+        let mask = shared().join("data/bbbc005/masks").join(n);
+        std::fs::copy(mask, root.join("masks").join(n)).unwrap();
+    }
+}
+
+fn eval_segment(truth: &Path, pred: &Path) -> (i32, serde_json::Value, String) {
+    let (code, out, err) = mica(&[
+        "eval",
+        "segment",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--pred",
+        pred.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = serde_json::from_str(&out).unwrap_or(serde_json::Value::Null);
+    (code, v, err)
+}
+
+/// `mica segment IMAGES --out S` then `mica eval segment --truth MASKS --pred S` failed ("no true
+/// mask named …_labels.*", overlays counted as problems).
+#[test]
+fn segment_output_pairs_with_truth_masks_in_eval_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("bbbc");
+    bbbc005_subset(&root);
+    let out = dir.path().join("seg");
+    let (code, _, err) = mica(&[
+        "-q",
+        "segment",
+        root.join("images").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, v, err) = eval_segment(&root.join("masks"), &out);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["aggregate"]["images"], 3, "{v}");
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
+    let dice = v["aggregate"]["dice"]["mean"].as_f64().unwrap();
+    assert!(dice > 0.8, "classical Dice on BBBC005: {dice}");
+}
+
+/// `mica count` on BBBC005 then `mica eval count --predictions c.csv` failed (`no column "ground
+/// truth"`), though the truth is in the names.
+#[test]
+fn count_output_is_scored_by_eval_count_from_the_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("bbbc");
+    bbbc005_subset(&root);
+    let csv = dir.path().join("c.csv");
+    let (code, _, err) = mica(&[
+        "-q",
+        "count",
+        root.join("images").to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, v, err) = eval_count_json(&csv);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v[0]["n"], 3, "{v}");
+    // The same truth read from the dataset itself (`--truth DATASET_PATH`) gives the same scores.
+    let (code, out, err) = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        csv.to_str().unwrap(),
+        "--truth",
+        root.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let w: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v, w);
+    // By hand: |predicted - true| averaged over the three images.
+    let rows = common::csv_rows(&csv);
+    let truths = [18.0, 18.0, 53.0];
+    let mae: f64 = rows
+        .iter()
+        .map(|r| {
+            let i = ROUND_TRIP.iter().position(|n| r[0].ends_with(n)).unwrap();
+            (r[1].parse::<f64>().unwrap() - truths[i]).abs()
+        })
+        .sum::<f64>()
+        / 3.0;
+    assert!((v[0]["mae"].as_f64().unwrap() - mae).abs() < 1e-12, "{v}");
+}
+
+/// A study store's masks were named `<id>.tif` (`x.TIF.tif`) in one folder per method and
+/// dataset, which `mica eval segment` could not pair with the truth.
+#[test]
+fn study_store_masks_pair_with_truth_masks_in_eval_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    bbbc005_subset(&d.join("bbbc"));
+    std::fs::write(
+        d.join("study.toml"),
+        r#"
+name = "masks"
+[[datasets]]
+name = "b"
+kind = "bbbc005"
+path = "bbbc"
+[[methods]]
+name = "classical"
+kind = "classical"
+preset = "fluorescence-cells"
+[[tasks]]
+kind = "segment"
+datasets = ["b"]
+methods = ["classical"]
+"#,
+    )
+    .unwrap();
+    let store = d.join("s.sqlite");
+    let (code, _, err) = mica(&[
+        "-q",
+        "run",
+        d.join("study.toml").to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let pred = d.join("s-masks/classical/b");
+    let (code, v, err) = eval_segment(&d.join("bbbc/masks"), &pred);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["aggregate"]["images"], 3, "{v}");
+    // The Dice the study stored for each image is the one `mica eval segment` computes.
+    let s = mica_store::Store::open_read_only(&store).unwrap();
+    let stored: Vec<f64> = s
+        .image_metrics()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.name == "dice")
+        .map(|m| m.value)
+        .collect();
+    let evaluated: Vec<f64> = v["per_image"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dice"].as_f64().unwrap())
+        .collect();
+    assert_eq!(stored, evaluated);
+}

@@ -470,7 +470,8 @@ fn convert(a: ConvertArgs, ctx: &Ctx) -> anyhow::Result<i32> {
                     ConvertTo::Labels => {
                         let labels =
                             BinaryMask::from_image_above(&img, 0.0).connected_components(conn);
-                        let out = a.out.join(format!("{}.labels.tif", stem(f)));
+                        let name = f.file_name().unwrap_or_default().to_string_lossy();
+                        let out = a.out.join(mica_core::naming::labels_file_name(&name));
                         io::write_label_tiff(&out, &labels)?;
                         Ok(out)
                     }

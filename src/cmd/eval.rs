@@ -83,9 +83,14 @@ pub struct CountArgs {
     /// CSV of predictions: image name, truth, and one column per method.
     #[arg(long, value_name = "FILE.csv")]
     pub predictions: PathBuf,
-    /// Truth column (default: the column named "ground truth" or "truth").
+    /// Truth column (default: the column named "ground truth" or "truth"). Without a truth
+    /// column the truth comes from --truth, or from the images' BBBC005 names (`_C<count>_`).
     #[arg(long, value_name = "NAME")]
     pub truth_column: Option<String>,
+    /// A dataset (folder or manifest, as `mica data inspect` reads it) whose truth the images
+    /// are scored against, matched by path, then by name: e.g. the CSV of `mica count`.
+    #[arg(long, value_name = "DATASET_PATH", conflicts_with = "truth_column")]
+    pub truth: Option<PathBuf>,
     /// Also score each count range, e.g. "10,50" gives <10, [10, 50), >=50 (by true count).
     /// Implies `--by count-range`.
     #[arg(long, value_name = "EDGES", value_delimiter = ',')]
@@ -428,7 +433,18 @@ fn run_count(args: &CountArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     if by.contains(&By::CountRange) && args.count_ranges.is_empty() {
         bail!("--by count-range needs the range edges: --count-ranges EDGES, e.g. --count-ranges 10,50");
     }
-    let mut table = read_count_table(&args.predictions, args.truth_column.as_deref())?;
+    let mut table = match &args.truth {
+        Some(ds) => count_table_from_dataset(&args.predictions, ds)?,
+        None => match read_count_table(&args.predictions, args.truth_column.as_deref()) {
+            Ok(t) => t,
+            Err(mica_metrics::MetricsError::MissingColumn { .. })
+                if args.truth_column.is_none() =>
+            {
+                count_table_from_names(&args.predictions)?
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
     let file = args.predictions.display().to_string();
     if !ctx.quiet {
         for d in &table.duplicates {
@@ -568,6 +584,52 @@ fn run_count(args: &CountArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     Ok(exit::SUCCESS)
 }
 
+/// A count table without a truth column, scored against a dataset's truth (matched by path, then
+/// name; a name matching two images is left out with the reason).
+fn count_table_from_dataset(predictions: &Path, dataset: &Path) -> anyhow::Result<CountTable> {
+    let ds = mica_core::dataset::open(dataset, &Default::default())
+        .with_context(|| format!("--truth {}", dataset.display()))?;
+    let ix = mica_core::dataset::NameIndex::of(&ds.samples);
+    let truth = |image: &str| -> Result<Option<f64>, String> {
+        match ix.find(image) {
+            mica_core::dataset::Lookup::One(i) => Ok(ds.samples[i].truth.count),
+            mica_core::dataset::Lookup::Missing => {
+                Err(format!("not an image of {}", dataset.display()))
+            }
+            mica_core::dataset::Lookup::Ambiguous(hits) => Err(ix.ambiguity(image, &hits)),
+        }
+    };
+    let source = format!("the truth of {} ({})", dataset.display(), ds.kind);
+    Ok(mica_metrics::table::read_count_table_with_truth(
+        predictions,
+        &source,
+        &truth,
+    )?)
+}
+
+/// A count table without a truth column whose images carry their count in their BBBC005 names.
+fn count_table_from_names(predictions: &Path) -> anyhow::Result<CountTable> {
+    let truth = |image: &str| -> Result<Option<f64>, String> {
+        let name = mica_core::dataset::normalise_key(image);
+        let name = name.rsplit('/').next().unwrap_or_default();
+        mica_core::dataset::bbbc005::Bbbc005Name::parse(name)
+            .map(|n| Some(f64::from(n.count)))
+            .map_err(|e| format!("no truth column and the name carries no count ({e})"))
+    };
+    let t = mica_metrics::table::read_count_table_with_truth(
+        predictions,
+        "the counts in the BBBC005 names",
+        &truth,
+    )?;
+    if t.truth.is_empty() {
+        bail!(
+            "{}: no truth: no column named \"ground truth\" or \"truth\" (name one with --truth-column), no --truth DATASET_PATH, and the image names carry no BBBC005 count",
+            predictions.display()
+        );
+    }
+    Ok(t)
+}
+
 fn count_row(
     table: &CountTable,
     method: usize,
@@ -648,10 +710,14 @@ fn fmt_ci(lo: Option<f64>, hi: Option<f64>, decimals: usize) -> String {
 
 fn print_count_table(table: &CountTable, rows: &[CountRow]) {
     println!(
-        "{}: {} images scored against column \"{}\"{}",
+        "{}: {} images scored against {}{}",
         table.path.display(),
         table.truth.len(),
-        table.truth_column,
+        if table.truth_external {
+            table.truth_column.clone()
+        } else {
+            format!("column \"{}\"", table.truth_column)
+        },
         if table.skipped.is_empty() {
             String::new()
         } else {
@@ -1225,22 +1291,60 @@ struct SegmentStratum {
     aggregate: SegmentAggregate,
 }
 
-fn image_files(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+/// The masks of a folder by image stem, read by the one naming rule
+/// ([`mica_core::naming::mask_file_role`]: `x_labels.tif` and `x.tif` are both image `x`'s; overlays
+/// are left out), and the problems: two files standing for one image.
+fn mask_files(dir: &Path) -> anyhow::Result<(BTreeMap<String, PathBuf>, Vec<Problem>)> {
+    use mica_core::naming::{mask_file_role, MaskFileRole};
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?;
-    let mut out = BTreeMap::new();
+    let mut paths = Vec::new();
     for e in entries {
         let path = e
             .with_context(|| format!("cannot read folder {}", dir.display()))?
             .path();
-        if !path.is_file() || !io::has_image_extension(&path) {
-            continue;
-        }
-        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-            out.insert(stem.to_string(), path);
+        let dangling = path.is_symlink() && !path.exists();
+        if path.is_file() || dangling {
+            paths.push(path);
         }
     }
-    Ok(out)
+    paths.sort();
+    let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        let Some(name) = path.file_name().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let Some(MaskFileRole::Mask(stem)) = mask_file_role(name) else {
+            continue;
+        };
+        if let Some(first) = out.get(&stem) {
+            problems.push(Problem {
+                file: path.clone(),
+                reason: format!(
+                    "{} and {} both stand for image {stem:?}; keep one",
+                    first.display(),
+                    path.display()
+                ),
+            });
+            continue;
+        }
+        out.insert(stem, path);
+    }
+    Ok((out, problems))
+}
+
+/// The truth stem a predicted mask is scored against: its own, or for a blurred BBBC005 image
+/// (`…_F23_…`) the in-focus scene's, whose mask is the truth of every blur level.
+fn truth_stem_for(pred_stem: &str, truth: &BTreeMap<String, PathBuf>) -> Option<String> {
+    if truth.contains_key(pred_stem) {
+        return Some(pred_stem.to_string());
+    }
+    let parsed =
+        mica_core::dataset::bbbc005::Bbbc005Name::parse(&format!("{pred_stem}.TIF")).ok()?;
+    let scene = parsed.f1_scene_name();
+    let scene = mica_core::naming::image_stem(&scene).to_string();
+    truth.contains_key(&scene).then_some(scene)
 }
 
 /// Instances and kind of a mask file: a binary mask gives its connected components.
@@ -1397,7 +1501,19 @@ fn segment_strata(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let scored: Vec<String> = per_image.iter().map(|s| name_of(&s.truth_file)).collect();
+    // The prediction's name carries the blur level (a blurred image is scored against its F1
+    // scene's mask), so strata are read from it when it is a BBBC005 name.
+    let scored: Vec<String> = per_image
+        .iter()
+        .map(|s| {
+            let own = format!("{}.TIF", s.name);
+            if mica_core::dataset::bbbc005::Bbbc005Name::parse(&own).is_ok() {
+                own
+            } else {
+                name_of(&s.truth_file)
+            }
+        })
+        .collect();
     let unscored: Vec<String> = truth
         .values()
         .filter(|p| !per_image.iter().any(|s| s.truth_file == **p))
@@ -1438,38 +1554,44 @@ fn run_segment(args: &SegmentArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     if let Some(b) = by.iter().find(|b| !matches!(b, By::Stain | By::Blur)) {
         bail!("--by {b}: eval segment groups images by stain or blur (read from the BBBC005 names of the truth files)");
     }
-    let truth = image_files(&args.truth)?;
-    let pred = image_files(&args.pred)?;
+    let (truth, mut problems) = mask_files(&args.truth)?;
+    let (pred, pred_problems) = mask_files(&args.pred)?;
+    problems.extend(pred_problems);
     if truth.is_empty() {
         bail!(
             "{}: no mask images (.tif, .png, .jpg)",
             args.truth.display()
         );
     }
-    let mut problems = Vec::new();
+    // Pair each prediction with its truth (by stem; a blurred BBBC005 image with its F1 scene).
+    let mut pairs: Vec<(&String, &PathBuf, &PathBuf)> = Vec::new();
+    let mut scored_truth = std::collections::BTreeSet::new();
+    for (stem, path) in &pred {
+        match truth_stem_for(stem, &truth) {
+            Some(t) => {
+                scored_truth.insert(t.clone());
+                pairs.push((stem, &truth[&t], path));
+            }
+            None => problems.push(Problem {
+                file: path.clone(),
+                reason: format!(
+                    "no true mask for image {stem:?} in {} (looked for {stem}.*, {stem}_labels.*)",
+                    args.truth.display()
+                ),
+            }),
+        }
+    }
     for (stem, path) in &truth {
-        if !pred.contains_key(stem) {
+        if !scored_truth.contains(stem) {
             problems.push(Problem {
                 file: path.clone(),
                 reason: format!(
-                    "no predicted mask named {stem}.* in {}",
+                    "no predicted mask for image {stem:?} in {} (looked for {stem}_labels.*, {stem}.*)",
                     args.pred.display()
                 ),
             });
         }
     }
-    for (stem, path) in &pred {
-        if !truth.contains_key(stem) {
-            problems.push(Problem {
-                file: path.clone(),
-                reason: format!("no true mask named {stem}.* in {}", args.truth.display()),
-            });
-        }
-    }
-    let pairs: Vec<(&String, &PathBuf, &PathBuf)> = truth
-        .iter()
-        .filter_map(|(s, t)| pred.get(s).map(|p| (s, t, p)))
-        .collect();
     let bar = crate::progress::bar(pairs.len() as u64, "scoring", ctx.quiet);
     let results: Vec<anyhow::Result<SegmentImage>> = pairs
         .par_iter()

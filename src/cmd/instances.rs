@@ -81,18 +81,19 @@ fn process_one(seg: &dyn Segmenter, path: &Path, outputs: &Outputs) -> Result<Im
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut objects = Vec::new();
     if let Some(dir) = &outputs.dir {
-        let st = stem(path);
-        mica_core::io::write_label_tiff(&dir.join(format!("{st}_labels.tif")), &s.labels)
-            .map_err(|e| e.to_string())?;
+        let name = file_name(path);
+        let labels = dir.join(mica_core::naming::labels_file_name(&name));
+        mica_core::io::write_label_tiff(&labels, &s.labels).map_err(|e| e.to_string())?;
         let overlay = mica_core::render::outline_overlay(&image, &s.labels, OUTLINE_RGB)
             .map_err(|e| format!("{}: overlay: {e}", path.display()))?;
-        mica_core::io::write_png(&dir.join(format!("{st}_overlay.png")), &overlay)
-            .map_err(|e| e.to_string())?;
+        let overlay_file = dir.join(mica_core::naming::overlay_file_name(&name));
+        mica_core::io::write_png(&overlay_file, &overlay).map_err(|e| e.to_string())?;
         objects = mica_core::object_properties(&s.labels, Some(&image))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(ImageResult {
-        image: file_name(path),
+        // The image as the user named it: two inputs with one file name stay two rows.
+        image: path.display().to_string(),
         count: s.count,
         objects,
     })

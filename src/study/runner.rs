@@ -880,9 +880,15 @@ fn segmenter_predictions(
                 }
             }
             TaskKind::Segment => {
-                let rel = PathBuf::from(slug(&g.method))
-                    .join(slug(&ds.name))
-                    .join(format!("{}.tif", slug(&sample.id)));
+                // <method>/<dataset>/<the sample's folders>/<stem>_labels.tif: the one naming
+                // rule, so `mica eval segment --pred` pairs these files with the truth by stem.
+                let mut rel = PathBuf::from(slug(&g.method)).join(slug(&ds.name));
+                let mut parts: Vec<&str> = sample.id.split('/').collect();
+                let last = parts.pop().unwrap_or_default();
+                for d in parts {
+                    rel.push(slug(d));
+                }
+                rel.push(mica_core::naming::labels_file_name(&slug(last)));
                 let path = masks_dir.join(&rel);
                 match write_mask(&path, &result) {
                     Ok(sha) => {

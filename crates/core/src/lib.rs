@@ -25,6 +25,7 @@ pub mod io;
 pub mod mask;
 pub mod memory;
 pub mod method;
+pub mod naming;
 pub mod render;
 pub mod rng;
 

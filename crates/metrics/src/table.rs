@@ -94,8 +94,10 @@ pub struct CountTable {
     pub path: PathBuf,
     /// Header of the image-name column.
     pub image_column: String,
-    /// Header of the truth column.
+    /// Header of the truth column, or where the truth came from when it is not a column.
     pub truth_column: String,
+    /// Whether the truth came from elsewhere than a column (see [`read_count_table_with_truth`]).
+    pub truth_external: bool,
     /// 1-based line number of each kept row in the file (the header is line 1).
     pub lines: Vec<u64>,
     /// Image names of the kept rows.
@@ -138,6 +140,7 @@ pub fn read_count_table(path: &Path, truth_column: Option<&str>) -> Result<Count
         path: path.to_path_buf(),
         image_column: header[image_idx].clone(),
         truth_column: header[truth_idx].clone(),
+        truth_external: false,
         lines: Vec::new(),
         images: Vec::new(),
         truth: Vec::new(),
@@ -165,6 +168,65 @@ pub fn read_count_table(path: &Path, truth_column: Option<&str>) -> Result<Count
                 line,
                 image: row[image_idx].trim().to_string(),
                 truth: row[truth_idx].trim().to_string(),
+            }),
+        }
+    }
+    Ok(table)
+}
+
+/// Reads a counting table whose truth is not a column: the first column names the images, every
+/// other column is a method, and `truth(image)` gives the true count of an image (`Ok(None)`: no
+/// truth known; `Err(reason)`: the truth cannot be told, e.g. the name matches two images). Rows
+/// without a truth are in [`CountTable::skipped`] with the reason; the same checks as
+/// [`read_count_table`] apply (repeated rows, columns with one name).
+///
+/// # Errors
+/// As [`read_count_table`].
+pub fn read_count_table_with_truth(
+    path: &Path,
+    truth_source: &str,
+    truth: &dyn Fn(&str) -> std::result::Result<Option<f64>, String>,
+) -> Result<CountTable> {
+    let (header, rows) = read_csv(path)?;
+    let (rows, duplicates) = dedupe_rows(path, rows, 0)?;
+    let mut table = CountTable {
+        path: path.to_path_buf(),
+        image_column: header[0].clone(),
+        truth_column: truth_source.to_string(),
+        truth_external: true,
+        lines: Vec::new(),
+        images: Vec::new(),
+        truth: Vec::new(),
+        methods: header[1..]
+            .iter()
+            .map(|h| MethodColumn {
+                name: h.clone(),
+                cells: Vec::new(),
+            })
+            .collect(),
+        skipped: Vec::new(),
+        duplicates,
+    };
+    for (line, row) in rows {
+        let image = row[0].trim().to_string();
+        match truth(&image) {
+            Ok(Some(t)) => {
+                table.lines.push(line);
+                table.images.push(image);
+                table.truth.push(t);
+                for (m, cell) in table.methods.iter_mut().zip(&row[1..]) {
+                    m.cells.push(CountCell::parse(cell));
+                }
+            }
+            Ok(None) => table.skipped.push(SkippedRow {
+                line,
+                image,
+                truth: format!("no true count in {truth_source}"),
+            }),
+            Err(why) => table.skipped.push(SkippedRow {
+                line,
+                image,
+                truth: why,
             }),
         }
     }
