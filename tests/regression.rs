@@ -498,3 +498,166 @@ methods = ["classical"]
         .collect();
     assert_eq!(stored, evaluated);
 }
+
+/// On BBBC005's binary masks instance F1 was computed from connected components (a Dice 0.984
+/// image got F1 0.085) with no word of it.
+#[test]
+fn instance_scores_against_binary_masks_say_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("bbbc");
+    bbbc005_subset(&root);
+    let out = dir.path().join("seg");
+    let (code, _, err) = mica(&[
+        "-q",
+        "segment",
+        root.join("images").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, v, _) = eval_segment(&root.join("masks"), &out);
+    assert_eq!(v["instance_truth"], "connected components of a binary mask");
+    assert!(
+        v["instance_caveat"].as_str().unwrap().contains("binary"),
+        "{v}"
+    );
+    let (_, text, _) = mica(&[
+        "eval",
+        "segment",
+        "--truth",
+        root.join("masks").to_str().unwrap(),
+        "--pred",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains("caveat: the truth masks are binary"),
+        "{text}"
+    );
+}
+
+/// Counting against an instance-label dataset (`instance_masks = true`) scored nothing (n = 0)
+/// while the report said all was well.
+#[test]
+fn counting_against_instance_labels_uses_the_number_of_labels() {
+    let nuclei = shared().join("data/stardist-nuclei");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("nuclei.csv"),
+        format!(
+            "image,mask\n{},{}\n",
+            nuclei.join("img2d.tif").display(),
+            nuclei.join("mask2d.tif").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("study.toml"),
+        r#"
+name = "instances"
+[[datasets]]
+name = "nuclei"
+kind = "manifest"
+path = "nuclei.csv"
+instance_masks = true
+[[methods]]
+name = "classical"
+kind = "classical"
+preset = "fluorescence-nuclei"
+[[tasks]]
+kind = "count"
+datasets = ["nuclei"]
+methods = ["classical"]
+"#,
+    )
+    .unwrap();
+    let store = d.join("s.sqlite");
+    let (code, _, err) = mica(&[
+        "-q",
+        "run",
+        d.join("study.toml").to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let labels = mica_core::io::read_label_image(&nuclei.join("mask2d.tif")).unwrap();
+    let s = mica_store::Store::open_read_only(&store).unwrap();
+    let samples = s.samples().unwrap();
+    assert_eq!(samples[0].truth_count, Some(labels.num_objects() as f64));
+    assert_eq!(samples[0].meta["truth_count_from"], "instance labels");
+    common::write_report(&store, &d.join("report"));
+    let row = counting_row(&d.join("report"), "nuclei", "classical");
+    assert_eq!(
+        (row["n"].as_i64(), row["missing"].as_i64()),
+        (Some(1), Some(0)),
+        "{row}"
+    );
+    let predicted = s.predictions().unwrap()[0].value_num.unwrap();
+    let mae = row["MAE"].as_f64().unwrap();
+    assert!((mae - (predicted - labels.num_objects() as f64).abs()).abs() < 1e-9);
+}
+
+/// `Count: -4` was read as 4, `Count: 3.7` as 3, `Count: 12e4` as 12, and JSON counts `7.9`,
+/// `1e+308` and `99999999999999999999999` as 7, 1 and 1: each is now a failure with a reason,
+/// never a different number.
+#[test]
+fn count_answers_that_are_not_counts_are_failures_not_other_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let answers = [
+        ("a.png", "Count: -4"),
+        ("b.png", "Count: 3.7"),
+        ("c.png", "Count: 12e4"),
+        ("d.png", "{\"count\": 7.9}"),
+        ("e.png", "{\"count\": 1e+308}"),
+        ("f.png", "{\"count\": 99999999999999999999999}"),
+        ("g.png", "between 10 and 20"),
+        ("h.png", "Count: 12"),
+    ];
+    let mut truth = String::from("image,count\n");
+    let mut csv = String::from("image,answer\n");
+    for (img, a) in answers {
+        truth.push_str(&format!("{img},12\n"));
+        csv.push_str(&format!("{img},\"{}\"\n", a.replace('"', "\"\"")));
+    }
+    std::fs::write(d.join("truth.csv"), truth).unwrap();
+    std::fs::write(d.join("answers.csv"), csv).unwrap();
+    std::fs::write(
+        d.join("study.toml"),
+        r#"
+name = "parsing"
+[[datasets]]
+name = "t"
+kind = "table"
+path = "truth.csv"
+count_column = "count"
+[[methods]]
+name = "answers"
+kind = "imported"
+csv = ["answers.csv"]
+column = "answer"
+[[tasks]]
+kind = "count"
+datasets = ["t"]
+methods = ["answers"]
+"#,
+    )
+    .unwrap();
+    let store = d.join("s.sqlite");
+    mica(&[
+        "-q",
+        "run",
+        d.join("study.toml").to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let s = mica_store::Store::open_read_only(&store).unwrap();
+    for p in s.predictions().unwrap() {
+        if p.key.sample_id == "h.png" {
+            assert_eq!(p.value_num, Some(12.0));
+        } else {
+            assert_eq!(p.value_num, None, "{}: {:?}", p.key.sample_id, p.raw_answer);
+            assert!(p.failure.is_some(), "{}: a reason", p.key.sample_id);
+        }
+    }
+}

@@ -1270,6 +1270,11 @@ struct Problem {
 
 #[derive(Debug, Serialize)]
 struct SegmentOutput {
+    /// What the instance scores are computed against: "instance labels", or "connected
+    /// components of a binary mask" (then `instance_caveat` says what that means), or "mixed".
+    instance_truth: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance_caveat: Option<&'static str>,
     per_image: Vec<SegmentImage>,
     aggregate: SegmentAggregate,
     /// Only with `--by`: the aggregate of each stratum.
@@ -1615,7 +1620,21 @@ fn run_segment(args: &SegmentArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     let all: Vec<&SegmentImage> = per_image.iter().collect();
     let aggregate = aggregate_images(&all, &config)?;
     let strata = segment_strata(&by, &args.truth, &truth, &per_image, &config, ctx)?;
+    let binary = per_image
+        .iter()
+        .filter(|s| s.truth_kind == "binary mask")
+        .count();
+    let (instance_truth, instance_caveat) = match binary {
+        0 => ("instance labels", None),
+        b if b == per_image.len() => (
+            "connected components of a binary mask",
+            Some(mica_metrics::instances::BINARY_TRUTH_CAVEAT),
+        ),
+        _ => ("mixed", Some(mica_metrics::instances::BINARY_TRUTH_CAVEAT)),
+    };
     let out = SegmentOutput {
+        instance_truth,
+        instance_caveat,
         per_image,
         aggregate,
         strata,
@@ -1685,6 +1704,13 @@ fn print_segment(out: &SegmentOutput) {
     }
     let a = &out.aggregate;
     println!();
+    println!(
+        "instance scores (n_t, n_p, F1, mTP/all) against: {}",
+        out.instance_truth
+    );
+    if let Some(c) = out.instance_caveat {
+        println!("caveat: {c}");
+    }
     println!("{} images; mean over images [95% bootstrap CI]:", a.images);
     for (name, m) in [
         ("Dice", &a.dice),

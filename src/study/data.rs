@@ -53,6 +53,9 @@ pub fn load(study: &Study, spec: &DatasetSpec) -> anyhow::Result<LoadedDataset> 
     if let Some(t) = &spec.truth_table {
         apply_truth_table(spec, &study.resolve(t), &mut samples, &mut problems)?;
     }
+    if spec.instance_masks {
+        count_instance_labels(&mut samples, &mut problems);
+    }
     if let Some(q) = &spec.question {
         for s in &mut samples {
             s.truth.question = Some(q.clone());
@@ -95,6 +98,35 @@ pub fn load(study: &Study, spec: &DatasetSpec) -> anyhow::Result<LoadedDataset> 
         has_images,
         instance_truth: spec.instance_masks,
     })
+}
+
+/// For a dataset whose masks are instance label images: a sample without a true count gets the
+/// number of objects (distinct non-zero labels) of its label image, recorded as
+/// `truth_count_from = instance labels`; an unreadable label image is a problem naming it.
+fn count_instance_labels(samples: &mut [Sample], problems: &mut Vec<String>) {
+    use rayon::prelude::*;
+    let counted: Vec<Option<Result<usize, String>>> = samples
+        .par_iter()
+        .map(|s| {
+            let m = s.truth.mask.as_ref().filter(|_| s.truth.count.is_none())?;
+            Some(
+                mica_core::io::read_label_image(m)
+                    .map(|l| l.num_objects())
+                    .map_err(|e| format!("{e} (no true count for {})", s.id)),
+            )
+        })
+        .collect();
+    for (s, c) in samples.iter_mut().zip(counted) {
+        match c {
+            Some(Ok(n)) => {
+                s.truth.count = Some(n as f64);
+                s.meta
+                    .insert("truth_count_from".into(), "instance labels".into());
+            }
+            Some(Err(e)) => problems.push(e),
+            None => {}
+        }
+    }
 }
 
 /// A `table` dataset: truth from CSV columns; the image path is the name next to the CSV (it need

@@ -11,6 +11,9 @@
 //!    threshold, and their means. TP / (TP + FP + FN) is what cellpose calls "average precision"
 //!    and StarDist "accuracy"; mica names it by what it computes.
 
+/// What instance scores against a binary truth mask mean, said wherever they are shown.
+pub const BINARY_TRUTH_CAVEAT: &str = "the truth masks are binary (foreground only), so each connected component of the truth counts as one object: touching or overlapping cells become one, and a prediction with a near-perfect foreground can score a low instance F1. Instance scores are meaningful against instance label images";
+
 use crate::assignment::min_cost_assignment;
 use crate::error::{check_shape, MetricsError, Result};
 use mica_core::LabelImage;

@@ -433,6 +433,22 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
                 strata.push((label, Some(Stratum::CountRange(lo, hi))));
             }
         }
+        for (method, ps) in methods {
+            let no_truth = ps
+                .iter()
+                .filter(|p| {
+                    ctx.samples
+                        .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
+                        .is_none_or(|s| s.truth_count.is_none())
+                })
+                .count();
+            if no_truth > 0 {
+                ctx.warnings.push(format!(
+                    "counting, dataset {dataset:?}, method {method:?}: {no_truth} of {} predictions have no true count and are not scored",
+                    ps.len()
+                ));
+            }
+        }
         for (label, filter) in &strata {
             for (method, ps) in methods {
                 let mut pairs = Vec::new();
