@@ -909,24 +909,11 @@ fn segmenter_predictions(
                 }
                 p.value_num = Some(result.foreground.area() as f64);
                 match &sample.truth.mask {
-                    Some(m) => match read_truth_foreground(m) {
-                        Ok(truth) => match overlap_metrics(&truth, &result.foreground) {
-                            Ok(ms) => metrics.extend(ms),
-                            Err(e) => p.failure = Some(e),
-                        },
+                    Some(m) => match score_against_truth(m, ds.instance_truth, &result) {
+                        Ok(ms) => metrics.extend(ms),
                         Err(e) => p.failure = Some(e),
                     },
                     None => p.failure = Some("no truth mask for this image".into()),
-                }
-                if ds.instance_truth {
-                    if let Some(m) = &sample.truth.mask {
-                        match instance_metrics(m, &result.labels) {
-                            Ok(ms) => metrics.extend(ms),
-                            Err(e) => {
-                                p.failure.get_or_insert(e);
-                            }
-                        }
-                    }
                 }
             }
             TaskKind::Classify | TaskKind::Vqa | TaskKind::Size => {
@@ -960,75 +947,34 @@ fn write_mask(path: &Path, seg: &Segmentation) -> Result<String, String> {
     Ok(mica_store::sha256_hex(&bytes))
 }
 
-/// A truth mask file as a foreground (any non-zero pixel).
-pub fn read_truth_foreground(path: &Path) -> Result<BinaryMask, String> {
-    let img = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
-    Ok(BinaryMask::from_image_above(&img.to_gray(), 0.0))
-}
-
-/// Instance metrics of predicted labels against a true instance label image (mica-metrics'
-/// matching at IoU 0.5, 0.55, ..., 0.95): at 0.5 and 0.75 the F1, precision, recall and
-/// TP/(TP+FP+FN); over all thresholds the mean F1 and mean TP/(TP+FP+FN); and the numbers of true
-/// and predicted objects.
-fn instance_metrics(
+/// The per-image scores a study stores for a segmentation, computed by the measurement layer
+/// ([`mica_metrics::measure::score_segmentation`]): foreground overlap against the truth's
+/// foreground (any non-zero pixel), and for instance-label truth the instance scores too (binary
+/// truth has no objects to match, so none are stored for it).
+fn score_against_truth(
     truth_path: &Path,
-    pred: &mica_core::LabelImage,
+    instance_truth: bool,
+    result: &Segmentation,
 ) -> Result<Vec<(String, f64)>, String> {
-    use mica_metrics::instances::{instance_scores, STANDARD_IOU_THRESHOLDS};
-    let img =
-        mica_core::io::read_image(truth_path).map_err(|e| format!("truth instance labels: {e}"))?;
-    let truth = mica_core::LabelImage::from_image(&img)
-        .map_err(|e| format!("truth instance labels {}: {e}", truth_path.display()))?;
-    let r = instance_scores(&truth, pred, &STANDARD_IOU_THRESHOLDS).map_err(|e| e.to_string())?;
-    let mut out = vec![
-        ("instances_true".to_string(), r.num_truth as f64),
-        ("instances_pred".to_string(), r.num_pred as f64),
-    ];
-    for s in &r.per_threshold {
-        let tag = (s.iou_threshold * 100.0).round() as u32;
-        if tag != 50 && tag != 75 {
-            continue;
-        }
-        for (name, v) in [
-            ("f1", s.f1),
-            ("precision", s.precision),
-            ("recall", s.recall),
-            ("tp_over_tp_fp_fn", s.tp_over_tp_fp_fn),
-        ] {
-            if let Some(v) = v {
-                out.push((format!("{name}_iou{tag}"), v));
-            }
-        }
-    }
-    if let Some(v) = r.mean_f1 {
-        out.push(("f1_iou50_95".into(), v));
-    }
-    if let Some(v) = r.mean_tp_over_tp_fp_fn {
-        out.push(("tp_over_tp_fp_fn_iou50_95".into(), v));
-    }
-    Ok(out)
-}
-
-/// Foreground metrics of a prediction against the truth (mica-metrics): Dice, Jaccard, precision,
-/// recall, Hausdorff and its 95th percentile in pixels.
-fn overlap_metrics(truth: &BinaryMask, pred: &BinaryMask) -> Result<Vec<(String, f64)>, String> {
-    let s = mica_metrics::foreground::foreground_scores(truth, pred).map_err(|e| e.to_string())?;
-    let mut out = vec![
-        ("dice".to_string(), s.dice),
-        ("jaccard".to_string(), s.jaccard),
-    ];
-    let optional = [
-        ("precision", s.precision),
-        ("recall", s.recall),
-        ("hausdorff_px", s.hausdorff_px),
-        ("hausdorff95_px", s.hausdorff95_px),
-    ];
-    out.extend(
-        optional
-            .into_iter()
-            .filter_map(|(n, v)| v.map(|v| (n.to_string(), v))),
-    );
-    Ok(out)
+    use mica_metrics::measure::{score_segmentation, TruthKind};
+    let img = mica_core::io::read_image(truth_path).map_err(|e| format!("truth mask: {e}"))?;
+    let (truth, kind) = if instance_truth {
+        let l = mica_core::LabelImage::from_image(&img)
+            .map_err(|e| format!("truth instance labels {}: {e}", truth_path.display()))?;
+        (l, TruthKind::InstanceLabels)
+    } else {
+        let fg = BinaryMask::from_image_above(&img.to_gray(), 0.0);
+        (
+            fg.connected_components(mica_core::Connectivity::Eight),
+            TruthKind::BinaryMask,
+        )
+    };
+    let s = score_segmentation(&truth, kind, &result.labels, &result.foreground)
+        .map_err(|e| format!("{}: {e}", truth_path.display()))?;
+    Ok(s.image_metrics(instance_truth)
+        .into_iter()
+        .map(|(m, v)| (m.key().to_string(), v))
+        .collect())
 }
 
 /// Estimated cost of the model calls of one method in a plan.
@@ -1294,11 +1240,18 @@ mod tests {
     }
 
     #[test]
-    fn dice_and_jaccard_by_hand() {
-        let t = BinaryMask::new(4, 1, vec![true, true, false, false]).unwrap();
-        let p = BinaryMask::new(4, 1, vec![false, true, true, false]).unwrap();
-        let m = overlap_metrics(&t, &p).unwrap();
+    fn stored_scores_of_binary_and_instance_truth() {
+        let dir = tempfile::tempdir().unwrap();
+        let truth = dir.path().join("t.tif");
+        let l = mica_core::LabelImage::new(4, 1, vec![1, 2, 0, 0]).unwrap();
+        mica_core::io::write_label_tiff(&truth, &l).unwrap();
+        let pred =
+            Segmentation::from_labels(mica_core::LabelImage::new(4, 1, vec![0, 1, 1, 0]).unwrap());
+        let m = score_against_truth(&truth, false, &pred).unwrap();
         assert_eq!(m[0], ("dice".into(), 0.5));
         assert!((m[1].1 - 1.0 / 3.0).abs() < 1e-12);
+        assert!(m.iter().all(|(k, _)| !k.starts_with("f1_")), "{m:?}");
+        let m = score_against_truth(&truth, true, &pred).unwrap();
+        assert!(m.contains(&("instances_true".into(), 2.0)), "{m:?}");
     }
 }

@@ -36,6 +36,7 @@ pub mod counting;
 pub mod error;
 pub mod foreground;
 pub mod instances;
+pub mod measure;
 pub mod parse;
 pub mod table;
 

@@ -21,7 +21,8 @@ pub use html::{escape, Cell, Table};
 
 use base64::Engine;
 use mica_core::{BinaryMask, Image};
-use mica_metrics::bootstrap::{bootstrap_interval, BootstrapConfig};
+use mica_metrics::bootstrap::BootstrapConfig;
+use mica_metrics::measure::{count_summary, mean_estimate, Metric};
 use mica_store::{Prediction, SampleRecord, Status, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -60,11 +61,8 @@ impl Default for ReportOptions {
     fn default() -> Self {
         ReportOptions {
             title: None,
-            bootstrap: BootstrapConfig {
-                resamples: 2000,
-                seed: 42,
-                level: 0.95,
-            },
+            // The same intervals as `mica eval` (its default seed and resamples).
+            bootstrap: BootstrapConfig::default(),
             overlays: true,
         }
     }
@@ -146,13 +144,12 @@ impl Ctx<'_> {
         svg::colour(self.method_index.get(method).copied().unwrap_or(0))
     }
 
+    /// The interval of a mean of per-image values, by the measurement layer.
     fn ci_mean(&self, values: &[f64]) -> Option<(f64, f64)> {
-        bootstrap_interval(values.len(), &self.opts.bootstrap, |idx| {
-            Some(idx.iter().map(|&i| values[i]).sum::<f64>() / idx.len() as f64)
-        })
-        .ok()
-        .flatten()
-        .map(|i| (i.low, i.high))
+        mean_estimate(values, &self.opts.bootstrap)
+            .ok()
+            .and_then(|e| e.ci)
+            .map(|i| (i.low, i.high))
     }
 }
 
@@ -473,9 +470,16 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
                         _ => missing += 1,
                     }
                 }
-                let sc = mica_metrics::counting::scores_of_pairs(&pairs, missing);
-                let errs: Vec<f64> = pairs.iter().map(|(t, p)| (p - t).abs()).collect();
-                let ci = ctx.ci_mean(&errs);
+                let summary =
+                    count_summary(&pairs, missing, &ctx.opts.bootstrap).unwrap_or_else(|_| {
+                        count_summary(&pairs, missing, &BootstrapConfig::default())
+                            .expect("the default bootstrap configuration is valid")
+                    });
+                let sc = &summary.scores;
+                let ci = summary
+                    .get(Metric::Mae)
+                    .and_then(|e| e.ci)
+                    .map(|i| (i.low, i.high));
                 table.rows.push(vec![
                     Cell::text(dataset),
                     Cell::text(label),
@@ -714,9 +718,9 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
             "dataset",
             "method",
             "sample",
-            "dice",
-            "jaccard",
-            "hausdorff_px",
+            Metric::Dice.key(),
+            Metric::Jaccard.key(),
+            Metric::HausdorffPx.key(),
         ],
     );
     let grouped = by_dataset_method(preds);
@@ -731,7 +735,9 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
             for p in ps {
                 let m = imgs.and_then(|i| i.get(&p.key.sample_id));
                 if let Some(m) = m {
-                    if let (Some(&d), Some(&j)) = (m.get("dice"), m.get("jaccard")) {
+                    if let (Some(&d), Some(&j)) =
+                        (m.get(Metric::Dice.key()), m.get(Metric::Jaccard.key()))
+                    {
                         dice.push(d);
                         jac.push(j);
                         ranked.push((d, p));
@@ -740,9 +746,9 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
                         Cell::text(dataset),
                         Cell::text(method),
                         Cell::text(&p.key.sample_id),
-                        Cell::Num(m.get("dice").copied(), 4),
-                        Cell::Num(m.get("jaccard").copied(), 4),
-                        Cell::Num(m.get("hausdorff_px").copied(), 1),
+                        Cell::Num(m.get(Metric::Dice.key()).copied(), 4),
+                        Cell::Num(m.get(Metric::Jaccard.key()).copied(), 4),
+                        Cell::Num(m.get(Metric::HausdorffPx.key()).copied(), 1),
                     ]);
                 }
             }
@@ -847,27 +853,30 @@ fn instance_table(ctx: &mut Ctx, per: &ImageMetrics) {
     for ((dataset, method), imgs) in per {
         let with: Vec<&BTreeMap<String, f64>> = imgs
             .values()
-            .filter(|m| m.contains_key("instances_true"))
+            .filter(|m| m.contains_key(Metric::InstancesTrue.key()))
             .collect();
         if with.is_empty() {
             continue;
         }
-        let vals =
-            |name: &str| -> Vec<f64> { with.iter().filter_map(|m| m.get(name).copied()).collect() };
+        let vals = |m: Metric| -> Vec<f64> {
+            with.iter()
+                .filter_map(|x| x.get(m.key()).copied())
+                .collect()
+        };
         let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-        let f1_50 = vals("f1_iou50");
-        let total = |name: &str| vals(name).iter().sum::<f64>() as i64;
+        let f1_50 = vals(Metric::F1Iou50);
+        let total = |m: Metric| vals(m).iter().sum::<f64>() as i64;
         table.rows.push(vec![
             Cell::text(dataset),
             Cell::text(method),
             Cell::Int(with.len() as i64),
             Cell::Num(mean(&f1_50), 3),
             fmt_ci(ctx.ci_mean(&f1_50)),
-            Cell::Num(mean(&vals("f1_iou75")), 3),
-            Cell::Num(mean(&vals("f1_iou50_95")), 3),
-            Cell::Num(mean(&vals("tp_over_tp_fp_fn_iou50")), 3),
-            Cell::Int(total("instances_true")),
-            Cell::Int(total("instances_pred")),
+            Cell::Num(mean(&vals(Metric::F1Iou75)), 3),
+            Cell::Num(mean(&vals(Metric::F1Iou50To95)), 3),
+            Cell::Num(mean(&vals(Metric::TpOverTpFpFnIou50)), 3),
+            Cell::Int(total(Metric::InstancesTrue)),
+            Cell::Int(total(Metric::InstancesPred)),
         ]);
     }
     if table.rows.is_empty() {

@@ -1,0 +1,425 @@
+//! # The measurement layer
+//!
+//! One place where a prediction becomes a score, shared by every command: a study's runner (the
+//! per-image scores it stores), `mica report` (the summaries it shows), `mica eval` (the same
+//! scores from files) and `mica robustness`. What is here is computed nowhere else.
+//!
+//! - [`Metric`]: every metric's name, spelled once ([`Metric::key`] in files and JSON,
+//!   [`Metric::label`] for people).
+//! - [`Estimate`]: a value with its bootstrap interval.
+//! - Per image: [`score_segmentation`] → [`SegmentationScores`] (foreground overlap, Hausdorff,
+//!   instance matching against [`TruthKind::InstanceLabels`] or, labelled as such,
+//!   [`TruthKind::BinaryMask`] components).
+//! - Summaries: [`count_summary`] (MAE, RMSE, bias, MAPE, exact, Pearson r, R² with intervals),
+//!   [`mean_estimate`] (a mean of per-image values with its interval, e.g. mean Dice).
+
+use crate::bootstrap::{bootstrap_intervals, BootstrapConfig, Interval};
+use crate::counting::{scores_of_pairs, CountScores};
+use crate::error::Result;
+use crate::foreground::foreground_scores;
+use crate::instances::{instance_scores, InstanceReport, STANDARD_IOU_THRESHOLDS};
+use mica_core::{BinaryMask, LabelImage};
+use serde::Serialize;
+
+/// A metric mica reports. [`Metric::key`] is its name in files, JSON and the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "&'static str")]
+pub enum Metric {
+    // Counting.
+    Mae,
+    Rmse,
+    Bias,
+    Mape,
+    Exact,
+    PearsonR,
+    R2,
+    // Foreground overlap, per image.
+    Dice,
+    Jaccard,
+    Precision,
+    Recall,
+    HausdorffPx,
+    Hausdorff95Px,
+    // Instances, per image.
+    InstancesTrue,
+    InstancesPred,
+    F1Iou50,
+    PrecisionIou50,
+    RecallIou50,
+    TpOverTpFpFnIou50,
+    F1Iou75,
+    PrecisionIou75,
+    RecallIou75,
+    TpOverTpFpFnIou75,
+    /// Mean F1 over IoU 0.50, 0.55, ..., 0.95.
+    F1Iou50To95,
+    /// Mean TP/(TP+FP+FN) over IoU 0.50, ..., 0.95 (the mSA of micro-sam and the DSB 2018).
+    TpOverTpFpFnIou50To95,
+}
+
+impl Metric {
+    /// Every metric, in the order tables show them.
+    pub const ALL: [Metric; 25] = [
+        Metric::Mae,
+        Metric::Rmse,
+        Metric::Bias,
+        Metric::Mape,
+        Metric::Exact,
+        Metric::PearsonR,
+        Metric::R2,
+        Metric::Dice,
+        Metric::Jaccard,
+        Metric::Precision,
+        Metric::Recall,
+        Metric::HausdorffPx,
+        Metric::Hausdorff95Px,
+        Metric::InstancesTrue,
+        Metric::InstancesPred,
+        Metric::F1Iou50,
+        Metric::PrecisionIou50,
+        Metric::RecallIou50,
+        Metric::TpOverTpFpFnIou50,
+        Metric::F1Iou75,
+        Metric::PrecisionIou75,
+        Metric::RecallIou75,
+        Metric::TpOverTpFpFnIou75,
+        Metric::F1Iou50To95,
+        Metric::TpOverTpFpFnIou50To95,
+    ];
+
+    /// The metric's name in files, JSON and the store (`mae`, `dice`, `f1_iou50`, ...).
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Mae => "mae",
+            Metric::Rmse => "rmse",
+            Metric::Bias => "bias",
+            Metric::Mape => "mape",
+            Metric::Exact => "exact",
+            Metric::PearsonR => "pearson_r",
+            Metric::R2 => "r2",
+            Metric::Dice => "dice",
+            Metric::Jaccard => "jaccard",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::HausdorffPx => "hausdorff_px",
+            Metric::Hausdorff95Px => "hausdorff95_px",
+            Metric::InstancesTrue => "instances_true",
+            Metric::InstancesPred => "instances_pred",
+            Metric::F1Iou50 => "f1_iou50",
+            Metric::PrecisionIou50 => "precision_iou50",
+            Metric::RecallIou50 => "recall_iou50",
+            Metric::TpOverTpFpFnIou50 => "tp_over_tp_fp_fn_iou50",
+            Metric::F1Iou75 => "f1_iou75",
+            Metric::PrecisionIou75 => "precision_iou75",
+            Metric::RecallIou75 => "recall_iou75",
+            Metric::TpOverTpFpFnIou75 => "tp_over_tp_fp_fn_iou75",
+            Metric::F1Iou50To95 => "f1_iou50_95",
+            Metric::TpOverTpFpFnIou50To95 => "tp_over_tp_fp_fn_iou50_95",
+        }
+    }
+
+    /// The metric's name for people (table headers).
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::Mae => "MAE",
+            Metric::Rmse => "RMSE",
+            Metric::Bias => "bias",
+            Metric::Mape => "MAPE",
+            Metric::Exact => "exact",
+            Metric::PearsonR => "Pearson r",
+            Metric::R2 => "R²",
+            Metric::Dice => "Dice",
+            Metric::Jaccard => "Jaccard",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::HausdorffPx => "Hausdorff (px)",
+            Metric::Hausdorff95Px => "Hausdorff 95% (px)",
+            Metric::InstancesTrue => "true objects",
+            Metric::InstancesPred => "predicted objects",
+            Metric::F1Iou50 => "F1 @ IoU 0.5",
+            Metric::PrecisionIou50 => "precision @ IoU 0.5",
+            Metric::RecallIou50 => "recall @ IoU 0.5",
+            Metric::TpOverTpFpFnIou50 => "TP/(TP+FP+FN) @ IoU 0.5",
+            Metric::F1Iou75 => "F1 @ IoU 0.75",
+            Metric::PrecisionIou75 => "precision @ IoU 0.75",
+            Metric::RecallIou75 => "recall @ IoU 0.75",
+            Metric::TpOverTpFpFnIou75 => "TP/(TP+FP+FN) @ IoU 0.75",
+            Metric::F1Iou50To95 => "mean F1 @ IoU 0.5–0.95",
+            Metric::TpOverTpFpFnIou50To95 => "mSA: mean TP/(TP+FP+FN) @ IoU 0.5–0.95",
+        }
+    }
+
+    /// The metric named `key` (as [`Metric::key`] spells it).
+    pub fn from_key(key: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.key() == key)
+    }
+
+    /// The counting metrics, in the order of [`CountSummary::estimates`].
+    pub const COUNTING: [Metric; 7] = [
+        Metric::Mae,
+        Metric::Rmse,
+        Metric::Bias,
+        Metric::Mape,
+        Metric::Exact,
+        Metric::PearsonR,
+        Metric::R2,
+    ];
+}
+
+impl From<Metric> for &'static str {
+    fn from(m: Metric) -> Self {
+        m.key()
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A value with its bootstrap interval (`None` where it is undefined or too few values exist).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    pub value: Option<f64>,
+    pub ci: Option<Interval>,
+}
+
+/// The counting scores of one method on a set of images, with their intervals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CountSummary {
+    /// Point estimates (and `n`, `missing`).
+    pub scores: CountScores,
+    /// The metrics of [`Metric::COUNTING`] with their intervals, in that order.
+    pub estimates: Vec<(Metric, Estimate)>,
+}
+
+impl CountSummary {
+    /// The estimate of one counting metric.
+    pub fn get(&self, m: Metric) -> Option<Estimate> {
+        self.estimates
+            .iter()
+            .find(|(k, _)| *k == m)
+            .map(|(_, e)| *e)
+    }
+}
+
+/// Counting scores of (truth, prediction) pairs with percentile-bootstrap intervals over the
+/// scored images (`missing` answers cannot be resampled into a score; they are reported).
+///
+/// # Errors
+/// An invalid bootstrap configuration.
+pub fn count_summary(
+    pairs: &[(f64, f64)],
+    missing: usize,
+    config: &BootstrapConfig,
+) -> Result<CountSummary> {
+    let s = scores_of_pairs(pairs, missing);
+    let cis = bootstrap_intervals(pairs.len(), Metric::COUNTING.len(), config, |idx| {
+        let sample: Vec<(f64, f64)> = idx.iter().map(|&i| pairs[i]).collect();
+        let r = scores_of_pairs(&sample, 0);
+        vec![r.mae, r.rmse, r.bias, r.mape, r.exact, r.pearson_r, r.r2]
+    })?;
+    let values = [s.mae, s.rmse, s.bias, s.mape, s.exact, s.pearson_r, s.r2];
+    let estimates = Metric::COUNTING
+        .into_iter()
+        .zip(values)
+        .zip(cis)
+        .map(|((m, value), ci)| (m, Estimate { value, ci }))
+        .collect();
+    Ok(CountSummary {
+        scores: s,
+        estimates,
+    })
+}
+
+/// The mean of per-image values (e.g. Dice) with its percentile-bootstrap interval.
+///
+/// # Errors
+/// An invalid bootstrap configuration.
+pub fn mean_estimate(values: &[f64], config: &BootstrapConfig) -> Result<Estimate> {
+    let mean =
+        |v: &mut dyn Iterator<Item = f64>, n: usize| (n > 0).then(|| v.sum::<f64>() / n as f64);
+    let value = mean(&mut values.iter().copied(), values.len());
+    let ci = bootstrap_intervals(values.len(), 1, config, |idx| {
+        vec![mean(&mut idx.iter().map(|&i| values[i]), idx.len())]
+    })?
+    .pop()
+    .flatten();
+    Ok(Estimate { value, ci })
+}
+
+/// What the truth of a segmentation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TruthKind {
+    /// An instance label image: one label per object.
+    InstanceLabels,
+    /// A binary mask: its objects are taken as its connected components (see
+    /// [`crate::instances::BINARY_TRUTH_CAVEAT`]).
+    BinaryMask,
+}
+
+impl TruthKind {
+    /// What instance scores are computed against, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TruthKind::InstanceLabels => "instance labels",
+            TruthKind::BinaryMask => "connected components of a binary mask",
+        }
+    }
+}
+
+/// The scores of one predicted segmentation against its truth.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentationScores {
+    pub dice: f64,
+    pub jaccard: f64,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub hausdorff_px: Option<f64>,
+    pub hausdorff95_px: Option<f64>,
+    /// What the instance scores are against.
+    pub truth_kind: TruthKind,
+    /// Instance matching at IoU 0.50, 0.55, ..., 0.95.
+    pub instances: InstanceReport,
+}
+
+impl SegmentationScores {
+    /// The per-image metrics as stored by a study: the foreground scores always, the instance
+    /// scores only when `with_instances` (instance-label truth; the runner does not store
+    /// instance scores of binary truth).
+    pub fn image_metrics(&self, with_instances: bool) -> Vec<(Metric, f64)> {
+        let mut out = vec![(Metric::Dice, self.dice), (Metric::Jaccard, self.jaccard)];
+        for (m, v) in [
+            (Metric::Precision, self.precision),
+            (Metric::Recall, self.recall),
+            (Metric::HausdorffPx, self.hausdorff_px),
+            (Metric::Hausdorff95Px, self.hausdorff95_px),
+        ] {
+            if let Some(v) = v {
+                out.push((m, v));
+            }
+        }
+        if !with_instances {
+            return out;
+        }
+        let r = &self.instances;
+        out.push((Metric::InstancesTrue, r.num_truth as f64));
+        out.push((Metric::InstancesPred, r.num_pred as f64));
+        for s in &r.per_threshold {
+            let at = match (s.iou_threshold * 100.0).round() as u32 {
+                50 => [
+                    Metric::F1Iou50,
+                    Metric::PrecisionIou50,
+                    Metric::RecallIou50,
+                    Metric::TpOverTpFpFnIou50,
+                ],
+                75 => [
+                    Metric::F1Iou75,
+                    Metric::PrecisionIou75,
+                    Metric::RecallIou75,
+                    Metric::TpOverTpFpFnIou75,
+                ],
+                _ => continue,
+            };
+            for (m, v) in at
+                .into_iter()
+                .zip([s.f1, s.precision, s.recall, s.tp_over_tp_fp_fn])
+            {
+                if let Some(v) = v {
+                    out.push((m, v));
+                }
+            }
+        }
+        if let Some(v) = r.mean_f1 {
+            out.push((Metric::F1Iou50To95, v));
+        }
+        if let Some(v) = r.mean_tp_over_tp_fp_fn {
+            out.push((Metric::TpOverTpFpFnIou50To95, v));
+        }
+        out
+    }
+}
+
+/// Scores a predicted segmentation (its labels and its foreground) against the truth's labels:
+/// foreground overlap of `pred_foreground` with the truth's foreground, and instance matching of
+/// `pred_labels` with `truth` at the standard IoU thresholds. For a binary truth pass its
+/// connected components and [`TruthKind::BinaryMask`].
+///
+/// # Errors
+/// Images of different sizes.
+pub fn score_segmentation(
+    truth: &LabelImage,
+    truth_kind: TruthKind,
+    pred_labels: &LabelImage,
+    pred_foreground: &BinaryMask,
+) -> Result<SegmentationScores> {
+    let fg = foreground_scores(&truth.foreground(), pred_foreground)?;
+    let instances = instance_scores(truth, pred_labels, &STANDARD_IOU_THRESHOLDS)?;
+    Ok(SegmentationScores {
+        dice: fg.dice,
+        jaccard: fg.jaccard,
+        precision: fg.precision,
+        recall: fg.recall,
+        hausdorff_px: fg.hausdorff_px,
+        hausdorff95_px: fg.hausdorff95_px,
+        truth_kind,
+        instances,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_read_back() {
+        let mut keys: Vec<&str> = Metric::ALL.iter().map(|m| m.key()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), Metric::ALL.len());
+        for m in Metric::ALL {
+            assert_eq!(Metric::from_key(m.key()), Some(m));
+        }
+        assert_eq!(
+            serde_json::to_string(&Metric::F1Iou50).unwrap(),
+            "\"f1_iou50\""
+        );
+    }
+
+    #[test]
+    fn count_summary_by_hand() {
+        let pairs = [(10.0, 12.0), (20.0, 20.0), (30.0, 27.0)];
+        let s = count_summary(&pairs, 1, &BootstrapConfig::default()).unwrap();
+        let mae = s.get(Metric::Mae).unwrap();
+        assert!((mae.value.unwrap() - 5.0 / 3.0).abs() < 1e-12);
+        let ci = mae.ci.unwrap();
+        assert!(ci.low <= 5.0 / 3.0 && 5.0 / 3.0 <= ci.high);
+        assert_eq!((s.scores.n, s.scores.missing), (3, 1));
+        let m = mean_estimate(&[0.5, 1.0], &BootstrapConfig::default()).unwrap();
+        assert_eq!(m.value, Some(0.75));
+        assert_eq!(
+            mean_estimate(&[], &BootstrapConfig::default())
+                .unwrap()
+                .value,
+            None
+        );
+    }
+
+    #[test]
+    fn segmentation_scores_by_hand() {
+        let truth = LabelImage::new(4, 1, vec![1, 1, 0, 2]).unwrap();
+        let pred = LabelImage::new(4, 1, vec![5, 5, 0, 0]).unwrap();
+        let s = score_segmentation(&truth, TruthKind::InstanceLabels, &pred, &pred.foreground())
+            .unwrap();
+        // Foreground: truth 3 px, prediction 2 px, overlap 2 px → Dice 4/5.
+        assert!((s.dice - 0.8).abs() < 1e-12);
+        let m = s.image_metrics(true);
+        assert!(m.contains(&(Metric::TpOverTpFpFnIou50, 0.5)), "{m:?}");
+        assert!(s
+            .image_metrics(false)
+            .iter()
+            .all(|(k, _)| *k != Metric::F1Iou50));
+    }
+}
