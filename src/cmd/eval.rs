@@ -18,9 +18,9 @@ use mica_metrics::bootstrap::{
     Interval,
 };
 use mica_metrics::classification::{classification_report, encode_classes, ClassificationReport};
-use mica_metrics::counting::{absolute_errors, scores_of_pairs, CountScores};
-use mica_metrics::foreground::{foreground_scores, row_vector_directed_hausdorff};
-use mica_metrics::instances::{instance_scores, InstanceReport, STANDARD_IOU_THRESHOLDS};
+use mica_metrics::counting::{absolute_errors, CountScores};
+use mica_metrics::foreground::row_vector_directed_hausdorff;
+use mica_metrics::instances::{InstanceReport, STANDARD_IOU_THRESHOLDS};
 use mica_metrics::parse::nffa_labels;
 use mica_metrics::table::{
     read_class_table, read_count_table, read_raw_table, CountTable, RawTable,
@@ -648,19 +648,16 @@ fn count_row(
         .filter_map(|&i| values[i].map(|p| (table.truth[i], p)))
         .collect();
     let missing = indices.len() - pairs.len();
-    let s: CountScores = scores_of_pairs(&pairs, missing);
+    // The measurement layer: scores and their intervals over the scored images.
+    let summary = mica_metrics::measure::count_summary(&pairs, missing, config)?;
+    let s: &CountScores = &summary.scores;
     let empty = indices
         .iter()
         .filter(|&&i| matches!(m.cells[i], mica_metrics::table::CountCell::Empty))
         .count();
-    // Bootstrap over the scored images (missing answers cannot be resampled into a score).
-    let cis = bootstrap_intervals(pairs.len(), 7, config, |idx| {
-        let sample: Vec<(f64, f64)> = idx.iter().map(|&i| pairs[i]).collect();
-        let r = scores_of_pairs(&sample, 0);
-        vec![r.mae, r.rmse, r.bias, r.mape, r.exact, r.pearson_r, r.r2]
-    })?;
-    let lo = |k: usize| cis[k].map(|c: Interval| c.low);
-    let hi = |k: usize| cis[k].map(|c: Interval| c.high);
+    let ci = |k: usize| summary.estimates[k].1.ci;
+    let lo = |k: usize| ci(k).map(|c: Interval| c.low);
+    let hi = |k: usize| ci(k).map(|c: Interval| c.high);
     Ok(CountRow {
         method: m.name.clone(),
         by,
@@ -1411,35 +1408,38 @@ fn score_pair(
         );
     }
     let (tf, pf) = (t.foreground(), p.foreground());
-    let fg = foreground_scores(&tf, &pf)?;
+    // The measurement layer's per-image scores (the same a study stores), plus the study's
+    // row-vector "Hausdorff", which only `mica eval` reports.
+    let kind = if truth_kind == "binary mask" {
+        mica_metrics::measure::TruthKind::BinaryMask
+    } else {
+        mica_metrics::measure::TruthKind::InstanceLabels
+    };
+    let sc = mica_metrics::measure::score_segmentation(&t, kind, &p, &pf)?;
     Ok(SegmentImage {
         name: name.to_string(),
         truth_file: truth_file.to_path_buf(),
         pred_file: pred_file.to_path_buf(),
         truth_kind,
         pred_kind,
-        dice: fg.dice,
-        jaccard: fg.jaccard,
-        precision: fg.precision,
-        recall: fg.recall,
-        hausdorff_px: fg.hausdorff_px,
-        hausdorff95_px: fg.hausdorff95_px,
+        dice: sc.dice,
+        jaccard: sc.jaccard,
+        precision: sc.precision,
+        recall: sc.recall,
+        hausdorff_px: sc.hausdorff_px,
+        hausdorff95_px: sc.hausdorff95_px,
         row_vector_hausdorff_truth_to_pred: row_vector_directed_hausdorff(&tf, &pf)?,
         row_vector_hausdorff_pred_to_truth: row_vector_directed_hausdorff(&pf, &tf)?,
-        instances: instance_scores(&t, &p, &STANDARD_IOU_THRESHOLDS)?,
+        instances: sc.instances,
     })
 }
 
 fn mean_with_ci(values: &[Option<f64>], config: &BootstrapConfig) -> anyhow::Result<MeanWithCi> {
     let v: Vec<f64> = values.iter().flatten().copied().collect();
-    let mean = (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-    let ci = bootstrap_intervals(v.len(), 1, config, |idx| {
-        vec![Some(
-            idx.iter().map(|&i| v[i]).sum::<f64>() / idx.len() as f64,
-        )]
-    })?[0];
+    let e = mica_metrics::measure::mean_estimate(&v, config)?;
+    let ci = e.ci;
     Ok(MeanWithCi {
-        mean,
+        mean: e.value,
         n: v.len(),
         ci_low: ci.map(|c| c.low),
         ci_high: ci.map(|c| c.high),

@@ -56,6 +56,11 @@ pub struct ImageScore {
     pub dice: Option<f64>,
     /// Predicted minus true count.
     pub count_error: Option<f64>,
+    /// The true and the predicted count.
+    #[serde(default)]
+    pub count_true: Option<f64>,
+    #[serde(default)]
+    pub count_pred: Option<f64>,
     pub instance_f1_iou50: Option<f64>,
     /// Why the method failed on this image.
     pub error: Option<String>,
@@ -118,6 +123,8 @@ pub fn score_case(method: Method<'_>, case: &Case) -> ImageScore {
         id: case.id.clone(),
         dice: None,
         count_error: None,
+        count_true: case.truth.count,
+        count_pred: None,
         instance_f1_iou50: None,
         error: None,
     };
@@ -125,7 +132,10 @@ pub fn score_case(method: Method<'_>, case: &Case) -> ImageScore {
         Method::Segmenter(seg) => seg,
         Method::Counter(c) => {
             match c.count(&case.image) {
-                Ok(n) => s.count_error = case.truth.count.map(|t| n - t),
+                Ok(n) => {
+                    s.count_pred = Some(n);
+                    s.count_error = case.truth.count.map(|t| n - t);
+                }
                 Err(e) => s.error = Some(e.to_string()),
             }
             return s;
@@ -138,16 +148,27 @@ pub fn score_case(method: Method<'_>, case: &Case) -> ImageScore {
             return s;
         }
     };
+    // Scored by the measurement layer, as a study and `mica eval` score.
+    use mica_metrics::measure::{score_segmentation, TruthKind};
     if let Some(fg) = &case.truth.foreground {
-        match mica_metrics::foreground::dice(fg, &out.foreground) {
-            Ok(d) => s.dice = Some(d),
+        let truth = fg.connected_components(mica_core::Connectivity::Eight);
+        match score_segmentation(&truth, TruthKind::BinaryMask, &out.labels, &out.foreground) {
+            Ok(sc) => s.dice = Some(sc.dice),
             Err(e) => s.error = Some(e.to_string()),
         }
     }
+    s.count_pred = Some(out.count as f64);
     s.count_error = case.truth.count.map(|c| out.count as f64 - c);
     if let Some(l) = &case.truth.labels {
-        match mica_metrics::instances::instance_scores(l, &out.labels, &[0.5]) {
-            Ok(r) => s.instance_f1_iou50 = r.per_threshold.first().and_then(|t| t.f1),
+        match score_segmentation(l, TruthKind::InstanceLabels, &out.labels, &out.foreground) {
+            Ok(sc) => {
+                s.instance_f1_iou50 = sc
+                    .instances
+                    .per_threshold
+                    .iter()
+                    .find(|t| (t.iou_threshold - 0.5).abs() < 1e-9)
+                    .and_then(|t| t.f1)
+            }
             Err(e) => s.error = Some(e.to_string()),
         }
     }
@@ -156,19 +177,24 @@ pub fn score_case(method: Method<'_>, case: &Case) -> ImageScore {
 
 /// Averages image scores into a point at `severity`.
 pub fn summarise(severity: f64, scores: &[ImageScore]) -> CurvePoint {
+    use mica_metrics::measure::{count_summary, mean_estimate, Metric};
     let ok: Vec<&ImageScore> = scores.iter().filter(|s| s.error.is_none()).collect();
-    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    // The measurement layer's summaries (no intervals are shown on curves).
+    let config = mica_metrics::bootstrap::BootstrapConfig::default();
+    let mean = |v: Vec<f64>| mean_estimate(&v, &config).ok().and_then(|e| e.value);
+    let pairs: Vec<(f64, f64)> = ok
+        .iter()
+        .filter_map(|s| s.count_true.zip(s.count_pred))
+        .collect();
+    let counts = count_summary(&pairs, 0, &config).ok();
+    let count = |m: Metric| counts.as_ref().and_then(|c| c.get(m)).and_then(|e| e.value);
     CurvePoint {
         severity,
         n_images: scores.len(),
         n_failed: scores.len() - ok.len(),
         mean_dice: mean(ok.iter().filter_map(|s| s.dice).collect()),
-        count_mae: mean(
-            ok.iter()
-                .filter_map(|s| s.count_error.map(f64::abs))
-                .collect(),
-        ),
-        count_bias: mean(ok.iter().filter_map(|s| s.count_error).collect()),
+        count_mae: count(Metric::Mae),
+        count_bias: count(Metric::Bias),
         mean_instance_f1_iou50: mean(ok.iter().filter_map(|s| s.instance_f1_iou50).collect()),
     }
 }
