@@ -72,7 +72,7 @@ fn demo_writes_a_self_contained_report() {
         })
         .expect("GPT visual row");
     assert_eq!(row["n"], 5);
-    let mae = row["MAE"].as_f64().unwrap();
+    let mae = row["mae"].as_f64().unwrap();
     assert!((mae - 17.8).abs() < 1e-9, "{mae}");
 
     // A second demo resumes: nothing new to do.

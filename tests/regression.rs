@@ -87,7 +87,7 @@ methods = ["exact", "by-name"]
     common::write_report(&store, &d.join("report"));
     let exact = counting_row(&d.join("report"), "cf", "exact");
     assert_eq!(exact["n"], 2, "{exact}");
-    assert_eq!(exact["MAE"], 0.0, "{exact}");
+    assert_eq!(exact["mae"], 0.0, "{exact}");
     let by_name = counting_row(&d.join("report"), "cf", "by-name");
     assert_eq!(by_name["n"], 0, "{by_name}");
     let failures = std::fs::read_to_string(d.join("report/report.html")).unwrap();
@@ -593,7 +593,7 @@ methods = ["classical"]
         "{row}"
     );
     let predicted = s.predictions().unwrap()[0].value_num.unwrap();
-    let mae = row["MAE"].as_f64().unwrap();
+    let mae = row["mae"].as_f64().unwrap();
     assert!((mae - (predicted - labels.num_objects() as f64).abs()).abs() < 1e-9);
 }
 
@@ -660,4 +660,185 @@ methods = ["answers"]
             assert!(p.failure.is_some(), "{}: a reason", p.key.sample_id);
         }
     }
+}
+
+/// Scoring was done in four places (runner, report, eval, robustness) tied by string names; the
+/// same predictions scored three ways must give the same numbers.
+#[test]
+fn report_eval_and_robustness_give_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = d.join("bbbc");
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    std::fs::create_dir_all(root.join("masks")).unwrap();
+    for n in [
+        "SIMCEPImages_A05_C18_F1_s01_w2.TIF",
+        "SIMCEPImages_A13_C53_F1_s01_w2.TIF",
+        "SIMCEPImages_A09_C35_F1_s02_w2.TIF",
+    ] {
+        std::fs::copy(bbbc005_image(n), root.join("images").join(n)).unwrap();
+        let mask = shared().join("data/bbbc005/masks").join(n);
+        std::fs::copy(mask, root.join("masks").join(n)).unwrap();
+    }
+    let preset = "fluorescence-nuclei";
+    // 1. A study, reported.
+    std::fs::write(
+        d.join("study.toml"),
+        format!(
+            r#"
+name = "three ways"
+[[datasets]]
+name = "b"
+kind = "bbbc005"
+path = "bbbc"
+[[methods]]
+name = "classical"
+kind = "classical"
+preset = "{preset}"
+[[tasks]]
+kind = "count"
+datasets = ["b"]
+methods = ["classical"]
+[[tasks]]
+kind = "segment"
+datasets = ["b"]
+methods = ["classical"]
+"#
+        ),
+    )
+    .unwrap();
+    let store = d.join("s.sqlite");
+    let (code, _, err) = mica(&[
+        "-q",
+        "run",
+        d.join("study.toml").to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    common::write_report(&store, &d.join("report"));
+    let count_row = counting_row(&d.join("report"), "b", "classical");
+    let seg_rows = json(&d.join("report/tables/segmentation.json"));
+    let seg_row = seg_rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dataset"] == "b" && r["method"] == "classical")
+        .unwrap()
+        .clone();
+    // 2. The same method from the command line, scored by `mica eval`.
+    let images = root.join("images");
+    let csv = d.join("c.csv");
+    let seg = d.join("seg");
+    for args in [
+        vec!["count", "--preset", preset, "--csv", csv.to_str().unwrap()],
+        vec![
+            "segment",
+            "--preset",
+            preset,
+            "--out",
+            seg.to_str().unwrap(),
+        ],
+    ] {
+        let mut a = vec!["-q"];
+        a.extend(args);
+        a.push(images.to_str().unwrap());
+        let (code, _, err) = mica(&a);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, ev_count, err) = eval_count_json(&csv);
+    assert_eq!(code, 0, "{err}");
+    let (code, ev_seg, err) = eval_segment(&root.join("masks"), &seg);
+    assert_eq!(code, 0, "{err}");
+    // 3. Robustness at severity 0 (the images unchanged).
+    let rob = d.join("rob");
+    let (code, _, err) = mica(&[
+        "-q",
+        "robustness",
+        "--data",
+        root.to_str().unwrap(),
+        "--stain",
+        "2",
+        "--preset",
+        preset,
+        "--perturbation",
+        "blur",
+        "--severities",
+        "0",
+        "--images",
+        "3",
+        "--out",
+        rob.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let point = json(&rob.join("robustness.json"))["curves"][0]["points"][0].clone();
+
+    let mae = count_row["mae"].as_f64().unwrap();
+    // The report's tables use the keys `mica eval --json` uses.
+    for k in ["mae", "mae_ci_low", "mae_ci_high", "rmse", "bias", "r2"] {
+        assert!(
+            count_row.get(k).is_some(),
+            "report counting table has no {k:?}: {count_row}"
+        );
+    }
+    assert!(mae > 0.0, "a test with MAE 0 would prove little");
+    assert_eq!(ev_count[0]["mae"].as_f64().unwrap(), mae);
+    assert_eq!(point["count_mae"].as_f64().unwrap(), mae);
+    assert_eq!(count_row["n"], 3);
+    // Same intervals too (one bootstrap configuration).
+    assert_eq!(
+        ev_count[0]["mae_ci_low"].as_f64(),
+        count_row["mae_ci_low"].as_f64()
+    );
+    let dice = seg_row["dice"].as_f64().unwrap();
+    let ev_dice = ev_seg["aggregate"]["dice"]["mean"].as_f64().unwrap();
+    let rob_dice = point["mean_dice"].as_f64().unwrap();
+    // The report rounds nothing in its JSON; the three means are of the same three values.
+    assert!((ev_dice - dice).abs() < 1e-12, "{ev_dice} vs {dice}");
+    assert!((rob_dice - dice).abs() < 1e-12, "{rob_dice} vs {dice}");
+}
+
+/// Metric names were string literals in four crates (the runner stored `"f1_iou50"`, the report
+/// read it back). They are spelled once, in `mica_metrics::measure::Metric`.
+#[test]
+fn metric_keys_are_spelled_only_in_the_measurement_layer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let keys = [
+        "dice",
+        "jaccard",
+        "hausdorff_px",
+        "hausdorff95_px",
+        "instances_true",
+        "instances_pred",
+        "f1_iou50",
+        "f1_iou75",
+        "f1_iou50_95",
+        "tp_over_tp_fp_fn_iou50",
+        "tp_over_tp_fp_fn_iou50_95",
+        "mae_um",
+    ];
+    let mut found = Vec::new();
+    let mut stack = vec![root.join("src"), root.join("crates/report/src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    for k in keys {
+                        if line.contains(&format!("\"{k}\"")) {
+                            found.push(format!("{}:{}: {line}", p.display(), i + 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "metric keys as literals:\n{}",
+        found.join("\n")
+    );
 }

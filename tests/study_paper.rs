@@ -57,7 +57,7 @@ fn imported_answers_reproduce_the_papers_counting_errors() {
             .find(|r| r["dataset"] == dataset && r["method"] == method && r["stratum"] == "all")
             .unwrap_or_else(|| panic!("no row {dataset} / {method}"));
         (
-            r["MAE"].as_f64().unwrap(),
+            r["mae"].as_f64().unwrap(),
             r["n"].as_i64().unwrap(),
             r["missing"].as_i64().unwrap(),
         )

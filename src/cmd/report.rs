@@ -20,8 +20,8 @@ pub struct Args {
     /// Bootstrap resamples for the confidence intervals.
     #[arg(long, default_value_t = 2000)]
     pub resamples: usize,
-    /// Seed of the bootstrap.
-    #[arg(long, default_value_t = 42)]
+    /// Seed of the bootstrap (the default is `mica eval`'s, so both give the same intervals).
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Leave out the difference overlays (they read every mask file).
     #[arg(long)]

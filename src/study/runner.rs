@@ -1248,10 +1248,12 @@ mod tests {
         let pred =
             Segmentation::from_labels(mica_core::LabelImage::new(4, 1, vec![0, 1, 1, 0]).unwrap());
         let m = score_against_truth(&truth, false, &pred).unwrap();
-        assert_eq!(m[0], ("dice".into(), 0.5));
+        let dice = mica_metrics::measure::Metric::Dice.key();
+        assert_eq!(m[0], (dice.to_string(), 0.5));
         assert!((m[1].1 - 1.0 / 3.0).abs() < 1e-12);
         assert!(m.iter().all(|(k, _)| !k.starts_with("f1_")), "{m:?}");
         let m = score_against_truth(&truth, true, &pred).unwrap();
-        assert!(m.contains(&("instances_true".into(), 2.0)), "{m:?}");
+        let n_true = mica_metrics::measure::Metric::InstancesTrue.key();
+        assert!(m.contains(&(n_true.to_string(), 2.0)), "{m:?}");
     }
 }

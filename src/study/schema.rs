@@ -159,14 +159,19 @@ impl TaskKind {
         }
     }
 
-    /// Metrics the report computes for this task.
-    pub fn known_metrics(self) -> &'static [&'static str] {
+    /// Metrics the report computes for this task (keys of [`mica_metrics::measure::Metric`],
+    /// and `confusion` / `answers` for the tables that are not one number).
+    pub fn known_metrics(self) -> Vec<&'static str> {
+        use mica_metrics::measure::Metric as M;
         match self {
-            TaskKind::Count => &["mae", "rmse", "bias", "mape", "exact", "pearson_r", "r2"],
-            TaskKind::Segment => &["dice", "jaccard"],
-            TaskKind::Classify => &["accuracy", "confusion"],
-            TaskKind::Vqa => &["answers"],
-            TaskKind::Size => &["mae_um", "median_abs_log10_ratio", "within_factor_2"],
+            TaskKind::Count => M::COUNTING.iter().map(|m| m.key()).collect(),
+            TaskKind::Segment => vec![M::Dice.key(), M::Jaccard.key()],
+            TaskKind::Classify => vec![M::Accuracy.key(), "confusion"],
+            TaskKind::Vqa => vec!["answers"],
+            TaskKind::Size => [M::MaeUm, M::MedianAbsLog10Ratio, M::WithinFactor2]
+                .iter()
+                .map(|m| m.key())
+                .collect(),
         }
     }
 }

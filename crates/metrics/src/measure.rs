@@ -55,11 +55,19 @@ pub enum Metric {
     F1Iou50To95,
     /// Mean TP/(TP+FP+FN) over IoU 0.50, ..., 0.95 (the mSA of micro-sam and the DSB 2018).
     TpOverTpFpFnIou50To95,
+    // Classification.
+    Accuracy,
+    BalancedAccuracy,
+    MacroF1,
+    // Sizes in µm.
+    MaeUm,
+    MedianAbsLog10Ratio,
+    WithinFactor2,
 }
 
 impl Metric {
     /// Every metric, in the order tables show them.
-    pub const ALL: [Metric; 25] = [
+    pub const ALL: [Metric; 31] = [
         Metric::Mae,
         Metric::Rmse,
         Metric::Bias,
@@ -85,6 +93,12 @@ impl Metric {
         Metric::TpOverTpFpFnIou75,
         Metric::F1Iou50To95,
         Metric::TpOverTpFpFnIou50To95,
+        Metric::Accuracy,
+        Metric::BalancedAccuracy,
+        Metric::MacroF1,
+        Metric::MaeUm,
+        Metric::MedianAbsLog10Ratio,
+        Metric::WithinFactor2,
     ];
 
     /// The metric's name in files, JSON and the store (`mae`, `dice`, `f1_iou50`, ...).
@@ -115,6 +129,12 @@ impl Metric {
             Metric::TpOverTpFpFnIou75 => "tp_over_tp_fp_fn_iou75",
             Metric::F1Iou50To95 => "f1_iou50_95",
             Metric::TpOverTpFpFnIou50To95 => "tp_over_tp_fp_fn_iou50_95",
+            Metric::Accuracy => "accuracy",
+            Metric::BalancedAccuracy => "balanced_accuracy",
+            Metric::MacroF1 => "macro_f1",
+            Metric::MaeUm => "mae_um",
+            Metric::MedianAbsLog10Ratio => "median_abs_log10_ratio",
+            Metric::WithinFactor2 => "within_factor_2",
         }
     }
 
@@ -146,6 +166,12 @@ impl Metric {
             Metric::TpOverTpFpFnIou75 => "TP/(TP+FP+FN) @ IoU 0.75",
             Metric::F1Iou50To95 => "mean F1 @ IoU 0.5–0.95",
             Metric::TpOverTpFpFnIou50To95 => "mSA: mean TP/(TP+FP+FN) @ IoU 0.5–0.95",
+            Metric::Accuracy => "accuracy",
+            Metric::BalancedAccuracy => "balanced accuracy",
+            Metric::MacroF1 => "macro-F1",
+            Metric::MaeUm => "MAE (µm)",
+            Metric::MedianAbsLog10Ratio => "median |log10(pred/true)|",
+            Metric::WithinFactor2 => "within a factor of 2",
         }
     }
 

@@ -60,7 +60,11 @@ pub struct Table {
     /// File-name-safe identifier.
     pub id: String,
     pub title: String,
+    /// Column headers for people (HTML).
     pub columns: Vec<String>,
+    /// Column names in the CSV and JSON exports: the same keys `mica eval --json` uses (`image`,
+    /// metric keys of `mica_metrics::measure::Metric`); equal to the headers unless given.
+    pub keys: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
 }
 
@@ -70,6 +74,22 @@ impl Table {
             id: id.into(),
             title: title.into(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
+            keys: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// A table whose exports name each column by a key (`(key, header)` pairs).
+    pub fn keyed(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        columns: &[(&str, &str)],
+    ) -> Table {
+        Table {
+            id: id.into(),
+            title: title.into(),
+            columns: columns.iter().map(|c| c.1.to_string()).collect(),
+            keys: columns.iter().map(|c| c.0.to_string()).collect(),
             rows: Vec::new(),
         }
     }
@@ -108,7 +128,7 @@ impl Table {
     pub fn to_csv(&self) -> Result<String, csv::Error> {
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header = Vec::new();
-        for (i, c) in self.columns.iter().enumerate() {
+        for (i, c) in self.keys.iter().enumerate() {
             if self.is_interval_column(i) {
                 header.push(format!("{c}_low"));
                 header.push(format!("{c}_high"));
@@ -144,7 +164,7 @@ impl Table {
             .iter()
             .map(|row| {
                 let mut o = Map::new();
-                for (c, cell) in self.columns.iter().zip(row) {
+                for (c, cell) in self.keys.iter().zip(row) {
                     match cell {
                         Cell::Text(s) => {
                             o.insert(c.clone(), Json::from(s.clone()));

@@ -369,23 +369,25 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
          (empty cell, unparsable answer, or failure), never silently dropped. Bias = mean(prediction − truth). \
          MAPE and exact as fractions. R² is against the line y = x (can be negative).</p>\n",
     );
-    let mut table = Table::new(
+    let k = |m: Metric| (m.key(), m.label());
+    let mae_ci = format!("{}_ci", Metric::Mae.key());
+    let mut table = Table::keyed(
         "counting",
         "Counting error per dataset and method",
         &[
-            "dataset",
-            "stratum",
-            "method",
-            "n",
-            "missing",
-            "MAE",
-            "MAE 95% CI",
-            "RMSE",
-            "bias",
-            "MAPE",
-            "exact",
-            "pearson_r",
-            "R2",
+            ("dataset", "dataset"),
+            ("stratum", "stratum"),
+            ("method", "method"),
+            ("n", "n"),
+            ("missing", "missing"),
+            k(Metric::Mae),
+            (&mae_ci, "MAE 95% CI"),
+            k(Metric::Rmse),
+            k(Metric::Bias),
+            k(Metric::Mape),
+            k(Metric::Exact),
+            k(Metric::PearsonR),
+            k(Metric::R2),
         ],
     );
     let grouped = by_dataset_method(preds);
@@ -697,30 +699,34 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
             .or_default()
             .insert(m.name.clone(), m.value);
     }
-    let mut table = Table::new(
+    let (dice_ci, jaccard_ci) = (
+        format!("{}_ci", Metric::Dice.key()),
+        format!("{}_ci", Metric::Jaccard.key()),
+    );
+    let mut table = Table::keyed(
         "segmentation",
-        "Foreground segmentation per dataset and method",
+        "Foreground segmentation per dataset and method (means over images)",
         &[
-            "dataset",
-            "method",
-            "n",
-            "not scored",
-            "mean Dice",
-            "Dice 95% CI",
-            "mean Jaccard",
-            "Jaccard 95% CI",
+            ("dataset", "dataset"),
+            ("method", "method"),
+            ("n", "n"),
+            ("not_scored", "not scored"),
+            (Metric::Dice.key(), "mean Dice"),
+            (&dice_ci, "Dice 95% CI"),
+            (Metric::Jaccard.key(), "mean Jaccard"),
+            (&jaccard_ci, "Jaccard 95% CI"),
         ],
     );
-    let mut per_image = Table::new(
+    let mut per_image = Table::keyed(
         "segmentation_per_image",
         "Per-image segmentation metrics",
         &[
-            "dataset",
-            "method",
-            "sample",
-            Metric::Dice.key(),
-            Metric::Jaccard.key(),
-            Metric::HausdorffPx.key(),
+            ("dataset", "dataset"),
+            ("method", "method"),
+            ("image", "image"),
+            (Metric::Dice.key(), Metric::Dice.label()),
+            (Metric::Jaccard.key(), Metric::Jaccard.label()),
+            (Metric::HausdorffPx.key(), Metric::HausdorffPx.label()),
         ],
     );
     let grouped = by_dataset_method(preds);
@@ -834,20 +840,24 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
 type ImageMetrics = BTreeMap<(String, String), BTreeMap<String, BTreeMap<String, f64>>>;
 
 fn instance_table(ctx: &mut Ctx, per: &ImageMetrics) {
-    let mut table = Table::new(
+    let f1_ci = format!("{}_ci", Metric::F1Iou50.key());
+    let mut table = Table::keyed(
         "segmentation_instances",
         "Instance segmentation per dataset and method (truth: instance labels)",
         &[
-            "dataset",
-            "method",
-            "n",
-            "mean F1 @IoU0.5",
-            "F1 @IoU0.5 95% CI",
-            "mean F1 @IoU0.75",
-            "mean F1 @IoU0.5:0.95",
-            "mean TP/(TP+FP+FN) @IoU0.5",
-            "true objects",
-            "predicted objects",
+            ("dataset", "dataset"),
+            ("method", "method"),
+            ("n", "n"),
+            (Metric::F1Iou50.key(), "mean F1 @IoU0.5"),
+            (&f1_ci, "F1 @IoU0.5 95% CI"),
+            (Metric::F1Iou75.key(), "mean F1 @IoU0.75"),
+            (Metric::F1Iou50To95.key(), "mean F1 @IoU0.5:0.95"),
+            (
+                Metric::TpOverTpFpFnIou50.key(),
+                "mean TP/(TP+FP+FN) @IoU0.5",
+            ),
+            (Metric::InstancesTrue.key(), "true objects"),
+            (Metric::InstancesPred.key(), "predicted objects"),
         ],
     );
     for ((dataset, method), imgs) in per {
@@ -957,18 +967,22 @@ fn section_classification(ctx: &mut Ctx, preds: &[&Prediction]) {
         return;
     }
     ctx.body.push_str("<p class=\"note\">An answer that names no class counts as wrong (the study's rule) and is shown in the column \"none\".</p>");
-    let mut table = Table::new(
+    let accuracy_ci = format!("{}_ci", Metric::Accuracy.key());
+    let mut table = Table::keyed(
         "classification",
         "Classification per dataset and method",
         &[
-            "dataset",
-            "method",
-            "n",
-            "unparsed",
-            "accuracy",
-            "accuracy 95% CI",
-            "balanced accuracy",
-            "macro F1",
+            ("dataset", "dataset"),
+            ("method", "method"),
+            ("n", "n"),
+            ("unparsed", "unparsed"),
+            (Metric::Accuracy.key(), Metric::Accuracy.label()),
+            (&accuracy_ci, "accuracy 95% CI"),
+            (
+                Metric::BalancedAccuracy.key(),
+                Metric::BalancedAccuracy.label(),
+            ),
+            (Metric::MacroF1.key(), Metric::MacroF1.label()),
         ],
     );
     let mut figs = String::new();
@@ -1189,18 +1203,22 @@ fn section_size(ctx: &mut Ctx, preds: &[&Prediction]) {
          of answers within a factor of 2. n = images with a numeric answer and a truth; missing = \
          images with a truth but no numeric answer.</p>\n",
     );
-    let mut table = Table::new(
+    let mae_um_ci = format!("{}_ci", Metric::MaeUm.key());
+    let mut table = Table::keyed(
         "size",
         "Size error per dataset and method",
         &[
-            "dataset",
-            "method",
-            "n",
-            "missing",
-            "MAE (µm)",
-            "MAE 95% CI",
-            "median |log10 ratio|",
-            "within factor 2",
+            ("dataset", "dataset"),
+            ("method", "method"),
+            ("n", "n"),
+            ("missing", "missing"),
+            (Metric::MaeUm.key(), Metric::MaeUm.label()),
+            (&mae_um_ci, "MAE 95% CI"),
+            (
+                Metric::MedianAbsLog10Ratio.key(),
+                Metric::MedianAbsLog10Ratio.label(),
+            ),
+            (Metric::WithinFactor2.key(), Metric::WithinFactor2.label()),
         ],
     );
     let grouped = by_dataset_method(preds);
