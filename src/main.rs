@@ -8,7 +8,6 @@
 mod cmd;
 mod exit;
 mod progress;
-mod study;
 
 use clap::{Parser, Subcommand};
 

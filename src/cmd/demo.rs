@@ -47,7 +47,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             examples.display()
         );
     }
-    let study = crate::study::Study::from_str(
+    let study = mica_study::Study::from_str(
         DEMO_STUDY,
         std::path::Path::new("studies/demo.toml (built in)"),
         &examples,
@@ -76,13 +76,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     } else {
         Vec::new()
     };
-    let opts = crate::study::RunOptions {
+    let opts = mica_study::RunOptions {
         store: store.clone(),
         quiet: ctx.quiet,
         methods,
+        progress: super::run::progress_bar(ctx.quiet),
+        #[cfg(feature = "sam")]
+        sam_device: Some(super::sam::device()?),
         ..Default::default()
     };
-    let summary = crate::study::run(&study, &opts)?;
+    let summary = mica_study::run(&study, &opts)?;
     super::run::print_summary(&summary, &store, ctx);
     let report = super::report::write_report(
         &store,

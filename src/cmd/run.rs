@@ -4,7 +4,7 @@ use super::Ctx;
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 
-use crate::study;
+use mica_study as study;
 
 /// Run a study file (datasets × tasks × methods) into a results store. Every prediction is stored
 /// as soon as it is made: after an interruption (even `kill -9`), running the same command again
@@ -72,6 +72,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         delay_ms: args.delay_ms,
         methods: args.methods.clone(),
         max_cost_usd: args.max_cost,
+        progress: progress_bar(ctx.quiet),
+        #[cfg(feature = "sam")]
+        sam_device: Some(super::sam::device()?),
     };
     let summary = study::run(&study, &opts)?;
     if args.dry_run {
@@ -88,6 +91,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             crate::exit::SUCCESS
         },
     )
+}
+
+/// A progress bar on stderr for a study's predictions (hidden when quiet or not a terminal).
+pub fn progress_bar(quiet: bool) -> study::runner::Progress {
+    let bar: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+    study::runner::Progress::new(move |done, total| {
+        let pb = bar.get_or_init(|| crate::progress::bar(total, "predicting", quiet));
+        pb.set_position(done);
+        if done == total {
+            pb.finish_and_clear();
+        }
+    })
 }
 
 /// Prints what a run did to stderr (unless quiet).

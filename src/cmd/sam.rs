@@ -56,7 +56,7 @@ pub fn segmenter_with_preset(
     preset: Option<&str>,
 ) -> anyhow::Result<Box<dyn Segmenter>> {
     use anyhow::Context;
-    use mica_sam::{AmgConfig, AmgPreset, ImagePrep, Sam, SamModel, SamSegmenter};
+    use mica_sam::{AmgConfig, AmgPreset, SamModel};
 
     let (mut config, name) = match &opts.sam_config {
         Some(path) => {
@@ -98,18 +98,9 @@ pub fn segmenter_with_preset(
         .map(SamModel::from_name)
         .transpose()?;
     let weights = resolve_or_download(opts, model.unwrap_or(SamModel::MobileSam))?;
-    let device = device()?;
-    let sam = match model {
-        Some(m) => Sam::load_as(m, &weights.path, &device)?,
-        None => Sam::load(&weights.path, &device)?,
-    };
-    tracing::info!(model = %sam.model(), weights = %weights.path.display(), origin = ?weights.origin, "SAM weights loaded");
-    Ok(Box::new(SamSegmenter::new(
-        sam,
-        config,
-        ImagePrep::default(),
-        &name,
-    )?))
+    tracing::info!(weights = %weights.path.display(), origin = ?weights.origin, "SAM weights found");
+    // The one SAM factory, the one a study's SAM method uses, on the same device.
+    mica_study::methods::load_sam(model, &weights.path, config, &name, &device()?)
 }
 
 /// Resolves the weights; with `--download-weights`, a missing (or corrupt) cached file is
@@ -138,9 +129,10 @@ fn resolve_or_download(
     }
 }
 
-/// The GPU when built with `cuda` and one is present, else the CPU.
+/// The GPU when built with `cuda` and one is present, else the CPU: where SAM runs, for `mica
+/// segment`, `mica count` and a study's SAM methods alike.
 #[cfg(feature = "sam")]
-fn device() -> anyhow::Result<mica_sam::Device> {
+pub fn device() -> anyhow::Result<mica_sam::Device> {
     if cfg!(feature = "cuda") {
         Ok(mica_sam::Device::cuda_if_available(0)?)
     } else {

@@ -91,7 +91,10 @@ pub fn build(
     study: &Study,
     spec: &MethodSpec,
     vlm_cache: Option<&std::path::Path>,
+    #[cfg(feature = "sam")] sam_device: Option<&mica_sam::Device>,
 ) -> anyhow::Result<Runtime> {
+    #[cfg(not(feature = "sam"))]
+    let sam_device: Option<&()> = None;
     match spec {
         MethodSpec::Imported {
             name,
@@ -140,7 +143,13 @@ pub fn build(
             weights,
             ..
         } => Ok(
-            match sam_segmenter(study, preset, model.as_deref(), weights.as_deref()) {
+            match sam_segmenter(
+                study,
+                preset,
+                model.as_deref(),
+                weights.as_deref(),
+                sam_device,
+            ) {
                 Ok(s) => Runtime::Segmenter(s),
                 Err(reason) => Runtime::Skipped(reason),
             },
@@ -283,8 +292,37 @@ impl Segmenter for WithWeights {
     }
 }
 
+/// The one SAM factory of mica (a study's method and `mica segment --method sam` both come here):
+/// loads the weights file on `device` (as `model`, or whatever model the file holds), builds the
+/// automatic mask generator with `config`, and returns it as a segmenter whose settings include
+/// the weights file's sha256.
+///
+/// # Errors
+/// The weights cannot be read or loaded, or the configuration is invalid.
+#[cfg(feature = "sam")]
+pub fn load_sam(
+    model: Option<mica_sam::SamModel>,
+    weights: &std::path::Path,
+    config: mica_sam::AmgConfig,
+    preset_name: &str,
+    device: &mica_sam::Device,
+) -> anyhow::Result<Box<dyn Segmenter>> {
+    let sam = match model {
+        Some(m) => mica_sam::Sam::load_as(m, weights, device)?,
+        None => mica_sam::Sam::load(weights, device)?,
+    };
+    tracing::info!(model = %sam.model(), weights = %weights.display(), "SAM weights loaded");
+    let weights_sha256 = mica_sam::weights::sha256_file(weights)?;
+    let seg =
+        mica_sam::SamSegmenter::new(sam, config, mica_sam::ImagePrep::default(), preset_name)?;
+    Ok(Box::new(WithWeights {
+        inner: seg,
+        weights_sha256,
+    }))
+}
+
 /// SAM's automatic mask generator (MobileSAM unless `model` names another) with a preset, on
-/// the CPU, as a segmenter with the study's count and foreground rules; or why it cannot run
+/// `device`, as a segmenter with the study's count and foreground rules; or why it cannot run
 /// (with how to get the weights). Weights: `weights` in the study (relative to the data root),
 /// else the SAM crate's own resolution (`MICA_SAM_WEIGHTS`, then the cache directory,
 /// sha256-checked).
@@ -294,6 +332,7 @@ fn sam_segmenter(
     preset: &str,
     model: Option<&str>,
     weights: Option<&str>,
+    device: Option<&mica_sam::Device>,
 ) -> Result<Box<dyn Segmenter>, String> {
     let p = mica_sam::AmgPreset::from_name(preset).map_err(|e| e.to_string())?;
     let m =
@@ -301,17 +340,15 @@ fn sam_segmenter(
     let explicit = weights.map(|w| study.resolve(w));
     let w = mica_sam::resolve_weights(m, explicit.as_deref())
         .map_err(|e| format!("SAM {m} (preset {preset:?}): {e}"))?;
-    let sam = mica_sam::Sam::load_as(m, &w.path, &mica_sam::Device::Cpu)
-        .map_err(|e| format!("SAM {m} (preset {preset:?}): {e}"))?;
-    let weights_sha256 = mica_sam::weights::sha256_file(&w.path)
-        .map_err(|e| format!("SAM {m} (preset {preset:?}): {e}"))?;
-    let seg =
-        mica_sam::SamSegmenter::new(sam, p.config(), mica_sam::ImagePrep::default(), p.name())
-            .map_err(|e| format!("SAM (preset {preset:?}): {e}"))?;
-    Ok(Box::new(WithWeights {
-        inner: seg,
-        weights_sha256,
-    }))
+    let cpu = mica_sam::Device::Cpu;
+    load_sam(
+        Some(m),
+        &w.path,
+        p.config(),
+        p.name(),
+        device.unwrap_or(&cpu),
+    )
+    .map_err(|e| format!("SAM {m} (preset {preset:?}): {e:#}"))
 }
 
 /// SAM in a build without the `sam` feature: never available.
@@ -321,6 +358,7 @@ fn sam_segmenter(
     preset: &str,
     _model: Option<&str>,
     _weights: Option<&str>,
+    _device: Option<&()>,
 ) -> Result<Box<dyn Segmenter>, String> {
     Err(format!(
         "SAM (preset {preset:?}): this mica was built without the `sam` feature"

@@ -39,6 +39,40 @@ pub struct RunOptions {
     /// (USD). Each uncached call reserves its worst case (estimated input tokens + the output
     /// limit) first, as `mica-vlm`'s budget does; cached answers are free and always used.
     pub max_cost_usd: Option<f64>,
+    /// Told how many prediction groups there are, then once per group done (the binary draws a
+    /// progress bar with it; the library prints none).
+    pub progress: Progress,
+    /// Where SAM runs (the same rule as `mica segment`: the binary picks it); `None` = the CPU.
+    #[cfg(feature = "sam")]
+    pub sam_device: Option<mica_sam::Device>,
+}
+
+/// A progress callback: `(done, total)` after each prediction group, and once with `done = 0`
+/// before the first.
+#[derive(Clone, Default)]
+pub struct Progress(Option<std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>>);
+
+impl Progress {
+    /// A callback called with `(done, total)`.
+    pub fn new(f: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
+        Progress(Some(std::sync::Arc::new(f)))
+    }
+
+    fn tell(&self, done: u64, total: u64) {
+        if let Some(f) = &self.0 {
+            f(done, total);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(callback)"
+        } else {
+            "Progress(none)"
+        })
+    }
 }
 
 /// What a run did.
@@ -138,7 +172,13 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let mut runtimes: BTreeMap<String, Runtime> = BTreeMap::new();
     let mut effective: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for spec in f.methods.iter().filter(|m| used_methods.contains(m.name())) {
-        let rt = methods::build(study, spec, Some(&vlm_cache_of(&opts.store)))?;
+        let rt = methods::build(
+            study,
+            spec,
+            Some(&vlm_cache_of(&opts.store)),
+            #[cfg(feature = "sam")]
+            opts.sam_device.as_ref(),
+        )?;
         if let Runtime::Skipped(reason) = &rt {
             summary
                 .skipped_methods
@@ -393,7 +433,9 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let pb = crate::progress::bar(groups.len() as u64, "predicting", opts.quiet);
+    let total = groups.len() as u64;
+    let done_groups = AtomicUsize::new(0);
+    opts.progress.tell(0, total);
     let store = Mutex::new(store);
     let counts = Mutex::new((0usize, 0usize));
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
@@ -454,14 +496,14 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
                 std::thread::sleep(std::time::Duration::from_millis(opts.delay_ms));
             }
         }
-        pb.inc(1);
+        let d = done_groups.fetch_add(1, Ordering::Relaxed) as u64 + 1;
+        opts.progress.tell(d, total);
     };
     if opts.delay_ms > 0 {
         groups.iter().for_each(do_group);
     } else {
         groups.par_iter().for_each(do_group);
     }
-    pb.finish_and_clear();
     if let Some(e) = first_error.into_inner().ok().flatten() {
         return Err(e);
     }
