@@ -90,7 +90,7 @@ impl DatasetArgs {
                 StratifyArg::None => subset::Strata::None,
                 StratifyArg::Class => subset::Strata::Class,
                 StratifyArg::Count => subset::Strata::Count,
-                StratifyArg::Stain => subset::Strata::Meta("stain"),
+                StratifyArg::Stain => subset::Strata::Meta(dataset::meta::STAIN),
             };
             ds.samples = subset::sample(&ds.samples, n, self.seed, strata);
         }
@@ -316,7 +316,8 @@ fn inspect(a: InspectArgs, ctx: &Ctx) -> anyhow::Result<i32> {
             r.with_mask += 1;
         }
         for (k, v) in &i.meta {
-            if matches!(k.as_str(), "stain" | "blur" | "site" | "class_hint") {
+            use dataset::meta;
+            if [meta::STAIN, meta::BLUR, meta::SITE, meta::CLASS_HINT].contains(&k.as_str()) {
                 *r.per_meta
                     .entry(k.clone())
                     .or_default()
@@ -403,7 +404,11 @@ fn print_report(r: &Report, infos: &[ImageInfo], no_read: bool) {
     }
     let blurred: Vec<&ImageInfo> = infos
         .iter()
-        .filter(|i| i.meta.get("f1_scene").is_some_and(|s| *s != i.id))
+        .filter(|i| {
+            i.meta
+                .get(dataset::meta::F1_SCENE)
+                .is_some_and(|s| *s != i.id)
+        })
         .collect();
     if !blurred.is_empty() {
         let with_mask = blurred.iter().filter(|i| i.mask.is_some()).count();
@@ -411,7 +416,7 @@ fn print_report(r: &Report, infos: &[ImageInfo], no_read: bool) {
             "f1 scenes {} blurred images mapped to their in-focus scene, e.g. {} -> {}; {} with an F1 mask{}",
             blurred.len(),
             blurred[0].id,
-            blurred[0].meta["f1_scene"],
+            blurred[0].meta[dataset::meta::F1_SCENE],
             with_mask,
             if with_mask < blurred.len() { " (give the F1 mask folder with --masks DIR)" } else { "" }
         );

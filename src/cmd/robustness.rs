@@ -398,18 +398,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         let stain = format!("w{}", args.stain);
         let all: Vec<Sample> = open_bbbc005(&root, None)?
             .into_iter()
-            .filter(|s| s.meta.get("stain") == Some(&stain))
+            .filter(|s| s.stain() == Some(stain.as_str()))
             .collect();
         let chosen: Vec<Sample> = match &args.anchors {
             Some(adir) => {
                 // The in-focus scenes of the anchor images, then those anchors.
                 let blurred: Vec<Sample> = open_bbbc005(adir, Some(root.join("masks")))?
                     .into_iter()
-                    .filter(|s| s.meta.get("stain") == Some(&stain))
+                    .filter(|s| s.stain() == Some(stain.as_str()))
                     .collect();
                 let mut scenes: Vec<String> = blurred
                     .iter()
-                    .filter_map(|s| s.meta.get("f1_scene").cloned())
+                    .filter_map(|s| s.f1_scene().map(str::to_string))
                     .collect();
                 scenes.sort();
                 scenes.dedup();
@@ -418,9 +418,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                 let scenes = spread(&scenes, args.images);
                 for s in blurred
                     .iter()
-                    .filter(|s| s.meta.get("f1_scene").is_some_and(|f| scenes.contains(f)))
+                    .filter(|s| s.f1_scene().is_some_and(|f| scenes.iter().any(|x| x == f)))
                 {
-                    let blur: u32 = s.meta.get("blur").and_then(|b| b.parse().ok()).unwrap_or(0);
+                    let blur: u32 = s.blur().unwrap_or(0);
                     if let Ok(c) = load_case(s).inspect_err(|e| {
                         eprintln!("error: {e:#}");
                         failures += 1;

@@ -28,6 +28,7 @@ pub mod method;
 pub mod naming;
 pub mod render;
 pub mod rng;
+pub mod task;
 
 pub use error::{Error, Result};
 pub use image::{BitDepth, Channels, Image, Pixels, ResizeFilter};

@@ -20,6 +20,8 @@ pub mod svg;
 pub use html::{escape, Cell, Table};
 
 use base64::Engine;
+use mica_core::dataset::meta;
+use mica_core::task::TaskKind;
 use mica_core::{BinaryMask, Image};
 use mica_metrics::bootstrap::BootstrapConfig;
 use mica_metrics::measure::{count_summary, mean_estimate, Metric};
@@ -222,13 +224,17 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
     ctx.push_table(t);
     ctx.body.push_str("</section>\n");
 
-    let by_task =
-        |task: &str| -> Vec<&Prediction> { preds.iter().filter(|p| p.key.task == task).collect() };
-    section_counting(&mut ctx, &by_task("count"));
-    section_segmentation(&mut ctx, &by_task("segment"), &metrics);
-    section_classification(&mut ctx, &by_task("classify"));
-    section_vqa(&mut ctx, &by_task("vqa"));
-    section_size(&mut ctx, &by_task("size"));
+    let by_task = |task: TaskKind| -> Vec<&Prediction> {
+        preds
+            .iter()
+            .filter(|p| p.key.task == task.as_str())
+            .collect()
+    };
+    section_counting(&mut ctx, &by_task(TaskKind::Count));
+    section_segmentation(&mut ctx, &by_task(TaskKind::Segment), &metrics);
+    section_classification(&mut ctx, &by_task(TaskKind::Classify));
+    section_vqa(&mut ctx, &by_task(TaskKind::Vqa));
+    section_size(&mut ctx, &by_task(TaskKind::Size));
     section_failures(&mut ctx, &preds);
     section_provenance(&mut ctx, &runs, &preds, store.path());
     // What runs did that changes how results read (predictions redone after a settings change).
@@ -401,11 +407,14 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
                 ctx.samples
                     .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
             })
-            .filter_map(|s| s.meta.get("stain").cloned())
+            .filter_map(|s| s.meta.get(meta::STAIN).cloned())
             .collect();
         if stains.len() > 1 {
             for s in stains {
-                strata.push((format!("stain {s}"), Some(Stratum::Meta("stain".into(), s))));
+                strata.push((
+                    format!("stain {s}"),
+                    Some(Stratum::Meta(meta::STAIN.into(), s)),
+                ));
             }
         }
         let truths: Vec<f64> = methods
@@ -534,7 +543,7 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
                         y: v - t,
                         label: label.clone(),
                     });
-                    if let Some(b) = s.meta.get("blur").and_then(|b| b.parse::<f64>().ok()) {
+                    if let Some(b) = s.meta.get(meta::BLUR).and_then(|b| b.parse::<f64>().ok()) {
                         blur_pts.push(Point {
                             x: b,
                             y: (v - t).abs(),
@@ -692,7 +701,10 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
     );
     let mut per: BTreeMap<(String, String), BTreeMap<String, BTreeMap<String, f64>>> =
         BTreeMap::new();
-    for m in metrics.iter().filter(|m| m.key.task == "segment") {
+    for m in metrics
+        .iter()
+        .filter(|m| m.key.task == TaskKind::Segment.as_str())
+    {
         per.entry((m.key.dataset.clone(), m.key.method.clone()))
             .or_default()
             .entry(m.key.sample_id.clone())
@@ -1078,7 +1090,7 @@ fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
         .samples
         .iter()
         .filter(|(_, r)| {
-            r.meta.contains_key("reference_answer") && !r.meta.contains_key("truth_size_um")
+            r.meta.contains_key(meta::REFERENCE_ANSWER) && !r.meta.contains_key(meta::TRUTH_SIZE_UM)
         })
         .map(|(k, _)| k.clone())
         .collect();
@@ -1130,10 +1142,10 @@ fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
     for ((d, s), answers) in rows {
         let rec = ctx.samples.get(&(d.clone(), s.clone()));
         let q = rec
-            .and_then(|r| r.meta.get("question").cloned())
+            .and_then(|r| r.meta.get(meta::QUESTION).cloned())
             .unwrap_or_default();
         let a = rec
-            .and_then(|r| r.meta.get("reference_answer").cloned())
+            .and_then(|r| r.meta.get(meta::REFERENCE_ANSWER).cloned())
             .unwrap_or_default();
         let mut cells = vec![Cell::text(d), Cell::text(s), Cell::text(q), Cell::text(a)];
         cells.extend(
@@ -1225,7 +1237,7 @@ fn section_size(ctx: &mut Ctx, preds: &[&Prediction]) {
     let truth_of = |ctx: &Ctx, p: &Prediction| -> Option<f64> {
         ctx.samples
             .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
-            .and_then(|s| s.meta.get("truth_size_um"))
+            .and_then(|s| s.meta.get(meta::TRUTH_SIZE_UM))
             .and_then(|v| v.parse::<f64>().ok())
     };
     for (dataset, methods) in &grouped {
@@ -1286,7 +1298,7 @@ fn section_size(ctx: &mut Ctx, preds: &[&Prediction]) {
         let truth = ctx
             .samples
             .get(&(d.clone(), s.clone()))
-            .and_then(|r| r.meta.get("truth_size_um"))
+            .and_then(|r| r.meta.get(meta::TRUTH_SIZE_UM))
             .and_then(|v| v.parse::<f64>().ok());
         let mut cells = vec![Cell::text(d), Cell::text(s), Cell::Num(truth, 3)];
         cells.extend(

@@ -120,8 +120,10 @@ fn count_instance_labels(samples: &mut [Sample], problems: &mut Vec<String>) {
         match c {
             Some(Ok(n)) => {
                 s.truth.count = Some(n as f64);
-                s.meta
-                    .insert("truth_count_from".into(), "instance labels".into());
+                s.meta.insert(
+                    dataset::meta::TRUTH_COUNT_FROM.into(),
+                    "instance labels".into(),
+                );
             }
             Some(Err(e)) => problems.push(e),
             None => {}
@@ -270,7 +272,8 @@ fn apply_truth_table(
         }
         if let Some(c) = size_col {
             if let Some(v) = number(c, "size")? {
-                s.meta.insert("truth_size_um".into(), v.to_string());
+                s.meta
+                    .insert(dataset::meta::TRUTH_SIZE_UM.into(), v.to_string());
             }
         }
         if let Some(c) = ref_col {

@@ -596,10 +596,10 @@ fn normalise_classes(ds: &mut LoadedDataset, tasks: &[TaskSpec]) {
 fn sample_record(dataset: &str, s: &Sample) -> SampleRecord {
     let mut meta = s.meta.clone();
     if let Some(q) = &s.truth.question {
-        meta.insert("question".into(), q.clone());
+        meta.insert(mica_core::dataset::meta::QUESTION.into(), q.clone());
     }
     if let Some(a) = &s.truth.answer {
-        meta.insert("reference_answer".into(), a.clone());
+        meta.insert(mica_core::dataset::meta::REFERENCE_ANSWER.into(), a.clone());
     }
     SampleRecord {
         dataset: dataset.to_string(),

@@ -136,43 +136,21 @@ pub struct DatasetSpec {
     pub instance_masks: bool,
 }
 
-/// What a task asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskKind {
-    Count,
-    Segment,
-    Classify,
-    Vqa,
-    /// Mean object size in µm read from the scale bar (the study's VQA-T2 size), scored as numbers.
-    Size,
-}
+pub use mica_core::task::TaskKind;
 
-impl TaskKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Count => "count",
-            TaskKind::Segment => "segment",
-            TaskKind::Classify => "classify",
-            TaskKind::Vqa => "vqa",
-            TaskKind::Size => "size",
-        }
-    }
-
-    /// Metrics the report computes for this task (keys of [`mica_metrics::measure::Metric`],
-    /// and `confusion` / `answers` for the tables that are not one number).
-    pub fn known_metrics(self) -> Vec<&'static str> {
-        use mica_metrics::measure::Metric as M;
-        match self {
-            TaskKind::Count => M::COUNTING.iter().map(|m| m.key()).collect(),
-            TaskKind::Segment => vec![M::Dice.key(), M::Jaccard.key()],
-            TaskKind::Classify => vec![M::Accuracy.key(), "confusion"],
-            TaskKind::Vqa => vec!["answers"],
-            TaskKind::Size => [M::MaeUm, M::MedianAbsLog10Ratio, M::WithinFactor2]
-                .iter()
-                .map(|m| m.key())
-                .collect(),
-        }
+/// Metrics the report computes for a task (keys of [`mica_metrics::measure::Metric`], and
+/// `confusion` / `answers` for the tables that are not one number).
+pub fn known_metrics(kind: TaskKind) -> Vec<&'static str> {
+    use mica_metrics::measure::Metric as M;
+    match kind {
+        TaskKind::Count => M::COUNTING.iter().map(|m| m.key()).collect(),
+        TaskKind::Segment => vec![M::Dice.key(), M::Jaccard.key()],
+        TaskKind::Classify => vec![M::Accuracy.key(), "confusion"],
+        TaskKind::Vqa => vec!["answers"],
+        TaskKind::Size => [M::MaeUm, M::MedianAbsLog10Ratio, M::WithinFactor2]
+            .iter()
+            .map(|m| m.key())
+            .collect(),
     }
 }
 
@@ -466,10 +444,10 @@ impl Study {
                 }
             }
             for metric in &t.metrics {
-                if !t.kind.known_metrics().contains(&metric.as_str()) {
+                if !known_metrics(t.kind).contains(&metric.as_str()) {
                     bail!(
                         "{what}: unknown metric {metric:?} (known: {})",
-                        t.kind.known_metrics().join(", ")
+                        known_metrics(t.kind).join(", ")
                     );
                 }
             }

@@ -146,11 +146,13 @@ pub fn load(root: &Path, masks: Option<&Path>) -> Result<Dataset> {
                 });
             }
         }
-        s.meta.insert("well".into(), parsed.well.clone());
-        s.meta.insert("blur".into(), parsed.blur.to_string());
-        s.meta.insert("site".into(), parsed.site.to_string());
-        s.meta.insert("stain".into(), format!("w{}", parsed.stain));
-        s.meta.insert("f1_scene".into(), scene);
+        use super::meta;
+        s.meta.insert(meta::WELL.into(), parsed.well.clone());
+        s.meta.insert(meta::BLUR.into(), parsed.blur.to_string());
+        s.meta.insert(meta::SITE.into(), parsed.site.to_string());
+        s.meta
+            .insert(meta::STAIN.into(), format!("w{}", parsed.stain));
+        s.meta.insert(meta::F1_SCENE.into(), scene);
         samples.push(s);
     }
     Ok(Dataset {

@@ -71,6 +71,30 @@ impl std::str::FromStr for DatasetKind {
     }
 }
 
+/// The metadata fields mica's loaders set: the keys of [`Sample::meta`], named once. Read them with
+/// the typed accessors of [`Sample`] ([`Sample::stain`], [`Sample::blur`], ...).
+pub mod meta {
+    /// BBBC005 stain: `w1` (nuclei, Hoechst) or `w2` (cell bodies, phalloidin).
+    pub const STAIN: &str = "stain";
+    /// BBBC005 focus blur level (the `F` number: 1 = in focus).
+    pub const BLUR: &str = "blur";
+    /// BBBC005 site within the well.
+    pub const SITE: &str = "site";
+    /// BBBC005 well (`A05`).
+    pub const WELL: &str = "well";
+    /// BBBC005: the in-focus scene whose mask is the truth of this (possibly blurred) image.
+    pub const F1_SCENE: &str = "f1_scene";
+    /// NFFA: the class hint `L<d>_` removed from the file name.
+    pub const CLASS_HINT: &str = "class_hint";
+    /// Where a true count came from when it is not given (`instance labels`).
+    pub const TRUTH_COUNT_FROM: &str = "truth_count_from";
+    /// The true object size in µm (from a study's truth table).
+    pub const TRUTH_SIZE_UM: &str = "truth_size_um";
+    /// The question and reference answer of a VQA sample, as the store keeps them.
+    pub const QUESTION: &str = "question";
+    pub const REFERENCE_ANSWER: &str = "reference_answer";
+}
+
 /// Whatever ground truth exists for a sample.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Truth {
@@ -132,6 +156,28 @@ impl Sample {
             meta: BTreeMap::new(),
             crop: None,
         }
+    }
+
+    /// BBBC005 stain (`w1`, `w2`).
+    pub fn stain(&self) -> Option<&str> {
+        self.meta.get(meta::STAIN).map(String::as_str)
+    }
+
+    /// BBBC005 blur level.
+    pub fn blur(&self) -> Option<u32> {
+        self.meta.get(meta::BLUR).and_then(|b| b.parse().ok())
+    }
+
+    /// BBBC005: the in-focus scene of this image.
+    pub fn f1_scene(&self) -> Option<&str> {
+        self.meta.get(meta::F1_SCENE).map(String::as_str)
+    }
+
+    /// The true size in µm, if a truth table gave one.
+    pub fn truth_size_um(&self) -> Option<f64> {
+        self.meta
+            .get(meta::TRUTH_SIZE_UM)
+            .and_then(|v| v.parse().ok())
     }
 
     /// Reads the image and applies the sample's crop, if any.

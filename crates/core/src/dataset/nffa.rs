@@ -130,7 +130,7 @@ pub fn load(root: &Path, opts: &NffaOptions) -> Result<Dataset> {
             s.truth.class = Some(label.clone());
             s.truth.count = counts.get(&s.name).copied();
             if let Some(h) = hint {
-                s.meta.insert("class_hint".into(), h.to_string());
+                s.meta.insert(super::meta::CLASS_HINT.into(), h.to_string());
             }
             if opts.crop_info_bar {
                 s.crop = Some(Crop {
