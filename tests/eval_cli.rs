@@ -709,7 +709,7 @@ fn segment_pairs_by_stem_and_reports_missing_masks() {
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     let imgs = r["per_image"].as_array().unwrap();
     assert_eq!(imgs.len(), 2);
-    let img1 = imgs.iter().find(|i| i["name"] == "img1").unwrap();
+    let img1 = imgs.iter().find(|i| i["image"] == "img1").unwrap();
     // TP 12, FP 4, FN 4 + 16: Dice = 24 / (24 + 24), Jaccard = 12 / 36.
     close(&img1["dice"], 0.5, "dice");
     close(&img1["jaccard"], 1.0 / 3.0, "jaccard");
@@ -724,7 +724,7 @@ fn segment_pairs_by_stem_and_reports_missing_masks() {
     // IoU of the shifted square: 12 / 20 = 0.6 -> matched at 0.5..0.6, not above.
     assert_eq!(inst["per_threshold"][2]["tp"], 1);
     assert_eq!(inst["per_threshold"][3]["tp"], 0);
-    let real = imgs.iter().find(|i| i["name"] == "real").unwrap();
+    let real = imgs.iter().find(|i| i["image"] == "real").unwrap();
     assert_eq!(real["truth_kind"], "binary mask");
     close(&real["dice"], 1.0, "real dice");
     close(&real["hausdorff_px"], 0.0, "real hausdorff");

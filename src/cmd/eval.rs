@@ -1204,6 +1204,8 @@ fn print_classify(file: &str, args: &ClassifyArgs, out: &ClassifyOutput) {
 
 #[derive(Debug, Serialize)]
 struct SegmentImage {
+    /// The image (its stem), under the key every command's JSON uses.
+    #[serde(rename = "image")]
     name: String,
     truth_file: PathBuf,
     pred_file: PathBuf,
