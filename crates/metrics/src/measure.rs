@@ -275,6 +275,81 @@ pub fn mean_estimate(values: &[f64], config: &BootstrapConfig) -> Result<Estimat
     Ok(Estimate { value, ci })
 }
 
+/// A prediction's value, typed by its task: what a method answered, as the measurement layer scores
+/// it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum PredictionValue {
+    /// A number of objects (a whole number, at most [`crate::parse::MAX_COUNT`]).
+    Count(u64),
+    /// A class name.
+    Class(String),
+    /// A free-text answer (VQA).
+    Text(String),
+    /// A size in micrometres (positive, finite).
+    SizeUm(f64),
+    /// A label image, by its file (relative to the store's folder when not absolute).
+    Mask(String),
+}
+
+impl PredictionValue {
+    /// Reads a stored value (a store keeps a number, a text and a mask path per prediction) as the
+    /// value of `task`. `Ok(None)`: no value (a failed or unparsed prediction). A value that does
+    /// not fit its task (a count of 3.7, a negative size) is an error with the reason, never
+    /// another value.
+    ///
+    /// # Errors
+    /// The stored value is not a value of this task.
+    pub fn from_stored(
+        task: mica_core::task::TaskKind,
+        number: Option<f64>,
+        text: Option<&str>,
+        mask: Option<&str>,
+    ) -> std::result::Result<Option<PredictionValue>, String> {
+        use mica_core::task::TaskKind as T;
+        Ok(match task {
+            T::Count => match number {
+                None => None,
+                Some(v)
+                    if v.is_finite()
+                        && v >= 0.0
+                        && v.fract() == 0.0
+                        && v <= crate::parse::MAX_COUNT as f64 =>
+                {
+                    Some(PredictionValue::Count(v as u64))
+                }
+                Some(v) => {
+                    return Err(format!("stored count {v} is not a whole number of objects"))
+                }
+            },
+            T::Size => match number {
+                None => None,
+                Some(v) if v.is_finite() && v > 0.0 => Some(PredictionValue::SizeUm(v)),
+                Some(v) => return Err(format!("stored size {v} µm is not a positive size")),
+            },
+            T::Classify => text.map(|t| PredictionValue::Class(t.to_string())),
+            T::Vqa => text.map(|t| PredictionValue::Text(t.to_string())),
+            T::Segment => mask.map(|m| PredictionValue::Mask(m.to_string())),
+        })
+    }
+
+    /// The count, if this is one.
+    pub fn count(&self) -> Option<u64> {
+        match self {
+            PredictionValue::Count(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The size in µm, if this is one.
+    pub fn size_um(&self) -> Option<f64> {
+        match self {
+            PredictionValue::SizeUm(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
 /// What the truth of a segmentation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -431,6 +506,27 @@ mod tests {
                 .value,
             None
         );
+    }
+
+    #[test]
+    fn stored_values_are_typed_or_refused() {
+        use mica_core::task::TaskKind as T;
+        let v = |t, n| PredictionValue::from_stored(t, n, None, None);
+        assert_eq!(
+            v(T::Count, Some(12.0)),
+            Ok(Some(PredictionValue::Count(12)))
+        );
+        assert_eq!(v(T::Count, None), Ok(None));
+        assert!(v(T::Count, Some(3.7)).is_err());
+        assert!(v(T::Count, Some(-4.0)).is_err());
+        assert!(v(T::Count, Some(1e308)).is_err());
+        assert_eq!(
+            v(T::Size, Some(2.5)),
+            Ok(Some(PredictionValue::SizeUm(2.5)))
+        );
+        assert!(v(T::Size, Some(0.0)).is_err());
+        let c = PredictionValue::from_stored(T::Classify, None, Some("Fibres"), None);
+        assert_eq!(c, Ok(Some(PredictionValue::Class("Fibres".into()))));
     }
 
     #[test]

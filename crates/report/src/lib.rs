@@ -24,7 +24,7 @@ use mica_core::dataset::meta;
 use mica_core::task::TaskKind;
 use mica_core::{BinaryMask, Image};
 use mica_metrics::bootstrap::BootstrapConfig;
-use mica_metrics::measure::{count_summary, mean_estimate, Metric};
+use mica_metrics::measure::{count_summary, mean_estimate, Metric, PredictionValue};
 use mica_store::{Prediction, SampleRecord, Status, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -476,9 +476,9 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
                         }
                         _ => {}
                     }
-                    match (p.status, p.value_num) {
-                        (Status::Ok, Some(v)) => pairs.push((t, v)),
-                        _ => missing += 1,
+                    match value_of(p).and_then(|v| v.count()) {
+                        Some(v) => pairs.push((t, v as f64)),
+                        None => missing += 1,
                     }
                 }
                 let summary =
@@ -531,7 +531,8 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
                 else {
                     continue;
                 };
-                if let (Some(t), Some(v), Status::Ok) = (s.truth_count, p.value_num, p.status) {
+                let v = value_of(p).and_then(|v| v.count()).map(|n| n as f64);
+                if let (Some(t), Some(v)) = (s.truth_count, v) {
                     let label = format!("{}: true {t}, predicted {v}", p.key.sample_id);
                     pts.push(Point {
                         x: t,
@@ -642,7 +643,7 @@ fn paired_counting(ctx: &mut Ctx, grouped: &BTreeMap<String, BTreeMap<String, Ve
                             .samples
                             .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))?;
                         let t = s.truth_count?;
-                        let v = p.value_num.filter(|_| p.status == Status::Ok)?;
+                        let v = value_of(p)?.count()? as f64;
                         Some((p.key.sample_id.as_str(), (v - t).abs()))
                     })
                     .collect();
@@ -910,6 +911,24 @@ fn instance_table(ctx: &mut Ctx, per: &ImageMetrics) {
          mica-metrics' matching). F1 = 2TP/(2TP+FP+FN); means are over images.</p>\n",
     );
     ctx.push_table(table);
+}
+
+/// The typed value of a stored prediction, read by the measurement layer
+/// ([`PredictionValue::from_stored`]); `None` for a failed prediction, one without a value, or a
+/// stored value that does not fit its task (never read as another value).
+fn value_of(p: &Prediction) -> Option<PredictionValue> {
+    if p.status != Status::Ok {
+        return None;
+    }
+    let task = TaskKind::from_name(&p.key.task)?;
+    PredictionValue::from_stored(
+        task,
+        p.value_num,
+        p.value_text.as_deref(),
+        p.mask.as_ref().map(|m| m.path.as_str()),
+    )
+    .ok()
+    .flatten()
 }
 
 /// The red/blue/green difference image of a prediction's mask against the truth, as a PNG data URI.
@@ -1246,9 +1265,9 @@ fn section_size(ctx: &mut Ctx, preds: &[&Prediction]) {
             let mut missing = 0usize;
             for p in ps {
                 let Some(t) = truth_of(ctx, p) else { continue };
-                match (p.status, p.value_num) {
-                    (Status::Ok, Some(v)) => pairs.push((t, v)),
-                    _ => missing += 1,
+                match value_of(p).and_then(|v| v.size_um()) {
+                    Some(v) => pairs.push((t, v)),
+                    None => missing += 1,
                 }
             }
             let sc = size_scores(&pairs);
@@ -1285,11 +1304,7 @@ fn section_size(ctx: &mut Ctx, preds: &[&Prediction]) {
     );
     let mut rows: BTreeMap<(String, String), BTreeMap<String, Option<f64>>> = BTreeMap::new();
     for p in preds {
-        let v = if p.status == Status::Ok {
-            p.value_num
-        } else {
-            None
-        };
+        let v = value_of(p).and_then(|v| v.size_um());
         rows.entry((p.key.dataset.clone(), p.key.sample_id.clone()))
             .or_default()
             .insert(p.key.method.clone(), v);
@@ -1501,6 +1516,40 @@ mod tests {
         let out = r.write(dir.path()).unwrap();
         assert!(out.is_file());
         assert!(dir.path().join("tables/counting.csv").is_file());
+    }
+
+    #[test]
+    fn stored_count_that_is_not_a_count_is_missing_not_scored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        let samples: Vec<SampleRecord> = ["a", "b"]
+            .iter()
+            .map(|id| SampleRecord {
+                dataset: "d".into(),
+                sample_id: id.to_string(),
+                path: "p".into(),
+                truth_count: Some(4.0),
+                truth_class: None,
+                truth_mask: None,
+                meta: Default::default(),
+            })
+            .collect();
+        store.upsert_samples(&samples).unwrap();
+        for (id, v) in [("a", 4.0), ("b", 3.7)] {
+            let mut p = Prediction::ok(PredictionKey::new("d", id, "count", "m"), 1);
+            p.value_num = Some(v);
+            store.insert_prediction(&p, &[]).unwrap();
+        }
+        let r = build(&store, &ReportOptions::default()).unwrap();
+        let t = r.tables.iter().find(|t| t.id == "counting").unwrap();
+        let json = t.to_json();
+        let row = &json[0];
+        assert_eq!(
+            (row["n"].as_i64(), row["missing"].as_i64()),
+            (Some(1), Some(1)),
+            "{row}"
+        );
+        assert_eq!(row["mae"].as_f64(), Some(0.0));
     }
 
     #[test]
