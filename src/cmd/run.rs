@@ -78,6 +78,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     };
     let summary = study::run(&study, &opts)?;
     if args.dry_run {
+        for line in &summary.plan {
+            println!("{line}");
+        }
         for w in &summary.warnings {
             eprintln!("warning: {w}");
         }

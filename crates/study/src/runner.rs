@@ -99,6 +99,9 @@ pub struct RunSummary {
     /// Stored predictions made with other settings than the method's current ones: deleted
     /// and made again (in a dry run: would be).
     pub stale: usize,
+    /// A dry run's plan, line by line, for the binary to print (datasets, predictions per method
+    /// and task, the estimated cost of model calls).
+    pub plan: Vec<String>,
 }
 
 /// Stored predictions of one (method, task, dataset) made with other settings: their keys and the
@@ -352,7 +355,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
             summary.warnings.push(stale_message(k, keys.len(), old));
         }
         let unconfigured = to_groups(unconfigured);
-        print_plan(
+        summary.plan = describe_plan(
             study,
             &datasets,
             &groups,
@@ -1096,21 +1099,26 @@ fn estimate_cost(
     })
 }
 
-fn print_plan(
+fn describe_plan(
     study: &Study,
     datasets: &[LoadedDataset],
     groups: &[Group],
     unconfigured: &[Group],
     runtimes: &BTreeMap<String, Runtime>,
     summary: &RunSummary,
-) {
-    println!(
+) -> Vec<String> {
+    let mut out = Vec::new();
+    out.push(format!(
         "study {:?} (data root {})",
         study.file.name,
         study.data_root.display()
-    );
+    ));
     for d in datasets {
-        println!("  dataset {:?}: {} samples", d.name, d.samples.len());
+        out.push(format!(
+            "  dataset {:?}: {} samples",
+            d.name,
+            d.samples.len()
+        ));
     }
     let mut per: BTreeMap<(String, &str), usize> = BTreeMap::new();
     for g in groups {
@@ -1118,12 +1126,12 @@ fn print_plan(
             *per.entry((g.method.clone(), t.as_str())).or_default() += 1;
         }
     }
-    println!(
+    out.push(format!(
         "predictions: {} planned, {} already stored, {} to make",
         summary.planned,
         summary.already_done,
         summary.planned - summary.already_done
-    );
+    ));
     for ((m, t), n) in &per {
         let kind = study
             .file
@@ -1138,10 +1146,10 @@ fn print_plan(
             Some(Runtime::Vlm(_)) => "model calls (priced below)",
             _ => "cost unknown",
         };
-        println!("  {m} ({kind}) {t}: {n} to make, {cost}");
+        out.push(format!("  {m} ({kind}) {t}: {n} to make, {cost}"));
     }
     for (m, why) in &summary.skipped_methods {
-        println!("  skipped {m}: {why}");
+        out.push(format!("  skipped {m}: {why}"));
     }
 
     // Cost of the model calls, per method: configured models (cache consulted) and models that
@@ -1215,27 +1223,30 @@ fn print_plan(
         lines.push(line);
     }
     if lines.is_empty() {
-        println!("estimated cost: $0.00 (no method in this plan calls a model API)");
-        return;
+        out.push("estimated cost: $0.00 (no method in this plan calls a model API)".to_string());
+        return out;
     }
-    println!(
+    out.push(format!(
         "estimated cost of the model calls (worst case: estimated input tokens + {} output tokens per call, prices of mica-vlm's price table):",
         mica_vlm::prices::ASSUMED_MAX_OUTPUT_TOKENS
-    );
+    ));
     for l in lines {
-        println!("{l}");
+        out.push(l.to_string());
     }
-    println!(
+    out.push(format!(
         "estimated cost: ${total:.4} at most in total for {total_calls} calls of the configured models{}",
         if unpriced.is_empty() {
             String::new()
         } else {
             format!(" (not counted: {}, no price)", unpriced.join(", "))
         }
-    );
+    ));
     if total_unconfigured > 0.0 {
-        println!("  and ${total_unconfigured:.4} at most more for the models not configured here");
+        out.push(format!(
+            "  and ${total_unconfigured:.4} at most more for the models not configured here"
+        ));
     }
+    out
 }
 
 #[cfg(test)]
