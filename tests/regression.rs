@@ -842,3 +842,56 @@ fn metric_keys_are_spelled_only_in_the_measurement_layer() {
         found.join("\n")
     );
 }
+
+/// `mica eval count --truth` takes the study's expert truth tables (`<image>,ground truth`) too,
+/// matched to `mica count`'s rows by name.
+#[test]
+fn count_output_is_scored_against_an_expert_truth_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let fibres = shared().join("data/vlms-micrographs/data_images_NFFA-MS_cropped/Fibres");
+    let truth = study_csv("data_ground_truth_NFFA-MS-fibers_counts.csv");
+    let mut images: Vec<_> = std::fs::read_dir(&fibres)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    images.sort();
+    images.truncate(3);
+    let csv = dir.path().join("c.csv");
+    let mut args = vec![
+        "-q",
+        "count",
+        "--preset",
+        "sem-particles",
+        "--csv",
+        csv.to_str().unwrap(),
+    ];
+    args.extend(images.iter().map(|p| p.to_str().unwrap()));
+    let (code, _, err) = mica(&args);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        csv.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["n"], 3, "{v}");
+    // By hand from the two files.
+    let truths: std::collections::HashMap<String, f64> = common::csv_rows(&truth)
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+        .collect();
+    let mae: f64 = common::csv_rows(&csv)
+        .iter()
+        .map(|r| {
+            let name = Path::new(&r[0]).file_name().unwrap().to_str().unwrap();
+            (r[1].parse::<f64>().unwrap() - truths[name]).abs()
+        })
+        .sum::<f64>()
+        / 3.0;
+    assert!((v[0]["mae"].as_f64().unwrap() - mae).abs() < 1e-12, "{v}");
+}

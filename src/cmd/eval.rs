@@ -87,8 +87,9 @@ pub struct CountArgs {
     /// column the truth comes from --truth, or from the images' BBBC005 names (`_C<count>_`).
     #[arg(long, value_name = "NAME")]
     pub truth_column: Option<String>,
-    /// A dataset (folder or manifest, as `mica data inspect` reads it) whose truth the images
-    /// are scored against, matched by path, then by name: e.g. the CSV of `mica count`.
+    /// Where the true counts are: a dataset (folder or manifest, as `mica data inspect` reads
+    /// it) or a truth table (`<image>,<count>` such as the study's ground-truth CSVs). Images are
+    /// matched by path, then by name. For scoring e.g. the CSV of `mica count`.
     #[arg(long, value_name = "DATASET_PATH", conflicts_with = "truth_column")]
     pub truth: Option<PathBuf>,
     /// Also score each count range, e.g. "10,50" gives <10, [10, 50), >=50 (by true count).
@@ -587,6 +588,9 @@ fn run_count(args: &CountArgs, ctx: &Ctx) -> anyhow::Result<i32> {
 /// A count table without a truth column, scored against a dataset's truth (matched by path, then
 /// name; a name matching two images is left out with the reason).
 fn count_table_from_dataset(predictions: &Path, dataset: &Path) -> anyhow::Result<CountTable> {
+    if dataset.is_file() && !is_manifest(dataset) {
+        return count_table_from_truth_csv(predictions, dataset);
+    }
     let ds = mica_core::dataset::open(dataset, &Default::default())
         .with_context(|| format!("--truth {}", dataset.display()))?;
     let ix = mica_core::dataset::NameIndex::of(&ds.samples);
@@ -604,6 +608,58 @@ fn count_table_from_dataset(predictions: &Path, dataset: &Path) -> anyhow::Resul
         predictions,
         &source,
         &truth,
+    )?)
+}
+
+/// Whether a CSV is a dataset manifest (it has an `image`/`path`/`filename`/`file` column, as
+/// `mica data inspect` reads manifests) rather than a truth table such as the study's
+/// `<image>,ground truth` files.
+fn is_manifest(path: &Path) -> bool {
+    mica_core::dataset::read_table(path)
+        .map(|t| t.column(&["image", "path", "filename", "file"]).is_some())
+        .unwrap_or(false)
+}
+
+/// A count table without a truth column, scored against a truth table: the first column names
+/// the images (matched by path, then name, as everywhere), the truth is the column `ground truth`,
+/// `truth` or `count` (else the second). A truth cell that is not a count is a row left out with
+/// the reason.
+fn count_table_from_truth_csv(predictions: &Path, truth: &Path) -> anyhow::Result<CountTable> {
+    let t = mica_core::dataset::read_table(truth)
+        .with_context(|| format!("--truth {}", truth.display()))?;
+    let col = match t.column(&["ground truth", "truth", "count"]) {
+        Some(c) => c,
+        None if t.header.len() >= 2 => 1,
+        None => bail!(
+            "--truth {}: a truth table needs an image column and a count column",
+            truth.display()
+        ),
+    };
+    let keys: Vec<String> = t.rows.iter().map(|(_, r)| r[0].clone()).collect();
+    let ix = mica_core::dataset::NameIndex::new(keys.iter().map(String::as_str));
+    let cell = |i: usize| -> Result<Option<f64>, String> {
+        let (line, row) = &t.rows[i];
+        match mica_metrics::parse::parse_count_cell(&row[col]) {
+            mica_metrics::parse::CountCell::Count(n) => Ok(Some(n as f64)),
+            mica_metrics::parse::CountCell::Empty => Ok(None),
+            mica_metrics::parse::CountCell::Invalid { text, reason } => Err(format!(
+                "{}:{line}: true count {text:?} is not a count ({reason})",
+                truth.display()
+            )),
+        }
+    };
+    let lookup = |image: &str| -> Result<Option<f64>, String> {
+        match ix.find(image) {
+            mica_core::dataset::Lookup::One(i) => cell(i),
+            mica_core::dataset::Lookup::Missing => Err(format!("not in {}", truth.display())),
+            mica_core::dataset::Lookup::Ambiguous(hits) => Err(ix.ambiguity(image, &hits)),
+        }
+    };
+    let source = format!("the truth table {}", truth.display());
+    Ok(mica_metrics::table::read_count_table_with_truth(
+        predictions,
+        &source,
+        &lookup,
     )?)
 }
 
