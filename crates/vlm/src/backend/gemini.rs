@@ -118,11 +118,17 @@ pub fn parse_reply(
         reason: reason.to_string(),
     };
     let um = &body["usageMetadata"];
+    // Output is the answer's tokens plus the thinking tokens of 2.5 / 3 models
+    // (`thoughtsTokenCount`), which Google bills at the output price: counting only
+    // `candidatesTokenCount` under-counts a thinking model's cost several times over.
+    let candidates = um["candidatesTokenCount"].as_u64();
+    let thoughts = um["thoughtsTokenCount"].as_u64();
     let usage = Usage {
         input_tokens: um["promptTokenCount"].as_u64(),
-        output_tokens: um["candidatesTokenCount"]
-            .as_u64()
-            .or_else(|| um.get("promptTokenCount").map(|_| 0)),
+        output_tokens: match (candidates, thoughts) {
+            (None, None) => um.get("promptTokenCount").map(|_| 0),
+            (c, t) => Some(c.unwrap_or(0) + t.unwrap_or(0)),
+        },
     };
     let version = body["modelVersion"].as_str().map(str::to_string);
     let first = body["candidates"].as_array().and_then(|c| c.first());
@@ -158,4 +164,31 @@ pub fn parse_reply(
         return Err(bad("candidate finished with STOP but has no text"));
     }
     Ok((text, finish, usage, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply published by Google (see `tests/fixtures/gemini/README.md`): 418 answer tokens and
+    /// 438 thinking tokens, both output.
+    #[test]
+    fn thinking_tokens_are_output_tokens() {
+        let body: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/gemini/generate_content_thinking.json"
+        ))
+        .unwrap();
+        let (text, finish, usage, version) = parse_reply("gemini", &body).unwrap();
+        assert!(text.starts_with("Here is"));
+        assert_eq!(finish, FinishReason::Stop);
+        assert_eq!(usage.input_tokens, Some(34));
+        assert_eq!(usage.output_tokens, Some(418 + 438));
+        // What Google counts in total is exactly what mica bills.
+        let total = body["usageMetadata"]["totalTokenCount"].as_u64().unwrap();
+        assert_eq!(
+            usage.input_tokens.unwrap() + usage.output_tokens.unwrap(),
+            total
+        );
+        assert_eq!(version.as_deref(), Some("gemini-3-flash-preview"));
+    }
 }
