@@ -925,15 +925,7 @@ fn segmenter_predictions(
                 }
             }
             TaskKind::Segment => {
-                // <method>/<dataset>/<the sample's folders>/<stem>_labels.tif: the one naming
-                // rule, so `mica eval segment --pred` pairs these files with the truth by stem.
-                let mut rel = PathBuf::from(slug(&g.method)).join(slug(&ds.name));
-                let mut parts: Vec<&str> = sample.id.split('/').collect();
-                let last = parts.pop().unwrap_or_default();
-                for d in parts {
-                    rel.push(slug(d));
-                }
-                rel.push(mica_core::naming::labels_file_name(&slug(last)));
+                let rel = mask_rel_path(&g.method, &ds.name, &sample.id);
                 let path = masks_dir.join(&rel);
                 match write_mask(&path, &result) {
                     Ok(sha) => {
@@ -970,9 +962,29 @@ fn segmenter_predictions(
     out
 }
 
-/// A file-name-safe form of a name.
+/// Where a sample's predicted mask goes under a store's masks folder:
+/// `<method>/<dataset>/<the sample's folders>/<stem>_labels.tif`, the one naming rule, so `mica
+/// eval segment --pred` pairs these files with the truth by stem. No part can lead out of the
+/// folder: `..` becomes `up`, `.` and empty parts (of an absolute or `./` path) are dropped.
+pub fn mask_rel_path(method: &str, dataset: &str, sample_id: &str) -> PathBuf {
+    let mut rel = PathBuf::from(slug(method)).join(slug(dataset));
+    let mut parts: Vec<&str> = sample_id.split('/').collect();
+    let last = parts.pop().unwrap_or_default();
+    for d in parts {
+        match d {
+            "" | "." => {}
+            ".." => rel.push("up"),
+            d => rel.push(slug(d)),
+        }
+    }
+    rel.push(mica_core::naming::labels_file_name(&slug(last)));
+    rel
+}
+
+/// A file-name-safe form of a name (never `.` or `..`).
 pub fn slug(s: &str) -> String {
-    s.chars()
+    let out: String = s
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
                 c
@@ -980,7 +992,12 @@ pub fn slug(s: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if out.chars().all(|c| c == '.') {
+        "_".repeat(out.len().max(1))
+    } else {
+        out
+    }
 }
 
 fn write_mask(path: &Path, seg: &Segmentation) -> Result<String, String> {
@@ -1290,6 +1307,28 @@ mod tests {
         );
         assert!(parse_class_answer("11", &classes).is_err());
         assert!(parse_class_answer("", &classes).is_err());
+    }
+
+    #[test]
+    fn mask_paths_stay_inside_the_masks_folder() {
+        use std::path::Component;
+        for (m, d, id) in [
+            ("classical", "b", "SIMCEPImages_A05_C18_F1_s01_w1.TIF"),
+            ("..", "..", "../../../etc/x.tif"),
+            ("m", "d", "/abs/path/a.tif"),
+            ("m", "d", "./plate1/a.tif"),
+        ] {
+            let p = mask_rel_path(m, d, id);
+            assert!(
+                p.components().all(|c| matches!(c, Component::Normal(_))),
+                "{p:?}"
+            );
+            assert!(p.to_string_lossy().ends_with("_labels.tif"), "{p:?}");
+        }
+        assert_eq!(
+            mask_rel_path("classical", "b", "plate1/a.tif"),
+            PathBuf::from("classical/b/plate1/a_labels.tif")
+        );
     }
 
     #[test]
