@@ -895,3 +895,101 @@ fn count_output_is_scored_against_an_expert_truth_table() {
         / 3.0;
     assert!((v[0]["mae"].as_f64().unwrap() - mae).abs() < 1e-12, "{v}");
 }
+
+/// A wrong Gemini key is HTTP 400 `INVALID_ARGUMENT` / `API_KEY_INVALID` (the body Google
+/// documents, `crates/vlm/tests/fixtures/gemini/`); a study kept sending every image. Now the
+/// method stops after the first answer and nothing is stored for it, so a rerun tries again.
+#[test]
+fn rejected_gemini_key_stops_the_method_instead_of_sending_every_image() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let body = include_str!("../crates/vlm/tests/fixtures/gemini/error_api_key_invalid.json");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1beta", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let l = line.trim_end().to_ascii_lowercase();
+                if l.is_empty() {
+                    break;
+                }
+                if let Some(v) = l.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut buf = vec![0u8; len];
+            let _ = reader.read_exact(&mut buf);
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let study = dir.path().join("s.toml");
+    std::fs::write(
+        &study,
+        format!(
+            r#"
+name = "bad key"
+data_root = "{}"
+[[datasets]]
+name = "bbbc"
+kind = "bbbc005"
+path = "bbbc005"
+[[methods]]
+name = "gemini"
+kind = "vlm"
+model = "gemini:gemini-2.5-flash"
+base_url = "{url}"
+[[tasks]]
+kind = "count"
+datasets = ["bbbc"]
+methods = ["gemini"]
+"#,
+            examples.display()
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("s.sqlite");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mica"))
+        .env("GEMINI_API_KEY", "AIza-mica-test-not-a-key")
+        .env_remove("GEMINI_BASE_URL")
+        .args(["-q", "run"])
+        .arg(&study)
+        .arg("--store")
+        .arg(&store)
+        .arg("--delay-ms")
+        .arg("1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one request, then stop"
+    );
+    assert!(
+        err.contains("was stopped") && err.contains("API key"),
+        "{err}"
+    );
+    assert!(!err.contains("AIza-mica-test-not-a-key"), "{err}");
+    let s = mica_store::Store::open_read_only(&store).unwrap();
+    assert!(
+        s.predictions().unwrap().is_empty(),
+        "nothing stored: a rerun tries again"
+    );
+}

@@ -88,7 +88,11 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     }
     print_summary(&summary, &args.store, ctx);
     Ok(
-        if summary.failed > 0 || !summary.problems.is_empty() || summary.not_made_cost_limit > 0 {
+        if summary.failed > 0
+            || !summary.problems.is_empty()
+            || summary.not_made_cost_limit > 0
+            || summary.not_made_halted > 0
+        {
             crate::exit::PARTIAL
         } else {
             crate::exit::SUCCESS
@@ -129,6 +133,12 @@ pub fn print_summary(s: &study::RunSummary, store: &std::path::Path, ctx: &Ctx) 
     }
     if s.spent_usd > 0.0 {
         eprintln!("model calls of this run cost ${:.4}", s.spent_usd);
+    }
+    if s.not_made_halted > 0 {
+        eprintln!(
+            "{} predictions not made because their method was stopped",
+            s.not_made_halted
+        );
     }
     if s.not_made_cost_limit > 0 {
         eprintln!(

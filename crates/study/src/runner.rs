@@ -94,6 +94,12 @@ pub struct RunSummary {
     pub warnings: Vec<String>,
     /// Predictions not made (and not stored) because the next call could exceed `--max-cost`.
     pub not_made_cost_limit: usize,
+    /// Model methods stopped for the rest of the run by an error every later call would repeat
+    /// (a rejected key, an unknown model), with that error; their remaining predictions were not
+    /// made and nothing was stored for them, so a rerun tries them again.
+    pub halted_methods: Vec<(String, String)>,
+    /// Predictions not made because their method was stopped.
+    pub not_made_halted: usize,
     /// Money the model calls of this run cost (reported tokens at the price table's prices), USD.
     pub spent_usd: f64,
     /// Stored predictions made with other settings than the method's current ones: deleted
@@ -446,6 +452,8 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         budget: mica_vlm::Budget::new(opts.max_cost_usd),
         stopped: AtomicBool::new(false),
         not_made: AtomicUsize::new(0),
+        halted: Mutex::new(BTreeMap::new()),
+        not_made_halted: AtomicUsize::new(0),
     };
     let do_group = |g: &Group| {
         if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
@@ -518,6 +526,18 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     summary.made = made;
     summary.failed = failed;
     summary.not_made_cost_limit = spend.not_made.into_inner();
+    summary.not_made_halted = spend.not_made_halted.into_inner();
+    summary.halted_methods = spend
+        .halted
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for (m, why) in &summary.halted_methods {
+        summary.warnings.push(format!(
+            "method {m:?} was stopped: {why}; its remaining predictions were not made (nothing stored for them), rerun to make them"
+        ));
+    }
     summary.spent_usd = spend.budget.spent_usd();
     Ok(summary)
 }
@@ -624,6 +644,11 @@ struct Spending {
     stopped: AtomicBool,
     /// Predictions not made because of the limit.
     not_made: AtomicUsize,
+    /// Methods stopped for the rest of the run by an error every later call would repeat (a
+    /// rejected key, a missing model), with the error.
+    halted: Mutex<BTreeMap<String, String>>,
+    /// Predictions not made (and not stored) because their method was stopped.
+    not_made_halted: AtomicUsize,
 }
 
 fn is_vlm(study: &Study, method: &str) -> bool {
@@ -773,6 +798,15 @@ fn vlm_predictions(
                 continue;
             }
         };
+        if spend
+            .halted
+            .lock()
+            .map(|h| h.contains_key(&g.method))
+            .unwrap_or(false)
+        {
+            spend.not_made_halted.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
         let t0 = Instant::now();
         let (tp, req) = match vlm_request(spec, task, &vlm.prompt, img, &sample.id) {
             Ok(x) => x,
@@ -804,6 +838,16 @@ fn vlm_predictions(
         }
         let outcome = match vlm.engine.answer(&req) {
             Ok(o) => o,
+            Err(e) if !e.is_per_image() => {
+                // Every later call would fail the same way (a rejected key, an unknown model):
+                // stop the method, store nothing for it, so a rerun tries again once it is fixed.
+                spend.budget.settle(reserve, 0.0);
+                if let Ok(mut h) = spend.halted.lock() {
+                    h.entry(g.method.clone()).or_insert_with(|| e.to_string());
+                }
+                spend.not_made_halted.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
             Err(e) => {
                 spend.budget.settle(reserve, 0.0);
                 out.push((Prediction::failed(key, run_id, e.to_string()), Vec::new()));

@@ -29,6 +29,15 @@ pub enum VlmError {
         attempts: u32,
         message: String,
     },
+    /// The provider rejected the API key, whatever the HTTP status says (Gemini answers a wrong
+    /// key with 400 `INVALID_ARGUMENT`, reason `API_KEY_INVALID`): every later request would be
+    /// rejected too, so a batch stops.
+    #[error("{provider}: the API key was rejected (HTTP {status}): {message}; check the key in the environment")]
+    KeyRejected {
+        provider: String,
+        status: u16,
+        message: String,
+    },
     /// Every attempt timed out.
     #[error("{provider}: no answer within {timeout_ms} ms, {attempts} attempt(s)")]
     Timeout {
@@ -81,6 +90,7 @@ impl VlmError {
         !matches!(
             self,
             VlmError::MissingKey { .. }
+                | VlmError::KeyRejected { .. }
                 | VlmError::Connection { .. }
                 | VlmError::RetryAfterTooLong { .. }
                 | VlmError::ModelName { .. }

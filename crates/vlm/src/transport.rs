@@ -318,6 +318,13 @@ impl Transport {
                 }),
             };
         }
+        if key_rejected(&text) {
+            return Attempt::Fail(VlmError::KeyRejected {
+                provider: self.provider.clone(),
+                status,
+                message: error_message(&self.redact(&text)),
+            });
+        }
         let err = VlmError::Http {
             provider: self.provider.clone(),
             status,
@@ -360,6 +367,18 @@ impl Transport {
         };
         Attempt::Retry { after: None, last }
     }
+}
+
+/// Whether an error body says the API key is invalid: Google's `google.rpc.ErrorInfo` with
+/// reason `API_KEY_INVALID` (sent with HTTP 400 by the Gemini API).
+fn key_rejected(body: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return false;
+    };
+    v["error"]["details"].as_array().is_some_and(|d| {
+        d.iter()
+            .any(|x| x["reason"].as_str() == Some("API_KEY_INVALID"))
+    })
 }
 
 /// The message of a provider error body (`{"error": {"message": ...}}` for OpenAI and Gemini,

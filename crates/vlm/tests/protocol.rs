@@ -608,3 +608,24 @@ fn few_shot_examples_become_earlier_turns() {
         mica_vlm::prompt::few_shot_turns(&file, &tp.text, &PrepareOptions::default()).unwrap_err();
     assert!(err.to_string().contains("nope.png"), "{err}");
 }
+
+/// Gemini answers a wrong key with HTTP 400 `INVALID_ARGUMENT` / `API_KEY_INVALID` (the body
+/// Google documents, `tests/fixtures/gemini/`), not 401: it is a rejected key that stops a batch,
+/// not a per-image failure to go on sending images after.
+#[test]
+fn gemini_invalid_key_is_a_rejected_key_not_a_per_image_error() {
+    let body = include_str!("fixtures/gemini/error_api_key_invalid.json");
+    let server = MockServer::sequence(vec![Reply::raw(400, body)]);
+    let c = client("gemini:gemini-2.5-flash", server.url("/v1beta"), 3, 10.0);
+    let err = c
+        .generate(&count_prompt().request(prepared(), &sampling()))
+        .unwrap_err();
+    assert_eq!(server.count(), 1, "not retried");
+    assert!(
+        matches!(err, VlmError::KeyRejected { status: 400, .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_per_image(), "a rejected key ends the batch");
+    assert!(err.to_string().contains("API key not valid"), "{err}");
+    assert!(!err.to_string().contains(GEMINI_KEY));
+}
