@@ -118,8 +118,36 @@ pub fn parse_reply(
             .filter_map(|p| p["text"].as_str())
             .collect::<Vec<_>>()
             .join(""),
-        Value::Null if matches!(finish, FinishReason::Blocked(_)) => String::new(),
+        // A filtered answer, or a reasoning model that spent its token budget before answering
+        // (`finish_reason: "length"`, `content: null`): an answer with no text, recorded and
+        // cached like any other, never an error paid for again on every rerun.
+        Value::Null if matches!(finish, FinishReason::Blocked(_) | FinishReason::Length) => {
+            String::new()
+        }
         _ => return Err(bad("first choice has no message content")),
     };
     Ok((text, finish, usage, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `content: null` with `finish_reason: "length"` (see `tests/fixtures/openai/README.md`):
+    /// an empty answer cut by the token limit, not a malformed reply.
+    #[test]
+    fn null_content_cut_by_the_token_limit_is_an_answer() {
+        let body: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/openai/chat_completion_length_null_content.json"
+        ))
+        .unwrap();
+        let (text, finish, usage, model) = parse_reply("openai-compatible", &body).unwrap();
+        assert_eq!((text.as_str(), finish), ("", FinishReason::Length));
+        assert_eq!(usage.output_tokens, None);
+        assert_eq!(model.as_deref(), Some("openai/gpt-oss-120b"));
+        // Without a reason for it, a missing content is still a malformed reply.
+        let mut stop = body.clone();
+        stop["choices"][0]["finish_reason"] = "stop".into();
+        assert!(parse_reply("openai-compatible", &stop).is_err());
+    }
 }
