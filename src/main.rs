@@ -76,7 +76,10 @@ fn main() {
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                mica_core::text::terminal_safe(&format!("{e:#}"))
+            );
             if e.downcast_ref::<cmd::NotInThisBuild>().is_some() {
                 exit::NOT_IMPLEMENTED
             } else {

@@ -529,3 +529,47 @@ fn an_unreachable_server_stops_the_batch_after_retries() {
     assert!(stderr.contains("cannot reach"), "{stderr}");
     assert!(stderr.contains("2 image(s) not sent"), "{stderr}");
 }
+
+/// Model text is untrusted: an answer with terminal escape sequences (`ESC ]0;` retitles the
+/// terminal) and a spreadsheet formula (`=HYPERLINK(`) reaches neither the terminal raw nor a CSV
+/// cell as a formula (issue #15 item 7, success path).
+#[test]
+fn answers_with_escapes_and_formulas_are_neutralised() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = images(dir.path(), 1);
+    let hostile = "=HYPERLINK(\"http://evil.example\",\"Count: 3\")\u{1b}]0;pwned\u{7}\u{1b}[2J";
+    let server = MockServer::sequence(vec![Reply::json(200, openai_ok(hostile))]);
+    let csv = dir.path().join("out.csv");
+    let out = mica()
+        .args([
+            "ask",
+            "--model",
+            "openai:gpt-4o",
+            "--no-cache",
+            "--task",
+            "describe",
+        ])
+        .args(["--base-url", &server.url("/v1"), "--csv"])
+        .arg(&csv)
+        .args(&imgs)
+        .env("OPENAI_API_KEY", OPENAI_KEY)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        "{stdout:?}"
+    );
+    assert!(
+        stdout.contains("\\x1b]0;pwned"),
+        "shown, escaped: {stdout:?}"
+    );
+    let bytes = std::fs::read_to_string(&csv).unwrap();
+    for row in csv_rows(&csv) {
+        for cell in row {
+            assert!(!cell.starts_with('='), "formula cell {cell:?} in {bytes}");
+        }
+    }
+    assert!(bytes.contains("'=HYPERLINK("), "{bytes}");
+}

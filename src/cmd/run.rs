@@ -82,7 +82,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             println!("{line}");
         }
         for w in &summary.warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", mica_core::text::terminal_safe(w));
         }
         return Ok(crate::exit::SUCCESS);
     }
@@ -115,7 +115,7 @@ pub fn progress_bar(quiet: bool) -> study::runner::Progress {
 /// Prints what a run did to stderr (unless quiet).
 pub fn print_summary(s: &study::RunSummary, store: &std::path::Path, ctx: &Ctx) {
     for p in s.problems.iter().chain(&s.warnings) {
-        eprintln!("warning: {p}");
+        eprintln!("warning: {}", mica_core::text::terminal_safe(p));
     }
     if ctx.quiet {
         return;

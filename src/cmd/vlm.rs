@@ -554,7 +554,10 @@ pub(crate) fn run_task(
                     if !e.is_per_image() && fatal.is_none() {
                         fatal = Some(e.to_string());
                     }
-                    pb.suspend(|| eprintln!("error: {}: {e}", path.display()));
+                    pb.suspend(|| {
+                        let msg = format!("error: {}: {e}", path.display());
+                        eprintln!("{}", mica_core::text::terminal_safe(&msg));
+                    });
                     rec.error = Some(e.to_string());
                 }
             }
@@ -573,6 +576,10 @@ pub(crate) fn run_task(
                     opt(rec.cached.map(|v| v.to_string())),
                     opt(rec.error.clone()),
                 ]);
+                let row: Vec<String> = row
+                    .iter()
+                    .map(|c| mica_core::text::csv_safe(c).into_owned())
+                    .collect();
                 if let Err(e) = w
                     .write_record(&row)
                     .and_then(|_| w.flush().map_err(csv::Error::from))
@@ -586,7 +593,7 @@ pub(crate) fn run_task(
             if !json {
                 pb.suspend(|| {
                     let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{}", rec.human());
+                    let _ = writeln!(out, "{}", mica_core::text::terminal_safe(&rec.human()));
                 });
             }
             pb.inc(1);

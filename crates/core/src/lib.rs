@@ -29,6 +29,7 @@ pub mod naming;
 pub mod render;
 pub mod rng;
 pub mod task;
+pub mod text;
 
 pub use error::{Error, Result};
 pub use image::{BitDepth, Channels, Image, Pixels, ResizeFilter};

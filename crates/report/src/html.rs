@@ -141,7 +141,8 @@ impl Table {
             let mut rec = Vec::new();
             for (i, c) in row.iter().enumerate() {
                 match c {
-                    Cell::Text(s) => rec.push(s.clone()),
+                    // Model text can start with `=`: never a formula in a spreadsheet.
+                    Cell::Text(s) => rec.push(mica_core::text::csv_safe(s).into_owned()),
                     Cell::Int(v) => rec.push(v.to_string()),
                     Cell::Num(v, _) => rec.push(v.map(|v| v.to_string()).unwrap_or_default()),
                     Cell::Interval(v, _) => {
