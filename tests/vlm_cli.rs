@@ -573,3 +573,47 @@ fn answers_with_escapes_and_formulas_are_neutralised() {
     }
     assert!(bytes.contains("'=HYPERLINK("), "{bytes}");
 }
+
+/// A key echoed back inside a successful (200) answer was written in clear to the CSV, the
+/// response cache and stdout (issue #15 item 7); error paths already redacted it.
+#[test]
+fn a_key_echoed_in_a_200_answer_is_written_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = images(dir.path(), 2);
+    let answer = format!("Request used key {OPENAI_KEY}. Count: 3");
+    let server = MockServer::sequence(vec![Reply::json(200, openai_ok(&answer))]);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let csv = out_dir.join("counts.csv");
+    let out = mica()
+        .args([
+            "count",
+            "--model",
+            "openai:gpt-4o",
+            "--objects",
+            "cells",
+            "--no-structured",
+        ])
+        .args(["--base-url", &server.url("/v1"), "--cache"])
+        .arg(out_dir.join("cache.sqlite"))
+        .arg("--csv")
+        .arg(&csv)
+        .args(&imgs)
+        .env("OPENAI_API_KEY", OPENAI_KEY)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_no_key_in(stdout.as_bytes(), OPENAI_KEY, "stdout");
+    assert_no_key_in(stderr.as_bytes(), OPENAI_KEY, "stderr");
+    for f in files_under(&out_dir) {
+        assert_no_key_in(
+            &std::fs::read(&f).unwrap(),
+            OPENAI_KEY,
+            &f.display().to_string(),
+        );
+    }
+    assert!(std::fs::read_to_string(&csv)
+        .unwrap()
+        .contains("Request used key ***"));
+}

@@ -303,6 +303,9 @@ impl Transport {
         };
         let latency_ms = start.elapsed().as_millis() as u64;
         if (200..300).contains(&status) {
+            // A server may echo the key inside a successful answer (model text quoting the
+            // request): it is removed before the answer reaches the cache, files or terminal.
+            let text = self.redact(&text);
             return match serde_json::from_str(&text) {
                 Ok(body) => Attempt::Done(JsonReply {
                     body,
