@@ -180,9 +180,19 @@ fn kill_9_in_the_middle_loses_no_received_answer() {
     let dir = tempfile::tempdir().unwrap();
     let n = 10;
     let imgs = images(dir.path(), n);
-    let slow = MockServer::start(Script::Func(Box::new(|_| {
-        Reply::json(200, openai_ok("Count: 3\n\nI think it is class 3"))
-            .delayed(Duration::from_millis(300))
+    // One server (the cache key includes the endpoint): slow until the kill, then fast, and it
+    // counts the calls of the rerun.
+    let rerun = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rerun_calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (flag, calls) = (rerun.clone(), rerun_calls.clone());
+    let slow = MockServer::start(Script::Func(Box::new(move |_| {
+        let r = Reply::json(200, openai_ok("Count: 3\n\nI think it is class 3"));
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            r
+        } else {
+            r.delayed(Duration::from_millis(300))
+        }
     })));
     let cache = dir.path().join("cache.sqlite");
     let csv1 = dir.path().join("run1.csv");
@@ -225,9 +235,7 @@ fn kill_9_in_the_middle_loses_no_received_answer() {
         received.len()
     );
 
-    let fast = MockServer::start(Script::Func(Box::new(|_| {
-        Reply::json(200, openai_ok("Count: 3\n\nI think it is class 3"))
-    })));
+    rerun.store(true, std::sync::atomic::Ordering::SeqCst);
     let csv2 = dir.path().join("run2.csv");
     let out = mica()
         .args([
@@ -237,7 +245,7 @@ fn kill_9_in_the_middle_loses_no_received_answer() {
             "--label-set",
             "nffa",
         ])
-        .args(["--base-url", &fast.url("/v1")])
+        .args(["--base-url", &slow.url("/v1")])
         .arg("--cache")
         .arg(&cache)
         .arg("--csv")
@@ -246,10 +254,10 @@ fn kill_9_in_the_middle_loses_no_received_answer() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let made = rerun_calls.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
-        fast.count() <= n - received.len(),
-        "rerun made {} calls though {} answers had been received",
-        fast.count(),
+        made <= n - received.len(),
+        "rerun made {made} calls though {} answers had been received",
         received.len()
     );
     let rows2 = csv_rows(&csv2);

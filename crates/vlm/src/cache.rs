@@ -15,14 +15,24 @@ use std::sync::Mutex;
 /// Version of the key derivation; bump when the request fingerprint changes meaning.
 const KEY_VERSION: u32 = 1;
 
-/// The cache key of `req` sent to `model` (`provider:model`): SHA-256 of a canonical JSON of the
-/// model name, the prompt turns with image SHA-256s, the schema and the sampling settings.
-pub fn cache_key(model: &str, req: &VlmRequest) -> String {
-    let material = serde_json::json!({
+/// The cache key of `req` sent to `model` (`provider:model`) at `endpoint` (a base URL): SHA-256
+/// of a canonical JSON of the model name, the endpoint, the prompt turns with image SHA-256s, the
+/// schema and the sampling settings. The provider's public default endpoint is left out of the
+/// material, so caches written before endpoints were part of the key stay valid for it; any
+/// other server (a local one, a proxy) gets its own answers.
+pub fn cache_key(model: &str, endpoint: &str, req: &VlmRequest) -> String {
+    let default = crate::ModelSpec::parse(model)
+        .ok()
+        .and_then(|m| m.provider.default_base_url());
+    let endpoint = endpoint.trim_end_matches('/');
+    let mut material = serde_json::json!({
         "v": KEY_VERSION,
         "model": model,
         "request": req.fingerprint(),
     });
+    if default != Some(endpoint) {
+        material["endpoint"] = serde_json::Value::from(endpoint);
+    }
     hex::encode(Sha256::digest(material.to_string().as_bytes()))
 }
 
@@ -172,7 +182,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/c.sqlite");
         let req = VlmRequest::single("count", vec![]);
-        let k = cache_key("openai:gpt-4o", &req);
+        let k = cache_key("openai:gpt-4o", "https://api.openai.com/v1", &req);
         {
             let c = ResponseCache::open(&p).unwrap();
             assert!(c.get(&k).unwrap().is_none());
@@ -189,10 +199,31 @@ mod tests {
         let mut b = a.clone();
         b.sampling.temperature = Some(0.2);
         let c = VlmRequest::single("count the cells", vec![]);
-        let k = |m, r| cache_key(m, r);
+        let k = |m, r| cache_key(m, "https://api.openai.com/v1", r);
         assert_ne!(k("openai:gpt-4o", &a), k("openai:gpt-4o", &b));
         assert_ne!(k("openai:gpt-4o", &a), k("openai:gpt-4o", &c));
         assert_ne!(k("openai:gpt-4o", &a), k("gemini:gpt-4o", &a));
         assert_eq!(k("openai:gpt-4o", &a), k("openai:gpt-4o", &a.clone()));
+    }
+
+    /// Two servers with the same model name shared answers: the key omitted the endpoint.
+    #[test]
+    fn two_servers_with_one_model_name_do_not_share_answers() {
+        let a = VlmRequest::single("count", vec![]);
+        let m = "openai-compatible:llava";
+        let one = cache_key(m, "http://127.0.0.1:8080/v1", &a);
+        let two = cache_key(m, "http://10.0.0.7:8080/v1", &a);
+        assert_ne!(one, two);
+        assert_eq!(one, cache_key(m, "http://127.0.0.1:8080/v1/", &a));
+        // The public default endpoint keeps the key it had before endpoints were in it.
+        let legacy = hex::encode(Sha256::digest(
+            serde_json::json!({"v": KEY_VERSION, "model": "openai:gpt-4o", "request": a.fingerprint()})
+                .to_string()
+                .as_bytes(),
+        ));
+        assert_eq!(
+            cache_key("openai:gpt-4o", "https://api.openai.com/v1", &a),
+            legacy
+        );
     }
 }

@@ -113,7 +113,9 @@ impl Engine {
     /// [`VlmError::Cache`] when the cache cannot be read.
     pub fn is_cached(&self, req: &VlmRequest) -> Result<bool, VlmError> {
         match &self.cache {
-            Some(cache) => Ok(cache.get(&cache_key(&self.model.name(), req))?.is_some()),
+            Some(cache) => Ok(cache
+                .get(&cache_key(&self.model.name(), &self.model.endpoint(), req))?
+                .is_some()),
             None => Ok(false),
         }
     }
@@ -132,7 +134,7 @@ impl Engine {
     /// [`VlmError::Budget`] before sending when the cost limit could be exceeded; any error of
     /// the model; [`VlmError::Cache`] when the cache cannot be read or written.
     pub fn answer(&self, req: &VlmRequest) -> Result<Outcome, VlmError> {
-        let key = cache_key(&self.model.name(), req);
+        let key = cache_key(&self.model.name(), &self.model.endpoint(), req);
         if let Some(cache) = &self.cache {
             if let Some(response) = cache.get(&key)? {
                 self.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -250,6 +252,9 @@ mod tests {
     impl VisionLanguageModel for Fake {
         fn name(&self) -> String {
             "openai:gpt-4o".into()
+        }
+        fn endpoint(&self) -> String {
+            "https://api.openai.com/v1".into()
         }
         fn generate(&self, req: &VlmRequest) -> Result<VlmResponse, VlmError> {
             self.calls.fetch_add(1, Ordering::SeqCst);

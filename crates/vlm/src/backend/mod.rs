@@ -15,6 +15,10 @@ pub trait VisionLanguageModel: Send + Sync {
     /// `provider:model`, e.g. `openai:gpt-4o`: names the model in tables and in the cache key.
     fn name(&self) -> String;
 
+    /// The base URL requests go to: part of the cache key, so two servers serving a model of
+    /// the same name never share answers.
+    fn endpoint(&self) -> String;
+
     /// Sends one request and waits for the whole answer.
     ///
     /// # Errors
@@ -174,6 +178,10 @@ fn is_loopback(url: &str) -> bool {
 impl VisionLanguageModel for Client {
     fn name(&self) -> String {
         self.spec.to_string()
+    }
+
+    fn endpoint(&self) -> String {
+        self.endpoint.base_url.clone()
     }
 
     fn generate(&self, req: &VlmRequest) -> Result<VlmResponse, VlmError> {
