@@ -38,6 +38,13 @@ pub enum VlmError {
         status: u16,
         message: String,
     },
+    /// A quota that no retry today can restore (a daily quota), named as the provider names it.
+    #[error("{provider}: quota {quota} exhausted (a daily quota: retrying today cannot succeed): {message}")]
+    QuotaExhausted {
+        provider: String,
+        quota: String,
+        message: String,
+    },
     /// Every attempt timed out.
     #[error("{provider}: no answer within {timeout_ms} ms, {attempts} attempt(s)")]
     Timeout {
@@ -91,6 +98,7 @@ impl VlmError {
             self,
             VlmError::MissingKey { .. }
                 | VlmError::KeyRejected { .. }
+                | VlmError::QuotaExhausted { .. }
                 | VlmError::Connection { .. }
                 | VlmError::RetryAfterTooLong { .. }
                 | VlmError::ModelName { .. }

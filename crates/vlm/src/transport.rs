@@ -334,10 +334,20 @@ impl Transport {
             attempts: attempt,
             message: error_message(&self.redact(&text)),
         };
+        // A quota that resets only tomorrow: no retry can succeed today.
+        if let Some(quota) = daily_quota(&text).filter(|_| status == 429) {
+            return Attempt::Fail(VlmError::QuotaExhausted {
+                provider: self.provider.clone(),
+                quota,
+                message: error_message(&self.redact(&text)),
+            });
+        }
         match status {
             408 | 409 | 425 | 429 | 500 | 502 | 503 | 504 | 529 => Attempt::Retry {
+                // Gemini sends its wait in the body (`google.rpc.RetryInfo.retryDelay`), not in a
+                // `Retry-After` header.
                 after: if matches!(status, 429 | 503) {
-                    retry_after
+                    retry_after.or_else(|| body_retry_delay(&text))
                 } else {
                     None
                 },
@@ -370,6 +380,31 @@ impl Transport {
         };
         Attempt::Retry { after: None, last }
     }
+}
+
+/// The wait a Google error body asks for: `google.rpc.RetryInfo.retryDelay` in `error.details`,
+/// a protobuf Duration in JSON (`"45.8s"`).
+fn body_retry_delay(body: &str) -> Option<Duration> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["error"]["details"].as_array()?.iter().find_map(|d| {
+        let s = d["retryDelay"].as_str()?.trim().strip_suffix('s')?;
+        let secs: f64 = s.parse().ok()?;
+        (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    })
+}
+
+/// The daily quota a Google quota error names, if it is one (`google.rpc.QuotaFailure` with a
+/// violation whose `quotaId` counts per day, e.g. `GenerateRequestsPerDayPerProjectPerModel-FreeTier`).
+fn daily_quota(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["error"]["details"].as_array()?.iter().find_map(|x| {
+        x["violations"].as_array()?.iter().find_map(|q| {
+            q["quotaId"]
+                .as_str()
+                .filter(|id| id.contains("PerDay"))
+                .map(str::to_string)
+        })
+    })
 }
 
 /// Whether an error body says the API key is invalid: Google's `google.rpc.ErrorInfo` with

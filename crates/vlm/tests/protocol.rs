@@ -629,3 +629,42 @@ fn gemini_invalid_key_is_a_rejected_key_not_a_per_image_error() {
     assert!(err.to_string().contains("API key not valid"), "{err}");
     assert!(!err.to_string().contains(GEMINI_KEY));
 }
+
+/// Gemini's 429 carries its wait in the body (`RetryInfo.retryDelay`, no `Retry-After` header):
+/// mica waits that long, not its own short backoff (issue #15 item 4).
+#[test]
+fn gemini_quota_retry_delay_in_the_body_is_honoured() {
+    let body = include_str!("fixtures/gemini/error_quota_per_minute.json");
+    let server = MockServer::sequence(vec![
+        Reply::raw(429, body),
+        Reply::json(200, gemini_ok("{\"count\": 4}")),
+    ]);
+    let c = client("gemini:gemini-2.5-flash", server.url("/v1beta"), 3, 10.0);
+    let t0 = Instant::now();
+    let resp = c
+        .generate(&count_prompt().request(prepared(), &sampling()))
+        .unwrap();
+    assert_eq!((server.count(), resp.attempts), (2, 2));
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(1150), "waited {waited:?}");
+}
+
+/// A daily quota cannot come back by retrying: the request ends at once with the quota named,
+/// and the error stops a batch (issue #15 item 4).
+#[test]
+fn gemini_daily_quota_is_not_retried() {
+    let body = include_str!("fixtures/gemini/error_quota_per_day.json");
+    let server = MockServer::sequence(vec![Reply::raw(429, body)]);
+    let c = client("gemini:gemini-2.5-flash", server.url("/v1beta"), 3, 10.0);
+    let err = c
+        .generate(&count_prompt().request(prepared(), &sampling()))
+        .unwrap_err();
+    assert_eq!(server.count(), 1);
+    assert!(matches!(err, VlmError::QuotaExhausted { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("GenerateRequestsPerDayPerProjectPerModel"),
+        "{err}"
+    );
+    assert!(!err.is_per_image());
+}
