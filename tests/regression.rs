@@ -3,6 +3,9 @@
 
 mod common;
 
+#[path = "../crates/vlm/tests/support/mod.rs"]
+mod support;
+
 use common::{mica, shared};
 use std::path::Path;
 
@@ -75,13 +78,7 @@ methods = ["exact", "by-name"]
     )
     .unwrap();
     let store = d.join("s.sqlite");
-    let (code, _out, err) = mica(&[
-        "-q",
-        "run",
-        d.join("study.toml").to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let (code, err) = run_study(d, &store);
     // The ambiguous answers are failures, so the run says some predictions failed.
     assert_eq!(code, 3, "{err}");
     common::write_report(&store, &d.join("report"));
@@ -348,10 +345,27 @@ const ROUND_TRIP: [&str; 3] = [
 ];
 
 /// A BBBC005 subset laid out as the dataset is (`images/`, `masks/`), copied, not renamed.
+/// Runs `d/study.toml` into `store` quietly: (exit code, stderr).
+fn run_study(d: &Path, store: &Path) -> (i32, String) {
+    let (code, _, err) = mica(&[
+        "-q",
+        "run",
+        d.join("study.toml").to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    (code, err)
+}
+
 fn bbbc005_subset(root: &Path) {
+    bbbc005_images_and_masks(root, &ROUND_TRIP);
+}
+
+/// BBBC005 images and their masks laid out as the dataset is (`images/`, `masks/`), copied.
+fn bbbc005_images_and_masks(root: &Path, names: &[&str]) {
     std::fs::create_dir_all(root.join("images")).unwrap();
     std::fs::create_dir_all(root.join("masks")).unwrap();
-    for n in ROUND_TRIP {
+    for n in names {
         std::fs::copy(bbbc005_image(n), root.join("images").join(n)).unwrap();
         let mask = shared().join("data/bbbc005/masks").join(n);
         std::fs::copy(mask, root.join("masks").join(n)).unwrap();
@@ -469,13 +483,7 @@ methods = ["classical"]
     )
     .unwrap();
     let store = d.join("s.sqlite");
-    let (code, _, err) = mica(&[
-        "-q",
-        "run",
-        d.join("study.toml").to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let (code, err) = run_study(d, &store);
     assert_eq!(code, 0, "{err}");
     let pred = d.join("s-masks/classical/b");
     let (code, v, err) = eval_segment(&d.join("bbbc/masks"), &pred);
@@ -572,13 +580,7 @@ methods = ["classical"]
     )
     .unwrap();
     let store = d.join("s.sqlite");
-    let (code, _, err) = mica(&[
-        "-q",
-        "run",
-        d.join("study.toml").to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let (code, err) = run_study(d, &store);
     assert_eq!(code, 0, "{err}");
     let labels = mica_core::io::read_label_image(&nuclei.join("mask2d.tif")).unwrap();
     let s = mica_store::Store::open_read_only(&store).unwrap();
@@ -644,13 +646,7 @@ methods = ["answers"]
     )
     .unwrap();
     let store = d.join("s.sqlite");
-    mica(&[
-        "-q",
-        "run",
-        d.join("study.toml").to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    run_study(d, &store);
     let s = mica_store::Store::open_read_only(&store).unwrap();
     for p in s.predictions().unwrap() {
         if p.key.sample_id == "h.png" {
@@ -669,17 +665,14 @@ fn report_eval_and_robustness_give_the_same_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let root = d.join("bbbc");
-    std::fs::create_dir_all(root.join("images")).unwrap();
-    std::fs::create_dir_all(root.join("masks")).unwrap();
-    for n in [
-        "SIMCEPImages_A05_C18_F1_s01_w2.TIF",
-        "SIMCEPImages_A13_C53_F1_s01_w2.TIF",
-        "SIMCEPImages_A09_C35_F1_s02_w2.TIF",
-    ] {
-        std::fs::copy(bbbc005_image(n), root.join("images").join(n)).unwrap();
-        let mask = shared().join("data/bbbc005/masks").join(n);
-        std::fs::copy(mask, root.join("masks").join(n)).unwrap();
-    }
+    bbbc005_images_and_masks(
+        &root,
+        &[
+            "SIMCEPImages_A05_C18_F1_s01_w2.TIF",
+            "SIMCEPImages_A13_C53_F1_s01_w2.TIF",
+            "SIMCEPImages_A09_C35_F1_s02_w2.TIF",
+        ],
+    );
     let preset = "fluorescence-nuclei";
     // 1. A study, reported.
     std::fs::write(
@@ -708,13 +701,7 @@ methods = ["classical"]
     )
     .unwrap();
     let store = d.join("s.sqlite");
-    let (code, _, err) = mica(&[
-        "-q",
-        "run",
-        d.join("study.toml").to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    let (code, err) = run_study(d, &store);
     assert_eq!(code, 0, "{err}");
     common::write_report(&store, &d.join("report"));
     let count_row = counting_row(&d.join("report"), "b", "classical");
@@ -901,41 +888,9 @@ fn count_output_is_scored_against_an_expert_truth_table() {
 /// method stops after the first answer and nothing is stored for it, so a rerun tries again.
 #[test]
 fn rejected_gemini_key_stops_the_method_instead_of_sending_every_image() {
-    use std::io::{BufRead, BufReader, Read, Write};
     let body = include_str!("../crates/vlm/tests/fixtures/gemini/error_api_key_invalid.json");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1beta", listener.local_addr().unwrap());
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let h = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let l = line.trim_end().to_ascii_lowercase();
-                if l.is_empty() {
-                    break;
-                }
-                if let Some(v) = l.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut buf = vec![0u8; len];
-            let _ = reader.read_exact(&mut buf);
-            let mut s = stream;
-            let _ = write!(
-                s,
-                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
+    let server = support::MockServer::sequence(vec![support::Reply::raw(400, body)]);
+    let url = server.url("/v1beta");
     let dir = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let study = dir.path().join("s.toml");
@@ -977,11 +932,7 @@ methods = ["gemini"]
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert_eq!(
-        hits.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "one request, then stop"
-    );
+    assert_eq!(server.count(), 1, "one request, then stop");
     assert!(
         err.contains("was stopped") && err.contains("API key"),
         "{err}"

@@ -1356,19 +1356,10 @@ struct SegmentStratum {
 /// are left out), and the problems: two files standing for one image.
 fn mask_files(dir: &Path) -> anyhow::Result<(BTreeMap<String, PathBuf>, Vec<Problem>)> {
     use mica_core::naming::{mask_file_role, MaskFileRole};
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?;
-    let mut paths = Vec::new();
-    for e in entries {
-        let path = e
-            .with_context(|| format!("cannot read folder {}", dir.display()))?
-            .path();
-        let dangling = path.is_symlink() && !path.exists();
-        if path.is_file() || dangling {
-            paths.push(path);
-        }
-    }
-    paths.sort();
+    // The same listing every loader uses (image extensions, sorted, dangling links kept so that
+    // reading them names them).
+    let paths = mica_core::dataset::list_images(dir)
+        .with_context(|| format!("cannot read folder {}", dir.display()))?;
     let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut problems = Vec::new();
     for path in paths {

@@ -132,15 +132,45 @@ pub fn read_count_table(path: &Path, truth_column: Option<&str>) -> Result<Count
                 line: 1,
                 reason: "needs an image-name column besides the truth column".into(),
             })?;
-    let (rows, duplicates) = dedupe_rows(path, rows, image_idx)?;
     let method_idx: Vec<usize> = (0..header.len())
         .filter(|&i| i != truth_idx && i != image_idx)
         .collect();
+    let truth = |row: &[String]| match CountCell::parse(&row[truth_idx]) {
+        CountCell::Number(t) => Ok(t),
+        _ => Err(row[truth_idx].trim().to_string()),
+    };
+    let truth_name = header[truth_idx].clone();
+    build_count_table(
+        path,
+        &header,
+        rows,
+        image_idx,
+        &method_idx,
+        truth_name,
+        false,
+        &truth,
+    )
+}
+
+/// A count table from rows: one kept row per image (see [`dedupe_rows`]) whose `truth(row)` is a
+/// number; the others are skipped with the `Err` text as their truth.
+#[allow(clippy::too_many_arguments)]
+fn build_count_table(
+    path: &Path,
+    header: &[String],
+    rows: Rows,
+    image_idx: usize,
+    method_idx: &[usize],
+    truth_column: String,
+    truth_external: bool,
+    truth: &dyn Fn(&[String]) -> std::result::Result<f64, String>,
+) -> Result<CountTable> {
+    let (rows, duplicates) = dedupe_rows(path, rows, image_idx)?;
     let mut table = CountTable {
         path: path.to_path_buf(),
         image_column: header[image_idx].clone(),
-        truth_column: header[truth_idx].clone(),
-        truth_external: false,
+        truth_column,
+        truth_external,
         lines: Vec::new(),
         images: Vec::new(),
         truth: Vec::new(),
@@ -155,19 +185,20 @@ pub fn read_count_table(path: &Path, truth_column: Option<&str>) -> Result<Count
         duplicates,
     };
     for (line, row) in rows {
-        match CountCell::parse(&row[truth_idx]) {
-            CountCell::Number(t) => {
+        let image = row[image_idx].trim().to_string();
+        match truth(&row) {
+            Ok(t) => {
                 table.lines.push(line);
-                table.images.push(row[image_idx].trim().to_string());
+                table.images.push(image);
                 table.truth.push(t);
-                for (m, &i) in table.methods.iter_mut().zip(&method_idx) {
+                for (m, &i) in table.methods.iter_mut().zip(method_idx) {
                     m.cells.push(CountCell::parse(&row[i]));
                 }
             }
-            _ => table.skipped.push(SkippedRow {
+            Err(why) => table.skipped.push(SkippedRow {
                 line,
-                image: row[image_idx].trim().to_string(),
-                truth: row[truth_idx].trim().to_string(),
+                image,
+                truth: why,
             }),
         }
     }
@@ -188,49 +219,22 @@ pub fn read_count_table_with_truth(
     truth: &dyn Fn(&str) -> std::result::Result<Option<f64>, String>,
 ) -> Result<CountTable> {
     let (header, rows) = read_csv(path)?;
-    let (rows, duplicates) = dedupe_rows(path, rows, 0)?;
-    let mut table = CountTable {
-        path: path.to_path_buf(),
-        image_column: header[0].clone(),
-        truth_column: truth_source.to_string(),
-        truth_external: true,
-        lines: Vec::new(),
-        images: Vec::new(),
-        truth: Vec::new(),
-        methods: header[1..]
-            .iter()
-            .map(|h| MethodColumn {
-                name: h.clone(),
-                cells: Vec::new(),
-            })
-            .collect(),
-        skipped: Vec::new(),
-        duplicates,
+    let method_idx: Vec<usize> = (1..header.len()).collect();
+    let by_image = |row: &[String]| match truth(row[0].trim()) {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(format!("no true count in {truth_source}")),
+        Err(why) => Err(why),
     };
-    for (line, row) in rows {
-        let image = row[0].trim().to_string();
-        match truth(&image) {
-            Ok(Some(t)) => {
-                table.lines.push(line);
-                table.images.push(image);
-                table.truth.push(t);
-                for (m, cell) in table.methods.iter_mut().zip(&row[1..]) {
-                    m.cells.push(CountCell::parse(cell));
-                }
-            }
-            Ok(None) => table.skipped.push(SkippedRow {
-                line,
-                image,
-                truth: format!("no true count in {truth_source}"),
-            }),
-            Err(why) => table.skipped.push(SkippedRow {
-                line,
-                image,
-                truth: why,
-            }),
-        }
-    }
-    Ok(table)
+    build_count_table(
+        path,
+        &header,
+        rows,
+        0,
+        &method_idx,
+        truth_source.to_string(),
+        true,
+        &by_image,
+    )
 }
 
 /// A classification prediction table: truth and prediction as text, one row per image.

@@ -658,21 +658,7 @@ impl Store {
     /// # Errors
     /// [`Error::Sqlite`] on a read failure.
     pub fn done_keys(&self) -> Result<HashSet<PredictionKey>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT dataset, sample_id, task, method FROM predictions")
-            .map_err(self.e())?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(PredictionKey {
-                    dataset: r.get(0)?,
-                    sample_id: r.get(1)?,
-                    task: r.get(2)?,
-                    method: r.get(3)?,
-                })
-            })
-            .map_err(self.e())?;
-        rows.collect::<rusqlite::Result<_>>().map_err(self.e())
+        Ok(self.done_settings()?.into_keys().collect())
     }
 
     /// The settings hash of every stored prediction, by key.

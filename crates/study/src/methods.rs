@@ -273,7 +273,10 @@ pub fn effective_settings(study: &Study, spec: &MethodSpec, rt: &Runtime) -> ser
 #[cfg(feature = "sam")]
 struct WithWeights {
     inner: mica_sam::SamSegmenter,
-    weights_sha256: String,
+    weights: std::path::PathBuf,
+    /// Hashed the first time the settings are asked for (a study does; `mica segment` never
+    /// does, so it does not read a 2.5 GB ViT-H file a second time).
+    weights_sha256: std::sync::OnceLock<String>,
 }
 
 #[cfg(feature = "sam")]
@@ -282,7 +285,11 @@ impl Segmenter for WithWeights {
         self.inner.name()
     }
     fn settings(&self) -> serde_json::Value {
-        serde_json::json!({ "sam": self.inner.settings(), "weights_sha256": self.weights_sha256 })
+        let sha = self.weights_sha256.get_or_init(|| {
+            mica_sam::weights::sha256_file(&self.weights)
+                .unwrap_or_else(|e| format!("unreadable: {e}"))
+        });
+        serde_json::json!({ "sam": self.inner.settings(), "weights_sha256": sha })
     }
     fn segment(
         &self,
@@ -295,7 +302,7 @@ impl Segmenter for WithWeights {
 /// The one SAM factory of mica (a study's method and `mica segment --method sam` both come here):
 /// loads the weights file on `device` (as `model`, or whatever model the file holds), builds the
 /// automatic mask generator with `config`, and returns it as a segmenter whose settings include
-/// the weights file's sha256.
+/// the weights file's sha256 (computed when the settings are first asked for).
 ///
 /// # Errors
 /// The weights cannot be read or loaded, or the configuration is invalid.
@@ -312,12 +319,12 @@ pub fn load_sam(
         None => mica_sam::Sam::load(weights, device)?,
     };
     tracing::info!(model = %sam.model(), weights = %weights.display(), "SAM weights loaded");
-    let weights_sha256 = mica_sam::weights::sha256_file(weights)?;
     let seg =
         mica_sam::SamSegmenter::new(sam, config, mica_sam::ImagePrep::default(), preset_name)?;
     Ok(Box::new(WithWeights {
         inner: seg,
-        weights_sha256,
+        weights: weights.to_path_buf(),
+        weights_sha256: std::sync::OnceLock::new(),
     }))
 }
 

@@ -902,17 +902,7 @@ fn parse_class_answer(raw: &str, classes: &[String]) -> Result<String, String> {
             Err(format!("class number {n} is not in 1..={}", classes.len()))
         };
     }
-    let nffa = mica_metrics::parse::nffa_labels();
-    let labels: Vec<mica_metrics::parse::ClassLabel> =
-        if classes.iter().zip(&nffa).all(|(c, l)| c == &l.name) && classes.len() == nffa.len() {
-            nffa
-        } else {
-            classes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| mica_metrics::parse::ClassLabel::new(i as u32 + 1, c, &[]))
-                .collect()
-        };
+    let labels = vlm_labels(classes);
     mica_metrics::parse::parse_class(raw, &labels)
         .map(|i| labels[i].name.clone())
         .map_err(|e| e.reason)

@@ -146,8 +146,7 @@ impl Sample {
     /// a class hint.
     pub fn new(id: impl Into<String>, path: impl Into<PathBuf>) -> Self {
         let id = normalise_key(&id.into());
-        let last = id.rsplit('/').next().unwrap_or(&id);
-        let name = nffa::strip_class_hint(last).0.to_string();
+        let name = names::name_of(&id);
         Sample {
             id,
             name,

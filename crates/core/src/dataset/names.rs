@@ -153,7 +153,8 @@ fn lookup(hits: Vec<usize>) -> Lookup {
     }
 }
 
-fn name_of(id: &str) -> String {
+/// The name of a sample id: its last component without a class hint.
+pub(crate) fn name_of(id: &str) -> String {
     let last = id.rsplit('/').next().unwrap_or(id);
     super::nffa::strip_class_hint(last).0.to_string()
 }
