@@ -81,12 +81,14 @@ methods = ["classical"]
         ("nuclei", "classical", "1")
     );
     // mask2d.tif holds 125 distinct nonzero labels (counted with numpy).
-    assert_eq!(r[9], "125", "{r:?}");
+    assert_eq!(r[10], "125", "{r:?}");
     let f1_50: f64 = r[3].parse().unwrap();
     let f1_75: f64 = r[6].parse().unwrap();
     let f1_all: f64 = r[7].parse().unwrap();
+    // mSA: TP/(TP+FP+FN) ≤ F1 = 2TP/(2TP+FP+FN) at every threshold.
+    let msa: f64 = r[9].parse().unwrap();
     assert!(
-        (0.0..=1.0).contains(&f1_50) && f1_75 <= f1_50 && f1_all <= f1_50,
+        (0.0..=1.0).contains(&f1_50) && f1_75 <= f1_50 && f1_all <= f1_50 && msa <= f1_all,
         "{r:?}"
     );
     // Foreground metrics still there for both datasets.

@@ -90,6 +90,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let report = super::report::write_report(
         &store,
         &args.out.join("report"),
+        &mica_metrics::bootstrap::BootstrapConfig::default(),
         &mica_report::ReportOptions::default(),
         ctx,
     )?;

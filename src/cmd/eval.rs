@@ -14,10 +14,9 @@ use anyhow::{bail, Context};
 use mica_core::dataset::bbbc005::Bbbc005Name;
 use mica_core::{io, BinaryMask, Connectivity, Image, LabelImage};
 use mica_metrics::bootstrap::{
-    bootstrap_intervals, count_range_keys, paired_difference, select, stratify, BootstrapConfig,
-    Interval,
+    count_range_keys, paired_difference, select, stratify, BootstrapConfig, Interval,
 };
-use mica_metrics::classification::{classification_report, encode_classes, ClassificationReport};
+use mica_metrics::classification::{encode_classes, ClassificationReport};
 use mica_metrics::counting::{absolute_errors, CountScores};
 use mica_metrics::foreground::row_vector_directed_hausdorff;
 use mica_metrics::instances::{InstanceReport, STANDARD_IOU_THRESHOLDS};
@@ -921,20 +920,10 @@ fn classify_scores(
     prediction: &[Option<usize>],
     config: &BootstrapConfig,
 ) -> anyhow::Result<(ClassificationReport, Vec<Option<Interval>>)> {
-    let report = classification_report(classes, truth, prediction)?;
-    let cis = bootstrap_intervals(truth.len(), 3, config, |idx| {
-        let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
-        let p: Vec<Option<usize>> = idx.iter().map(|&i| prediction[i]).collect();
-        match classification_report(classes, &t, &p) {
-            Ok(r) => vec![
-                Some(r.accuracy),
-                Some(r.balanced_accuracy),
-                Some(r.macro_f1),
-            ],
-            Err(_) => vec![None, None, None],
-        }
-    })?;
-    Ok((report, cis))
+    // The measurement layer's summary (the report's too), unpacked for the JSON fields.
+    let s = mica_metrics::measure::classification_summary(classes, truth, prediction, config)?;
+    let cis = vec![s.accuracy.ci, s.balanced_accuracy.ci, s.macro_f1.ci];
+    Ok((s.report, cis))
 }
 
 /// The strata of the scored images of a classification table, one set per `--by` key.

@@ -31,22 +31,24 @@ pub struct Args {
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let opts = mica_report::ReportOptions {
         title: args.title.clone(),
-        bootstrap: mica_metrics::bootstrap::BootstrapConfig {
-            resamples: args.resamples,
-            seed: args.seed,
-            level: 0.95,
-        },
         overlays: !args.no_overlays,
     };
-    let path = write_report(&args.store, &args.out, &opts, ctx)?;
+    let bootstrap = mica_metrics::bootstrap::BootstrapConfig {
+        resamples: args.resamples,
+        seed: args.seed,
+        level: 0.95,
+    };
+    let path = write_report(&args.store, &args.out, &bootstrap, &opts, ctx)?;
     println!("{}", path.display());
     Ok(crate::exit::SUCCESS)
 }
 
-/// Builds and writes the report of `store` into `out`; returns the HTML path.
+/// Evaluates `store` (every interval resampled by `bootstrap`), renders the report and writes it
+/// into `out`; returns the HTML path.
 pub fn write_report(
     store: &Path,
     out: &Path,
+    bootstrap: &mica_metrics::bootstrap::BootstrapConfig,
     opts: &mica_report::ReportOptions,
     ctx: &Ctx,
 ) -> anyhow::Result<PathBuf> {
@@ -58,7 +60,9 @@ pub fn write_report(
         );
     }
     let s = mica_store::Store::open_read_only(store)?;
-    let report = mica_report::build(&s, opts)
+    let evaluation = mica_study::evaluate_store(&s, bootstrap)
+        .with_context(|| format!("cannot evaluate {}", store.display()))?;
+    let report = mica_report::build(&s, &evaluation, opts)
         .with_context(|| format!("cannot build the report of {}", store.display()))?;
     if !ctx.quiet {
         for w in &report.warnings {

@@ -12,6 +12,8 @@
 //! - [`instances`]: overlap table, optimal one-to-one matching at an IoU threshold, TP / FP / FN,
 //!   precision, recall, F1 and TP / (TP + FP + FN) at 0.50…0.95.
 //! - [`bootstrap`]: seeded 95 % bootstrap intervals, paired comparisons, stratification.
+//! - [`measure`] and [`evaluation`]: the one measurement layer (typed values, summaries with
+//!   intervals, everything a study's predictions say at once).
 //! - [`parse`]: counts and classes from free-text model answers, with the reason on failure.
 //! - [`table`]: prediction CSVs as users have them (BOM, CRLF, empty cells, "NaN").
 //!
@@ -34,6 +36,7 @@ pub mod bootstrap;
 pub mod classification;
 pub mod counting;
 pub mod error;
+pub mod evaluation;
 pub mod foreground;
 pub mod instances;
 pub mod measure;

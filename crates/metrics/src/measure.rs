@@ -11,9 +11,13 @@
 //!   instance matching against [`TruthKind::InstanceLabels`] or, labelled as such,
 //!   [`TruthKind::BinaryMask`] components).
 //! - Summaries: [`count_summary`] (MAE, RMSE, bias, MAPE, exact, Pearson r, R² with intervals),
-//!   [`mean_estimate`] (a mean of per-image values with its interval, e.g. mean Dice).
+//!   [`mean_estimate`] (a mean of per-image values with its interval, e.g. mean Dice),
+//!   [`classification_summary`] (accuracy, balanced accuracy, macro-F1 with intervals),
+//!   [`size_summary`] (sizes in µm).
+//! - Everything a store's predictions say, at once: [`crate::evaluation::evaluate`].
 
 use crate::bootstrap::{bootstrap_intervals, BootstrapConfig, Interval};
+use crate::classification::{classification_report, ClassificationReport};
 use crate::counting::{scores_of_pairs, CountScores};
 use crate::error::Result;
 use crate::foreground::foreground_scores;
@@ -275,6 +279,101 @@ pub fn mean_estimate(values: &[f64], config: &BootstrapConfig) -> Result<Estimat
     Ok(Estimate { value, ci })
 }
 
+/// The classification scores of one method with their intervals (images resampled; an answer
+/// that named no class is wrong and stays in `n`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassificationSummary {
+    pub report: ClassificationReport,
+    pub accuracy: Estimate,
+    pub balanced_accuracy: Estimate,
+    pub macro_f1: Estimate,
+}
+
+/// [`ClassificationSummary`] of class indices into `classes` (`None` = named no class).
+///
+/// # Errors
+/// As [`classification_report`]; an invalid bootstrap configuration.
+pub fn classification_summary(
+    classes: &[String],
+    truth: &[usize],
+    prediction: &[Option<usize>],
+    config: &BootstrapConfig,
+) -> Result<ClassificationSummary> {
+    let report = classification_report(classes, truth, prediction)?;
+    let mut cis = bootstrap_intervals(truth.len(), 3, config, |idx| {
+        let t: Vec<usize> = idx.iter().map(|&i| truth[i]).collect();
+        let p: Vec<Option<usize>> = idx.iter().map(|&i| prediction[i]).collect();
+        match classification_report(classes, &t, &p) {
+            Ok(r) => vec![
+                Some(r.accuracy),
+                Some(r.balanced_accuracy),
+                Some(r.macro_f1),
+            ],
+            Err(_) => vec![None, None, None],
+        }
+    })?
+    .into_iter();
+    let mut est = |value: f64| Estimate {
+        value: Some(value),
+        ci: cis.next().flatten(),
+    };
+    Ok(ClassificationSummary {
+        accuracy: est(report.accuracy),
+        balanced_accuracy: est(report.balanced_accuracy),
+        macro_f1: est(report.macro_f1),
+        report,
+    })
+}
+
+/// Scores of size answers against the expert's sizes (µm).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizeSummary {
+    /// Images with a numeric answer and a truth.
+    pub n: usize,
+    /// Images with a truth but no numeric answer.
+    pub missing: usize,
+    /// Mean |answer − truth|, µm, with its interval.
+    pub mae_um: Estimate,
+    /// Median |log10(answer / truth)|: 0 = exact, 1 = off by a factor of 10.
+    pub median_abs_log10_ratio: Option<f64>,
+    /// Fraction of answers within a factor of 2 of the truth.
+    pub within_factor_2: Option<f64>,
+}
+
+/// [`SizeSummary`] of `(truth_um, answer_um)` pairs; pairs with a non-positive value count for
+/// the MAE but not for the ratio scores.
+///
+/// # Errors
+/// An invalid bootstrap configuration.
+pub fn size_summary(
+    pairs: &[(f64, f64)],
+    missing: usize,
+    config: &BootstrapConfig,
+) -> Result<SizeSummary> {
+    let errors: Vec<f64> = pairs.iter().map(|(t, p)| (p - t).abs()).collect();
+    let mut logs: Vec<f64> = pairs
+        .iter()
+        .filter(|(t, p)| *t > 0.0 && *p > 0.0)
+        .map(|(t, p)| (p / t).log10().abs())
+        .collect();
+    logs.sort_by(f64::total_cmp);
+    let median_abs_log10_ratio = match logs.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(logs[n / 2]),
+        n => Some((logs[n / 2 - 1] + logs[n / 2]) / 2.0),
+    };
+    let within_factor_2 = (!logs.is_empty()).then(|| {
+        logs.iter().filter(|&&l| l <= 2f64.log10() + 1e-12).count() as f64 / logs.len() as f64
+    });
+    Ok(SizeSummary {
+        n: pairs.len(),
+        missing,
+        mae_um: mean_estimate(&errors, config)?,
+        median_abs_log10_ratio,
+        within_factor_2,
+    })
+}
+
 /// A prediction's value, typed by its task: what a method answered, as the measurement layer scores
 /// it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -506,6 +605,37 @@ mod tests {
                 .value,
             None
         );
+    }
+
+    #[test]
+    fn size_summary_by_hand() {
+        // Errors 1, 0.5, 9; ratios 2, 0.5, 10: |log10| = 0.301, 0.301, 1.
+        let c = BootstrapConfig::default();
+        let s = size_summary(&[(1.0, 2.0), (1.0, 0.5), (1.0, 10.0)], 2, &c).unwrap();
+        assert_eq!((s.n, s.missing), (3, 2));
+        assert!((s.mae_um.value.unwrap() - 10.5 / 3.0).abs() < 1e-12);
+        assert!((s.median_abs_log10_ratio.unwrap() - 2f64.log10()).abs() < 1e-12);
+        assert!((s.within_factor_2.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+        let empty = size_summary(&[], 0, &c).unwrap();
+        assert_eq!(empty.n, 0);
+        assert!(empty.mae_um.value.is_none() && empty.median_abs_log10_ratio.is_none());
+    }
+
+    #[test]
+    fn classification_summary_interval_is_the_accuracy_interval() {
+        let classes = vec!["a".to_string(), "b".to_string()];
+        let t = [0, 0, 1, 1, 0, 1];
+        let p = [Some(0), Some(1), Some(1), None, Some(0), Some(1)];
+        let c = BootstrapConfig::default();
+        let s = classification_summary(&classes, &t, &p, &c).unwrap();
+        assert_eq!(s.accuracy.value, Some(4.0 / 6.0));
+        // The accuracy interval is that of the mean 0/1 correctness (the same resamples).
+        let correct: Vec<f64> = t
+            .iter()
+            .zip(&p)
+            .map(|(a, b)| f64::from(u8::from(Some(*a) == *b)))
+            .collect();
+        assert_eq!(s.accuracy.ci, mean_estimate(&correct, &c).unwrap().ci);
     }
 
     #[test]

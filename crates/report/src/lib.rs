@@ -4,8 +4,12 @@
 //! and inline PNG overlays, no network, no JavaScript, every piece of model or file text escaped;
 //! plus every table as CSV and JSON.
 //!
-//! Front door: [`build`] reads a store into a [`Report`]; [`Report::write`] writes
-//! `report.html` and `tables/<id>.csv|json` into a folder.
+//! Front door: [`build`] renders an evaluation of a store (a
+//! [`mica_metrics::evaluation::Evaluation`], made by `mica_study::evaluate_store`) into a
+//! [`Report`]; it computes no score itself: every number it shows is one of the evaluation's.
+//! The store supplies what is not a score (methods, runs, samples, VQA answers, mask files for
+//! overlays). [`Report::write`] writes `report.html`, `evaluation.json` and
+//! `tables/<id>.csv|json` into a folder.
 //!
 //! Sections: methods (and why any were skipped), counting (per dataset and stain: MAE with a 95 %
 //! bootstrap interval, RMSE, bias, MAPE, exact, r, R²; predicted-vs-true scatter with y = x per
@@ -23,8 +27,8 @@ use base64::Engine;
 use mica_core::dataset::meta;
 use mica_core::task::TaskKind;
 use mica_core::{BinaryMask, Image};
-use mica_metrics::bootstrap::BootstrapConfig;
-use mica_metrics::measure::{count_summary, mean_estimate, Metric, PredictionValue};
+use mica_metrics::evaluation::{CountPoint, Evaluation, SegmentationImage};
+use mica_metrics::measure::{Estimate, Metric, PredictionValue};
 use mica_store::{Prediction, SampleRecord, Status, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -53,8 +57,6 @@ pub enum Error {
 pub struct ReportOptions {
     /// Title; default: the study name of the first run.
     pub title: Option<String>,
-    /// Bootstrap resamples and seed of every interval.
-    pub bootstrap: BootstrapConfig,
     /// Include difference overlays (reads the mask files).
     pub overlays: bool,
 }
@@ -63,8 +65,6 @@ impl Default for ReportOptions {
     fn default() -> Self {
         ReportOptions {
             title: None,
-            // The same intervals as `mica eval` (its default seed and resamples).
-            bootstrap: BootstrapConfig::default(),
             overlays: true,
         }
     }
@@ -74,13 +74,16 @@ impl Default for ReportOptions {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub html: String,
+    /// The evaluation the report renders, as JSON (`evaluation.json`).
+    pub evaluation_json: String,
     pub tables: Vec<Table>,
     /// Things the report could not show (unreadable mask files, ...), also listed in the HTML.
     pub warnings: Vec<String>,
 }
 
 impl Report {
-    /// Writes `report.html` and `tables/<id>.csv` / `.json` into `dir`; returns the HTML path.
+    /// Writes `report.html`, `evaluation.json` (every summary, typed) and `tables/<id>.csv` /
+    /// `.json` into `dir`; returns the HTML path.
     ///
     /// # Errors
     /// [`Error::Io`] naming the file that could not be written.
@@ -102,6 +105,8 @@ impl Report {
             let json = serde_json::to_string_pretty(&t.to_json()).unwrap_or_default();
             std::fs::write(&p, json).map_err(io(&p))?;
         }
+        let p = dir.join("evaluation.json");
+        std::fs::write(&p, &self.evaluation_json).map_err(io(&p))?;
         let p = dir.join("report.html");
         std::fs::write(&p, &self.html).map_err(io(&p))?;
         Ok(p)
@@ -145,24 +150,16 @@ impl Ctx<'_> {
     fn colour(&self, method: &str) -> &'static str {
         svg::colour(self.method_index.get(method).copied().unwrap_or(0))
     }
-
-    /// The interval of a mean of per-image values, by the measurement layer.
-    fn ci_mean(&self, values: &[f64]) -> Option<(f64, f64)> {
-        mean_estimate(values, &self.opts.bootstrap)
-            .ok()
-            .and_then(|e| e.ci)
-            .map(|i| (i.low, i.high))
-    }
 }
 
 /// Builds the report of a store.
 ///
 /// # Errors
 /// Errors reading the store. Unreadable mask files are warnings, not errors.
-pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
+pub fn build(store: &Store, evaluation: &Evaluation, opts: &ReportOptions) -> Result<Report> {
+    let ev = evaluation;
     let samples = store.samples()?;
     let preds = store.predictions()?;
-    let metrics = store.image_metrics()?;
     let methods = store.methods()?;
     let runs = store.runs()?;
     let events = store.events()?;
@@ -230,12 +227,13 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
             .filter(|p| p.key.task == task.as_str())
             .collect()
     };
-    section_counting(&mut ctx, &by_task(TaskKind::Count));
-    section_segmentation(&mut ctx, &by_task(TaskKind::Segment), &metrics);
-    section_classification(&mut ctx, &by_task(TaskKind::Classify));
+    ctx.warnings.extend(ev.warnings.iter().cloned());
+    section_counting(&mut ctx, ev);
+    section_segmentation(&mut ctx, ev, &by_task(TaskKind::Segment));
+    section_classification(&mut ctx, ev);
     section_vqa(&mut ctx, &by_task(TaskKind::Vqa));
-    section_size(&mut ctx, &by_task(TaskKind::Size));
-    section_failures(&mut ctx, &preds);
+    section_size(&mut ctx, ev, &by_task(TaskKind::Size));
+    section_failures(&mut ctx, ev);
     section_provenance(&mut ctx, &runs, &preds, store.path());
     // What runs did that changes how results read (predictions redone after a settings change).
     let mut t = Table::new(
@@ -285,12 +283,13 @@ pub fn build(store: &Store, opts: &ReportOptions) -> Result<Report> {
         n_p = preds.len(),
         n_m = methods.len(),
         v = escape(env!("CARGO_PKG_VERSION")),
-        r = opts.bootstrap.resamples,
-        seed = opts.bootstrap.seed,
+        r = ev.bootstrap.resamples,
+        seed = ev.bootstrap.seed,
         body = ctx.body,
     );
     Ok(Report {
         html,
+        evaluation_json: serde_json::to_string_pretty(ev).unwrap_or_default(),
         tables: ctx.tables,
         warnings: ctx.warnings,
     })
@@ -324,48 +323,17 @@ fn slug(s: &str) -> String {
         .join("-")
 }
 
-/// Groups predictions by dataset, then method (sorted).
-fn by_dataset_method<'a>(
-    preds: &[&'a Prediction],
-) -> BTreeMap<String, BTreeMap<String, Vec<&'a Prediction>>> {
-    let mut out: BTreeMap<String, BTreeMap<String, Vec<&Prediction>>> = BTreeMap::new();
-    for p in preds {
-        out.entry(p.key.dataset.clone())
-            .or_default()
-            .entry(p.key.method.clone())
-            .or_default()
-            .push(p);
-    }
-    out
+fn est(e: &Estimate, digits: usize) -> (Cell, Cell) {
+    (
+        Cell::Num(e.value, digits),
+        Cell::Interval(e.ci.map(|i| (i.low, i.high)), digits),
+    )
 }
 
-/// A subset of the images of a counting table.
-enum Stratum {
-    /// Samples whose metadata `key` equals the value (e.g. stain w1).
-    Meta(String, String),
-    /// Samples whose true count is in `[low, high]`.
-    CountRange(f64, f64),
-}
-
-/// True-count ranges of the counting table's count strata (shown when a dataset's truths fall in
-/// more than one): few objects, a handful, crowded, very crowded.
-const COUNT_RANGES: [(f64, f64); 4] = [
-    (0.0, 10.0),
-    (11.0, 30.0),
-    (31.0, 60.0),
-    (61.0, f64::INFINITY),
-];
-
-/// Whether a true count falls in the range labelled `lo`–`hi` of [`COUNT_RANGES`]: above the
-/// previous range's end (`lo − 1`) and at most `hi`, so non-integer truths land in one range.
-fn in_count_range(t: f64, lo: f64, hi: f64) -> bool {
-    t > lo - 1.0 && t <= hi
-}
-
-fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
+fn section_counting(ctx: &mut Ctx, ev: &Evaluation) {
     ctx.body
         .push_str("<section id=\"counting\"><h2>Counting</h2>\n");
-    if preds.is_empty() {
+    if ev.counting.is_empty() {
         ctx.body
             .push_str("<p class=\"note\">No counting predictions in this store.</p></section>\n");
         return;
@@ -396,122 +364,51 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
             k(Metric::R2),
         ],
     );
-    let grouped = by_dataset_method(preds);
-    for (dataset, methods) in &grouped {
-        // Strata: all, per stain when the samples have one, and per range of the true count.
-        let mut strata: Vec<(String, Option<Stratum>)> = vec![("all".into(), None)];
-        let stains: BTreeSet<String> = methods
-            .values()
-            .flatten()
-            .filter_map(|p| {
-                ctx.samples
-                    .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
-            })
-            .filter_map(|s| s.meta.get(meta::STAIN).cloned())
-            .collect();
-        if stains.len() > 1 {
-            for s in stains {
-                strata.push((
-                    format!("stain {s}"),
-                    Some(Stratum::Meta(meta::STAIN.into(), s)),
-                ));
-            }
-        }
-        let truths: Vec<f64> = methods
-            .values()
-            .flatten()
-            .filter_map(|p| {
-                ctx.samples
-                    .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
-            })
-            .filter_map(|s| s.truth_count)
-            .collect();
-        let used: Vec<(f64, f64)> = COUNT_RANGES
-            .iter()
-            .copied()
-            .filter(|&(lo, hi)| truths.iter().any(|&t| in_count_range(t, lo, hi)))
-            .collect();
-        if used.len() > 1 {
-            for (lo, hi) in used {
-                let label = if hi.is_finite() {
-                    format!("true count {lo}–{hi}")
-                } else {
-                    format!("true count ≥ {lo}")
-                };
-                strata.push((label, Some(Stratum::CountRange(lo, hi))));
-            }
-        }
-        for (method, ps) in methods {
-            let no_truth = ps
-                .iter()
-                .filter(|p| {
-                    ctx.samples
-                        .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
-                        .is_none_or(|s| s.truth_count.is_none())
-                })
-                .count();
-            if no_truth > 0 {
-                ctx.warnings.push(format!(
-                    "counting, dataset {dataset:?}, method {method:?}: {no_truth} of {} predictions have no true count and are not scored",
-                    ps.len()
-                ));
-            }
-        }
-        for (label, filter) in &strata {
-            for (method, ps) in methods {
-                let mut pairs = Vec::new();
-                let mut missing = 0usize;
-                for p in ps {
-                    let Some(s) = ctx
-                        .samples
-                        .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
-                    else {
-                        continue;
-                    };
-                    let Some(t) = s.truth_count else { continue };
-                    match filter {
-                        Some(Stratum::Meta(k, v)) if s.meta.get(k) != Some(v) => continue,
-                        Some(Stratum::CountRange(lo, hi)) if !in_count_range(t, *lo, *hi) => {
-                            continue
-                        }
-                        _ => {}
-                    }
-                    match value_of(p).and_then(|v| v.count()) {
-                        Some(v) => pairs.push((t, v as f64)),
-                        None => missing += 1,
-                    }
-                }
-                let summary =
-                    count_summary(&pairs, missing, &ctx.opts.bootstrap).unwrap_or_else(|_| {
-                        count_summary(&pairs, missing, &BootstrapConfig::default())
-                            .expect("the default bootstrap configuration is valid")
-                    });
-                let sc = &summary.scores;
-                let ci = summary
-                    .get(Metric::Mae)
-                    .and_then(|e| e.ci)
-                    .map(|i| (i.low, i.high));
-                table.rows.push(vec![
-                    Cell::text(dataset),
-                    Cell::text(label),
-                    Cell::text(method),
-                    Cell::Int(sc.n as i64),
-                    Cell::Int(sc.missing as i64),
-                    Cell::Num(sc.mae, 2),
-                    fmt_ci(ci),
-                    Cell::Num(sc.rmse, 2),
-                    Cell::Num(sc.bias, 2),
-                    Cell::Num(sc.mape, 3),
-                    Cell::Num(sc.exact, 3),
-                    Cell::Num(sc.pearson_r, 3),
-                    Cell::Num(sc.r2, 3),
-                ]);
-            }
-        }
+    // Rows: dataset, then stratum (in the evaluation's order), then method.
+    for r in &ev.counting {
+        let sc = &r.summary.scores;
+        let ci = r
+            .summary
+            .get(Metric::Mae)
+            .and_then(|e| e.ci)
+            .map(|i| (i.low, i.high));
+        table.rows.push(vec![
+            Cell::text(&r.dataset),
+            Cell::text(r.stratum.label()),
+            Cell::text(&r.method),
+            Cell::Int(sc.n as i64),
+            Cell::Int(sc.missing as i64),
+            Cell::Num(sc.mae, 2),
+            fmt_ci(ci),
+            Cell::Num(sc.rmse, 2),
+            Cell::Num(sc.bias, 2),
+            Cell::Num(sc.mape, 3),
+            Cell::Num(sc.exact, 3),
+            Cell::Num(sc.pearson_r, 3),
+            Cell::Num(sc.r2, 3),
+        ]);
     }
     ctx.push_table(table);
-    paired_counting(ctx, &grouped);
+    paired_counting(ctx, ev);
 
+    // Figures from the scored points, per dataset and method (methods of the counting table, so
+    // a method with no scored image still gets its empty panel).
+    let mut grouped: BTreeMap<&str, BTreeMap<&str, Vec<&CountPoint>>> = BTreeMap::new();
+    for r in &ev.counting {
+        grouped
+            .entry(&r.dataset)
+            .or_default()
+            .entry(&r.method)
+            .or_default();
+    }
+    for p in &ev.count_points {
+        grouped
+            .entry(&p.dataset)
+            .or_default()
+            .entry(&p.method)
+            .or_default()
+            .push(p);
+    }
     let mut pooled_blur: BTreeMap<String, Vec<Point>> = BTreeMap::new();
     for (dataset, methods) in &grouped {
         ctx.body.push_str(&format!(
@@ -519,38 +416,31 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
             escape(dataset)
         ));
         let mut err_series = Vec::new();
-        let mut blur_series = Vec::new();
         for (method, ps) in methods {
             let mut pts = Vec::new();
             let mut errs = Vec::new();
-            let mut blur_pts = Vec::new();
             for p in ps {
-                let Some(s) = ctx
-                    .samples
-                    .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
-                else {
-                    continue;
-                };
-                let v = value_of(p).and_then(|v| v.count()).map(|n| n as f64);
-                if let (Some(t), Some(v)) = (s.truth_count, v) {
-                    let label = format!("{}: true {t}, predicted {v}", p.key.sample_id);
-                    pts.push(Point {
-                        x: t,
-                        y: v,
-                        label: label.clone(),
-                    });
-                    errs.push(Point {
-                        x: t,
-                        y: v - t,
-                        label: label.clone(),
-                    });
-                    if let Some(b) = s.meta.get(meta::BLUR).and_then(|b| b.parse::<f64>().ok()) {
-                        blur_pts.push(Point {
+                let (t, v) = (p.truth, p.predicted);
+                let label = format!("{}: true {t}, predicted {v}", p.image);
+                pts.push(Point {
+                    x: t,
+                    y: v,
+                    label: label.clone(),
+                });
+                errs.push(Point {
+                    x: t,
+                    y: v - t,
+                    label: label.clone(),
+                });
+                if let Some(b) = p.blur {
+                    pooled_blur
+                        .entry(method.to_string())
+                        .or_default()
+                        .push(Point {
                             x: b,
                             y: (v - t).abs(),
                             label,
                         });
-                    }
                 }
             }
             let svg = svg::scatter_identity(
@@ -561,8 +451,7 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
                 ctx.colour(method),
             );
             ctx.body.push_str(&svg);
-            err_series.push((method.clone(), errs));
-            blur_series.push((method.clone(), blur_pts));
+            err_series.push((method.to_string(), errs));
         }
         ctx.body.push_str("</div>\n");
         // Series keep their method's colour from the scatter plots.
@@ -576,9 +465,6 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
             None,
             Some(0.0),
         ));
-        for (m, pts) in blur_series {
-            pooled_blur.entry(m).or_default().extend(pts);
-        }
     }
     // Error against blur level, pooled over the datasets (e.g. BBBC005 F1 next to F23/F48).
     let levels: BTreeSet<String> = pooled_blur
@@ -616,7 +502,7 @@ fn section_counting(ctx: &mut Ctx, preds: &[&Prediction]) {
 
 /// Per dataset: every method against the one with the lowest MAE, on the images both answered,
 /// with a paired bootstrap interval of the difference of MAE (images resampled as pairs).
-fn paired_counting(ctx: &mut Ctx, grouped: &BTreeMap<String, BTreeMap<String, Vec<&Prediction>>>) {
+fn paired_counting(ctx: &mut Ctx, ev: &Evaluation) {
     let mut t = Table::new(
         "counting_paired",
         "Paired comparison: MAE of each method minus MAE of the best method, on the same images",
@@ -631,55 +517,18 @@ fn paired_counting(ctx: &mut Ctx, grouped: &BTreeMap<String, BTreeMap<String, Ve
             "difference 95% CI",
         ],
     );
-    for (dataset, methods) in grouped {
-        // Absolute error per sample id, per method.
-        let errs: BTreeMap<&String, BTreeMap<&str, f64>> = methods
-            .iter()
-            .map(|(m, ps)| {
-                let e = ps
-                    .iter()
-                    .filter_map(|p| {
-                        let s = ctx
-                            .samples
-                            .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))?;
-                        let t = s.truth_count?;
-                        let v = value_of(p)?.count()? as f64;
-                        Some((p.key.sample_id.as_str(), (v - t).abs()))
-                    })
-                    .collect();
-                (m, e)
-            })
-            .collect();
-        let mae = |e: &BTreeMap<&str, f64>| e.values().sum::<f64>() / e.len().max(1) as f64;
-        let Some((best, best_e)) = errs
-            .iter()
-            .filter(|(_, e)| !e.is_empty())
-            .min_by(|a, b| mae(a.1).total_cmp(&mae(b.1)))
-        else {
-            continue;
-        };
-        let ids: BTreeSet<&str> = errs.values().flat_map(|e| e.keys().copied()).collect();
-        for (m, e) in &errs {
-            if m == best {
-                continue;
-            }
-            let a: Vec<Option<f64>> = ids.iter().map(|i| e.get(i).copied()).collect();
-            let b: Vec<Option<f64>> = ids.iter().map(|i| best_e.get(i).copied()).collect();
-            let Ok(d) = mica_metrics::bootstrap::paired_difference(&a, &b, &ctx.opts.bootstrap)
-            else {
-                continue;
-            };
-            t.rows.push(vec![
-                Cell::text(dataset),
-                Cell::text(*m),
-                Cell::text(*best),
-                Cell::Int(d.n as i64),
-                Cell::Num(Some(d.mean_a), 2),
-                Cell::Num(Some(d.mean_b), 2),
-                Cell::Num(Some(d.difference), 2),
-                Cell::Interval(d.ci.map(|c| (c.low, c.high)), 2),
-            ]);
-        }
+    for r in &ev.counting_paired {
+        let d = &r.difference;
+        t.rows.push(vec![
+            Cell::text(&r.dataset),
+            Cell::text(&r.method),
+            Cell::text(&r.best),
+            Cell::Int(d.n as i64),
+            Cell::Num(Some(d.mean_a), 2),
+            Cell::Num(Some(d.mean_b), 2),
+            Cell::Num(Some(d.difference), 2),
+            Cell::Interval(d.ci.map(|c| (c.low, c.high)), 2),
+        ]);
     }
     if !t.rows.is_empty() {
         ctx.body.push_str("<p class=\"note\">An interval that excludes 0 means the best method is better on these images beyond resampling noise.</p>");
@@ -687,10 +536,10 @@ fn paired_counting(ctx: &mut Ctx, grouped: &BTreeMap<String, BTreeMap<String, Ve
     }
 }
 
-fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_store::ImageMetric]) {
+fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
     ctx.body
         .push_str("<section id=\"segmentation\"><h2>Segmentation</h2>\n");
-    if preds.is_empty() {
+    if ev.segmentation.is_empty() {
         ctx.body.push_str(
             "<p class=\"note\">No segmentation predictions in this store.</p></section>\n",
         );
@@ -700,18 +549,6 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
         "<p class=\"note\">Foreground overlap of the predicted mask with the true mask, per image. \
          Dice = 2|T∩P|/(|T|+|P|), Jaccard = |T∩P|/|T∪P|.</p>\n",
     );
-    let mut per: BTreeMap<(String, String), BTreeMap<String, BTreeMap<String, f64>>> =
-        BTreeMap::new();
-    for m in metrics
-        .iter()
-        .filter(|m| m.key.task == TaskKind::Segment.as_str())
-    {
-        per.entry((m.key.dataset.clone(), m.key.method.clone()))
-            .or_default()
-            .entry(m.key.sample_id.clone())
-            .or_default()
-            .insert(m.name.clone(), m.value);
-    }
     let (dice_ci, jaccard_ci) = (
         format!("{}_ci", Metric::Dice.key()),
         format!("{}_ci", Metric::Jaccard.key()),
@@ -730,6 +567,20 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
             (&jaccard_ci, "Jaccard 95% CI"),
         ],
     );
+    for r in &ev.segmentation {
+        let (d, dci) = est(&r.dice, 3);
+        let (j, jci) = est(&r.jaccard, 3);
+        table.rows.push(vec![
+            Cell::text(&r.dataset),
+            Cell::text(&r.method),
+            Cell::Int(r.n as i64),
+            Cell::Int(r.not_scored as i64),
+            d,
+            dci,
+            j,
+            jci,
+        ]);
+    }
     let mut per_image = Table::keyed(
         "segmentation_per_image",
         "Per-image segmentation metrics",
@@ -742,60 +593,66 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
             (Metric::HausdorffPx.key(), Metric::HausdorffPx.label()),
         ],
     );
-    let grouped = by_dataset_method(preds);
+    for r in &ev.segmentation_images {
+        per_image.rows.push(vec![
+            Cell::text(&r.dataset),
+            Cell::text(&r.method),
+            Cell::text(&r.image),
+            Cell::Num(r.dice, 4),
+            Cell::Num(r.jaccard, 4),
+            Cell::Num(r.hausdorff_px, 1),
+        ]);
+    }
+    // The stored predictions, for their mask files (overlays).
+    let by_key: BTreeMap<(&str, &str, &str), &Prediction> = preds
+        .iter()
+        .map(|p| {
+            (
+                (
+                    p.key.dataset.as_str(),
+                    p.key.method.as_str(),
+                    p.key.sample_id.as_str(),
+                ),
+                *p,
+            )
+        })
+        .collect();
+    let mut grouped: BTreeMap<&str, BTreeMap<&str, Vec<&SegmentationImage>>> = BTreeMap::new();
+    for r in &ev.segmentation {
+        grouped
+            .entry(&r.dataset)
+            .or_default()
+            .entry(&r.method)
+            .or_default();
+    }
+    for r in &ev.segmentation_images {
+        grouped
+            .entry(&r.dataset)
+            .or_default()
+            .entry(&r.method)
+            .or_default()
+            .push(r);
+    }
     for (dataset, methods) in &grouped {
         let mut dice_series = Vec::new();
         let mut overlays = String::new();
-        for (method, ps) in methods {
-            let imgs = per.get(&(dataset.clone(), method.clone()));
-            let mut dice = Vec::new();
-            let mut jac = Vec::new();
-            let mut ranked: Vec<(f64, &Prediction)> = Vec::new();
-            for p in ps {
-                let m = imgs.and_then(|i| i.get(&p.key.sample_id));
-                if let Some(m) = m {
-                    if let (Some(&d), Some(&j)) =
-                        (m.get(Metric::Dice.key()), m.get(Metric::Jaccard.key()))
-                    {
-                        dice.push(d);
-                        jac.push(j);
-                        ranked.push((d, p));
-                    }
-                    per_image.rows.push(vec![
-                        Cell::text(dataset),
-                        Cell::text(method),
-                        Cell::text(&p.key.sample_id),
-                        Cell::Num(m.get(Metric::Dice.key()).copied(), 4),
-                        Cell::Num(m.get(Metric::Jaccard.key()).copied(), 4),
-                        Cell::Num(m.get(Metric::HausdorffPx.key()).copied(), 1),
-                    ]);
-                }
-            }
-            let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-            table.rows.push(vec![
-                Cell::text(dataset),
-                Cell::text(method),
-                Cell::Int(dice.len() as i64),
-                Cell::Int((ps.len() - dice.len()) as i64),
-                Cell::Num(mean(&dice), 3),
-                Cell::Interval(ctx.ci_mean(&dice), 3),
-                Cell::Num(mean(&jac), 3),
-                Cell::Interval(ctx.ci_mean(&jac), 3),
-            ]);
-            ranked.sort_by(|a, b| {
-                a.0.total_cmp(&b.0)
-                    .then(a.1.key.sample_id.cmp(&b.1.key.sample_id))
-            });
+        for (method, imgs) in methods {
+            let mut ranked: Vec<(f64, &str)> = imgs
+                .iter()
+                .filter(|r| r.jaccard.is_some())
+                .filter_map(|r| Some((r.dice?, r.image.as_str())))
+                .collect();
+            ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
             let pts: Vec<Point> = ranked
                 .iter()
                 .enumerate()
-                .map(|(i, (d, p))| Point {
+                .map(|(i, (d, id))| Point {
                     x: i as f64 + 1.0,
                     y: *d,
-                    label: format!("{}: Dice {d:.3}", p.key.sample_id),
+                    label: format!("{id}: Dice {d:.3}"),
                 })
                 .collect();
-            dice_series.push((method.clone(), pts));
+            dice_series.push((method.to_string(), pts));
             if ctx.opts.overlays && !ranked.is_empty() {
                 let picks = [
                     ("worst", 0),
@@ -811,13 +668,17 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
                     if !seen.insert(i) {
                         continue;
                     }
-                    let (d, p) = ranked[i];
-                    match overlay_data_uri(ctx, p) {
+                    let (d, id) = ranked[i];
+                    let made = by_key
+                        .get(&(*dataset, *method, id))
+                        .ok_or_else(|| "no stored prediction".to_string())
+                        .and_then(|p| overlay_data_uri(ctx, p));
+                    match made {
                         Ok(uri) => overlays.push_str(&format!(
                             "<figure><img src=\"{uri}\" alt=\"difference overlay of {id}\"><figcaption>{what}: {id}, Dice {d:.3}</figcaption></figure>",
-                            id = escape(&p.key.sample_id)
+                            id = escape(id)
                         )),
-                        Err(e) => ctx.warnings.push(format!("overlay of {} ({method}): {e}", p.key.sample_id)),
+                        Err(e) => ctx.warnings.push(format!("overlay of {id} ({method}): {e}")),
                     }
                 }
                 overlays.push_str("</div>\n");
@@ -842,17 +703,17 @@ fn section_segmentation(ctx: &mut Ctx, preds: &[&Prediction], metrics: &[mica_st
     }
     ctx.push_table(table);
     ctx.push_table_folded(per_image);
-    instance_table(ctx, &per);
+    instance_table(ctx, ev);
     ctx.body.push_str("</section>\n");
 }
 
 /// Instance metrics (datasets whose truth masks are instance labels): per dataset and method, the
 /// means over images of F1 at IoU 0.5 and 0.75, F1 averaged over IoU 0.5…0.95, and TP/(TP+FP+FN)
-/// at 0.5, with the total numbers of true and predicted objects.
-/// Per (dataset, method): per image: metric name → value.
-type ImageMetrics = BTreeMap<(String, String), BTreeMap<String, BTreeMap<String, f64>>>;
-
-fn instance_table(ctx: &mut Ctx, per: &ImageMetrics) {
+/// at 0.5 and averaged over 0.5…0.95 (mSA), with the total numbers of true and predicted objects.
+fn instance_table(ctx: &mut Ctx, ev: &Evaluation) {
+    if ev.instances.is_empty() {
+        return;
+    }
     let f1_ci = format!("{}_ci", Metric::F1Iou50.key());
     let mut table = Table::keyed(
         "segmentation_instances",
@@ -869,41 +730,29 @@ fn instance_table(ctx: &mut Ctx, per: &ImageMetrics) {
                 Metric::TpOverTpFpFnIou50.key(),
                 "mean TP/(TP+FP+FN) @IoU0.5",
             ),
+            (
+                Metric::TpOverTpFpFnIou50To95.key(),
+                "mSA (TP/(TP+FP+FN) @IoU0.5:0.95)",
+            ),
             (Metric::InstancesTrue.key(), "true objects"),
             (Metric::InstancesPred.key(), "predicted objects"),
         ],
     );
-    for ((dataset, method), imgs) in per {
-        let with: Vec<&BTreeMap<String, f64>> = imgs
-            .values()
-            .filter(|m| m.contains_key(Metric::InstancesTrue.key()))
-            .collect();
-        if with.is_empty() {
-            continue;
-        }
-        let vals = |m: Metric| -> Vec<f64> {
-            with.iter()
-                .filter_map(|x| x.get(m.key()).copied())
-                .collect()
-        };
-        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-        let f1_50 = vals(Metric::F1Iou50);
-        let total = |m: Metric| vals(m).iter().sum::<f64>() as i64;
+    for r in &ev.instances {
+        let (f1, f1ci) = est(&r.f1_iou50, 3);
         table.rows.push(vec![
-            Cell::text(dataset),
-            Cell::text(method),
-            Cell::Int(with.len() as i64),
-            Cell::Num(mean(&f1_50), 3),
-            fmt_ci(ctx.ci_mean(&f1_50)),
-            Cell::Num(mean(&vals(Metric::F1Iou75)), 3),
-            Cell::Num(mean(&vals(Metric::F1Iou50To95)), 3),
-            Cell::Num(mean(&vals(Metric::TpOverTpFpFnIou50)), 3),
-            Cell::Int(total(Metric::InstancesTrue)),
-            Cell::Int(total(Metric::InstancesPred)),
+            Cell::text(&r.dataset),
+            Cell::text(&r.method),
+            Cell::Int(r.n as i64),
+            f1,
+            f1ci,
+            Cell::Num(r.f1_iou75, 3),
+            Cell::Num(r.f1_iou50_95, 3),
+            Cell::Num(r.tp_over_tp_fp_fn_iou50, 3),
+            Cell::Num(r.tp_over_tp_fp_fn_iou50_95, 3),
+            Cell::Int(r.instances_true as i64),
+            Cell::Int(r.instances_pred as i64),
         ]);
-    }
-    if table.rows.is_empty() {
-        return;
     }
     ctx.body.push_str(
         "<p class=\"note\">Instance metrics (only where the truth masks are instance labels): a \
@@ -930,7 +779,6 @@ fn value_of(p: &Prediction) -> Option<PredictionValue> {
     .ok()
     .flatten()
 }
-
 /// The red/blue/green difference image of a prediction's mask against the truth, as a PNG data URI.
 fn overlay_data_uri(ctx: &Ctx, p: &Prediction) -> Result<String, String> {
     let sample = ctx
@@ -988,10 +836,10 @@ pub fn difference_png(truth: &BinaryMask, pred: &BinaryMask) -> Result<Vec<u8>, 
     mica_core::io::encode_png(&img).map_err(|e| e.to_string())
 }
 
-fn section_classification(ctx: &mut Ctx, preds: &[&Prediction]) {
+fn section_classification(ctx: &mut Ctx, ev: &Evaluation) {
     ctx.body
         .push_str("<section id=\"classification\"><h2>Classification</h2>\n");
-    if preds.is_empty() {
+    if ev.classification.is_empty() {
         ctx.body.push_str(
             "<p class=\"note\">No classification predictions in this store.</p></section>\n",
         );
@@ -1018,78 +866,40 @@ fn section_classification(ctx: &mut Ctx, preds: &[&Prediction]) {
     );
     let mut figs = String::new();
     let mut conf_tables = Vec::new();
-    for (dataset, methods) in by_dataset_method(preds) {
-        for (method, ps) in methods {
-            let mut truth_names = Vec::new();
-            let mut pred_names = Vec::new();
-            for p in &ps {
-                let Some(t) = ctx
-                    .samples
-                    .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
-                    .and_then(|s| s.truth_class.clone())
-                else {
-                    continue;
-                };
-                truth_names.push(t);
-                pred_names.push(if p.status == Status::Ok {
-                    p.value_text.clone()
-                } else {
-                    None
-                });
-            }
-            if truth_names.is_empty() {
-                continue;
-            }
-            let classes: Vec<String> = truth_names
-                .iter()
-                .cloned()
-                .chain(pred_names.iter().flatten().cloned())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            let idx = |c: &str| classes.iter().position(|x| x == c).unwrap_or(0);
-            let t: Vec<usize> = truth_names.iter().map(|c| idx(c)).collect();
-            let p: Vec<Option<usize>> = pred_names.iter().map(|c| c.as_deref().map(idx)).collect();
-            let Ok(rep) = mica_metrics::classification::classification_report(&classes, &t, &p)
-            else {
-                continue;
-            };
-            let correct: Vec<f64> = t
-                .iter()
-                .zip(&p)
-                .map(|(a, b)| (Some(*a) == *b) as u8 as f64)
-                .collect();
-            table.rows.push(vec![
-                Cell::text(&dataset),
-                Cell::text(&method),
-                Cell::Int(rep.n as i64),
-                Cell::Int(rep.unparsed as i64),
-                Cell::Num(Some(rep.accuracy), 3),
-                Cell::Interval(ctx.ci_mean(&correct), 3),
-                Cell::Num(Some(rep.balanced_accuracy), 3),
-                Cell::Num(Some(rep.macro_f1), 3),
-            ]);
-            figs.push_str(&svg::confusion_heatmap(
-                &format!("{dataset}: {method}"),
-                &rep.confusion.rows,
-                &rep.confusion.columns,
-                &rep.confusion.counts,
-            ));
-            let mut cols = vec!["true class".to_string()];
-            cols.extend(rep.confusion.columns.iter().cloned());
-            let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-            let mut ct = Table::new(
-                format!("confusion_{}_{}", slug(&dataset), slug(&method)),
-                format!("Confusion matrix: {dataset}, {method}"),
-                &col_refs,
-            );
-            for (r, row) in rep.confusion.rows.iter().zip(&rep.confusion.counts) {
-                let mut cells = vec![Cell::text(r)];
-                cells.extend(row.iter().map(|&n| Cell::Int(n as i64)));
-                ct.rows.push(cells);
-            }
-            conf_tables.push(ct);
+    for r in &ev.classification {
+        let (dataset, method) = (&r.dataset, &r.method);
+        let rep = &r.summary.report;
+        let (acc, acc_ci) = est(&r.summary.accuracy, 3);
+        table.rows.push(vec![
+            Cell::text(dataset),
+            Cell::text(method),
+            Cell::Int(rep.n as i64),
+            Cell::Int(rep.unparsed as i64),
+            acc,
+            acc_ci,
+            Cell::Num(r.summary.balanced_accuracy.value, 3),
+            Cell::Num(r.summary.macro_f1.value, 3),
+        ]);
+        figs.push_str(&svg::confusion_heatmap(
+            &format!("{dataset}: {method}"),
+            &rep.confusion.rows,
+            &rep.confusion.columns,
+            &rep.confusion.counts,
+        ));
+        let mut cols = vec!["true class".to_string()];
+        cols.extend(rep.confusion.columns.iter().cloned());
+        let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+        let mut ct = Table::new(
+            format!("confusion_{}_{}", slug(dataset), slug(method)),
+            format!("Confusion matrix: {dataset}, {method}"),
+            &col_refs,
+        );
+        for (row_name, row) in rep.confusion.rows.iter().zip(&rep.confusion.counts) {
+            let mut cells = vec![Cell::text(row_name)];
+            cells.extend(row.iter().map(|&n| Cell::Int(n as i64)));
+            ct.rows.push(cells);
         }
+        conf_tables.push(ct);
     }
     ctx.push_table(table);
     ctx.body
@@ -1099,7 +909,6 @@ fn section_classification(ctx: &mut Ctx, preds: &[&Prediction]) {
     }
     ctx.body.push_str("</section>\n");
 }
-
 fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
     ctx.body
         .push_str("<section id=\"vqa\"><h2>Visual question answering</h2>\n");
@@ -1178,48 +987,7 @@ fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
     ctx.body.push_str("</section>\n");
 }
 
-/// Scores of size answers against the expert's sizes (µm), from (truth, answer) pairs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SizeScores {
-    pub n: usize,
-    /// Mean |answer − truth|, µm.
-    pub mae_um: Option<f64>,
-    /// Median |log10(answer / truth)|: 0 = exact, 1 = off by a factor of 10.
-    pub median_abs_log10_ratio: Option<f64>,
-    /// Fraction of answers within a factor of 2 of the truth.
-    pub within_factor_2: Option<f64>,
-}
-
-/// [`SizeScores`] of `(truth_um, answer_um)` pairs; pairs with a non-positive value count for
-/// the MAE but not for the ratio scores.
-pub fn size_scores(pairs: &[(f64, f64)]) -> SizeScores {
-    let n = pairs.len();
-    let mae_um = (n > 0).then(|| pairs.iter().map(|(t, p)| (p - t).abs()).sum::<f64>() / n as f64);
-    let mut logs: Vec<f64> = pairs
-        .iter()
-        .filter(|(t, p)| *t > 0.0 && *p > 0.0)
-        .map(|(t, p)| (p / t).log10().abs())
-        .collect();
-    logs.sort_by(f64::total_cmp);
-    let median_abs_log10_ratio = if logs.is_empty() {
-        None
-    } else if logs.len() % 2 == 1 {
-        Some(logs[logs.len() / 2])
-    } else {
-        Some((logs[logs.len() / 2 - 1] + logs[logs.len() / 2]) / 2.0)
-    };
-    let within_factor_2 = (!logs.is_empty()).then(|| {
-        logs.iter().filter(|&&l| l <= 2f64.log10() + 1e-12).count() as f64 / logs.len() as f64
-    });
-    SizeScores {
-        n,
-        mae_um,
-        median_abs_log10_ratio,
-        within_factor_2,
-    }
-}
-
-fn section_size(ctx: &mut Ctx, preds: &[&Prediction]) {
+fn section_size(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
     ctx.body
         .push_str("<section id=\"size\"><h2>Object sizes from the scale bar</h2>\n");
     if preds.is_empty() {
@@ -1252,38 +1020,19 @@ fn section_size(ctx: &mut Ctx, preds: &[&Prediction]) {
             (Metric::WithinFactor2.key(), Metric::WithinFactor2.label()),
         ],
     );
-    let grouped = by_dataset_method(preds);
-    let truth_of = |ctx: &Ctx, p: &Prediction| -> Option<f64> {
-        ctx.samples
-            .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
-            .and_then(|s| s.meta.get(meta::TRUTH_SIZE_UM))
-            .and_then(|v| v.parse::<f64>().ok())
-    };
-    for (dataset, methods) in &grouped {
-        for (method, ps) in methods {
-            let mut pairs = Vec::new();
-            let mut missing = 0usize;
-            for p in ps {
-                let Some(t) = truth_of(ctx, p) else { continue };
-                match value_of(p).and_then(|v| v.size_um()) {
-                    Some(v) => pairs.push((t, v)),
-                    None => missing += 1,
-                }
-            }
-            let sc = size_scores(&pairs);
-            let errs: Vec<f64> = pairs.iter().map(|(t, p)| (p - t).abs()).collect();
-            let ci = ctx.ci_mean(&errs);
-            table.rows.push(vec![
-                Cell::text(dataset),
-                Cell::text(method),
-                Cell::Int(sc.n as i64),
-                Cell::Int(missing as i64),
-                Cell::Num(sc.mae_um, 3),
-                fmt_ci(ci),
-                Cell::Num(sc.median_abs_log10_ratio, 2),
-                Cell::Num(sc.within_factor_2, 2),
-            ]);
-        }
+    for r in &ev.size {
+        let sc = &r.summary;
+        let (mae, mae_ci) = est(&sc.mae_um, 3);
+        table.rows.push(vec![
+            Cell::text(&r.dataset),
+            Cell::text(&r.method),
+            Cell::Int(sc.n as i64),
+            Cell::Int(sc.missing as i64),
+            mae,
+            mae_ci,
+            Cell::Num(sc.median_abs_log10_ratio, 2),
+            Cell::Num(sc.within_factor_2, 2),
+        ]);
     }
     ctx.push_table(table);
 
@@ -1327,33 +1076,25 @@ fn section_size(ctx: &mut Ctx, preds: &[&Prediction]) {
     ctx.body.push_str("</section>\n");
 }
 
-fn section_failures(ctx: &mut Ctx, preds: &[Prediction]) {
+fn section_failures(ctx: &mut Ctx, ev: &Evaluation) {
     ctx.body
         .push_str("<section id=\"failures\"><h2>Failures and missing answers</h2>\n");
-    let mut per: BTreeMap<(String, String), (usize, BTreeMap<String, usize>)> = BTreeMap::new();
-    for p in preds.iter().filter(|p| p.failure.is_some()) {
-        let e = per
-            .entry((p.key.method.clone(), p.key.task.clone()))
-            .or_default();
-        e.0 += 1;
-        *e.1.entry(p.failure.clone().unwrap_or_default())
-            .or_default() += 1;
-    }
     let mut t = Table::new(
         "failures",
         "Predictions without a value, by method and task",
         &["method", "task", "count", "reasons (count)"],
     );
-    for ((m, task), (n, reasons)) in per {
-        let r = reasons
+    for f in &ev.failures {
+        let r = f
+            .reasons
             .iter()
             .map(|(r, n)| format!("{r} ({n})"))
             .collect::<Vec<_>>()
             .join("; ");
         t.rows.push(vec![
-            Cell::text(m),
-            Cell::text(task),
-            Cell::Int(n as i64),
+            Cell::text(&f.method),
+            Cell::text(f.task.as_str()),
+            Cell::Int(f.count as i64),
             Cell::text(r),
         ]);
     }
@@ -1364,7 +1105,6 @@ fn section_failures(ctx: &mut Ctx, preds: &[Prediction]) {
     ctx.push_table(t);
     ctx.body.push_str("</section>\n");
 }
-
 fn section_provenance(
     ctx: &mut Ctx,
     runs: &[mica_store::RunRecord],
@@ -1471,7 +1211,13 @@ fn section_provenance(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mica_metrics::bootstrap::BootstrapConfig;
     use mica_store::{MethodRecord, PredictionKey, SampleRecord};
+
+    fn report_of(store: &Store) -> Report {
+        let ev = mica_study::evaluate_store(store, &BootstrapConfig::default()).unwrap();
+        build(store, &ev, &ReportOptions::default()).unwrap()
+    }
 
     #[test]
     fn model_text_is_escaped_everywhere() {
@@ -1508,7 +1254,7 @@ mod tests {
             p.failure = Some("<b>bad</b>".into());
             store.insert_prediction(&p, &[]).unwrap();
         }
-        let r = build(&store, &ReportOptions::default()).unwrap();
+        let r = report_of(&store);
         assert!(!r.html.contains("<script"), "unescaped script tag");
         assert!(!r.html.contains("<img src=x"), "unescaped img tag");
         assert!(!r.html.contains("<b>bad"));
@@ -1540,7 +1286,7 @@ mod tests {
             p.value_num = Some(v);
             store.insert_prediction(&p, &[]).unwrap();
         }
-        let r = build(&store, &ReportOptions::default()).unwrap();
+        let r = report_of(&store);
         let t = r.tables.iter().find(|t| t.id == "counting").unwrap();
         let json = t.to_json();
         let row = &json[0];
@@ -1550,19 +1296,39 @@ mod tests {
             "{row}"
         );
         assert_eq!(row["mae"].as_f64(), Some(0.0));
+        assert!(
+            r.warnings.iter().any(|w| w.contains("3.7")),
+            "the unreadable value is named: {:?}",
+            r.warnings
+        );
     }
 
     #[test]
-    fn size_scores_by_hand() {
-        // Errors 1, 0.5, 9; ratios 2, 0.5, 10: |log10| = 0.301, 0.301, 1.
-        let s = size_scores(&[(1.0, 2.0), (1.0, 0.5), (1.0, 10.0)]);
-        assert_eq!(s.n, 3);
-        assert!((s.mae_um.unwrap() - 10.5 / 3.0).abs() < 1e-12);
-        assert!((s.median_abs_log10_ratio.unwrap() - 2f64.log10()).abs() < 1e-12);
-        assert!((s.within_factor_2.unwrap() - 2.0 / 3.0).abs() < 1e-12);
-        let empty = size_scores(&[]);
-        assert_eq!(empty.n, 0);
-        assert!(empty.mae_um.is_none() && empty.median_abs_log10_ratio.is_none());
+    fn report_shows_the_numbers_of_the_evaluation_it_is_given() {
+        // An evaluation that is not the store's: the report renders it, recomputing nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        store
+            .upsert_samples(&[SampleRecord {
+                dataset: "d".into(),
+                sample_id: "a".into(),
+                path: "p".into(),
+                truth_count: Some(4.0),
+                truth_class: None,
+                truth_mask: None,
+                meta: Default::default(),
+            }])
+            .unwrap();
+        let mut p = Prediction::ok(PredictionKey::new("d", "a", "count", "m"), 1);
+        p.value_num = Some(4.0);
+        store.insert_prediction(&p, &[]).unwrap();
+        let mut ev = mica_study::evaluate_store(&store, &BootstrapConfig::default()).unwrap();
+        ev.counting[0].summary.scores.mae = Some(123.25);
+        let r = build(&store, &ev, &ReportOptions::default()).unwrap();
+        let t = r.tables.iter().find(|t| t.id == "counting").unwrap();
+        assert_eq!(t.to_json()[0]["mae"].as_f64(), Some(123.25));
+        let json: serde_json::Value = serde_json::from_str(&r.evaluation_json).unwrap();
+        assert_eq!(json["counting"][0]["summary"]["scores"]["mae"], 123.25);
     }
 
     #[test]
