@@ -45,6 +45,14 @@ pub enum VlmError {
         quota: String,
         message: String,
     },
+    /// The account cannot pay for requests (HTTP 402, e.g. Gemini's depleted prepaid credit, or
+    /// OpenAI's 429 `insufficient_quota`, a billing limit rather than a rate limit).
+    #[error("{provider}: the account cannot pay for more requests (HTTP {status}): {message}; add credit or raise the spending limit with the provider, then run again")]
+    BillingExhausted {
+        provider: String,
+        status: u16,
+        message: String,
+    },
     /// Every attempt timed out.
     #[error("{provider}: no answer within {timeout_ms} ms, {attempts} attempt(s)")]
     Timeout {
@@ -99,6 +107,7 @@ impl VlmError {
             VlmError::MissingKey { .. }
                 | VlmError::KeyRejected { .. }
                 | VlmError::QuotaExhausted { .. }
+                | VlmError::BillingExhausted { .. }
                 | VlmError::Connection { .. }
                 | VlmError::RetryAfterTooLong { .. }
                 | VlmError::ModelName { .. }

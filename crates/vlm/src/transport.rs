@@ -1,6 +1,10 @@
 //! HTTP for all backends: one JSON POST with timeouts, a concurrency and requests-per-minute limit,
-//! and retries with exponential backoff and jitter that honour `Retry-After` (429, 503) and never
-//! retry a client error (400, 401, 403, 404, 422).
+//! and retries with exponential backoff and jitter, following the official OpenAI SDK's rules
+//! (`openai-python`'s `_base_client.py`): 408, 409, 429 and 5xx are retried (and 425), other
+//! client errors are not; a server's `x-should-retry: true|false` overrides that; a wait the server
+//! asks for (`retry-after-ms`, `Retry-After`, or Google's `RetryInfo.retryDelay` in the body) is
+//! honoured on whatever status is retried. Failures no retry can fix end the request at once: a
+//! rejected key, a daily quota, billing (HTTP 402, OpenAI's `insufficient_quota`).
 
 use crate::error::VlmError;
 use crate::secret::ApiKey;
@@ -287,11 +291,19 @@ impl Transport {
             Err(e) => return self.transport_error(url, e, attempt),
         };
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        // The wait a server asks for: `retry-after-ms` first (milliseconds, OpenAI's), then
+        // `Retry-After` (seconds or an HTTP date), as openai-python's `_parse_retry_after_header`.
+        let retry_after = header("retry-after-ms")
+            .and_then(|v| parse_retry_after_ms(&v))
+            .or_else(|| header("retry-after").and_then(|v| parse_retry_after(&v)));
+        // A server's explicit word on retrying (`x-should-retry: true|false`) is obeyed.
+        let should_retry = header("x-should-retry");
         let text = match resp
             .body_mut()
             .with_config()
@@ -342,18 +354,29 @@ impl Transport {
                 message: error_message(&self.redact(&text)),
             });
         }
-        match status {
-            408 | 409 | 425 | 429 | 500 | 502 | 503 | 504 | 529 => Attempt::Retry {
+        // Billing, not rate: HTTP 402 (Gemini's depleted prepaid credit) or OpenAI's 429
+        // `insufficient_quota`. No retry can pay for the request.
+        if status == 402 || insufficient_quota(&text) {
+            return Attempt::Fail(VlmError::BillingExhausted {
+                provider: self.provider.clone(),
+                status,
+                message: error_message(&self.redact(&text)),
+            });
+        }
+        let retry = match should_retry.as_deref().map(str::trim) {
+            Some("true") => true,
+            Some("false") => false,
+            _ => matches!(status, 408 | 409 | 425 | 429 | 500..=599),
+        };
+        if retry {
+            Attempt::Retry {
                 // Gemini sends its wait in the body (`google.rpc.RetryInfo.retryDelay`), not in a
-                // `Retry-After` header.
-                after: if matches!(status, 429 | 503) {
-                    retry_after.or_else(|| body_retry_delay(&text))
-                } else {
-                    None
-                },
+                // `Retry-After` header. A hint is honoured on whatever status is retried.
+                after: retry_after.or_else(|| body_retry_delay(&text)),
                 last: err,
-            },
-            _ => Attempt::Fail(err),
+            }
+        } else {
+            Attempt::Fail(err)
         }
     }
 
@@ -407,6 +430,18 @@ fn daily_quota(body: &str) -> Option<String> {
     })
 }
 
+/// Whether an error body is OpenAI's "insufficient_quota" (the account's credit or monthly
+/// spending limit is used up; sent with HTTP 429 like a rate limit): `error.code` or `error.type`.
+fn insufficient_quota(body: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return false;
+    };
+    let e = &v["error"];
+    [&e["code"], &e["type"]]
+        .iter()
+        .any(|x| x.as_str() == Some("insufficient_quota"))
+}
+
 /// Whether an error body says the API key is invalid: Google's `google.rpc.ErrorInfo` with
 /// reason `API_KEY_INVALID` (sent with HTTP 400 by the Gemini API).
 fn key_rejected(body: &str) -> bool {
@@ -446,6 +481,12 @@ fn snippet(s: &str) -> String {
     } else {
         format!("{}…", s.chars().take(MAX).collect::<String>())
     }
+}
+
+/// `retry-after-ms` (OpenAI): milliseconds, possibly fractional.
+pub fn parse_retry_after_ms(v: &str) -> Option<Duration> {
+    let ms: f64 = v.trim().parse().ok()?;
+    (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1e3))
 }
 
 /// `Retry-After` as seconds (`"7"`, `"1.5"`) or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
@@ -508,6 +549,11 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after_ms("1500"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_retry_after_ms("-1"), None);
     }
 
     #[test]

@@ -668,3 +668,104 @@ fn gemini_daily_quota_is_not_retried() {
     );
     assert!(!err.is_per_image());
 }
+
+/// OpenAI's 429 `insufficient_quota` is billing, not a rate limit: retrying cannot help, so the
+/// request ends at once and the batch stops with what to do (issue #15 item 4).
+#[test]
+fn openai_insufficient_quota_is_billing_not_a_rate_limit() {
+    let body = include_str!("fixtures/openai/error_insufficient_quota.json");
+    let server = MockServer::sequence(vec![Reply::raw(429, body)]);
+    let c = client("openai:gpt-4o", server.url("/v1"), 3, 10.0);
+    let err = c
+        .generate(&count_prompt().request(prepared(), &sampling()))
+        .unwrap_err();
+    assert_eq!(server.count(), 1, "not retried");
+    assert!(
+        matches!(err, VlmError::BillingExhausted { status: 429, .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_per_image(), "billing ends the batch");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("check your plan and billing") && msg.contains("add credit"),
+        "{msg}"
+    );
+}
+
+/// Gemini's HTTP 402 (prepaid credit used up) ends the request at once and stops the batch.
+#[test]
+fn gemini_402_depleted_credit_stops_the_batch() {
+    let body = include_str!("fixtures/gemini/error_prepayment_credits_depleted.json");
+    let server = MockServer::sequence(vec![Reply::raw(402, body)]);
+    let c = client("gemini:gemini-2.5-flash", server.url("/v1beta"), 3, 10.0);
+    let err = c
+        .generate(&count_prompt().request(prepared(), &sampling()))
+        .unwrap_err();
+    assert_eq!(server.count(), 1, "not retried");
+    assert!(
+        matches!(err, VlmError::BillingExhausted { status: 402, .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_per_image());
+    assert!(
+        err.to_string().contains("prepayment credits are depleted"),
+        "{err}"
+    );
+}
+
+/// `x-should-retry` (openai-python's `_should_retry`): the server's word overrides the status rule,
+/// both ways.
+#[test]
+fn x_should_retry_is_obeyed_both_ways() {
+    // A 503 the server says not to retry.
+    let server = MockServer::sequence(vec![Reply::json(
+        503,
+        json!({"error": {"message": "overloaded"}}),
+    )
+    .with_header("x-should-retry", "false")]);
+    let c = client("openai:gpt-4o", server.url("/v1"), 3, 10.0);
+    let err = c
+        .generate(&count_prompt().request(prepared(), &sampling()))
+        .unwrap_err();
+    assert_eq!(server.count(), 1, "x-should-retry: false");
+    assert!(matches!(err, VlmError::Http { status: 503, .. }), "{err:?}");
+    // A 400 the server says to retry.
+    let server = MockServer::sequence(vec![
+        Reply::json(400, json!({"error": {"message": "try again"}}))
+            .with_header("x-should-retry", "true"),
+        Reply::json(200, openai_ok("Count: 3")),
+    ]);
+    let c = client("openai:gpt-4o", server.url("/v1"), 3, 10.0);
+    let resp = c
+        .generate(&count_prompt().request(prepared(), &sampling()))
+        .unwrap();
+    assert_eq!(
+        (server.count(), resp.attempts),
+        (2, 2),
+        "x-should-retry: true"
+    );
+}
+
+/// `retry-after-ms` is preferred to `Retry-After`, and a wait is honoured on any retried status
+/// (here a 500), not only on 429 and 503.
+#[test]
+fn retry_after_ms_is_honoured_on_any_retried_status() {
+    let server = MockServer::sequence(vec![
+        Reply::json(500, json!({"error": {"message": "oops"}}))
+            .with_header("retry-after-ms", "900")
+            .with_header("Retry-After", "30"),
+        Reply::json(200, openai_ok("Count: 5")),
+    ]);
+    let c = client("openai:gpt-4o", server.url("/v1"), 3, 10.0);
+    let t0 = Instant::now();
+    let resp = c
+        .generate(&count_prompt().request(prepared(), &sampling()))
+        .unwrap();
+    let waited = t0.elapsed();
+    assert_eq!(resp.attempts, 2);
+    // The backoff alone would be <= 40 ms; retry-after-ms says 0.9 s (not Retry-After's 30 s).
+    assert!(
+        waited >= Duration::from_millis(850) && waited < Duration::from_secs(10),
+        "waited {waited:?}"
+    );
+}
