@@ -143,3 +143,64 @@ fn second_run_makes_no_http_calls_and_the_key_is_not_stored() {
         );
     }
 }
+
+/// A reasoning model that spent its token budget (HTTP 200, `finish_reason: "length"`, content
+/// `null` or `""`; fixtures in `tests/fixtures/openai/`) gave a paid, empty answer: it is cached
+/// like any other, so a rerun does not pay for it again, and read as "cut by the token limit"
+/// (issue #15 item 5).
+#[test]
+fn answer_cut_by_the_token_limit_is_cached_not_paid_again() {
+    std::env::set_var("OPENAI_API_KEY", KEY);
+    for fixture in [
+        include_str!("fixtures/openai/chat_completion_length_null_content.json"),
+        include_str!("fixtures/openai/chat_completion_length_empty_content.json"),
+    ] {
+        let body = fixture.to_string();
+        let server = MockServer::start(Script::Func(Box::new(move |_| Reply::raw(200, &body))));
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("vlm.sqlite");
+        let img = Image::gray8(8, 8, vec![7; 64]).unwrap();
+        let img = prepare(&img, &PrepareOptions::default(), "t").unwrap();
+        let set = TemplateSet::builtin(TaskKind::Count).unwrap();
+        let tp = TaskPrompt::new(
+            Task::Count {
+                objects: "cells".into(),
+            },
+            set.variant("study").unwrap(),
+            PromptContext::default(),
+        )
+        .unwrap();
+        let answer = || {
+            let spec = ModelSpec::parse("openai:gpt-5-nano").unwrap();
+            let client = Client::new(
+                spec.clone(),
+                &ClientOptions {
+                    base_url: Some(server.url("/v1")),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let engine = Engine::new(
+                Box::new(client),
+                spec,
+                Some(ResponseCache::open(&db).unwrap()),
+                &PriceTable::builtin().unwrap(),
+                None,
+            )
+            .unwrap();
+            engine
+                .answer(&tp.request(img.clone(), &Sampling::default()))
+                .unwrap()
+        };
+        let first = answer();
+        assert!(!first.cached);
+        assert_eq!(first.response.finish, FinishReason::Length);
+        let a = tp.interpret(&first.response);
+        assert!(a.value.is_none());
+        let why = a.failure.unwrap_or_default();
+        assert!(why.contains("token limit"), "{why}");
+        let second = answer();
+        assert!(second.cached, "the empty answer is served from the cache");
+        assert_eq!(server.count(), 1, "paid once");
+    }
+}
