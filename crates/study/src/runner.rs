@@ -836,12 +836,15 @@ fn vlm_predictions(
             spend.not_made.fetch_add(1, Ordering::SeqCst);
             continue;
         }
-        let outcome = match vlm.engine.answer(&req) {
+        // Timed-out attempts may have been billed: the study's budget charges them too.
+        let answered = vlm.engine.answer_spend(&req);
+        let possibly_billed = answered.possibly_billed_usd;
+        let outcome = match answered.result {
             Ok(o) => o,
             Err(e) if !e.is_per_image() => {
                 // Every later call would fail the same way (a rejected key, an unknown model):
                 // stop the method, store nothing for it, so a rerun tries again once it is fixed.
-                spend.budget.settle(reserve, 0.0);
+                spend.budget.settle(reserve, possibly_billed);
                 if let Ok(mut h) = spend.halted.lock() {
                     h.entry(g.method.clone()).or_insert_with(|| e.to_string());
                 }
@@ -849,7 +852,7 @@ fn vlm_predictions(
                 continue;
             }
             Err(e) => {
-                spend.budget.settle(reserve, 0.0);
+                spend.budget.settle(reserve, possibly_billed);
                 out.push((Prediction::failed(key, run_id, e.to_string()), Vec::new()));
                 continue;
             }
@@ -860,7 +863,7 @@ fn vlm_predictions(
         } else {
             outcome.cost_usd.unwrap_or(reserve)
         };
-        spend.budget.settle(reserve, charged);
+        spend.budget.settle(reserve, charged + possibly_billed);
         let answer = tp.interpret(&outcome.response);
         let mut p = Prediction::ok(key, run_id);
         p.elapsed_ms = Some(t0.elapsed().as_secs_f64() * 1e3);

@@ -134,27 +134,55 @@ impl Engine {
     /// [`VlmError::Budget`] before sending when the cost limit could be exceeded; any error of
     /// the model; [`VlmError::Cache`] when the cache cannot be read or written.
     pub fn answer(&self, req: &VlmRequest) -> Result<Outcome, VlmError> {
+        self.answer_spend(req).result
+    }
+
+    /// [`Self::answer`], with what its timed-out attempts may have cost. A request that timed out
+    /// was sent and may have been processed and billed by the provider (openai-python retries
+    /// timeouts too; nothing says they are free), so each timed-out attempt is charged to the
+    /// budget at the request's worst-case estimate, whether the request finally succeeded or not.
+    /// Retries after a timeout can therefore take spending past `--max-cost` by at most
+    /// `max_retries` such estimates; the next request is refused once it is.
+    pub fn answer_spend(&self, req: &VlmRequest) -> Answered {
         let key = cache_key(&self.model.name(), &self.model.endpoint(), req);
         if let Some(cache) = &self.cache {
-            if let Some(response) = cache.get(&key)? {
-                self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(model = %self.spec, key = %&key[..12], "answer from cache");
-                return Ok(Outcome {
-                    response,
-                    cached: true,
-                    cost_usd: Some(0.0),
-                });
+            match cache.get(&key) {
+                Ok(Some(response)) => {
+                    self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(model = %self.spec, key = %&key[..12], "answer from cache");
+                    return Answered::free(Ok(Outcome {
+                        response,
+                        cached: true,
+                        cost_usd: Some(0.0),
+                    }));
+                }
+                Ok(None) => {}
+                Err(e) => return Answered::free(Err(e)),
             }
         }
         let reserve = self.estimate_max_cost_usd(req).unwrap_or(0.0);
-        self.budget.reserve(reserve)?;
+        if let Err(e) = self.budget.reserve(reserve) {
+            return Answered::free(Err(e));
+        }
         self.http_calls.fetch_add(1, Ordering::Relaxed);
-        let result = self.model.generate(req);
-        let response = match result {
+        let generated = self.model.generate_counted(req);
+        let possibly_billed_usd = f64::from(generated.timed_out_attempts) * reserve;
+        if generated.timed_out_attempts > 0 {
+            tracing::warn!(
+                model = %self.spec,
+                timed_out = generated.timed_out_attempts,
+                charged_usd = possibly_billed_usd,
+                "timed-out attempts may have been billed; charged to the budget at their estimate"
+            );
+        }
+        let response = match generated.result {
             Ok(r) => r,
             Err(e) => {
-                self.budget.settle(reserve, 0.0);
-                return Err(e);
+                self.budget.settle(reserve, possibly_billed_usd);
+                return Answered {
+                    result: Err(e),
+                    possibly_billed_usd,
+                };
             }
         };
         let cost_usd = match (&self.price, response.usage) {
@@ -173,15 +201,42 @@ impl Engine {
             "answer received"
         );
         // Without token counts, charge the reservation: the limit stays safe.
-        self.budget.settle(reserve, cost_usd.unwrap_or(reserve));
+        self.budget
+            .settle(reserve, cost_usd.unwrap_or(reserve) + possibly_billed_usd);
         if let Some(cache) = &self.cache {
-            cache.put(&key, &self.model.name(), &response)?;
+            if let Err(e) = cache.put(&key, &self.model.name(), &response) {
+                return Answered {
+                    result: Err(e),
+                    possibly_billed_usd,
+                };
+            }
         }
-        Ok(Outcome {
-            response,
-            cached: false,
-            cost_usd,
-        })
+        Answered {
+            result: Ok(Outcome {
+                response,
+                cached: false,
+                cost_usd,
+            }),
+            possibly_billed_usd,
+        }
+    }
+}
+
+/// What [`Engine::answer_spend`] gives.
+#[derive(Debug)]
+pub struct Answered {
+    pub result: Result<Outcome, VlmError>,
+    /// The worst-case cost charged for attempts that timed out (possibly billed), USD; 0 when
+    /// none did or the model has no price.
+    pub possibly_billed_usd: f64,
+}
+
+impl Answered {
+    fn free(result: Result<Outcome, VlmError>) -> Self {
+        Answered {
+            result,
+            possibly_billed_usd: 0.0,
+        }
     }
 }
 

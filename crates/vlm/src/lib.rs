@@ -43,9 +43,11 @@ pub mod secret;
 pub mod task;
 pub mod transport;
 
-pub use backend::{default_limits, Client, ClientOptions, Structured, VisionLanguageModel};
+pub use backend::{
+    default_limits, Client, ClientOptions, Generated, Structured, VisionLanguageModel,
+};
 pub use cache::{cache_key, ResponseCache};
-pub use engine::{run_batch, Engine, JobResult, Outcome};
+pub use engine::{run_batch, Answered, Engine, JobResult, Outcome};
 pub use error::VlmError;
 pub use model::{Endpoint, ModelSpec, Provider};
 pub use prices::{Budget, ModelPrice, PriceTable};

@@ -226,6 +226,29 @@ impl Transport {
         headers: &[(&str, String)],
         body: &serde_json::Value,
     ) -> Result<JsonReply, VlmError> {
+        self.post_json_counted(url, headers, body).0
+    }
+
+    /// [`Self::post_json`], with the number of attempts that timed out (the request was sent
+    /// and no answer came within the timeout: the provider may have processed and billed it).
+    pub fn post_json_counted(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &serde_json::Value,
+    ) -> (Result<JsonReply, VlmError>, u32) {
+        let mut timed_out = 0u32;
+        let result = self.post_json_inner(url, headers, body, &mut timed_out);
+        (result, timed_out)
+    }
+
+    fn post_json_inner(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &serde_json::Value,
+        timed_out: &mut u32,
+    ) -> Result<JsonReply, VlmError> {
         let payload = serde_json::to_vec(body).map_err(|e| VlmError::BadResponse {
             provider: self.provider.clone(),
             reason: format!("cannot serialise request: {e}"),
@@ -241,6 +264,9 @@ impl Transport {
                 Attempt::Done(r) => return Ok(r),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry { after, last } => {
+                    if matches!(last, VlmError::Timeout { .. }) {
+                        *timed_out += 1;
+                    }
                     if attempt > self.retry.max_retries {
                         return Err(last);
                     }

@@ -769,3 +769,50 @@ fn retry_after_ms_is_honoured_on_any_retried_status() {
         "waited {waited:?}"
     );
 }
+
+/// A timed-out attempt was sent and may have been processed and billed: the budget charges it at
+/// the request's worst-case estimate, also when a retry then succeeds and when every attempt
+/// times out; before, it was settled at $0 (issue #15 item 6).
+#[test]
+fn timed_out_attempts_are_charged_to_the_budget() {
+    let engine = |server: &MockServer| {
+        Engine::new(
+            Box::new(client("openai:gpt-4o", server.url("/v1"), 1, 0.3)),
+            ModelSpec::parse("openai:gpt-4o").unwrap(),
+            None,
+            &PriceTable::builtin().unwrap(),
+            Some(100.0),
+        )
+        .unwrap()
+    };
+    let req = count_prompt().request(prepared(), &sampling());
+    // First attempt times out, the retry answers.
+    let server = MockServer::sequence(vec![
+        Reply::json(200, openai_ok("Count: 1")).delayed(Duration::from_secs(2)),
+        Reply::json(200, openai_ok("Count: 5")),
+    ]);
+    let e = engine(&server);
+    let worst = e.estimate_max_cost_usd(&req).unwrap();
+    assert!(worst > 0.0);
+    let a = e.answer_spend(&req);
+    let outcome = a.result.unwrap();
+    let reported = outcome.cost_usd.unwrap();
+    assert_eq!(a.possibly_billed_usd, worst);
+    assert!(
+        (e.spent_usd() - (reported + worst)).abs() < 1e-12,
+        "spent {} = reported {reported} + one timed-out attempt {worst}",
+        e.spent_usd()
+    );
+    // Every attempt times out: both are charged, and the error is still reported.
+    let server = MockServer::sequence(vec![
+        Reply::json(200, openai_ok("Count: 1")).delayed(Duration::from_secs(2))
+    ]);
+    let e = engine(&server);
+    let a = e.answer_spend(&req);
+    assert!(matches!(
+        a.result,
+        Err(VlmError::Timeout { attempts: 2, .. })
+    ));
+    assert!((a.possibly_billed_usd - 2.0 * worst).abs() < 1e-12);
+    assert!((e.spent_usd() - 2.0 * worst).abs() < 1e-12);
+}

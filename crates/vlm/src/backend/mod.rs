@@ -24,6 +24,24 @@ pub trait VisionLanguageModel: Send + Sync {
     /// # Errors
     /// Any [`VlmError`] for this request; callers report it and go on with the next image.
     fn generate(&self, req: &VlmRequest) -> Result<VlmResponse, VlmError>;
+
+    /// [`Self::generate`], also saying how many of its HTTP attempts timed out: a timed-out
+    /// request may still have been processed, and billed, by the provider, so the budget charges
+    /// it. The default (a model with no HTTP, a test double) reports none.
+    fn generate_counted(&self, req: &VlmRequest) -> Generated {
+        Generated {
+            result: self.generate(req),
+            timed_out_attempts: 0,
+        }
+    }
+}
+
+/// What [`VisionLanguageModel::generate_counted`] gives.
+#[derive(Debug)]
+pub struct Generated {
+    pub result: Result<VlmResponse, VlmError>,
+    /// HTTP attempts that timed out (each possibly billed), whatever the result.
+    pub timed_out_attempts: u32,
 }
 
 /// Whether to ask for structured (JSON-schema) output.
@@ -185,10 +203,23 @@ impl VisionLanguageModel for Client {
     }
 
     fn generate(&self, req: &VlmRequest) -> Result<VlmResponse, VlmError> {
+        self.generate_counted(req).result
+    }
+
+    fn generate_counted(&self, req: &VlmRequest) -> Generated {
         let (url, headers, body) = self.wire(req);
-        let provider = self.spec.provider.as_str();
         tracing::debug!(model = %self.spec, %url, "sending request");
-        let reply = self.transport.post_json(&url, &headers, &body)?;
+        let (reply, timed_out_attempts) = self.transport.post_json_counted(&url, &headers, &body);
+        Generated {
+            result: reply.and_then(|reply| self.read_reply(&reply)),
+            timed_out_attempts,
+        }
+    }
+}
+
+impl Client {
+    fn read_reply(&self, reply: &crate::transport::JsonReply) -> Result<VlmResponse, VlmError> {
+        let provider = self.spec.provider.as_str();
         let (text, finish, usage, model_version) = match self.spec.provider {
             Provider::Openai | Provider::OpenaiCompatible => {
                 openai::parse_reply(provider, &reply.body)?
