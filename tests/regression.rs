@@ -907,7 +907,7 @@ path = "bbbc005"
 [[methods]]
 name = "gemini"
 kind = "vlm"
-model = "gemini:gemini-2.5-flash"
+model = "gemini:gemini-3.5-flash"
 base_url = "{url}"
 [[tasks]]
 kind = "count"

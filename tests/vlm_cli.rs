@@ -289,7 +289,7 @@ fn ask_gemini_describe_and_a_safety_block() {
             .args([
                 "ask",
                 "--model",
-                "gemini:gemini-2.0-flash",
+                "gemini:gemini-3.5-flash",
                 "--json",
                 "--no-cache",
             ])
@@ -310,7 +310,7 @@ fn ask_gemini_describe_and_a_safety_block() {
     assert_eq!(v[0]["task"], "describe");
     assert_eq!(v[0]["input_tokens"], 540);
     let r = &server.requests()[0];
-    assert_eq!(r.path, "/v1beta/models/gemini-2.0-flash:generateContent");
+    assert_eq!(r.path, "/v1beta/models/gemini-3.5-flash:generateContent");
     assert_eq!(r.header("x-goog-api-key"), Some(GEMINI_KEY));
     assert!(r.json()["contents"][0]["parts"][0]["text"]
         .as_str()
@@ -624,4 +624,77 @@ fn a_key_echoed_in_a_200_answer_is_written_nowhere() {
     assert!(std::fs::read_to_string(&csv)
         .unwrap()
         .contains("Request used key ***"));
+}
+
+/// A model its provider shut down (Gemini 2.0 Flash, 2026-06-01) is refused before anything is
+/// planned or sent, with the date and the replacement; in a study it is a skipped method with
+/// that reason, not a run that fails image by image (issue #15 item 2).
+#[test]
+fn a_retired_model_is_refused_with_its_date_and_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = images(dir.path(), 1);
+    let server = MockServer::sequence(vec![Reply::json(200, openai_ok("Count: 1"))]);
+    for dry in [true, false] {
+        let mut c = mica();
+        c.args([
+            "count",
+            "--model",
+            "gemini:gemini-2.0-flash",
+            "--objects",
+            "cells",
+        ])
+        .args(["--base-url", &server.url("/v1beta"), "--no-cache"])
+        .args(&imgs)
+        .env("GEMINI_API_KEY", "AIza-mica-test-retired");
+        if dry {
+            c.arg("--dry-run");
+        }
+        let out = c.output().unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("shut down")
+                && stderr.contains("2026-06-01")
+                && stderr.contains("gemini:gemini-3.5-flash"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(server.count(), 0, "nothing sent");
+    // In a study: the method is skipped with the reason, the rest of the study runs.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let study = dir.path().join("s.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "name = \"retired\"\ndata_root = \"{}\"\n\
+             [[datasets]]\nname = \"bbbc\"\nkind = \"bbbc005\"\npath = \"bbbc005\"\n\
+             [[methods]]\nname = \"old gemini\"\nkind = \"vlm\"\nmodel = \"gemini:gemini-2.0-flash\"\n\
+             [[methods]]\nname = \"classical\"\nkind = \"classical\"\npreset = \"fluorescence-nuclei\"\n\
+             [[tasks]]\nkind = \"count\"\ndatasets = [\"bbbc\"]\nmethods = [\"old gemini\", \"classical\"]\n",
+            examples.display()
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("s.sqlite");
+    let out = mica()
+        .args(["run"])
+        .arg(&study)
+        .arg("--store")
+        .arg(&store)
+        .env("GEMINI_API_KEY", "AIza-mica-test-retired")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("shut down"), "{stderr}");
+    let s = mica_store::Store::open_read_only(&store).unwrap();
+    let m = s.methods().unwrap();
+    let old = m.iter().find(|m| m.name == "old gemini").unwrap();
+    assert!(
+        old.skipped_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("2026-06-01")),
+        "{old:?}"
+    );
+    assert_eq!(server.count(), 0);
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The model, as provider:model (openai:gpt-4o, gemini:gemini-2.0-flash, ollama:llava:13b,
+    /// The model, as provider:model (openai:gpt-4o, gemini:gemini-3.5-flash, ollama:llava:13b,
     /// openai-compatible:NAME).
     #[arg(long, short = 'm', value_name = "PROVIDER:MODEL")]
     pub model: String,

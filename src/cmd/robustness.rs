@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Methods to test (comma-separated or repeated): classical, sam, or a vision-language model
-    /// as provider:model (e.g. openai:gpt-4o, gemini:gemini-2.0-flash, ollama:llava:13b), which
+    /// as provider:model (e.g. openai:gpt-4o, gemini:gemini-3.5-flash, ollama:llava:13b), which
     /// counts (no Dice or instance F1). Each method gets its own curve on every axis.
     #[arg(long, value_delimiter = ',', default_value = "classical")]
     pub method: Vec<String>,

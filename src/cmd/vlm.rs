@@ -470,6 +470,8 @@ pub(crate) fn run_task(
     let sampling = opts.sampling();
     let limits = limits(&spec, opts)?;
     let prices = prices(opts)?;
+    // A shut-down model is refused before anything is planned or sent.
+    prices.check_not_retired(&spec)?;
 
     if opts.dry_run {
         return dry_run(&spec, &images, &prompt, &prep, &sampling, &prices);

@@ -163,6 +163,11 @@ pub fn build(
         } => {
             let spec = mica_vlm::ModelSpec::parse(model)
                 .with_context(|| format!("method {name:?}: model {model:?}"))?;
+            let prices = mica_vlm::PriceTable::builtin()?;
+            // A shut-down model is skipped with the reason, before any key or server is needed.
+            if let Err(e) = prices.check_not_retired(&spec) {
+                return Ok(Runtime::Skipped(e.to_string()));
+            }
             let opts = mica_vlm::ClientOptions {
                 base_url: base_url.clone(),
                 ..Default::default()
@@ -189,7 +194,6 @@ pub fn build(
                 ),
                 None => None,
             };
-            let prices = mica_vlm::PriceTable::builtin()?;
             let engine = mica_vlm::Engine::new(Box::new(client), spec, cache, &prices, None)?;
             Ok(Runtime::Vlm(Box::new(VlmMethod {
                 engine,

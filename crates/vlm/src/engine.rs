@@ -61,6 +61,7 @@ impl Engine {
         prices: &PriceTable,
         max_cost_usd: Option<f64>,
     ) -> Result<Self, VlmError> {
+        prices.check_not_retired(&spec)?;
         let price = prices.lookup(&spec).cloned();
         if let Some(limit) = max_cost_usd {
             if !(limit.is_finite() && limit >= 0.0) {

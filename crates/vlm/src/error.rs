@@ -53,6 +53,14 @@ pub enum VlmError {
         status: u16,
         message: String,
     },
+    /// The provider shut the model down (mica's list of retired models, in the price table).
+    #[error("{model} was shut down by its provider on {shut_down} ({according_to}); use {replacement} or another current model. If your provider still serves it, remove it from the `retired` list of a price table of your own (--prices FILE)")]
+    RetiredModel {
+        model: String,
+        shut_down: String,
+        replacement: String,
+        according_to: String,
+    },
     /// Every attempt timed out.
     #[error("{provider}: no answer within {timeout_ms} ms, {attempts} attempt(s)")]
     Timeout {
@@ -108,6 +116,7 @@ impl VlmError {
                 | VlmError::KeyRejected { .. }
                 | VlmError::QuotaExhausted { .. }
                 | VlmError::BillingExhausted { .. }
+                | VlmError::RetiredModel { .. }
                 | VlmError::Connection { .. }
                 | VlmError::RetryAfterTooLong { .. }
                 | VlmError::ModelName { .. }

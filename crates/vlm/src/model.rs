@@ -90,7 +90,7 @@ impl fmt::Display for Provider {
     }
 }
 
-/// A model as named on the command line: `openai:gpt-4o`, `gemini:gemini-2.0-flash`,
+/// A model as named on the command line: `openai:gpt-4o`, `gemini:gemini-3.5-flash`,
 /// `ollama:llava:13b`, `openai-compatible:NAME`. Everything after the first `:` is the model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelSpec {
@@ -115,7 +115,7 @@ impl ModelSpec {
             reason,
         };
         let (p, m) = name.split_once(':').ok_or_else(|| {
-            err("expected provider:model, e.g. openai:gpt-4o, gemini:gemini-2.0-flash, ollama:llava:13b, openai-compatible:NAME".into())
+            err("expected provider:model, e.g. openai:gpt-4o, gemini:gemini-3.5-flash, ollama:llava:13b, openai-compatible:NAME".into())
         })?;
         let provider = Provider::parse(p.trim()).ok_or_else(|| {
             err(format!(

@@ -31,6 +31,23 @@ impl ModelPrice {
     }
 }
 
+/// A model its provider has shut down: mica refuses to send to it (a shut-down model answers
+/// 404, or, as Google announced for Gemini 2.5, is silently routed to another model and billed
+/// at that model's rates: either way its answers would not be the named model's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredModel {
+    pub provider: Provider,
+    /// The exact model name (variants such as `-001` are listed one by one).
+    pub model: String,
+    /// When the provider shut it down (`YYYY-MM-DD`).
+    pub shut_down: String,
+    /// The replacement the provider recommends.
+    pub replacement: String,
+    /// Where the date comes from.
+    pub source: String,
+}
+
 /// The price table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,6 +55,8 @@ pub struct PriceTable {
     /// When the prices were checked (free text, e.g. `2026-06`).
     pub checked: String,
     pub price: Vec<ModelPrice>,
+    /// Models shut down by their provider.
+    pub retired: Vec<RetiredModel>,
 }
 
 impl PriceTable {
@@ -78,6 +97,29 @@ impl PriceTable {
         Ok(t)
     }
 
+    /// The entry of `spec` among the retired models (exact name), if it was shut down.
+    pub fn retired(&self, spec: &ModelSpec) -> Option<&RetiredModel> {
+        self.retired
+            .iter()
+            .find(|r| r.provider == spec.provider && r.model == spec.model)
+    }
+
+    /// [`VlmError::RetiredModel`] when `spec` was shut down by its provider.
+    ///
+    /// # Errors
+    /// That error, saying when, the replacement, and how to override the list.
+    pub fn check_not_retired(&self, spec: &ModelSpec) -> Result<(), VlmError> {
+        match self.retired(spec) {
+            Some(r) => Err(VlmError::RetiredModel {
+                model: spec.to_string(),
+                shut_down: r.shut_down.clone(),
+                replacement: format!("{}:{}", r.provider, r.replacement),
+                according_to: r.source.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The price of `spec`: exact model name, else the longest prefix, else the provider's `*`.
     pub fn lookup(&self, spec: &ModelSpec) -> Option<&ModelPrice> {
         let rows = self.price.iter().filter(|p| p.provider == spec.provider);
@@ -114,11 +156,17 @@ impl PriceTable {
 /// - OpenAI (GPT-4o family and compatible): `detail: low` = 85; high/auto: scale to fit
 ///   2048 × 2048, then the shorter side to 768, tokens = 85 + 170 × (number of 512-px tiles).
 ///   `gpt-4o-mini` counts 2833 + 5667 per tile (its lower token price compensates).
-/// - Gemini: 258 when both sides ≤ 384, else 258 per 768 × 768 tile.
+/// - Gemini 3 and later (`gemini-3…`): 1,120 per image, whatever its size (the default media
+///   resolution of images for Gemini 3 is `high`, at most 1,120 tokens per image; Gemini API
+///   "Media resolution" docs).
+/// - Gemini before 3: 258 when both sides ≤ 384, else 258 per 768 × 768 tile.
 /// - Ollama: not billed; counted with the OpenAI rule for the budget only.
 pub fn image_tokens(spec: &ModelSpec, width: u32, height: u32, detail: Detail) -> u64 {
     let (w, h) = (width.max(1) as f64, height.max(1) as f64);
     match spec.provider {
+        Provider::Gemini if gemini_major(&spec.model).is_some_and(|m| m >= 3) => {
+            GEMINI_3_IMAGE_TOKENS
+        }
         Provider::Gemini => {
             if w <= 384.0 && h <= 384.0 {
                 258
@@ -142,6 +190,16 @@ pub fn image_tokens(spec: &ModelSpec, width: u32, height: u32, detail: Detail) -
             base + per_tile * ((w2 / 512.0).ceil() * (h2 / 512.0).ceil()) as u64
         }
     }
+}
+
+/// Tokens of one image for Gemini 3 and later at the default (high) media resolution.
+pub const GEMINI_3_IMAGE_TOKENS: u64 = 1120;
+
+/// The major version of a Gemini model name (`gemini-3.5-flash` → 3, `gemini-2.5-pro` → 2).
+fn gemini_major(model: &str) -> Option<u32> {
+    let rest = model.strip_prefix("gemini-")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// Output tokens assumed for a budget check when a request sets no limit.
@@ -284,14 +342,68 @@ mod tests {
             image_tokens(&spec("openai:gpt-4o"), 1024, 768, Detail::Low),
             85
         );
+        // Gemini before 3: 258 per 768x768 tile.
         assert_eq!(
-            image_tokens(&spec("gemini:gemini-2.0-flash"), 300, 300, Detail::High),
+            image_tokens(
+                &spec("gemini:gemini-2.5-flash-lite"),
+                300,
+                300,
+                Detail::High
+            ),
             258
         );
         assert_eq!(
-            image_tokens(&spec("gemini:gemini-2.0-flash"), 1024, 768, Detail::High),
+            image_tokens(
+                &spec("gemini:gemini-2.5-flash-lite"),
+                1024,
+                768,
+                Detail::High
+            ),
             516
         );
+        // Gemini 3 and later: 1,120 per image at the default (high) media resolution.
+        for m in ["gemini:gemini-3.5-flash", "gemini:gemini-3-flash-preview"] {
+            for (w, h) in [(300, 300), (1024, 768), (4096, 4096)] {
+                assert_eq!(image_tokens(&spec(m), w, h, Detail::High), 1120, "{m}");
+            }
+        }
+    }
+
+    /// A model its provider shut down is refused with the date and the replacement; a current
+    /// model of a similar name is not (issue #15 item 2).
+    #[test]
+    fn retired_models_are_refused_by_name() {
+        let t = PriceTable::builtin().unwrap();
+        let err = t
+            .check_not_retired(&spec("gemini:gemini-2.0-flash"))
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("shut down")
+                && msg.contains("2026-06-01")
+                && msg.contains("gemini:gemini-3.5-flash"),
+            "{msg}"
+        );
+        assert!(!err.is_per_image());
+        assert!(t
+            .check_not_retired(&spec("gemini:gemini-2.5-flash"))
+            .is_err());
+        // Exact names only: 2.5 Flash-Lite is not retired.
+        assert!(t
+            .check_not_retired(&spec("gemini:gemini-2.5-flash-lite"))
+            .is_ok());
+        assert!(t
+            .check_not_retired(&spec("gemini:gemini-3.5-flash"))
+            .is_ok());
+        // Every retired entry names a date and a source, and has no price row left.
+        for r in &t.retired {
+            assert!(r.shut_down.len() == 10 && !r.source.is_empty(), "{r:?}");
+            let s = ModelSpec::parse(&format!("{}:{}", r.provider, r.model)).unwrap();
+            assert!(
+                t.lookup(&s).is_none_or(|p| p.model != r.model),
+                "{r:?} still has a price"
+            );
+        }
     }
 
     #[test]

@@ -200,11 +200,11 @@ fn openai_compatible_uses_base_url_and_max_tokens() {
 #[test]
 fn gemini_request_follows_generate_content_protocol() {
     let server = MockServer::sequence(vec![Reply::json(200, gemini_ok("{\"count\": 23}"))]);
-    let c = client("gemini:gemini-2.0-flash", server.url("/v1beta"), 0, 10.0);
+    let c = client("gemini:gemini-3.5-flash", server.url("/v1beta"), 0, 10.0);
     let tp = count_prompt();
     let resp = c.generate(&tp.request(prepared(), &sampling())).unwrap();
     let r = &server.requests()[0];
-    assert_eq!(r.path, "/v1beta/models/gemini-2.0-flash:generateContent");
+    assert_eq!(r.path, "/v1beta/models/gemini-3.5-flash:generateContent");
     assert!(!r.path.contains("key="), "the key must not be in the URL");
     assert_eq!(r.header("x-goog-api-key"), Some(GEMINI_KEY));
     assert!(r.header("authorization").is_none());
@@ -234,7 +234,7 @@ fn gemini_request_follows_generate_content_protocol() {
 #[test]
 fn gemini_default_settings_send_no_generation_config() {
     let server = MockServer::sequence(vec![Reply::json(200, gemini_ok("Count: 3"))]);
-    let c = client("gemini:gemini-2.0-flash", server.url("/v1beta"), 0, 10.0);
+    let c = client("gemini:gemini-3.5-flash", server.url("/v1beta"), 0, 10.0);
     let mut tp = count_prompt();
     tp.structured = false;
     c.generate(&tp.request(prepared(), &Sampling::default()))
@@ -253,7 +253,7 @@ fn gemini_safety_blocks_are_reported_as_such() {
             "safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}]
         },
         "usageMetadata": {"promptTokenCount": 530, "totalTokenCount": 530},
-        "modelVersion": "gemini-2.0-flash"
+        "modelVersion": "gemini-3.5-flash"
     });
     let candidate_block = json!({
         "candidates": [{
@@ -266,7 +266,7 @@ fn gemini_safety_blocks_are_reported_as_such() {
         Reply::json(200, prompt_block),
         Reply::json(200, candidate_block),
     ]);
-    let c = client("gemini:gemini-2.0-flash", server.url("/v1beta"), 0, 10.0);
+    let c = client("gemini:gemini-3.5-flash", server.url("/v1beta"), 0, 10.0);
     let tp = count_prompt();
     for _ in 0..2 {
         let resp = c.generate(&tp.request(prepared(), &sampling())).unwrap();
@@ -590,7 +590,7 @@ fn few_shot_examples_become_earlier_turns() {
     );
 
     let server = MockServer::sequence(vec![Reply::json(200, gemini_ok("Count: 2"))]);
-    client("gemini:gemini-2.0-flash", server.url("/v1beta"), 0, 10.0)
+    client("gemini:gemini-3.5-flash", server.url("/v1beta"), 0, 10.0)
         .generate(&req)
         .unwrap();
     let c = &server.requests()[0].json()["contents"];
@@ -616,7 +616,7 @@ fn few_shot_examples_become_earlier_turns() {
 fn gemini_invalid_key_is_a_rejected_key_not_a_per_image_error() {
     let body = include_str!("fixtures/gemini/error_api_key_invalid.json");
     let server = MockServer::sequence(vec![Reply::raw(400, body)]);
-    let c = client("gemini:gemini-2.5-flash", server.url("/v1beta"), 3, 10.0);
+    let c = client("gemini:gemini-3.5-flash", server.url("/v1beta"), 3, 10.0);
     let err = c
         .generate(&count_prompt().request(prepared(), &sampling()))
         .unwrap_err();
@@ -639,7 +639,7 @@ fn gemini_quota_retry_delay_in_the_body_is_honoured() {
         Reply::raw(429, body),
         Reply::json(200, gemini_ok("{\"count\": 4}")),
     ]);
-    let c = client("gemini:gemini-2.5-flash", server.url("/v1beta"), 3, 10.0);
+    let c = client("gemini:gemini-3.5-flash", server.url("/v1beta"), 3, 10.0);
     let t0 = Instant::now();
     let resp = c
         .generate(&count_prompt().request(prepared(), &sampling()))
@@ -655,7 +655,7 @@ fn gemini_quota_retry_delay_in_the_body_is_honoured() {
 fn gemini_daily_quota_is_not_retried() {
     let body = include_str!("fixtures/gemini/error_quota_per_day.json");
     let server = MockServer::sequence(vec![Reply::raw(429, body)]);
-    let c = client("gemini:gemini-2.5-flash", server.url("/v1beta"), 3, 10.0);
+    let c = client("gemini:gemini-3.5-flash", server.url("/v1beta"), 3, 10.0);
     let err = c
         .generate(&count_prompt().request(prepared(), &sampling()))
         .unwrap_err();
@@ -697,7 +697,7 @@ fn openai_insufficient_quota_is_billing_not_a_rate_limit() {
 fn gemini_402_depleted_credit_stops_the_batch() {
     let body = include_str!("fixtures/gemini/error_prepayment_credits_depleted.json");
     let server = MockServer::sequence(vec![Reply::raw(402, body)]);
-    let c = client("gemini:gemini-2.5-flash", server.url("/v1beta"), 3, 10.0);
+    let c = client("gemini:gemini-3.5-flash", server.url("/v1beta"), 3, 10.0);
     let err = c
         .generate(&count_prompt().request(prepared(), &sampling()))
         .unwrap_err();

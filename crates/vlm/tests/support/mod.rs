@@ -255,7 +255,7 @@ pub fn gemini_ok(text: &str) -> serde_json::Value {
             "avgLogprobs": -0.01
         }],
         "usageMetadata": {"promptTokenCount": 540, "candidatesTokenCount": 7, "totalTokenCount": 547},
-        "modelVersion": "gemini-2.0-flash"
+        "modelVersion": "gemini-3.5-flash"
     })
 }
 
