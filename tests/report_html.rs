@@ -134,7 +134,7 @@ fn demo_report_renders_in_headless_chromium() {
             "--hide-scrollbars",
             "--enable-logging=stderr",
             "--v=0",
-            "--window-size=1280,9000",
+            "--window-size=1280,16000",
         ])
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", html.display()))

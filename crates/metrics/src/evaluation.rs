@@ -220,6 +220,40 @@ pub struct FailureResult {
     pub reasons: Vec<(String, usize)>,
 }
 
+/// One method's main score on one dataset and task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RankEntry {
+    pub method: String,
+    /// Images scored.
+    pub n: usize,
+    pub estimate: Estimate,
+}
+
+/// The best method against the runner-up, on the images both scored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunnerUp {
+    pub method: String,
+    /// Runner-up's mean per-image score minus the best's, images resampled as pairs.
+    pub difference: PairedDifference,
+    /// Whether the interval of the difference excludes 0 (the best is better on these images
+    /// beyond resampling noise).
+    pub beyond_noise: bool,
+}
+
+/// The methods of one dataset and task ranked by the task's main score: what the report's first
+/// screen shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ranking {
+    pub dataset: String,
+    pub task: TaskKind,
+    /// Count: MAE; segment: Dice; classify: accuracy; size: MAE in µm.
+    pub metric: Metric,
+    pub lower_is_better: bool,
+    /// Best first; methods without a score last.
+    pub entries: Vec<RankEntry>,
+    pub runner_up: Option<RunnerUp>,
+}
+
 /// Everything the predictions of a study say, computed once.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
@@ -234,8 +268,133 @@ pub struct Evaluation {
     pub classification: Vec<ClassificationResult>,
     pub size: Vec<SizeResult>,
     pub failures: Vec<FailureResult>,
+    /// Per dataset and task, the methods ranked by the main score.
+    pub rankings: Vec<Ranking>,
     /// What a reader must know (predictions not scored for want of truth, unreadable values).
     pub warnings: Vec<String>,
+}
+
+/// Per (dataset, task, method): image → the per-image value of the task's main score.
+type PerImage = BTreeMap<(String, TaskKind, String), BTreeMap<String, f64>>;
+
+/// The rankings of an evaluation whose summaries are computed: each method's main estimate as the
+/// summaries have it, and the best against the runner-up on the images both scored.
+fn rankings(
+    ev: &Evaluation,
+    per_image: &PerImage,
+    config: &BootstrapConfig,
+) -> Result<Vec<Ranking>> {
+    let mut by: BTreeMap<(String, TaskKind), (Metric, bool, Vec<RankEntry>)> = BTreeMap::new();
+    let mut add =
+        |d: &str, t: TaskKind, m: Metric, lower: bool, method: &str, n: usize, e: Estimate| {
+            by.entry((d.to_string(), t))
+                .or_insert_with(|| (m, lower, Vec::new()))
+                .2
+                .push(RankEntry {
+                    method: method.to_string(),
+                    n,
+                    estimate: e,
+                });
+        };
+    for r in ev.counting.iter().filter(|r| r.stratum == Stratum::All) {
+        let e = r.summary.get(Metric::Mae).unwrap_or(Estimate {
+            value: None,
+            ci: None,
+        });
+        add(
+            &r.dataset,
+            TaskKind::Count,
+            Metric::Mae,
+            true,
+            &r.method,
+            r.summary.scores.n,
+            e,
+        );
+    }
+    for r in &ev.segmentation {
+        add(
+            &r.dataset,
+            TaskKind::Segment,
+            Metric::Dice,
+            false,
+            &r.method,
+            r.n,
+            r.dice,
+        );
+    }
+    for r in &ev.classification {
+        let n = r.summary.report.n;
+        add(
+            &r.dataset,
+            TaskKind::Classify,
+            Metric::Accuracy,
+            false,
+            &r.method,
+            n,
+            r.summary.accuracy,
+        );
+    }
+    for r in &ev.size {
+        add(
+            &r.dataset,
+            TaskKind::Size,
+            Metric::MaeUm,
+            true,
+            &r.method,
+            r.summary.n,
+            r.summary.mae_um,
+        );
+    }
+    let mut out = Vec::new();
+    for ((dataset, task), (metric, lower, mut entries)) in by {
+        let key = |e: &RankEntry| e.estimate.value.map(|v| if lower { v } else { -v });
+        entries.sort_by(|a, b| match (key(a), key(b)) {
+            (Some(x), Some(y)) => x.total_cmp(&y).then(a.method.cmp(&b.method)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.method.cmp(&b.method),
+        });
+        let scored: Vec<&RankEntry> = entries
+            .iter()
+            .filter(|e| e.estimate.value.is_some())
+            .collect();
+        let runner_up = match scored.as_slice() {
+            [best, second, ..] => {
+                let get = |m: &str| per_image.get(&(dataset.clone(), task, m.to_string()));
+                match (get(&best.method), get(&second.method)) {
+                    (Some(b), Some(s)) => {
+                        let ids: BTreeSet<&String> = b.keys().chain(s.keys()).collect();
+                        let a: Vec<Option<f64>> = ids.iter().map(|i| s.get(*i).copied()).collect();
+                        let bb: Vec<Option<f64>> = ids.iter().map(|i| b.get(*i).copied()).collect();
+                        match paired_difference(&a, &bb, config) {
+                            Ok(difference) => {
+                                let beyond_noise =
+                                    difference.ci.is_some_and(|c| c.low > 0.0 || c.high < 0.0);
+                                Some(RunnerUp {
+                                    method: second.method.clone(),
+                                    difference,
+                                    beyond_noise,
+                                })
+                            }
+                            // No image scored by both.
+                            Err(_) => None,
+                        }
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        out.push(Ranking {
+            dataset,
+            task,
+            metric,
+            lower_is_better: lower,
+            entries,
+            runner_up,
+        });
+    }
+    Ok(out)
 }
 
 type Grouped<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Vec<&'a Observation>>>;
@@ -283,8 +442,11 @@ pub fn evaluate(
         classification: Vec::new(),
         size: Vec::new(),
         failures: Vec::new(),
+        rankings: Vec::new(),
         warnings: Vec::new(),
     };
+    // Per (dataset, task, method): per image, the value the main score averages.
+    let mut per_image: PerImage = BTreeMap::new();
     for o in observations {
         if let Outcome::Unreadable(reason) = &o.outcome {
             ev.warnings.push(format!(
@@ -379,6 +541,12 @@ pub fn evaluate(
                 (*m, e)
             })
             .collect();
+        for (m, e) in &errs {
+            per_image.insert(
+                (dataset.to_string(), TaskKind::Count, m.to_string()),
+                e.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            );
+        }
         let mae = |e: &BTreeMap<&str, f64>| e.values().sum::<f64>() / e.len().max(1) as f64;
         let Some((best, best_e)) = errs
             .iter()
@@ -420,6 +588,10 @@ pub fn evaluate(
                 if let (Some(&d), Some(&j)) = (m.get(&Metric::Dice), m.get(&Metric::Jaccard)) {
                     dice.push(d);
                     jaccard.push(j);
+                    per_image
+                        .entry((dataset.to_string(), TaskKind::Segment, method.to_string()))
+                        .or_default()
+                        .insert(o.sample_id.clone(), d);
                 }
                 ev.segmentation_images.push(SegmentationImage {
                     dataset: dataset.into(),
@@ -475,15 +647,20 @@ pub fn evaluate(
         for (method, os) in methods {
             let mut truth_names = Vec::new();
             let mut pred_names: Vec<Option<&str>> = Vec::new();
+            let correct = per_image
+                .entry((dataset.to_string(), TaskKind::Classify, method.to_string()))
+                .or_default();
             for o in &os {
                 let Some(t) = truth_of(o).and_then(|s| s.class.as_deref()) else {
                     continue;
                 };
                 truth_names.push(t);
-                pred_names.push(match o.value() {
+                let p = match o.value() {
                     Some(PredictionValue::Class(c)) => Some(c.as_str()),
                     _ => None,
-                });
+                };
+                correct.insert(o.sample_id.clone(), f64::from(u8::from(p == Some(t))));
+                pred_names.push(p);
             }
             if truth_names.is_empty() {
                 continue;
@@ -517,7 +694,13 @@ pub fn evaluate(
                     continue;
                 };
                 match o.value().and_then(|v| v.size_um()) {
-                    Some(v) => pairs.push((t, v)),
+                    Some(v) => {
+                        pairs.push((t, v));
+                        per_image
+                            .entry((dataset.to_string(), TaskKind::Size, method.to_string()))
+                            .or_default()
+                            .insert(o.sample_id.clone(), (v - t).abs());
+                    }
                     None => missing += 1,
                 }
             }
@@ -528,6 +711,8 @@ pub fn evaluate(
             });
         }
     }
+
+    ev.rankings = rankings(&ev, &per_image, config)?;
 
     // Failures and missing answers.
     let mut per: BTreeMap<(&str, TaskKind), BTreeMap<&str, usize>> = BTreeMap::new();
@@ -620,6 +805,23 @@ mod tests {
         assert_eq!(ev.count_points.len(), 5);
         assert_eq!(ev.failures.len(), 1);
         assert_eq!(ev.failures[0].reasons, vec![("timeout".to_string(), 1)]);
+        // The ranking: "good" (MAE 1/3) before "bad" (MAE 7), compared on images a and c.
+        let r = &ev.rankings[0];
+        assert_eq!(
+            (r.task, r.metric, r.lower_is_better),
+            (TaskKind::Count, Metric::Mae, true)
+        );
+        let names: Vec<&str> = r.entries.iter().map(|e| e.method.as_str()).collect();
+        assert_eq!(names, ["good", "bad"]);
+        let ru = r.runner_up.as_ref().unwrap();
+        assert_eq!(
+            (
+                ru.method.as_str(),
+                ru.difference.n,
+                ru.difference.difference
+            ),
+            ("bad", 2, 7.0)
+        );
         assert!(ev.warnings.is_empty(), "{:?}", ev.warnings);
     }
 
@@ -639,6 +841,42 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("1 of 2 predictions have no true count")));
+    }
+
+    #[test]
+    fn higher_is_better_scores_rank_highest_first() {
+        let samples: Vec<SampleTruth> = (0..6)
+            .map(|i| SampleTruth {
+                dataset: "d".into(),
+                id: format!("s{i}"),
+                class: Some(if i % 2 == 0 { "A" } else { "B" }.into()),
+                ..Default::default()
+            })
+            .collect();
+        let answer = |method: &str, i: usize, c: &str| Observation {
+            dataset: "d".into(),
+            method: method.into(),
+            task: TaskKind::Classify,
+            sample_id: format!("s{i}"),
+            outcome: Outcome::Value(PredictionValue::Class(c.into())),
+            failure: None,
+            image_metrics: BTreeMap::new(),
+        };
+        let mut obs = Vec::new();
+        for i in 0..6 {
+            let truth = if i % 2 == 0 { "A" } else { "B" };
+            obs.push(answer("always A", i, "A"));
+            obs.push(answer("right", i, truth));
+        }
+        let ev = evaluate(&samples, &obs, &BootstrapConfig::default()).unwrap();
+        let r = &ev.rankings[0];
+        assert_eq!((r.metric, r.lower_is_better), (Metric::Accuracy, false));
+        assert_eq!(r.entries[0].method, "right");
+        assert_eq!(r.entries[0].estimate.value, Some(1.0));
+        let ru = r.runner_up.as_ref().unwrap();
+        // Runner-up's accuracy 0.5 minus the best's 1.0 on the same 6 images.
+        assert_eq!((ru.difference.n, ru.difference.difference), (6, -0.5));
+        assert!(ru.beyond_noise, "{ru:?}");
     }
 
     #[test]

@@ -194,6 +194,10 @@ pub fn build(store: &Store, evaluation: &Evaluation, opts: &ReportOptions) -> Re
         .or_else(|| runs.first().map(|r| r.study_name.clone()))
         .unwrap_or_else(|| "mica report".into());
 
+    // The answer comes first, above the warnings; the details follow.
+    section_summary(&mut ctx, ev);
+    let summary_html = std::mem::take(&mut ctx.body);
+
     // Methods.
     ctx.body
         .push_str("<section id=\"methods\"><h2>Methods</h2>\n");
@@ -274,10 +278,10 @@ pub fn build(store: &Store, evaluation: &Evaluation, opts: &ReportOptions) -> Re
          <title>{t}</title><style>{CSS}</style></head><body>\n\
          <header><h1>{t}</h1><p>{n_s} samples, {n_p} predictions, {n_m} methods. Made by mica {v}. \
          Intervals are 95 % percentile bootstrap intervals over images ({r} resamples, seed {seed}).</p>\
-         <nav><a href=\"#methods\">Methods</a> · <a href=\"#counting\">Counting</a> · \
+         <nav><a href=\"#summary\">Summary</a> · <a href=\"#methods\">Methods</a> · <a href=\"#counting\">Counting</a> · \
          <a href=\"#segmentation\">Segmentation</a> · <a href=\"#classification\">Classification</a> · \
          <a href=\"#vqa\">VQA</a> · <a href=\"#size\">Sizes</a> · <a href=\"#failures\">Failures</a> · <a href=\"#provenance\">Provenance</a></nav></header>\n\
-         <main>{warn_html}{body}</main></body></html>\n",
+         <main>{summary_html}{warn_html}{body}</main></body></html>\n",
         t = escape(&title),
         n_s = samples.len(),
         n_p = preds.len(),
@@ -301,7 +305,7 @@ nav a{color:#0072B2}.tw{overflow-x:auto}table{border-collapse:collapse;margin:6p
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eef3f8}.files{color:#777;font-size:12px;margin:0 0 10px}\
 .figs{display:flex;flex-wrap:wrap;gap:10px}svg.fig{background:#fff;border:1px solid #e3e3e3}svg .tk{font-size:10px;fill:#333}svg .lb{font-size:11px;fill:#222}svg .tt{font-size:12px;font-weight:600;fill:#222}\
 figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:6px}figure img{display:block;max-width:340px;height:auto;image-rendering:pixelated}figcaption{font-size:12px;max-width:340px}\
-.note{color:#555}.ans{white-space:pre-wrap;max-width:420px}";
+.note{color:#555}.answer{font-size:15px;background:#eef6ee;border-left:4px solid #009E73;padding:6px 10px}.ans{white-space:pre-wrap;max-width:420px}";
 
 fn fmt_ci(c: Option<(f64, f64)>) -> Cell {
     Cell::Interval(c, 2)
@@ -321,6 +325,126 @@ fn slug(s: &str) -> String {
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("-")
+}
+
+/// The first screen: per dataset and task, the methods ranked by the main score with intervals,
+/// the best marked, and whether it beats the runner-up beyond resampling noise (the paired
+/// comparison of the evaluation's [`mica_metrics::evaluation::Ranking`]).
+fn section_summary(ctx: &mut Ctx, ev: &Evaluation) {
+    ctx.body.push_str(
+        "<section id=\"summary\"><h2>Summary: which method is best, and how wrong</h2>\n",
+    );
+    if ev.rankings.is_empty() {
+        ctx.body.push_str(
+            "<p class=\"note\">No scored predictions in this store (no truth, or no method ran).</p></section>\n",
+        );
+        return;
+    }
+    let ci_key = "ci";
+    let mut t = Table::keyed(
+        "summary",
+        "Methods ranked per dataset and task by the main score (best first)",
+        &[
+            ("dataset", "dataset"),
+            ("task", "task"),
+            ("rank", "rank"),
+            ("method", "method"),
+            ("metric", "metric"),
+            ("value", "value"),
+            (ci_key, "95% CI"),
+            ("n", "n"),
+        ],
+    );
+    for r in &ev.rankings {
+        let better = if r.lower_is_better {
+            "lower is better"
+        } else {
+            "higher is better"
+        };
+        ctx.body.push_str(&format!(
+            "<h3>{}: {} ({}, {better})</h3>",
+            escape(&r.dataset),
+            escape(r.task.as_str()),
+            escape(r.metric.label())
+        ));
+        let rows: Vec<svg::IntervalRow> = r
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                Some(svg::IntervalRow {
+                    label: e.method.clone(),
+                    value: e.estimate.value?,
+                    interval: e.estimate.ci.map(|c| (c.low, c.high)),
+                    colour: ctx.colour(&e.method),
+                    best: i == 0,
+                })
+            })
+            .collect();
+        if let Some(best) = r.entries.first().filter(|e| e.estimate.value.is_some()) {
+            let v = best.estimate.value.unwrap_or_default();
+            let ci = best
+                .estimate
+                .ci
+                .map(|c| format!(" [{:.3}, {:.3}]", c.low, c.high))
+                .unwrap_or_else(|| " (too few images for an interval)".into());
+            let verdict = match &r.runner_up {
+                Some(ru) => {
+                    let d = &ru.difference;
+                    let dci =
+                        d.ci.map(|c| format!(" [{:.3}, {:.3}]", c.low, c.high))
+                            .unwrap_or_default();
+                    if ru.beyond_noise {
+                        format!(
+                            " It beats the runner-up, <b>{}</b>, beyond resampling noise: on the {} images both scored, the runner-up's {} differs by {:.3}{dci}.",
+                            escape(&ru.method),
+                            d.n,
+                            escape(r.metric.label()),
+                            d.difference
+                        )
+                    } else {
+                        format!(
+                            " The runner-up, <b>{}</b>, is within resampling noise of it: on the {} images both scored, the difference is {:.3}{dci}, an interval that includes 0.",
+                            escape(&ru.method),
+                            d.n,
+                            d.difference
+                        )
+                    }
+                }
+                None if rows.len() > 1 => {
+                    " No image was scored by both it and the runner-up, so they cannot be compared."
+                        .into()
+                }
+                None => String::new(),
+            };
+            ctx.body.push_str(&format!(
+                "<p class=\"answer\">Best: <b>{}</b>, {} {v:.3}{ci} over {} images.{verdict}</p>",
+                escape(&best.method),
+                escape(r.metric.label()),
+                best.n
+            ));
+        }
+        ctx.body.push_str(&svg::interval_chart(
+            &format!("{}: {}", r.dataset, r.metric.label()),
+            r.metric.label(),
+            &rows,
+        ));
+        for (i, e) in r.entries.iter().enumerate() {
+            let (v, ci) = est(&e.estimate, 3);
+            t.rows.push(vec![
+                Cell::text(&r.dataset),
+                Cell::text(r.task.as_str()),
+                Cell::Int(i as i64 + 1),
+                Cell::text(&e.method),
+                Cell::text(r.metric.key()),
+                v,
+                ci,
+                Cell::Int(e.n as i64),
+            ]);
+        }
+    }
+    ctx.push_table(t);
+    ctx.body.push_str("</section>\n");
 }
 
 fn est(e: &Estimate, digits: usize) -> (Cell, Cell) {
@@ -1301,6 +1425,50 @@ mod tests {
             "the unreadable value is named: {:?}",
             r.warnings
         );
+    }
+
+    #[test]
+    fn first_screen_ranks_methods_and_says_whether_the_best_beats_the_runner_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        let samples: Vec<SampleRecord> = (0..8)
+            .map(|i| SampleRecord {
+                dataset: "d".into(),
+                sample_id: format!("s{i}"),
+                path: "p".into(),
+                truth_count: Some(10.0 + i as f64),
+                truth_class: None,
+                truth_mask: None,
+                meta: Default::default(),
+            })
+            .collect();
+        store.upsert_samples(&samples).unwrap();
+        for i in 0..8 {
+            for (m, err) in [("close", (i % 2) as f64), ("far", 6.0 + (i % 3) as f64)] {
+                let mut p = Prediction::ok(PredictionKey::new("d", format!("s{i}"), "count", m), 1);
+                p.value_num = Some(10.0 + i as f64 + err);
+                store.insert_prediction(&p, &[]).unwrap();
+            }
+        }
+        let r = report_of(&store);
+        let summary = r.html.find("id=\"summary\"").expect("a summary section");
+        assert!(
+            summary < r.html.find("id=\"methods\"").unwrap(),
+            "summary first"
+        );
+        assert!(r.html.contains("Best: <b>close</b>"), "the best named");
+        assert!(r.html.contains("beyond resampling noise"), "the verdict");
+        let t = r
+            .tables
+            .iter()
+            .find(|t| t.id == "summary")
+            .unwrap()
+            .to_json();
+        assert_eq!(t[0]["method"], "close");
+        assert_eq!(t[0]["rank"], 1);
+        assert_eq!(t[0]["metric"], "mae");
+        assert_eq!(t[0]["value"].as_f64(), Some(0.5));
+        assert_eq!(t[1]["method"], "far");
     }
 
     #[test]

@@ -368,6 +368,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tick_decimals_tell_ticks_apart() {
+        assert_eq!(tick_decimals(&[0.0, 10.0, 20.0]), 0);
+        assert_eq!(tick_decimals(&[0.95, 0.96, 0.97]), 2);
+        assert_eq!(tick_decimals(&[0.986, 0.987, 0.988]), 3);
+        assert_eq!(tick_decimals(&[2.5, 5.0, 7.5]), 1);
+    }
+
+    #[test]
     fn ticks_cover_range() {
         let t = ticks(0.0, 100.0, 5);
         assert_eq!(t.first(), Some(&0.0));
@@ -393,4 +401,126 @@ mod tests {
         assert!(svg.contains("&lt;script&gt;"));
         assert!(svg.contains("y = x"));
     }
+}
+
+/// The fewest decimals (up to 6) that write every tick exactly enough to tell it from the others.
+fn tick_decimals(ticks: &[f64]) -> usize {
+    (0..=6)
+        .find(|&d| {
+            let scale = 10f64.powi(d as i32);
+            ticks
+                .iter()
+                .all(|v| ((v * scale).round() / scale - v).abs() < 1e-9 * scale.max(1.0))
+        })
+        .unwrap_or(6)
+}
+
+/// One row of an [`interval_chart`]: a method's estimate with its interval.
+#[derive(Debug, Clone)]
+pub struct IntervalRow {
+    pub label: String,
+    pub value: f64,
+    pub interval: Option<(f64, f64)>,
+    pub colour: &'static str,
+    /// Drawn bold and marked "best".
+    pub best: bool,
+}
+
+/// Estimates with their intervals as dots and whiskers, one row per method (best first), on an
+/// axis fitted to the values and intervals (so differences between 0.95 and 0.99 show).
+pub fn interval_chart(title: &str, xlabel: &str, rows: &[IntervalRow]) -> String {
+    let vals: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| {
+            let (lo, hi) = r.interval.unwrap_or((r.value, r.value));
+            [r.value, lo, hi]
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    let (mut lo, mut hi) = vals
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let (x0, x1) = (lo - pad, hi + pad);
+    let left = 220.0;
+    let row_h = 22.0;
+    let f = Frame {
+        w: 560.0,
+        h: 60.0 + row_h * rows.len() as f64,
+        left,
+        right: 16.0,
+        top: 22.0,
+        bottom: 34.0,
+        x0,
+        x1,
+        y0: 0.0,
+        y1: rows.len() as f64,
+    };
+    let mut s = open_svg(f.w, f.h, title);
+    // Axes with x ticks only (rows are methods, not numbers).
+    let (l, r, t, b) = (f.left, f.w - f.right, f.top, f.h - f.bottom);
+    s.push_str(&format!(
+        "<rect x=\"{l}\" y=\"{t}\" width=\"{}\" height=\"{}\" fill=\"#fff\" stroke=\"#999\"/>",
+        r - l,
+        b - t
+    ));
+    let tk = ticks(x0, x1, 5);
+    // As many decimals as the ticks need (a Dice axis from 0.985 to 0.990 needs three).
+    let decimals = tick_decimals(&tk);
+    for v in tk {
+        let x = f.px(v);
+        s.push_str(&format!(
+            "<line x1=\"{x:.1}\" y1=\"{b}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#999\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\" class=\"tk\">{v:.decimals$}</text>",
+            b + 4.0,
+            b + 15.0,
+        ));
+    }
+    s.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"14\" text-anchor=\"middle\" class=\"tt\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" class=\"lb\">{}</text>",
+        (l + r) / 2.0,
+        escape(&clip(title, 80)),
+        (l + r) / 2.0,
+        b + 28.0,
+        escape(xlabel)
+    ));
+    for (i, row) in rows.iter().enumerate() {
+        let y = t + row_h * (i as f64 + 0.5) + 4.0;
+        let weight = if row.best { " font-weight=\"700\"" } else { "" };
+        let mark = if row.best { " (best)" } else { "" };
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" class=\"lb\"{weight}>{}</text>",
+            l - 6.0,
+            y + 4.0,
+            escape(&format!(
+                "{}{mark}",
+                clip(&row.label, if row.best { 24 } else { 31 })
+            ))
+        ));
+        let tip = match row.interval {
+            Some((a, c)) => format!("{}: {:.3} [{a:.3}, {c:.3}]", row.label, row.value),
+            None => format!("{}: {:.3} (no interval)", row.label, row.value),
+        };
+        if let Some((a, c)) = row.interval {
+            s.push_str(&format!(
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\" stroke-width=\"2\"/>",
+                f.px(a),
+                f.px(c),
+                row.colour
+            ));
+        }
+        s.push_str(&format!(
+            "<circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"{}\" fill=\"{}\"><title>{}</title></circle>",
+            f.px(row.value),
+            if row.best { 5.0 } else { 4.0 },
+            row.colour,
+            escape(&tip)
+        ));
+    }
+    s.push_str("</svg>");
+    s
 }
