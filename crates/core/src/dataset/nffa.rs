@@ -88,11 +88,37 @@ pub fn read_counts(path: &Path) -> Result<HashMap<String, f64>> {
             })
         }
     };
-    let mut out = HashMap::new();
-    for (_, row) in &t.rows {
-        if let Ok(v) = row[col].parse::<f64>() {
-            if v.is_finite() {
-                out.insert(strip_class_hint(&row[0]).0.to_string(), v);
+    let mut out: HashMap<String, f64> = HashMap::new();
+    for (line, row) in &t.rows {
+        let bad = |reason: String| Error::Table {
+            path: path.to_path_buf(),
+            line: *line,
+            reason,
+        };
+        let cell = row[col].trim();
+        // An empty cell or NaN is "no expert count" for that image; anything else that is not a
+        // count is an error naming the line, never a silently missing or different truth.
+        if cell.is_empty() || ["nan", "na", "n/a"].contains(&cell.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        let v: f64 = cell
+            .parse()
+            .map_err(|_| bad(format!("count {cell:?} of {:?} is not a number", row[0])))?;
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(bad(format!(
+                "count {cell:?} of {:?} is not a count (negative or not finite)",
+                row[0]
+            )));
+        }
+        let name = strip_class_hint(&row[0]).0.to_string();
+        match out.get(&name) {
+            Some(&old) if old != v => {
+                return Err(bad(format!(
+                    "{name:?} has two different counts ({old} and {v})"
+                )))
+            }
+            _ => {
+                out.insert(name, v);
             }
         }
     }
@@ -163,6 +189,34 @@ mod tests {
         assert_eq!(strip_class_hint("L3abc.jpg"), ("L3abc.jpg", None));
         assert_eq!(strip_class_hint("L3_"), ("L3_", None));
         assert_eq!(strip_class_hint("abc.jpg"), ("abc.jpg", None));
+    }
+
+    /// Regression: a truth cell that is not a count (`abc`, `-3`) was dropped silently, so the
+    /// image was scored as "no truth" with nothing said; a second row with another count
+    /// overwrote the first.
+    #[test]
+    fn count_csv_cell_that_is_not_a_count_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.csv");
+        let read = |body: &str| {
+            std::fs::write(&p, body).unwrap();
+            read_counts(&p)
+        };
+        let ok =
+            read("image,ground truth\na.jpg,3\nb.jpg,\nc.jpg,NaN\nL2_d.jpg,5\na.jpg,3\n").unwrap();
+        assert_eq!(ok.len(), 2, "{ok:?}");
+        assert_eq!((ok["a.jpg"], ok["d.jpg"]), (3.0, 5.0));
+        for (body, want) in [
+            ("image,ground truth\na.jpg,3\nb.jpg,abc\n", "c.csv:3"),
+            ("image,ground truth\na.jpg,-3\n", "negative"),
+            (
+                "image,ground truth\na.jpg,3\na.jpg,4\n",
+                "two different counts",
+            ),
+        ] {
+            let e = read(body).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("c.csv"), "{body:?}: {e}");
+        }
     }
 
     #[test]
