@@ -1058,7 +1058,9 @@ fn count_by_column_and_count_range() {
     close(&p9["mae"], 3.0, "plate 9 MAE");
     close(&p9["bias"], 3.0, "plate 9 bias");
     close(&p9["exact"], 0.5, "plate 9 exact");
-    assert!(p9["mae_ci_low"].as_f64().unwrap() <= 3.0);
+    // Two images are too few for an interval (mica_metrics::bootstrap::MIN_ITEMS_FOR_INTERVAL):
+    // none is given rather than a meaningless one.
+    assert!(p9["mae_ci_low"].is_null(), "{p9}");
     let p10 = stratum_row(&rows, "A", "column:plate", "10");
     assert_eq!(
         (p10["n"].as_u64(), p10["missing"].as_u64()),

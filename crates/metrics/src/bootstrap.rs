@@ -59,11 +59,17 @@ pub struct Interval {
     pub high: f64,
 }
 
+/// The fewest items a bootstrap interval is computed over. Resampling one or two images gives
+/// intervals like [2.00, 2.00] that look precise and mean nothing; below this an interval is
+/// `None` and tables say "too few images".
+pub const MIN_ITEMS_FOR_INTERVAL: usize = 5;
+
 /// Bootstraps several statistics over the same resamples of `n` items.
 ///
 /// `statistic` gets the resampled indices and returns one value per statistic (`None` when a
 /// statistic is undefined on that resample; such resamples are left out for that statistic).
-/// An interval is `None` when `n == 0` or when more than half of the resamples were undefined.
+/// An interval is `None` when `n` is below [`MIN_ITEMS_FOR_INTERVAL`] or when more than half of
+/// the resamples were undefined.
 ///
 /// # Errors
 /// [`MetricsError::Invalid`] for a bad config.
@@ -77,7 +83,7 @@ where
     F: FnMut(&[usize]) -> Vec<Option<f64>>,
 {
     config.validate()?;
-    if n == 0 {
+    if n < MIN_ITEMS_FOR_INTERVAL {
         return Ok(vec![None; num_statistics]);
     }
     let mut rng = SplitMix64::new(config.seed);
@@ -164,11 +170,14 @@ pub struct PairedDifference {
 ///
 /// ```
 /// use mica_metrics::bootstrap::{paired_difference, BootstrapConfig};
-/// let a = [Some(1.0), Some(2.0), Some(3.0), None];
-/// let b = [Some(0.0), Some(1.0), Some(2.0), Some(9.0)];
+/// let a = [Some(1.0), Some(2.0), Some(3.0), Some(4.0), Some(5.0), None];
+/// let b = [Some(0.0), Some(1.0), Some(2.0), Some(3.0), Some(4.0), Some(9.0)];
 /// let d = paired_difference(&a, &b, &BootstrapConfig::default()).unwrap();
-/// assert_eq!((d.n, d.missing, d.difference), (3, 1, 1.0));
+/// assert_eq!((d.n, d.missing, d.difference), (5, 1, 1.0));
 /// assert_eq!(d.ci.unwrap().low, 1.0);
+/// // Fewer than MIN_ITEMS_FOR_INTERVAL pairs: no interval.
+/// let d = paired_difference(&a[..3], &b[..3], &BootstrapConfig::default()).unwrap();
+/// assert!(d.ci.is_none());
 /// ```
 ///
 /// # Errors

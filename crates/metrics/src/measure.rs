@@ -594,9 +594,13 @@ mod tests {
         let s = count_summary(&pairs, 1, &BootstrapConfig::default()).unwrap();
         let mae = s.get(Metric::Mae).unwrap();
         assert!((mae.value.unwrap() - 5.0 / 3.0).abs() < 1e-12);
-        let ci = mae.ci.unwrap();
-        assert!(ci.low <= 5.0 / 3.0 && 5.0 / 3.0 <= ci.high);
+        // Three images: too few for an interval.
+        assert!(mae.ci.is_none());
         assert_eq!((s.scores.n, s.scores.missing), (3, 1));
+        let more = [pairs, pairs].concat();
+        let s = count_summary(&more, 0, &BootstrapConfig::default()).unwrap();
+        let ci = s.get(Metric::Mae).unwrap().ci.unwrap();
+        assert!(ci.low <= 5.0 / 3.0 && 5.0 / 3.0 <= ci.high);
         let m = mean_estimate(&[0.5, 1.0], &BootstrapConfig::default()).unwrap();
         assert_eq!(m.value, Some(0.75));
         assert_eq!(

@@ -307,6 +307,28 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eef3f8}.f
 figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:6px}figure img{display:block;max-width:340px;height:auto;image-rendering:pixelated}figcaption{font-size:12px;max-width:340px}\
 .note{color:#555}.answer{font-size:15px;background:#eef6ee;border-left:4px solid #009E73;padding:6px 10px}.ans{white-space:pre-wrap;max-width:420px}";
 
+/// Unix seconds as an ISO 8601 UTC time (`2026-12-02T20:31:05Z`).
+fn utc(unix_s: i64) -> String {
+    let days = unix_s.div_euclid(86_400);
+    let secs = unix_s.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 fn fmt_ci(c: Option<(f64, f64)>) -> Cell {
     Cell::Interval(c, 2)
 }
@@ -465,7 +487,8 @@ fn section_counting(ctx: &mut Ctx, ev: &Evaluation) {
     ctx.body.push_str(
         "<p class=\"note\">n = images with a numeric answer (scored); missing = images without one \
          (empty cell, unparsable answer, or failure), never silently dropped. Bias = mean(prediction − truth). \
-         MAPE and exact as fractions. R² is against the line y = x (can be negative).</p>\n",
+         MAPE and exact as fractions. R² is against the line y = x (can be negative). \
+         An interval shown as – covers fewer than 5 images, too few for one.</p>\n",
     );
     let k = |m: Metric| (m.key(), m.label());
     let mae_ci = format!("{}_ci", Metric::Mae.key());
@@ -1250,8 +1273,9 @@ fn section_provenance(
             "study sha256",
             "mica version",
             "settings",
-            "started (unix s)",
-            "finished (unix s)",
+            "started (UTC)",
+            "finished (UTC)",
+            "wall time (s)",
         ],
     );
     for r in runs {
@@ -1261,11 +1285,12 @@ fn section_provenance(
             Cell::text(&r.study_hash),
             Cell::text(&r.mica_version),
             Cell::text(&r.settings_json),
-            Cell::Int(r.started_unix_s),
+            Cell::text(utc(r.started_unix_s)),
             match r.finished_unix_s {
-                Some(f) => Cell::Int(f),
+                Some(f) => Cell::text(utc(f)),
                 None => Cell::text("not finished (interrupted?)"),
             },
+            Cell::Num(r.finished_unix_s.map(|f| (f - r.started_unix_s) as f64), 0),
         ]);
     }
     ctx.push_table(t);
@@ -1497,6 +1522,14 @@ mod tests {
         assert_eq!(t.to_json()[0]["mae"].as_f64(), Some(123.25));
         let json: serde_json::Value = serde_json::from_str(&r.evaluation_json).unwrap();
         assert_eq!(json["counting"][0]["summary"]["scores"]["mae"], 123.25);
+    }
+
+    #[test]
+    fn run_times_read_as_utc_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_445_412_480), "2015-10-21T07:28:00Z");
+        assert_eq!(utc(1_772_323_200), "2026-03-01T00:00:00Z");
+        assert_eq!(utc(1_709_164_800), "2024-02-29T00:00:00Z");
     }
 
     #[test]
