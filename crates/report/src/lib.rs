@@ -537,6 +537,7 @@ fn section_counting(ctx: &mut Ctx, ev: &Evaluation) {
     }
     ctx.push_table(table);
     paired_counting(ctx, ev);
+    counting_per_image(ctx, ev);
 
     // Figures from the scored points, per dataset and method (methods of the counting table, so
     // a method with no scored image still gets its empty panel).
@@ -645,6 +646,43 @@ fn section_counting(ctx: &mut Ctx, ev: &Evaluation) {
         ));
     }
     ctx.body.push_str("</section>\n");
+}
+
+/// Image by image: the true count and each method's count (blank: no count from that method),
+/// folded in the page, whole in `tables/counting_per_image.csv`.
+fn counting_per_image(ctx: &mut Ctx, ev: &Evaluation) {
+    let methods: Vec<&str> = ev
+        .counting
+        .iter()
+        .map(|r| r.method.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut cols = vec!["dataset".to_string(), "image".into(), "truth".into()];
+    cols.extend(methods.iter().map(|m| m.to_string()));
+    let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+    let mut t = Table::new(
+        "counting_per_image",
+        "Counts per image: truth and each method's prediction",
+        &col_refs,
+    );
+    // (dataset, image) → (truth, method → predicted count).
+    type Row<'a> = (f64, BTreeMap<&'a str, f64>);
+    let mut rows: BTreeMap<(&str, &str), Row> = BTreeMap::new();
+    for p in &ev.count_points {
+        rows.entry((&p.dataset, &p.image))
+            .or_insert((p.truth, BTreeMap::new()))
+            .1
+            .insert(&p.method, p.predicted);
+    }
+    for ((d, image), (truth, preds)) in rows {
+        let mut cells = vec![Cell::text(d), Cell::text(image), Cell::Num(Some(truth), 0)];
+        cells.extend(methods.iter().map(|m| Cell::Num(preds.get(m).copied(), 0)));
+        t.rows.push(cells);
+    }
+    if !t.rows.is_empty() {
+        ctx.push_table_folded(t);
+    }
 }
 
 /// Per dataset: every method against the one with the lowest MAE, on the images both answered,
@@ -1494,6 +1532,22 @@ mod tests {
         assert_eq!(t[0]["metric"], "mae");
         assert_eq!(t[0]["value"].as_f64(), Some(0.5));
         assert_eq!(t[1]["method"], "far");
+        // Image by image, truth and both predictions.
+        let per = r
+            .tables
+            .iter()
+            .find(|t| t.id == "counting_per_image")
+            .unwrap()
+            .to_json();
+        assert_eq!(per.as_array().unwrap().len(), 8);
+        assert_eq!(
+            (per[1]["image"].as_str(), per[1]["truth"].as_f64()),
+            (Some("s1"), Some(11.0))
+        );
+        assert_eq!(
+            (per[1]["close"].as_f64(), per[1]["far"].as_f64()),
+            (Some(12.0), Some(18.0))
+        );
     }
 
     #[test]
