@@ -241,3 +241,66 @@ const KNOWN_DEVIATIONS: &[(&str, &[&str])] = &[(
         "null is not of type \"object\" at /choices/0/message/function_call",
     ],
 )];
+
+/// The Python with the official SDKs (see `tests/sdk_oracle.rs`), or `None` (then SKIPPED, unless
+/// `MICA_REQUIRE_ORACLES=1`).
+fn sdk_python() -> Option<std::path::PathBuf> {
+    let py = std::env::var_os("MICA_ORACLE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/oracle-venv/bin/python");
+            if venv.exists() {
+                venv
+            } else {
+                "python3".into()
+            }
+        });
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import openai"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(py);
+    }
+    let msg = format!("the openai SDK is not importable with {}", py.display());
+    if std::env::var("MICA_REQUIRE_ORACLES").as_deref() == Ok("1") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// Every body mica sends, passed to the official SDK's typed `chat.completions.create(**body)`:
+/// the SDK knows every parameter mica uses (an unknown one is a TypeError) and sends exactly the
+/// same JSON, field by field. No difference is allowed on this side.
+#[test]
+fn the_official_openai_sdk_sends_the_same_requests_as_mica() {
+    let Some(py) = sdk_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut bodies = Vec::new();
+    for model in ["openai:gpt-4o", "openai-compatible:llava"] {
+        bodies.extend(sent_bodies(model, dir.path()));
+    }
+    let file = dir.path().join("bodies.json");
+    let only: Vec<&Value> = bodies.iter().map(|(_, b)| b).collect();
+    std::fs::write(&file, serde_json::to_string(&only).unwrap()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/sdk_openai_requests.py");
+    let out = std::process::Command::new(&py)
+        .arg(&script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK refused a request:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdk: Vec<Value> = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(sdk.len(), bodies.len());
+    for ((what, mica), sdk) in bodies.iter().zip(&sdk) {
+        assert_eq!(mica, sdk, "{what}: the SDK sent something else");
+    }
+}
