@@ -65,8 +65,13 @@ fn sent_bodies(model: &str, dir: &std::path::Path) -> Vec<(String, Value)> {
         "[[example]]\nimage = \"ex.png\"\nanswer = \"Count: 1\"\n",
     )
     .unwrap();
-    let server = MockServer::start(support::Script::Func(Box::new(|_| {
-        Reply::json(200, openai_ok("Count: 3"))
+    let gemini = model.starts_with("gemini:");
+    let server = MockServer::start(support::Script::Func(Box::new(move |_| {
+        if gemini {
+            Reply::json(200, support::gemini_ok("Count: 3"))
+        } else {
+            Reply::json(200, openai_ok("Count: 3"))
+        }
     })));
     let mut out = Vec::new();
     let samplings = [
@@ -93,7 +98,7 @@ fn sent_bodies(model: &str, dir: &std::path::Path) -> Vec<(String, Value)> {
         let client = Client::new(
             spec,
             &ClientOptions {
-                base_url: Some(server.url("/v1")),
+                base_url: Some(server.url(if gemini { "/v1beta" } else { "/v1" })),
                 structured,
                 // No request spacing against the local server.
                 limits: Some(Limits {
@@ -128,13 +133,14 @@ fn sent_bodies(model: &str, dir: &std::path::Path) -> Vec<(String, Value)> {
                     };
                     let before = server.count();
                     client.generate(&tp.request(image(), sampling)).unwrap();
-                    let body = server.requests()[before].json();
+                    let r = &server.requests()[before];
                     out.push((
                         format!(
-                            "{model} {:?} {variant} structured={structured:?} sampling #{k}",
-                            task.kind()
+                            "{model} {:?} {variant} structured={structured:?} sampling #{k} {}",
+                            task.kind(),
+                            r.path
                         ),
-                        body,
+                        r.json(),
                     ));
                 }
             }
@@ -303,4 +309,113 @@ fn the_official_openai_sdk_sends_the_same_requests_as_mica() {
     for ((what, mica), sdk) in bodies.iter().zip(&sdk) {
         assert_eq!(mica, sdk, "{what}: the SDK sent something else");
     }
+}
+
+/// A Gemini body with the two spellings the API reads alike made one: object keys in lowerCamelCase
+/// (proto JSON accepts a field's original name, `inline_data`, and its lowerCamel name,
+/// `inlineData`; the SDK mixes both), and image bytes (`inlineData.data`) in standard base64 (proto
+/// JSON accepts standard and URL-safe base64; the SDK sends URL-safe, mica standard).
+fn camel_keys(v: &Value) -> Value {
+    let mut v = camel_keys_only(v);
+    if let Some(contents) = v["contents"].as_array_mut() {
+        for c in contents {
+            for p in c["parts"].as_array_mut().into_iter().flatten() {
+                if let Some(d) = p["inlineData"]["data"].as_str() {
+                    p["inlineData"]["data"] = Value::String(d.replace('-', "+").replace('_', "/"));
+                }
+            }
+        }
+    }
+    v
+}
+
+fn camel_keys_only(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let mut out = String::new();
+                    let mut up = false;
+                    for c in k.chars() {
+                        if c == '_' {
+                            up = true;
+                        } else if up {
+                            out.extend(c.to_uppercase());
+                            up = false;
+                        } else {
+                            out.push(c);
+                        }
+                    }
+                    (out, camel_keys_only(v))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(camel_keys_only).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The same requests built with the official `google-genai` SDK's typed objects and sent by it:
+/// same path, and the same JSON field by field up to two differences the API allows (proto3 JSON
+/// mapping): the spelling of field names (the SDK sends `inlineData` with `mime_type` inside and
+/// `property_ordering`, mica `inline_data`/`mime_type` and `propertyOrdering`) and the base64
+/// alphabet of image bytes (the SDK URL-safe, mica standard). Nothing else may differ.
+#[test]
+fn the_official_gemini_sdk_sends_the_same_requests_as_mica() {
+    let Some(py) = sdk_python() else { return };
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import google.genai"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("MICA_REQUIRE_ORACLES").as_deref() != Ok("1"),
+            "google-genai is not importable with {}",
+            py.display()
+        );
+        eprintln!(
+            "SKIPPED: google-genai is not importable with {}",
+            py.display()
+        );
+        return;
+    }
+    std::env::set_var("GEMINI_API_KEY", "AIza-mica-oracle-test");
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = sent_bodies("gemini:gemini-3.5-flash", dir.path());
+    assert!(bodies.len() >= 40, "{} bodies", bodies.len());
+    let file = dir.path().join("bodies.json");
+    let only: Vec<&Value> = bodies.iter().map(|(_, b)| b).collect();
+    std::fs::write(&file, serde_json::to_string(&only).unwrap()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/sdk_gemini_requests.py");
+    let out = std::process::Command::new(&py)
+        .arg(&script)
+        .arg("gemini-3.5-flash")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the SDK refused a request:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdk: Vec<Value> = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(sdk.len(), bodies.len());
+    let mut spelled_differently = 0;
+    for ((what, mica), sdk) in bodies.iter().zip(&sdk) {
+        assert!(
+            what.ends_with(sdk["path"].as_str().unwrap()),
+            "{what}: SDK path {}",
+            sdk["path"]
+        );
+        assert_eq!(
+            camel_keys(mica),
+            camel_keys(&sdk["body"]),
+            "{what}: the SDK sent something else"
+        );
+        spelled_differently += usize::from(*mica != sdk["body"]);
+    }
+    // The allowed difference is real (the comparison is not of identical strings).
+    assert!(spelled_differently > 0);
 }
