@@ -1,19 +1,122 @@
-//! Progress bars on stderr, hidden with `--quiet` or when stderr is not a terminal.
+//! Progress on stderr: a bar on a terminal; without one (a batch job's log, a pipe) plain lines
+//! at every tenth of the work and at the end, so a Slurm log shows how far a run got; nothing with
+//! `--quiet`.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-/// A progress bar over `len` items with a message, or a hidden one.
-pub fn bar(len: u64, msg: &str, quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+/// Progress over `len` items.
+pub struct Progress {
+    bar: ProgressBar,
+    /// Plain lines instead of a bar (stderr is not a terminal).
+    lines: bool,
+    msg: String,
+    len: u64,
+    done: AtomicU64,
+    start: Instant,
+}
+
+/// Progress over `len` items with a message (a bar, plain lines, or nothing when `quiet`).
+pub fn bar(len: u64, msg: &str, quiet: bool) -> Progress {
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if quiet || !terminal {
+        ProgressBar::hidden()
+    } else {
+        let pb = ProgressBar::new(len);
+        pb.set_style(
+            ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        pb.set_message(msg.to_string());
+        pb
+    };
+    Progress {
+        bar,
+        lines: !quiet && !terminal,
+        msg: msg.to_string(),
+        len,
+        done: AtomicU64::new(0),
+        start: Instant::now(),
     }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    pb.set_message(msg.to_string());
-    pb
+}
+
+/// The line printed (without a terminal) when `done` of `len` items are done, if any: at each
+/// tenth of the work and at the end.
+fn line_at(msg: &str, done: u64, len: u64, elapsed_s: f64) -> Option<String> {
+    if len == 0 || done == 0 || done > len {
+        return None;
+    }
+    let tenth = |d: u64| d * 10 / len;
+    (done == len || tenth(done) > tenth(done - 1)).then(|| {
+        format!(
+            "{msg}: {done}/{len} ({:.0} %) after {elapsed_s:.1} s",
+            100.0 * done as f64 / len as f64
+        )
+    })
+}
+
+impl Progress {
+    /// One more item done.
+    pub fn inc(&self, n: u64) {
+        self.bar.inc(n);
+        let before = self.done.fetch_add(n, Ordering::SeqCst);
+        self.print_lines(before, before + n);
+    }
+
+    /// `done` items done in all.
+    pub fn set_position(&self, done: u64) {
+        self.bar.set_position(done);
+        let before = self.done.swap(done, Ordering::SeqCst);
+        if done > before {
+            self.print_lines(before, done);
+        }
+    }
+
+    fn print_lines(&self, before: u64, after: u64) {
+        if !self.lines {
+            return;
+        }
+        // The last line crossed in (before, after].
+        let secs = self.start.elapsed().as_secs_f64();
+        if let Some(l) = (before + 1..=after)
+            .rev()
+            .find_map(|d| line_at(&self.msg, d, self.len, secs))
+        {
+            eprintln!("{l}");
+        }
+    }
+
+    /// Runs `f` (printing a message) without the bar drawing over it.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+
+    pub fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_at;
+
+    #[test]
+    fn plain_lines_at_each_tenth_and_at_the_end() {
+        let at: Vec<u64> = (1..=25)
+            .filter(|&d| line_at("x", d, 25, 0.0).is_some())
+            .collect();
+        assert_eq!(at, [3, 5, 8, 10, 13, 15, 18, 20, 23, 25]);
+        let few: Vec<u64> = (1..=3)
+            .filter(|&d| line_at("x", d, 3, 0.0).is_some())
+            .collect();
+        assert_eq!(few, [1, 2, 3]);
+        assert_eq!(
+            line_at("segment", 5, 10, 2.0).as_deref(),
+            Some("segment: 5/10 (50 %) after 2.0 s")
+        );
+        assert!(line_at("x", 0, 10, 0.0).is_none() && line_at("x", 1, 0, 0.0).is_none());
+    }
 }

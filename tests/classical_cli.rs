@@ -151,3 +151,42 @@ fn settings_file_is_used() {
     let merged = count(&["--settings", s.to_str().unwrap()]);
     assert!(merged < split, "{merged} vs {split}");
 }
+
+/// Without a terminal (a batch job's log) a classical `count` prints its progress as plain lines
+/// while it runs, and `-v` one line per image (issue #17: before, nothing until the end).
+#[test]
+fn count_reports_progress_without_a_terminal_and_per_image_with_v() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bbbc005/images");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(["count"])
+        .arg(&examples)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("segment: 10/10 (100 %)"), "{err}");
+    assert_eq!(err.matches("segment: ").count(), 10, "{err}");
+    assert!(!err.contains('\u{1b}'), "no escape codes in a log: {err:?}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(["-v", "count"])
+        .arg(&examples)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches(" segmented image=").count(), 10, "{err}");
+    assert!(
+        err.contains("SIMCEPImages_A05_C18_F1_s13_w1.TIF objects=18"),
+        "{err}"
+    );
+    // --quiet: nothing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(["-q", "count"])
+        .arg(&examples)
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -129,9 +129,19 @@ pub fn run(
         images
             .par_iter()
             .map(|p| {
+                let t0 = std::time::Instant::now();
                 let r = process_one(seg, p, outputs);
-                if let Err(e) = &r {
-                    bar.suspend(|| eprintln!("error: {e}"));
+                match &r {
+                    Err(e) => bar.suspend(|| eprintln!("error: {e}")),
+                    // `-v`: one line per image as it is done.
+                    Ok(done) => bar.suspend(|| {
+                        tracing::info!(
+                            image = %p.display(),
+                            objects = done.count,
+                            ms = t0.elapsed().as_millis() as u64,
+                            "segmented"
+                        )
+                    }),
                 }
                 bar.inc(1);
                 r

@@ -100,9 +100,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     )
 }
 
-/// A progress bar on stderr for a study's predictions (hidden when quiet or not a terminal).
+/// Progress of a study's predictions on stderr (a bar on a terminal, plain lines otherwise,
+/// nothing when quiet).
 pub fn progress_bar(quiet: bool) -> study::runner::Progress {
-    let bar: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+    let bar: std::sync::OnceLock<crate::progress::Progress> = std::sync::OnceLock::new();
     study::runner::Progress::new(move |done, total| {
         let pb = bar.get_or_init(|| crate::progress::bar(total, "predicting", quiet));
         pb.set_position(done);
