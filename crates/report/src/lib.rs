@@ -563,6 +563,13 @@ fn section_counting(ctx: &mut Ctx, ev: &Evaluation) {
             "<h3>{}: predicted vs true count</h3><div class=\"figs\">",
             escape(dataset)
         ));
+        // One scale for every method of the dataset.
+        let shared_max = methods
+            .values()
+            .flatten()
+            .flat_map(|p| [p.truth, p.predicted])
+            .filter(|v| v.is_finite())
+            .fold(1.0f64, f64::max);
         let mut err_series = Vec::new();
         for (method, ps) in methods {
             let mut pts = Vec::new();
@@ -597,6 +604,7 @@ fn section_counting(ctx: &mut Ctx, ev: &Evaluation) {
                 "predicted count",
                 &pts,
                 ctx.colour(method),
+                Some(shared_max),
             );
             ctx.body.push_str(&svg);
             err_series.push((method.to_string(), errs));
@@ -879,7 +887,8 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
                 .iter()
                 .map(|(m, _)| ctx.colour(m))
                 .collect::<Vec<_>>(),
-            Some((0.0, 1.0)),
+            // Fitted to the values: Dice of 0.95-0.99 would be a flat line on a 0-1 axis.
+            None,
             None,
         ));
         ctx.body.push_str("<p class=\"note\">Overlays: <span style=\"color:#d00\">red = predicted only</span>, \

@@ -65,14 +65,6 @@ fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
         .collect::<Vec<f64>>()
 }
 
-fn fmt_tick(v: f64) -> String {
-    if (v - v.round()).abs() < 1e-9 {
-        format!("{}", v.round() as i64)
-    } else {
-        format!("{v:.2}")
-    }
-}
-
 struct Frame {
     w: f64,
     h: f64,
@@ -109,23 +101,25 @@ impl Frame {
             r - l,
             b - t
         ));
-        for v in ticks(self.x0, self.x1, 5) {
+        let xt = ticks(self.x0, self.x1, 5);
+        let xd = tick_decimals(&xt);
+        for v in xt {
             let x = self.px(v);
             out.push_str(&format!(
-                "<line x1=\"{x:.1}\" y1=\"{b}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#999\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\" class=\"tk\">{}</text>",
+                "<line x1=\"{x:.1}\" y1=\"{b}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#999\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\" class=\"tk\">{v:.xd$}</text>",
                 b + 4.0,
                 b + 15.0,
-                fmt_tick(v)
             ));
         }
-        for v in ticks(self.y0, self.y1, 5) {
+        let yt = ticks(self.y0, self.y1, 5);
+        let yd = tick_decimals(&yt);
+        for v in yt {
             let y = self.py(v);
             out.push_str(&format!(
-                "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{l}\" y2=\"{y:.1}\" stroke=\"#999\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" class=\"tk\">{}</text>",
+                "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{l}\" y2=\"{y:.1}\" stroke=\"#999\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" class=\"tk\">{v:.yd$}</text>",
                 l - 4.0,
                 l - 6.0,
                 y + 3.5,
-                fmt_tick(v)
             ));
         }
         out.push_str(&format!(
@@ -161,13 +155,15 @@ pub fn scatter_identity(
     ylabel: &str,
     pts: &[Point],
     colour: &str,
+    shared_max: Option<f64>,
 ) -> String {
-    let max = pts
-        .iter()
-        .flat_map(|p| [p.x, p.y])
-        .filter(|v| v.is_finite())
-        .fold(1.0f64, f64::max)
-        * 1.05;
+    // Axes shared with the other methods' panels when given, so panels compare at a glance.
+    let max = shared_max.unwrap_or_else(|| {
+        pts.iter()
+            .flat_map(|p| [p.x, p.y])
+            .filter(|v| v.is_finite())
+            .fold(1.0f64, f64::max)
+    }) * 1.05;
     let f = Frame {
         w: 280.0,
         h: 270.0,
@@ -395,6 +391,7 @@ mod tests {
                 label: "<script>alert(1)</script>".into(),
             }],
             "#000",
+            None,
         );
         assert!(!svg.contains("<script>"));
         assert!(!svg.contains("<b>"));
