@@ -9,32 +9,15 @@ responseMimeType and types.Schema for responseSchema; an unknown field is an err
 client.models.generate_content against a local server that records it. Prints a JSON array of
 {"path", "body"} as the SDK sent them; exits 1 when the SDK refuses one.
 """
-import http.server
 import json
 import sys
-import threading
 
 from google import genai
 from google.genai import types
 
-sent = []
+from oracle_recorder import serve
 
-
-class Recorder(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        n = int(self.headers["Content-Length"])
-        sent.append({"path": self.path, "body": json.loads(self.rfile.read(n))})
-        body = json.dumps(
-            {"candidates": [{"content": {"role": "model", "parts": [{"text": "ok"}]}, "finishReason": "STOP"}]}
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+REPLY = {"candidates": [{"content": {"role": "model", "parts": [{"text": "ok"}]}, "finishReason": "STOP"}]}
 
 
 CONFIG_FIELDS = {
@@ -68,13 +51,10 @@ def sdk_call(body):
 
 def main():
     model, bodies = sys.argv[1], json.load(open(sys.argv[2]))
-    server = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port, sent = serve(REPLY)
     client = genai.Client(
         api_key="AIza-oracle",
-        http_options=types.HttpOptions(
-            base_url=f"http://127.0.0.1:{server.server_port}", api_version="v1beta"
-        ),
+        http_options=types.HttpOptions(base_url=f"http://127.0.0.1:{port}", api_version="v1beta"),
     )
     for i, b in enumerate(bodies):
         try:

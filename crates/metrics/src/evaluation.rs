@@ -274,6 +274,22 @@ pub struct Evaluation {
     pub warnings: Vec<String>,
 }
 
+/// Method `a` against method `b` by per-image values, over the images `ids` (images resampled as
+/// pairs; those missing from either map are left out and counted as missing). `None` when no
+/// image has both values.
+fn paired_on<'k, K: Ord + 'k>(
+    ids: impl IntoIterator<Item = &'k K>,
+    a: &BTreeMap<K, f64>,
+    b: &BTreeMap<K, f64>,
+    config: &BootstrapConfig,
+) -> Option<PairedDifference> {
+    let (va, vb): (Vec<Option<f64>>, Vec<Option<f64>>) = ids
+        .into_iter()
+        .map(|i| (a.get(i).copied(), b.get(i).copied()))
+        .unzip();
+    paired_difference(&va, &vb, config).ok()
+}
+
 /// Per (dataset, task, method): image → the per-image value of the task's main score.
 type PerImage = BTreeMap<(String, TaskKind, String), BTreeMap<String, f64>>;
 
@@ -364,21 +380,13 @@ fn rankings(
                 match (get(&best.method), get(&second.method)) {
                     (Some(b), Some(s)) => {
                         let ids: BTreeSet<&String> = b.keys().chain(s.keys()).collect();
-                        let a: Vec<Option<f64>> = ids.iter().map(|i| s.get(*i).copied()).collect();
-                        let bb: Vec<Option<f64>> = ids.iter().map(|i| b.get(*i).copied()).collect();
-                        match paired_difference(&a, &bb, config) {
-                            Ok(difference) => {
-                                let beyond_noise =
-                                    difference.ci.is_some_and(|c| c.low > 0.0 || c.high < 0.0);
-                                Some(RunnerUp {
-                                    method: second.method.clone(),
-                                    difference,
-                                    beyond_noise,
-                                })
-                            }
-                            // No image scored by both.
-                            Err(_) => None,
-                        }
+                        paired_on(ids, s, b, config).map(|difference| RunnerUp {
+                            method: second.method.clone(),
+                            beyond_noise: difference
+                                .ci
+                                .is_some_and(|c| c.low > 0.0 || c.high < 0.0),
+                            difference,
+                        })
                     }
                     _ => None,
                 }
@@ -560,10 +568,7 @@ pub fn evaluate(
             if m == best {
                 continue;
             }
-            let a: Vec<Option<f64>> = ids.iter().map(|i| e.get(i).copied()).collect();
-            let b: Vec<Option<f64>> = ids.iter().map(|i| best_e.get(i).copied()).collect();
-            // No image answered by both: nothing to compare.
-            let Ok(difference) = paired_difference(&a, &b, config) else {
+            let Some(difference) = paired_on(&ids, e, best_e, config) else {
                 continue;
             };
             ev.counting_paired.push(PairedResult {

@@ -248,41 +248,14 @@ const KNOWN_DEVIATIONS: &[(&str, &[&str])] = &[(
     ],
 )];
 
-/// The Python with the official SDKs (see `tests/sdk_oracle.rs`), or `None` (then SKIPPED, unless
-/// `MICA_REQUIRE_ORACLES=1`).
-fn sdk_python() -> Option<std::path::PathBuf> {
-    let py = std::env::var_os("MICA_ORACLE_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/oracle-venv/bin/python");
-            if venv.exists() {
-                venv
-            } else {
-                "python3".into()
-            }
-        });
-    let ok = std::process::Command::new(&py)
-        .args(["-c", "import openai"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(py);
-    }
-    let msg = format!("the openai SDK is not importable with {}", py.display());
-    if std::env::var("MICA_REQUIRE_ORACLES").as_deref() == Ok("1") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
-}
-
 /// Every body mica sends, passed to the official SDK's typed `chat.completions.create(**body)`:
 /// the SDK knows every parameter mica uses (an unknown one is a TypeError) and sends exactly the
 /// same JSON, field by field. No difference is allowed on this side.
 #[test]
 fn the_official_openai_sdk_sends_the_same_requests_as_mica() {
-    let Some(py) = sdk_python() else { return };
+    let Some(py) = support::oracle_python("openai") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut bodies = Vec::new();
     for model in ["openai:gpt-4o", "openai-compatible:llava"] {
@@ -362,23 +335,9 @@ fn camel_keys_only(v: &Value) -> Value {
 /// alphabet of image bytes (the SDK URL-safe, mica standard). Nothing else may differ.
 #[test]
 fn the_official_gemini_sdk_sends_the_same_requests_as_mica() {
-    let Some(py) = sdk_python() else { return };
-    let ok = std::process::Command::new(&py)
-        .args(["-c", "import google.genai"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("MICA_REQUIRE_ORACLES").as_deref() != Ok("1"),
-            "google-genai is not importable with {}",
-            py.display()
-        );
-        eprintln!(
-            "SKIPPED: google-genai is not importable with {}",
-            py.display()
-        );
+    let Some(py) = support::oracle_python("google.genai") else {
         return;
-    }
+    };
     std::env::set_var("GEMINI_API_KEY", "AIza-mica-oracle-test");
     let dir = tempfile::tempdir().unwrap();
     let bodies = sent_bodies("gemini:gemini-3.5-flash", dir.path());

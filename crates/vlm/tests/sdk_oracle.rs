@@ -2,9 +2,8 @@
 //! in `scripts/oracle-requirements.txt`) parse every reply fixture mica's tests serve, and what the
 //! SDKs read (answer text, finish reason, token counts, model, error codes) is what mica reads.
 //!
-//! Needs a Python with both SDKs: `MICA_ORACLE_PYTHON`, else `target/oracle-venv/bin/python`
-//! (made by `.ci/run`), else `python3`. Without them the test says SKIPPED, unless
-//! `MICA_REQUIRE_ORACLES=1` (set by `.ci/run`), where it fails.
+//! Needs a Python with both SDKs ([`support::oracle_python`]); without them the test says
+//! SKIPPED, unless `MICA_REQUIRE_ORACLES=1` (set by `.ci/run`), where it fails.
 
 mod support;
 
@@ -13,39 +12,11 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("MICA_ORACLE_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/oracle-venv/bin/python");
-    if venv.exists() {
-        return venv;
-    }
-    PathBuf::from("python3")
-}
-
-fn sdks_available(py: &Path) -> bool {
-    Command::new(py)
-        .args(["-c", "import openai, google.genai"])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn official_sdks_parse_every_fixture_and_read_what_mica_reads() {
-    let py = python();
-    if !sdks_available(&py) {
-        let msg = format!(
-            "the official SDKs are not importable with {}: install them with \
-             `python3 -m venv target/oracle-venv && target/oracle-venv/bin/pip install -r scripts/oracle-requirements.txt`",
-            py.display()
-        );
-        if std::env::var("MICA_REQUIRE_ORACLES").as_deref() == Ok("1") {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED: {msg}");
+    let Some(py) = support::oracle_python("openai, google.genai") else {
         return;
-    }
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     // The replies the crate's test servers answer with, as files.

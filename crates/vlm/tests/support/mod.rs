@@ -275,3 +275,39 @@ pub fn ollama_ok(content: &str) -> serde_json::Value {
         "eval_duration": 200_000_000u64
     })
 }
+
+/// A Python that can `import` every module of `modules` (e.g. `"openai, google.genai"`), for the
+/// oracle tests that run the providers' official SDKs: `MICA_ORACLE_PYTHON`, else
+/// `target/oracle-venv/bin/python` (made by `.ci/run`), else `python3`. `None` when it cannot:
+/// the test then says SKIPPED, except under `MICA_REQUIRE_ORACLES=1` (set by `.ci/run`), where
+/// this panics.
+pub fn oracle_python(modules: &str) -> Option<std::path::PathBuf> {
+    let py = std::env::var_os("MICA_ORACLE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/oracle-venv/bin/python");
+            if venv.exists() {
+                venv
+            } else {
+                "python3".into()
+            }
+        });
+    let ok = std::process::Command::new(&py)
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(py);
+    }
+    let msg = format!(
+        "`import {modules}` fails with {}: install the SDKs with \
+         `python3 -m venv target/oracle-venv && target/oracle-venv/bin/pip install -r scripts/oracle-requirements.txt`",
+        py.display()
+    );
+    if std::env::var("MICA_REQUIRE_ORACLES").as_deref() == Ok("1") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
