@@ -210,6 +210,17 @@ pub struct SizeResult {
     pub summary: SizeSummary,
 }
 
+/// One size answer next to the expert's size (every size prediction, scored or not).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SizeAnswer {
+    pub dataset: String,
+    pub method: String,
+    pub image: String,
+    pub truth_um: Option<f64>,
+    /// `None`: no size could be read from the answer (or the method failed).
+    pub answer_um: Option<f64>,
+}
+
 /// Predictions without a value, by method and task.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FailureResult {
@@ -267,6 +278,7 @@ pub struct Evaluation {
     pub instances: Vec<InstanceResult>,
     pub classification: Vec<ClassificationResult>,
     pub size: Vec<SizeResult>,
+    pub size_answers: Vec<SizeAnswer>,
     pub failures: Vec<FailureResult>,
     /// Per dataset and task, the methods ranked by the main score.
     pub rankings: Vec<Ranking>,
@@ -449,6 +461,7 @@ pub fn evaluate(
         instances: Vec::new(),
         classification: Vec::new(),
         size: Vec::new(),
+        size_answers: Vec::new(),
         failures: Vec::new(),
         rankings: Vec::new(),
         warnings: Vec::new(),
@@ -695,7 +708,15 @@ pub fn evaluate(
             let mut pairs = Vec::new();
             let mut missing = 0usize;
             for o in &os {
-                let Some(t) = truth_of(o).and_then(|s| s.size_um) else {
+                let truth_um = truth_of(o).and_then(|s| s.size_um);
+                ev.size_answers.push(SizeAnswer {
+                    dataset: dataset.into(),
+                    method: method.into(),
+                    image: o.sample_id.clone(),
+                    truth_um,
+                    answer_um: o.value().and_then(|v| v.size_um()),
+                });
+                let Some(t) = truth_um else {
                     continue;
                 };
                 match o.value().and_then(|v| v.size_um()) {

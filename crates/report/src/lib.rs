@@ -28,8 +28,8 @@ use mica_core::dataset::meta;
 use mica_core::task::TaskKind;
 use mica_core::{BinaryMask, Image};
 use mica_metrics::evaluation::{CountPoint, Evaluation, SegmentationImage};
-use mica_metrics::measure::{Estimate, Metric, PredictionValue};
-use mica_store::{Prediction, SampleRecord, Status, Store};
+use mica_metrics::measure::{Estimate, Metric};
+use mica_store::{Prediction, SampleRecord, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use svg::Point;
@@ -236,7 +236,7 @@ pub fn build(store: &Store, evaluation: &Evaluation, opts: &ReportOptions) -> Re
     section_segmentation(&mut ctx, ev, &by_task(TaskKind::Segment));
     section_classification(&mut ctx, ev);
     section_vqa(&mut ctx, &by_task(TaskKind::Vqa));
-    section_size(&mut ctx, ev, &by_task(TaskKind::Size));
+    section_size(&mut ctx, ev);
     section_failures(&mut ctx, ev);
     section_provenance(&mut ctx, &runs, &preds, store.path());
     // What runs did that changes how results read (predictions redone after a settings change).
@@ -956,23 +956,6 @@ fn instance_table(ctx: &mut Ctx, ev: &Evaluation) {
     ctx.push_table(table);
 }
 
-/// The typed value of a stored prediction, read by the measurement layer
-/// ([`PredictionValue::from_stored`]); `None` for a failed prediction, one without a value, or a
-/// stored value that does not fit its task (never read as another value).
-fn value_of(p: &Prediction) -> Option<PredictionValue> {
-    if p.status != Status::Ok {
-        return None;
-    }
-    let task = TaskKind::from_name(&p.key.task)?;
-    PredictionValue::from_stored(
-        task,
-        p.value_num,
-        p.value_text.as_deref(),
-        p.mask.as_ref().map(|m| m.path.as_str()),
-    )
-    .ok()
-    .flatten()
-}
 /// The red/blue/green difference image of a prediction's mask against the truth, as a PNG data URI.
 fn overlay_data_uri(ctx: &Ctx, p: &Prediction) -> Result<String, String> {
     let sample = ctx
@@ -1181,10 +1164,10 @@ fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
     ctx.body.push_str("</section>\n");
 }
 
-fn section_size(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
+fn section_size(ctx: &mut Ctx, ev: &Evaluation) {
     ctx.body
         .push_str("<section id=\"size\"><h2>Object sizes from the scale bar</h2>\n");
-    if preds.is_empty() {
+    if ev.size_answers.is_empty() {
         ctx.body
             .push_str("<p class=\"note\">No size answers in this store.</p></section>\n");
         return;
@@ -1231,9 +1214,10 @@ fn section_size(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
     ctx.push_table(table);
 
     // Per image, side by side with the expert.
-    let methods: Vec<String> = preds
+    let methods: Vec<&str> = ev
+        .size_answers
         .iter()
-        .map(|p| p.key.method.clone())
+        .map(|a| a.method.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -1245,19 +1229,16 @@ fn section_size(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
         "Size answers per image next to the expert's",
         &col_refs,
     );
-    let mut rows: BTreeMap<(String, String), BTreeMap<String, Option<f64>>> = BTreeMap::new();
-    for p in preds {
-        let v = value_of(p).and_then(|v| v.size_um());
-        rows.entry((p.key.dataset.clone(), p.key.sample_id.clone()))
-            .or_default()
-            .insert(p.key.method.clone(), v);
+    // (dataset, image) → (truth, method → answer).
+    type Row<'a> = (Option<f64>, BTreeMap<&'a str, Option<f64>>);
+    let mut rows: BTreeMap<(&str, &str), Row> = BTreeMap::new();
+    for a in &ev.size_answers {
+        rows.entry((&a.dataset, &a.image))
+            .or_insert((a.truth_um, BTreeMap::new()))
+            .1
+            .insert(&a.method, a.answer_um);
     }
-    for ((d, s), answers) in rows {
-        let truth = ctx
-            .samples
-            .get(&(d.clone(), s.clone()))
-            .and_then(|r| r.meta.get(meta::TRUTH_SIZE_UM))
-            .and_then(|v| v.parse::<f64>().ok());
+    for ((d, s), (truth, answers)) in rows {
         let mut cells = vec![Cell::text(d), Cell::text(s), Cell::Num(truth, 3)];
         cells.extend(
             methods
