@@ -251,3 +251,141 @@ fn segments_a_real_image_with_the_real_checkpoint() {
     );
     assert!(err.contains("sam:mobile_sam:custom"), "{err}");
 }
+
+/// Prompts replayed from CSV files: a point, a box, and a box with a point for three true
+/// cells give three labels in the order the objects were named, each on its cell; a bad row
+/// fails its own image only; an image the files name but the command was not given is refused;
+/// embeddings kept with `--embeddings` are read back on the next run, with the same labels.
+#[test]
+fn points_and_boxes_files_give_one_label_per_named_object() {
+    use mica_core::{io::read_image, BinaryMask, Connectivity, LabelImage};
+    let home = tempfile::tempdir().unwrap();
+    let d = home.path();
+    let img = image();
+    let truth = read_image(&shared().join("data/bbbc005/masks/SIMCEPImages_A05_C18_F1_s01_w1.TIF"))
+        .unwrap();
+    let cells = BinaryMask::from_image_above(&truth, 0.0).connected_components(Connectivity::Eight);
+    let props = mica_core::object_properties(&cells, None).unwrap();
+    // Three well separated cells of fair size.
+    let mut big: Vec<_> = props.iter().filter(|p| p.area_px > 300).collect();
+    big.sort_by_key(|p| p.label);
+    let (a, b, c) = (big[0], big[big.len() / 2], big[big.len() - 1]);
+    let other = shared().join("data/bbbc005/images/SIMCEPImages_A01_C1_F1_s01_w1.TIF");
+    std::fs::write(
+        d.join("points.csv"),
+        format!(
+            "image,x,y,label,object\n{img},{:.1},{:.1},1,cell-a\n{img},{:.1},{:.1},1,cell-c\n\
+             {other},10,abc,1,x\n",
+            a.centroid_x,
+            a.centroid_y,
+            c.centroid_x,
+            c.centroid_y,
+            img = img.display(),
+            other = other.display()
+        ),
+    )
+    .unwrap();
+    let bbox = |p: &mica_core::ObjectProps| {
+        format!(
+            "{},{},{},{}",
+            p.bbox.x0,
+            p.bbox.y0,
+            p.bbox.x1 - 1,
+            p.bbox.y1 - 1
+        )
+    };
+    std::fs::write(
+        d.join("boxes.csv"),
+        format!(
+            "image,x0,y0,x1,y1,object\n{img},{},cell-b\n{img},{},cell-c\n",
+            bbox(b),
+            bbox(c),
+            img = img.display()
+        ),
+    )
+    .unwrap();
+    let run = |out: &str| {
+        mica(d)
+            .args(["segment", "-v", "--method", "sam", "--points"])
+            .arg(d.join("points.csv"))
+            .arg("--boxes")
+            .arg(d.join("boxes.csv"))
+            .arg("--embeddings")
+            .arg(d.join("emb"))
+            .arg("--weights")
+            .arg(shared().join("models/mobile_sam.pt"))
+            .arg("--out")
+            .arg(d.join(out))
+            .output()
+            .unwrap()
+    };
+    let out = run("out");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The other image's bad row fails it alone: exit 3, the row named.
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("points.csv:4") && err.contains("abc"), "{err}");
+    let table = std::fs::read_to_string(d.join("out/prompt_labels.csv")).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows[0], "image,object,label,note");
+    let labels_of: Vec<(String, String)> = rows[1..]
+        .iter()
+        .map(|r| {
+            let f: Vec<&str> = r.split(',').collect();
+            (f[1].to_string(), f[2].to_string())
+        })
+        .collect();
+    assert_eq!(
+        labels_of,
+        [("cell-a", "1"), ("cell-c", "2"), ("cell-b", "3")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let labels = LabelImage::from_image(
+        &read_image(&d.join("out/SIMCEPImages_A05_C18_F1_s01_w1_labels.tif")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(labels.num_objects(), 3);
+    for (label, cell) in [(1u32, a), (2, c), (3, b)] {
+        let (mut inter, mut union) = (0usize, 0usize);
+        for (l, t) in labels.as_slice().iter().zip(cells.as_slice()) {
+            let (x, y) = (*l == label, *t == cell.label);
+            inter += (x && y) as usize;
+            union += (x || y) as usize;
+        }
+        let iou = inter as f64 / union as f64;
+        assert!(iou > 0.7, "label {label}: IoU {iou:.3} with its cell");
+    }
+    let counts = std::fs::read_to_string(d.join("out/counts.csv")).unwrap();
+    assert!(
+        counts.contains("SIMCEPImages_A05_C18_F1_s01_w1.TIF,3"),
+        "{counts}"
+    );
+    let cached: Vec<_> = std::fs::read_dir(d.join("emb")).unwrap().collect();
+    assert_eq!(cached.len(), 1, "one embedding kept");
+
+    // Again: the embedding is read from the folder, the labels are the same.
+    let again = run("out2");
+    let err2 = String::from_utf8_lossy(&again.stderr);
+    assert!(err2.contains("read from the cache"), "{err2}");
+    assert_eq!(
+        std::fs::read(d.join("out/SIMCEPImages_A05_C18_F1_s01_w1_labels.tif")).unwrap(),
+        std::fs::read(d.join("out2/SIMCEPImages_A05_C18_F1_s01_w1_labels.tif")).unwrap()
+    );
+
+    // Images given on the command line must include every image the files name.
+    let refused = mica(d)
+        .args(["segment", "--method", "sam", "--points"])
+        .arg(d.join("points.csv"))
+        .arg("--weights")
+        .arg(shared().join("models/mobile_sam.pt"))
+        .arg("--out")
+        .arg(d.join("out3"))
+        .arg(&img)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        e.contains("points.csv:4") && e.contains("not among the images"),
+        "{e}"
+    );
+}

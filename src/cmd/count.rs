@@ -23,13 +23,14 @@ pub struct Args {
     /// Print JSON instead of CSV.
     #[arg(long)]
     pub json: bool,
-    /// Image files or folders of images.
-    #[arg(required = true)]
+    /// Image files or folders of images (with --points/--boxes: optional, the images the
+    /// prompt files name).
+    #[arg(required_unless_present_any = ["points", "boxes"])]
     pub images: Vec<PathBuf>,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
-    let images = super::data::expand_inputs(&args.images)?;
+    let images = super::sam::inputs(&args.method.sam, &args.images)?;
     if let Some(model) = &args.model {
         return super::vlm::count(
             model,

@@ -5,7 +5,8 @@
 //! opened by napari, Fiji and CellProfiler) and `<stem>_overlay.png` (object outlines on the
 //! contrast-stretched image), and for all images `objects.csv` (one row per object: image, label,
 //! area_px, centroid_x, centroid_y, bbox_x0, bbox_y0, bbox_x1, bbox_y1, mean_intensity) and
-//! `counts.csv` (image, count).
+//! `counts.csv` (image, count); with prompt files (`--points`, `--boxes`), `prompt_labels.csv`
+//! (image, object, label, note).
 
 use anyhow::{bail, Context};
 use mica_core::{ObjectProps, Segmenter};
@@ -32,6 +33,8 @@ pub struct ImageResult {
     pub count: usize,
     /// Per-object measurements (only when outputs are written).
     pub objects: Vec<ObjectProps>,
+    /// Objects named by prompt files, with their labels.
+    pub named: Vec<mica_core::NamedObject>,
 }
 
 /// Results of a run, in input order: successes and failures (with the error, naming the image).
@@ -77,7 +80,7 @@ fn process_one(seg: &dyn Segmenter, path: &Path, outputs: &Outputs) -> Result<Im
     let image = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
     let _span = tracing::debug_span!("segment", image = %path.display()).entered();
     let s = seg
-        .segment(&image)
+        .segment_file(path, &image)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut objects = Vec::new();
     if let Some(dir) = &outputs.dir {
@@ -96,6 +99,7 @@ fn process_one(seg: &dyn Segmenter, path: &Path, outputs: &Outputs) -> Result<Im
         image: path.display().to_string(),
         count: s.count,
         objects,
+        named: s.named_objects,
     })
 }
 
@@ -153,6 +157,9 @@ pub fn run(
     if let Some(dir) = &outputs.dir {
         write_objects_csv(&dir.join("objects.csv"), &run)?;
         write_counts_csv(&dir.join("counts.csv"), &run)?;
+        if run.results.iter().flatten().any(|r| !r.named.is_empty()) {
+            write_prompt_labels_csv(&dir.join("prompt_labels.csv"), &run)?;
+        }
     }
     Ok(run)
 }
@@ -191,6 +198,29 @@ pub fn write_objects_csv(path: &Path, run: &RunResult) -> anyhow::Result<()> {
                 o.mean_intensity
                     .map(|v| format!("{v:.4}"))
                     .unwrap_or_default(),
+            ])?;
+        }
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `image,object,label,note`: the label of every object a prompt file named (empty, with the
+/// reason in `note`, when it has none).
+pub fn write_prompt_labels_csv(path: &Path, run: &RunResult) -> anyhow::Result<()> {
+    let mut w = csv_writer(path)?;
+    w.write_record(["image", "object", "label", "note"])?;
+    for r in run.results.iter().flatten() {
+        for o in &r.named {
+            let (label, note) = match &o.label {
+                Ok(l) => (l.to_string(), String::new()),
+                Err(why) => (String::new(), why.clone()),
+            };
+            w.write_record([
+                mica_core::text::csv_safe(&r.image).into_owned(),
+                mica_core::text::csv_safe(&o.name).into_owned(),
+                label,
+                note,
             ])?;
         }
     }

@@ -46,6 +46,35 @@ pub struct SamOptions {
     /// Override: layers of image crops (default 0 = whole image only).
     #[arg(long, value_name = "N")]
     pub sam_crop_layers: Option<usize>,
+    /// Prompt SAM with a detector's objects instead of the point grid: `classical` (its
+    /// default preset) or `classical:PRESET` (e.g. classical:fluorescence-cells). One mask per
+    /// detected object, then SAM's stability filter and box NMS.
+    #[arg(long, value_name = "SOURCE")]
+    pub prompts: Option<String>,
+    /// With --prompts: box (default: the object's bounding box), point (its innermost pixel)
+    /// or box-point (both).
+    #[arg(long, value_name = "KIND", requires = "prompts")]
+    pub prompt_kind: Option<String>,
+    /// What SAM's count is: objects (default: the objects of the label image, = rows of
+    /// objects.csv) or masks (every mask of the generator, overlapping ones and background
+    /// included: the study's definition).
+    #[arg(long, value_name = "RULE")]
+    pub sam_count: Option<String>,
+    /// Points someone clicked, as CSV: image,x,y,label[,object] (label 1 = foreground, 0 =
+    /// background; rows with the same object form one prompt). One labelled object per prompt;
+    /// `prompt_labels.csv` says which label each object got. Images are named by path
+    /// (relative to the CSV's folder, then the current one); without IMAGES, the images the
+    /// file names are segmented.
+    #[arg(long, value_name = "FILE.csv", conflicts_with_all = ["prompts", "sam_count"])]
+    pub points: Option<PathBuf>,
+    /// Boxes as CSV: image,x0,y0,x1,y1[,object] (pixels); combined with --points by
+    /// (image, object).
+    #[arg(long, value_name = "FILE.csv", conflicts_with_all = ["prompts", "sam_count"])]
+    pub boxes: Option<PathBuf>,
+    /// Keep SAM's image embeddings in this folder and reuse them: the encoder (most of the
+    /// time of prompted segmentation) runs once per image and model. Created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub embeddings: Option<PathBuf>,
 }
 
 /// Builds the SAM segmenter from its flags, with a preset name given by the caller (e.g. a
@@ -100,7 +129,59 @@ pub fn segmenter_with_preset(
     let weights = resolve_or_download(opts, model.unwrap_or(SamModel::MobileSam))?;
     tracing::info!(weights = %weights.path.display(), origin = ?weights.origin, "SAM weights found");
     // The one SAM factory, the one a study's SAM method uses, on the same device.
-    mica_study::methods::load_sam(model, &weights.path, config, &name, &device()?)
+    let spec = mica_study::methods::SamSpec {
+        preset: &name,
+        prompts: opts.prompts.as_deref(),
+        prompt_kind: opts.prompt_kind.as_deref(),
+        count: opts.sam_count.as_deref(),
+        points: opts.points.as_deref(),
+        boxes: opts.boxes.as_deref(),
+        embeddings: opts.embeddings.as_deref(),
+    };
+    mica_study::methods::load_sam(model, &weights.path, config, &spec, &device()?)
+}
+
+/// The images to segment: `images` (files and folders) as given; with `--points`/`--boxes`
+/// and no `images`, the images the prompt files name (in order of appearance), and with both,
+/// every image the files name must be among `images` (an error naming the file and row).
+pub fn inputs(opts: &SamOptions, images: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let listed = super::data::expand_inputs(images)?;
+    if opts.points.is_none() && opts.boxes.is_none() {
+        return Ok(listed);
+    }
+    prompt_file_inputs(opts, listed)
+}
+
+#[cfg(feature = "sam")]
+fn prompt_file_inputs(opts: &SamOptions, listed: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
+    let files = mica_sam::PromptFiles::read(opts.points.as_deref(), opts.boxes.as_deref())?;
+    if listed.is_empty() {
+        return Ok(files.images().iter().map(|i| i.path.clone()).collect());
+    }
+    let given: std::collections::HashSet<PathBuf> = listed
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    for i in files.images() {
+        let key = std::fs::canonicalize(&i.path).unwrap_or_else(|_| i.path.clone());
+        if !given.contains(&key) {
+            anyhow::bail!(
+                "{}: image {} is not among the images given; add it, or leave the images out \
+                 to segment those the prompt files name",
+                i.first_row,
+                i.path.display()
+            );
+        }
+    }
+    Ok(listed)
+}
+
+#[cfg(not(feature = "sam"))]
+fn prompt_file_inputs(_opts: &SamOptions, _listed: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
+    Err(super::NotInThisBuild(
+        "this mica was built without the `sam` feature; rebuild with --features sam".into(),
+    )
+    .into())
 }
 
 /// Resolves the weights; with `--download-weights`, a missing (or corrupt) cached file is

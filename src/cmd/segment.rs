@@ -39,13 +39,25 @@ pub struct MethodArgs {
     pub sam: super::sam::SamOptions,
 }
 
-/// The default classical preset.
-const DEFAULT_PRESET: Preset = Preset::FluorescenceNuclei;
+/// The default classical preset (also the prompting detector's).
+const DEFAULT_PRESET: Preset = mica_study::methods::DEFAULT_CLASSICAL_PRESET;
 
 /// Builds the segmenter the flags ask for.
 pub fn segmenter(m: &MethodArgs) -> anyhow::Result<Box<dyn Segmenter>> {
     match m.method {
         Method::Classical => {
+            let o = &m.sam;
+            if o.prompts.is_some()
+                || o.sam_count.is_some()
+                || o.points.is_some()
+                || o.boxes.is_some()
+                || o.embeddings.is_some()
+            {
+                bail!(
+                    "--prompts, --points, --boxes, --embeddings and --sam-count are options of \
+                     --method sam"
+                );
+            }
             if let Some(path) = &m.settings {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
@@ -80,14 +92,15 @@ pub struct Args {
     /// `objects.csv` and `counts.csv`.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Image files or folders of images.
-    #[arg(required = true)]
+    /// Image files or folders of images (with --points/--boxes: optional, the images the
+    /// prompt files name).
+    #[arg(required_unless_present_any = ["points", "boxes"])]
     pub images: Vec<PathBuf>,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let seg = segmenter(&args.method)?;
-    let images = super::data::expand_inputs(&args.images)?;
+    let images = super::sam::inputs(&args.method.sam, &args.images)?;
     let started = std::time::Instant::now();
     let outputs = instances::Outputs {
         dir: Some(args.out.clone()),

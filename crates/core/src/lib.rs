@@ -37,4 +37,4 @@ pub use mask::{
     connected_components, object_properties, BBox, BinaryMask, Connectivity, LabelImage,
     ObjectProps,
 };
-pub use method::{Counter, MethodError, Segmentation, Segmenter};
+pub use method::{Counter, MethodError, NamedObject, Segmentation, Segmenter};

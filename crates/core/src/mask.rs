@@ -332,6 +332,66 @@ impl LabelImage {
         }
     }
 
+    /// The connected pieces of every object: pixels of one label that touch (`conn`) form one
+    /// piece; pieces are numbered 1..=N in raster order of their first pixel. An image whose
+    /// objects are all connected has as many pieces as objects.
+    pub fn pieces(&self, conn: Connectivity) -> LabelImage {
+        LabelImage {
+            width: self.width,
+            height: self.height,
+            data: label_regions(&self.data, &0, self.width as usize, conn),
+        }
+    }
+
+    /// Keeps the largest connected piece of every object (8-connected; ties: the first in raster
+    /// order) and sets the other pieces to background; labels are not renumbered. Returns the
+    /// image and, per label (index = label), the pixels kept and the pixels removed.
+    pub fn keep_largest_piece(&self) -> (LabelImage, Vec<(u64, u64)>) {
+        let pieces = self.pieces(Connectivity::Eight);
+        let n = pieces.max_label() as usize;
+        let mut size = vec![0u64; n + 1];
+        let mut owner = vec![0u32; n + 1];
+        for (&p, &l) in pieces.data.iter().zip(&self.data) {
+            size[p as usize] += 1;
+            owner[p as usize] = l;
+        }
+        let max = self.max_label() as usize;
+        // Per label: its largest piece (pieces are numbered in raster order, so a strict `>`
+        // keeps the first of equal ones).
+        let mut best = vec![0u32; max + 1];
+        for p in 1..=n {
+            let l = owner[p] as usize;
+            if best[l] == 0 || size[p] > size[best[l] as usize] {
+                best[l] = p as u32;
+            }
+        }
+        let mut tally = vec![(0u64, 0u64); max + 1];
+        let data = pieces
+            .data
+            .iter()
+            .zip(&self.data)
+            .map(|(&p, &l)| {
+                if l == 0 {
+                    0
+                } else if best[l as usize] == p {
+                    tally[l as usize].0 += 1;
+                    l
+                } else {
+                    tally[l as usize].1 += 1;
+                    0
+                }
+            })
+            .collect();
+        (
+            LabelImage {
+                width: self.width,
+                height: self.height,
+                data,
+            },
+            tally,
+        )
+    }
+
     /// Checks that `other` has the same size; `what` names the pair in the error.
     pub fn check_same_size(&self, other_w: u32, other_h: u32, what: &str) -> Result<()> {
         check_size(self.width, self.height, other_w, other_h, what)
@@ -341,7 +401,22 @@ impl LabelImage {
 /// Labels connected foreground regions of `mask` 1..=N in raster order of their first pixel
 /// (two-pass union-find).
 pub fn connected_components(mask: &BinaryMask, conn: Connectivity) -> LabelImage {
-    let (w, h) = (mask.width as usize, mask.height as usize);
+    LabelImage {
+        width: mask.width,
+        height: mask.height,
+        data: label_regions(&mask.data, &false, mask.width as usize, conn),
+    }
+}
+
+/// Connected regions of equal, non-`background` keys (`keys` row-major, `w` wide), numbered
+/// 1..=N in raster order of their first pixel; background pixels get 0. Two-pass union-find.
+fn label_regions<K: PartialEq>(
+    keys: &[K],
+    background: &K,
+    w: usize,
+    conn: Connectivity,
+) -> Vec<u32> {
+    let h = keys.len().checked_div(w).unwrap_or(0);
     let mut labels = vec![0u32; w * h];
     let mut parent: Vec<u32> = vec![0];
     fn find(parent: &mut [u32], mut x: u32) -> u32 {
@@ -360,32 +435,34 @@ pub fn connected_components(mask: &BinaryMask, conn: Connectivity) -> LabelImage
     for y in 0..h {
         for x in 0..w {
             let i = y * w + x;
-            if !mask.data[i] {
+            let key = &keys[i];
+            if key == background {
                 continue;
             }
             let mut current = 0u32;
-            let mut neighbours = [0u32; 4];
+            let mut neighbours = [0usize; 4];
             let mut k = 0;
             if x > 0 {
-                neighbours[k] = labels[i - 1];
+                neighbours[k] = i - 1;
                 k += 1;
             }
             if y > 0 {
-                neighbours[k] = labels[i - w];
+                neighbours[k] = i - w;
                 k += 1;
                 if conn == Connectivity::Eight {
                     if x > 0 {
-                        neighbours[k] = labels[i - w - 1];
+                        neighbours[k] = i - w - 1;
                         k += 1;
                     }
                     if x + 1 < w {
-                        neighbours[k] = labels[i - w + 1];
+                        neighbours[k] = i - w + 1;
                         k += 1;
                     }
                 }
             }
-            for &n in &neighbours[..k] {
-                if n == 0 {
+            for &j in &neighbours[..k] {
+                let n = labels[j];
+                if n == 0 || &keys[j] != key {
                     continue;
                 }
                 current = if current == 0 {
@@ -415,11 +492,7 @@ pub fn connected_components(mask: &BinaryMask, conn: Connectivity) -> LabelImage
         }
         *l = final_id[r as usize];
     }
-    LabelImage {
-        width: mask.width,
-        height: mask.height,
-        data: labels,
-    }
+    labels
 }
 
 /// Measurements of one object of a [`LabelImage`].
@@ -536,6 +609,21 @@ mod tests {
         let l = m.connected_components(Connectivity::Four);
         assert_eq!(l.num_objects(), 1);
         assert_eq!(l.max_label(), 1);
+    }
+
+    #[test]
+    fn pieces_split_one_label_in_two_places_and_keep_touching_labels_apart() {
+        // Label 1 in two places, label 2 touching label 1 (touching labels stay two pieces).
+        let l = LabelImage::new(5, 2, vec![1, 1, 0, 1, 2, 0, 0, 0, 0, 2]).unwrap();
+        let p = l.pieces(Connectivity::Eight);
+        assert_eq!(p.as_slice(), &[1, 1, 0, 2, 3, 0, 0, 0, 0, 3]);
+        let (kept, tally) = l.keep_largest_piece();
+        assert_eq!(kept.as_slice(), &[1, 1, 0, 0, 2, 0, 0, 0, 0, 2]);
+        assert_eq!(tally, vec![(0, 0), (2, 1), (2, 0)]);
+        // A diagonal step is one 8-connected piece.
+        let d = LabelImage::new(2, 2, vec![4, 0, 0, 4]).unwrap();
+        assert_eq!(d.pieces(Connectivity::Eight).num_objects(), 1);
+        assert_eq!(d.pieces(Connectivity::Four).num_objects(), 2);
     }
 
     #[test]

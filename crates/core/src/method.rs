@@ -16,13 +16,26 @@ pub struct Segmentation {
     /// Non-overlapping instances, 0 = background.
     pub labels: LabelImage,
     /// The method's object count. Equals `labels.num_objects()` for methods with disjoint
-    /// objects; for SAM it is the number of masks, which may overlap (the study's definition).
+    /// objects; for SAM it follows its count rule: the label image's objects (the default), or
+    /// the number of masks, which may overlap (the study's definition).
     pub count: usize,
     /// The foreground as the method defines it (for SAM: the union of masks under 25 % of the
     /// image, the study's rule).
     pub foreground: BinaryMask,
     /// Further named counts a method offers, e.g. `("masks_below_25pct", 17)`.
     pub extra_counts: Vec<(String, usize)>,
+    /// For objects someone named (prompts from a file): each one's label, in the order given.
+    /// Empty for methods that find their objects themselves.
+    pub named_objects: Vec<NamedObject>,
+}
+
+/// An object named by the user (e.g. the `object` column of a prompt file) and what became of
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedObject {
+    pub name: String,
+    /// Its label in [`Segmentation::labels`], or why it has none.
+    pub label: Result<u32, String>,
 }
 
 impl Segmentation {
@@ -33,6 +46,7 @@ impl Segmentation {
             foreground: labels.foreground(),
             labels,
             extra_counts: Vec::new(),
+            named_objects: Vec::new(),
         }
     }
 }
@@ -52,6 +66,21 @@ pub trait Segmenter: Send + Sync {
     /// # Errors
     /// Any failure for this image (bad shape, model error); callers report it and go on.
     fn segment(&self, image: &Image) -> Result<Segmentation, MethodError>;
+
+    /// Segments one image read from `path`. Methods whose input depends on the file, not only
+    /// its pixels (SAM with prompts from a CSV that names images), override this; the rest
+    /// segment the pixels.
+    ///
+    /// # Errors
+    /// As [`Segmenter::segment`].
+    fn segment_file(
+        &self,
+        path: &std::path::Path,
+        image: &Image,
+    ) -> Result<Segmentation, MethodError> {
+        let _ = path;
+        self.segment(image)
+    }
 }
 
 /// Counts objects without segmenting them, e.g. a vision-language model asked "how many cells?".

@@ -14,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: sam_decoder_check WEIGHTS IMAGE [POINTS_PER_SIDE]".into());
     }
     let pps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(4);
-    let mut sam = Sam::load(args[1].as_ref(), &candle_core::Device::Cpu)?;
+    let sam = Sam::load(args[1].as_ref(), &candle_core::Device::Cpu)?;
     let img = mica_core::io::read_image(args[2].as_ref())?;
     let rgb = ImagePrep::default().apply(&img)?;
     let t = Instant::now();
@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{} prompts: factored {t_fast:.0} ms", prompts.len());
         return Ok(());
     }
-    sam.decoder_path = DecoderPath::Tensor;
+    let sam = sam.with_decoder(DecoderPath::Tensor)?;
     let t = Instant::now();
     let slow = sam.predict(&emb, &prompts, true)?;
     let t_slow = t.elapsed().as_secs_f64() * 1e3;

@@ -351,15 +351,54 @@ pub struct AmgOutput {
 }
 
 impl AmgOutput {
-    /// Non-overlapping labels: masks painted from the largest to the smallest (so smaller masks
-    /// stay visible on top of larger ones), numbered 1..=N in that order, then renumbered to
-    /// close gaps left by masks that end up fully covered. `keep` selects masks.
+    /// Non-overlapping labels, each one connected object (see [`paint_labels`]); `keep` selects
+    /// masks.
     pub fn label_image(&self, keep: impl Fn(&GeneratedMask) -> bool) -> LabelImage {
-        let mut order: Vec<&GeneratedMask> = self.masks.iter().filter(|m| keep(m)).collect();
-        order.sort_by_key(|m| std::cmp::Reverse(m.area));
-        let mut labels = LabelImage::zeros(self.width, self.height);
-        let h = self.height as usize;
-        let w = self.width as usize;
+        let masks: Vec<&GeneratedMask> = self.masks.iter().filter(|m| keep(m)).collect();
+        paint_labels(self.width, self.height, &masks).labels
+    }
+}
+
+/// A label image painted from overlapping masks, and what the painting left out.
+#[derive(Debug, Clone)]
+pub struct PaintedLabels {
+    /// Labels 1..=N, each one 8-connected object.
+    pub labels: LabelImage,
+    /// Masks that got no label: covered by smaller masks for at least
+    /// [`MIN_VISIBLE_FRACTION`] of their area (in one piece).
+    pub masks_hidden: usize,
+    /// Pixels of kept masks that were left as background because they lay in a piece of the mask
+    /// cut off from its largest piece by smaller masks.
+    pub fragment_pixels: u64,
+    /// Per input mask (in the order given): its label, or `None` when it was hidden.
+    pub label_of: Vec<Option<u32>>,
+}
+
+/// A mask keeps a label only when its largest visible piece holds at least this fraction of its
+/// pixels.
+pub const MIN_VISIBLE_FRACTION: f64 = 0.5;
+
+/// The painting rule for SAM's overlapping masks (documented in docs/sam.md):
+///
+/// 1. masks are painted from the largest to the smallest, so a smaller mask lies on top of a
+///    larger one it overlaps (ties: the order given);
+/// 2. of each mask, only its largest 8-connected visible piece keeps the label; other pieces
+///    (ring fragments left around smaller masks) become background;
+/// 3. a mask whose largest visible piece holds less than [`MIN_VISIBLE_FRACTION`] of its own
+///    pixels is mostly made of the smaller masks drawn over it (a merge of them): it gets no
+///    label and its leftover pixels become background;
+/// 4. labels are numbered 1..=N in painting order.
+///
+/// So every label is one connected object, and the number of labels is the number of objects
+/// `object_properties` measures.
+pub fn paint_labels(width: u32, height: u32, masks: &[&GeneratedMask]) -> PaintedLabels {
+    let mut index: Vec<usize> = (0..masks.len()).collect();
+    index.sort_by_key(|&i| std::cmp::Reverse(masks[i].area));
+    let order: Vec<&GeneratedMask> = index.iter().map(|&i| masks[i]).collect();
+    let mut labels = LabelImage::zeros(width, height);
+    let h = height as usize;
+    let w = width as usize;
+    {
         let data = labels.as_mut_slice();
         for (i, m) in order.iter().enumerate() {
             let mut idx = 0usize;
@@ -374,7 +413,37 @@ impl AmgOutput {
                 on = !on;
             }
         }
-        labels.relabel_sequential()
+    }
+    let (mut one_piece, tally) = labels.keep_largest_piece();
+    let mut fragment_pixels = 0u64;
+    let mut hidden = vec![false; order.len() + 1];
+    for (i, m) in order.iter().enumerate() {
+        let (kept, cut) = tally.get(i + 1).copied().unwrap_or((0, 0));
+        if kept == 0 || (kept as f64) < MIN_VISIBLE_FRACTION * m.area as f64 {
+            hidden[i + 1] = true;
+        } else {
+            fragment_pixels += cut;
+        }
+    }
+    for l in one_piece.as_mut_slice() {
+        if hidden[*l as usize] {
+            *l = 0;
+        }
+    }
+    // Sequential renumbering keeps the painting order.
+    let mut label_of = vec![None; masks.len()];
+    let mut next = 0u32;
+    for (i, &input) in index.iter().enumerate() {
+        if !hidden[i + 1] {
+            next += 1;
+            label_of[input] = Some(next);
+        }
+    }
+    PaintedLabels {
+        labels: one_piece.relabel_sequential(),
+        masks_hidden: hidden.iter().filter(|&&h| h).count(),
+        fragment_pixels,
+        label_of,
     }
 }
 
@@ -1373,6 +1442,67 @@ mod tests {
         ];
         assert_eq!(nms(&boxes, &[0.5, 0.9, 0.1], 0.5), vec![1, 2]);
         assert_eq!(nms(&boxes, &[0.5, 0.9, 0.1], 0.99), vec![1, 0, 2]);
+    }
+
+    /// A mask of a 9 × 4 image from rows (missing rows and columns are background).
+    fn mask_from_rows(rows: &[&str]) -> GeneratedMask {
+        let mut r: Vec<String> = rows.iter().map(|s| format!("{s:.<9}")).collect();
+        r.resize(4, ".".repeat(9));
+        let refs: Vec<&str> = r.iter().map(String::as_str).collect();
+        let m = BinaryMask::from_rows(&refs).unwrap();
+        let rle = Rle::from_row_major(m.width(), m.height(), m.as_slice());
+        GeneratedMask {
+            area: rle.area(),
+            segmentation: rle,
+            bbox: [0; 4],
+            predicted_iou: 1.0,
+            point_coords: [0.0; 2],
+            stability_score: 1.0,
+            crop_box: [0; 4],
+        }
+    }
+
+    /// Regression (issue #16 item 4): on the StarDist image `counts.csv` said 125, the label image
+    /// held 124 labels, 23 of them in several pieces (ring fragments of a large mask cut by the
+    /// smaller masks painted over it).
+    #[test]
+    fn sam_label_image_had_labels_in_several_pieces() {
+        // A merge of two cells (big) with each cell also found alone: the big mask's visible
+        // remainder is fragments, under half of its pixels: no label.
+        let big = mask_from_rows(&["#########", "#########", "#########"]);
+        let left = mask_from_rows(&["", "####", "####"]);
+        let right = mask_from_rows(&["", ".....####", ".....####"]);
+        // A bar cut in two by a smaller mask across it: it keeps its longer piece.
+        let bar = mask_from_rows(&["", "", "", "#########"]);
+        let across = mask_from_rows(&["", "", "", ".#"]);
+        let p = paint_labels(9, 4, &[&big, &left, &right, &bar, &across]);
+        assert_eq!(
+            p.masks_hidden, 1,
+            "the merge of the two cells gets no label"
+        );
+        assert_eq!(p.labels.num_objects(), 4);
+        assert_eq!(
+            p.labels.pieces(Connectivity::Eight).num_objects(),
+            p.labels.num_objects(),
+            "every label is one connected object"
+        );
+        // The pixel left of the cut is background; the bar's 7 others keep its label.
+        assert_eq!(p.fragment_pixels, 1);
+        assert_eq!(p.labels.get(0, 3), 0);
+        assert_ne!(p.labels.get(5, 3), 0);
+        assert_ne!(
+            p.labels.get(1, 3),
+            p.labels.get(5, 3),
+            "the mask across the bar is its own label"
+        );
+        // The big mask's uncovered top row is background.
+        assert_eq!(p.labels.get(4, 0), 0);
+        // Each input mask knows its label: the big one none, the others theirs.
+        assert_eq!(p.label_of[0], None);
+        assert_eq!(p.label_of[1], Some(p.labels.get(1, 1)));
+        assert_eq!(p.label_of[2], Some(p.labels.get(6, 1)));
+        assert_eq!(p.label_of[3], Some(p.labels.get(5, 3)));
+        assert_eq!(p.label_of[4], Some(p.labels.get(1, 3)));
     }
 
     #[test]

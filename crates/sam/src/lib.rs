@@ -25,6 +25,7 @@
 //! ```
 
 pub mod amg;
+pub mod embedding_cache;
 pub mod error;
 pub mod factored_decoder;
 pub mod image_encoder;
@@ -34,6 +35,8 @@ pub mod mask_decoder;
 pub mod model;
 mod nn;
 pub mod prompt_encoder;
+pub mod prompt_file;
+pub mod prompted;
 pub mod resize;
 pub mod rle;
 pub mod study;
@@ -42,18 +45,25 @@ pub mod transformer;
 pub mod weights;
 
 pub use amg::{
-    AmgConfig, AmgOutput, AmgPreset, AmgTimings, GeneratedMask, MaskGenerator, PointPredictor,
+    paint_labels, AmgConfig, AmgOutput, AmgPreset, AmgTimings, GeneratedMask, MaskGenerator,
+    PointPredictor,
 };
 /// The compute device (re-exported from candle): `Device::Cpu`, or a GPU with the `cuda` feature.
 pub use candle_core::Device;
+pub use embedding_cache::EmbeddingCache;
 pub use error::{Result, SamError};
 pub use model::{
     DecodeNeeds, DecoderPath, ImageEmbedding, ImagePrep, PointPrompt, Prediction, Prompt, Sam,
     MASK_THRESHOLD,
 };
 pub use prompt_encoder::PointLabel;
+pub use prompt_file::{NamedPrompt, PromptFiles};
+pub use prompted::{PromptKind, PromptSource, PromptedConfig};
 pub use rle::{CocoRle, Rle};
-pub use study::{study_segmentation, SamSegmenter, BACKGROUND_FRACTION, COUNT_BELOW_25PCT};
+pub use study::{
+    study_segmentation, SamCount, SamMode, SamSegmenter, BACKGROUND_FRACTION, COUNT_BELOW_25PCT,
+    COUNT_MASKS, COUNT_OBJECTS, MIN_IMAGE_SIDE,
+};
 pub use weights::{
     resolve_weights, ResolvedWeights, SamModel, WeightsOrigin, MOBILE_SAM_SHA256, MOBILE_SAM_URL,
     WEIGHTS_ENV,

@@ -4,6 +4,7 @@
 //! The image embedding is computed once per image ([`Sam::embed`]) and reused for any number of
 //! prompts ([`Sam::predict`]), which are decoded in batches.
 
+use crate::embedding_cache::EmbeddingCache;
 use crate::error::{Result, SamError};
 use crate::factored_decoder::{FactoredDecoder, FactoredImage};
 use crate::image_encoder::{VitConfig, VitEncoder};
@@ -214,8 +215,12 @@ pub struct Sam {
     /// Largest number of prompts decoded in one pass (bounds memory: ~20 MB per prompt with
     /// the tensor decoder, ~4 MB with the factored one).
     pub decoder_batch: usize,
-    /// Which decoder answers prompts without a mask input; set before [`Sam::embed`].
-    pub decoder_path: DecoderPath,
+    /// Which decoder answers prompts without a mask input: chosen once, at load (or with
+    /// [`Sam::with_decoder`], which returns a new model), so every embedding this model makes
+    /// fits the decoder that reads it.
+    decoder_path: DecoderPath,
+    /// Where embeddings are kept between runs ([`Sam::with_embedding_cache`]).
+    cache: Option<Arc<EmbeddingCache>>,
 }
 
 impl Sam {
@@ -300,8 +305,46 @@ impl Sam {
             device: device.clone(),
             weights: path.to_path_buf(),
             decoder_batch: 16,
-            decoder_path: DecoderPath::default(),
+            decoder_path: if device.is_cpu() {
+                DecoderPath::Factored
+            } else {
+                DecoderPath::Tensor
+            },
+            cache: None,
         })
+    }
+
+    /// This model with another decoder for prompts without a mask input. Embeddings made by
+    /// `self` are not for the returned model (the factored decoder needs its own per-image part).
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] for [`DecoderPath::Factored`] off the CPU (it is a CPU kernel).
+    pub fn with_decoder(mut self, path: DecoderPath) -> Result<Self> {
+        if path == DecoderPath::Factored && self.factored.is_none() {
+            return Err(SamError::Invalid(format!(
+                "the factored decoder runs on the CPU only; this model is on {:?}",
+                self.device
+            )));
+        }
+        self.decoder_path = path;
+        Ok(self)
+    }
+
+    /// The decoder that answers prompts without a mask input.
+    pub fn decoder(&self) -> DecoderPath {
+        self.decoder_path
+    }
+
+    /// This model, reading embeddings from `cache` when it has them and storing those it
+    /// computes (see [`crate::embedding_cache`]).
+    pub fn with_embedding_cache(mut self, cache: EmbeddingCache) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// The embedding cache in use, if any.
+    pub fn embedding_cache(&self) -> Option<&EmbeddingCache> {
+        self.cache.as_deref()
     }
 
     /// Which model this is.
@@ -358,15 +401,72 @@ impl Sam {
     /// Computes the embedding of an 8-bit RGB image (see [`ImagePrep::apply`]).
     ///
     /// # Errors
-    /// [`SamError::Invalid`] for other inputs; [`SamError::Candle`] if the network fails.
+    /// [`SamError::Invalid`] for other inputs and images under
+    /// [`MIN_IMAGE_SIDE`](crate::MIN_IMAGE_SIDE) pixels on a side; [`SamError::Candle`] if the
+    /// network fails.
     pub fn embed(&self, rgb8: &Image) -> Result<ImageEmbedding> {
         let _span = tracing::info_span!("sam_embed").entered();
+        let min = crate::study::MIN_IMAGE_SIDE;
+        if rgb8.width() < min || rgb8.height() < min {
+            // Upscaled to 1024 pixels, a few pixels become smooth ramps SAM cuts into
+            // thousands of "objects" (a 1x1 image gave 2,028).
+            return Err(SamError::Invalid(format!(
+                "image is {}x{} pixels; SAM needs at least {min} on each side",
+                rgb8.width(),
+                rgb8.height()
+            )));
+        }
+        let shape = [1, EMBED_SIZE * EMBED_SIZE, EMBED_DIM];
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(rgb8, &shape, &self.device));
+        let features = match cached {
+            Some(f) => f,
+            None => {
+                let f = self.encode(rgb8)?;
+                if let Some(c) = &self.cache {
+                    if let Err(e) = c.store(rgb8, &f) {
+                        tracing::warn!("cannot store the SAM embedding: {e}");
+                    }
+                }
+                f
+            }
+        };
+        self.embedding_from_features(features, rgb8.width() as usize, rgb8.height() as usize)
+    }
+
+    /// Runs the image encoder on an 8-bit RGB image: the features, `1 × 4096 × 256`.
+    ///
+    /// # Errors
+    /// As [`Sam::embed`].
+    pub fn encode(&self, rgb8: &Image) -> Result<Tensor> {
         let x = self.preprocess(rgb8)?;
         let features = match &self.encoder {
             ImageEncoder::TinyVit(e) => e.forward(&x)?,
             ImageEncoder::Vit(e) => e.forward(&x)?,
         };
-        let features = features.reshape((1, EMBED_SIZE * EMBED_SIZE, EMBED_DIM))?;
+        Ok(features.reshape((1, EMBED_SIZE * EMBED_SIZE, EMBED_DIM))?)
+    }
+
+    /// The embedding of a `width × height` image from its encoder features (from
+    /// [`Sam::encode`] of this model).
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] for features of another shape.
+    pub fn embedding_from_features(
+        &self,
+        features: Tensor,
+        width: usize,
+        height: usize,
+    ) -> Result<ImageEmbedding> {
+        if features.dims() != [1, EMBED_SIZE * EMBED_SIZE, EMBED_DIM] {
+            return Err(SamError::Invalid(format!(
+                "SAM features must be 1x{}x{EMBED_DIM}, got {:?}",
+                EMBED_SIZE * EMBED_SIZE,
+                features.dims()
+            )));
+        }
         let src_no_mask = features.broadcast_add(&self.prompt_encoder.no_mask()?)?;
         let shared = self
             .decoder
@@ -388,8 +488,8 @@ impl Sam {
             src_no_mask,
             shared,
             factored,
-            width: rgb8.width() as usize,
-            height: rgb8.height() as usize,
+            width,
+            height,
         })
     }
 
@@ -488,7 +588,14 @@ impl Sam {
             sparse.extend(self.prompt_encoder.sparse_tokens(&pts, bbox));
         }
         if group[0].mask_logits.is_none() && self.decoder_path == DecoderPath::Factored {
-            if let (Some(dec), Some(img)) = (&self.factored, &emb.factored) {
+            let (Some(dec), Some(img)) = (&self.factored, &emb.factored) else {
+                return Err(SamError::Invalid(
+                    "this embedding was made by a model with the tensor decoder; embed the \
+                     image with this model"
+                        .into(),
+                ));
+            };
+            {
                 return Ok(dec
                     .decode(img, &sparse, b, multimask, min_iou, needs.low_res_extent)
                     .into_iter()

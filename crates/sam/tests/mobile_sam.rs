@@ -5,7 +5,7 @@
 use mica_core::{io::read_image, BinaryMask, Connectivity, Image};
 use mica_sam::{
     study_segmentation, AmgConfig, AmgPreset, DecodeNeeds, DecoderPath, ImageEmbedding, ImagePrep,
-    MaskGenerator, PointLabel, PointPrompt, Prediction, Prompt, Sam, SamError, SamModel,
+    MaskGenerator, PointLabel, PointPrompt, Prediction, Prompt, Sam, SamCount, SamError, SamModel,
 };
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -205,8 +205,8 @@ fn factored_decoder_equals_tensor_decoder() {
             ..Prompt::default()
         },
     ];
-    let mut tensor = sam.clone();
-    tensor.decoder_path = DecoderPath::Tensor;
+    let tensor = sam.clone().with_decoder(DecoderPath::Tensor).unwrap();
+    assert_eq!(sam.decoder(), DecoderPath::Factored);
     for multimask in [true, false] {
         let fast = sam.predict(emb, &prompts, multimask).unwrap();
         let slow = tensor.predict(emb, &prompts, multimask).unwrap();
@@ -403,11 +403,22 @@ fn automatic_generation_on_a_real_image() {
         precisions.iter().filter(|&&p| p > 0.7).count() >= 3,
         "{precisions:?}"
     );
-    let seg = study_segmentation(&out);
+    let seg = study_segmentation(&out, SamCount::Masks);
     assert_eq!(seg.count, out.masks.len());
-    let (name, below) = &seg.extra_counts[0];
-    assert_eq!(name, "masks_below_25pct");
-    assert!(*below <= seg.count);
+    let extra = |n: &str| {
+        seg.extra_counts
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| *v)
+    };
+    let below = extra("masks_below_25pct").expect("masks_below_25pct");
+    assert!(below <= seg.count);
+    // The label image holds one connected object per label, and `objects` counts them.
+    assert_eq!(extra("objects"), Some(seg.labels.num_objects()));
+    assert_eq!(
+        seg.labels.pieces(Connectivity::Eight).num_objects(),
+        seg.labels.num_objects()
+    );
     let union_small: usize = {
         let mut u = vec![false; 696 * 520];
         for m in out
@@ -423,4 +434,91 @@ fn automatic_generation_on_a_real_image() {
     };
     assert_eq!(seg.foreground.area(), union_small);
     assert!(seg.labels.num_objects() >= 1);
+}
+
+/// A 1x1 image was upscaled to SAM's 1024 pixels and cut into 2,028 "objects"; images under
+/// `MIN_IMAGE_SIDE` on a side are now refused by every entry point, naming the size.
+#[test]
+fn sam_one_pixel_image_gave_2028_objects() {
+    use mica_core::Segmenter;
+    let sam = model();
+    let tiny = Image::rgb8(1, 1, vec![10, 20, 30]).unwrap();
+    let err = MaskGenerator::new(AmgPreset::Standard.config())
+        .unwrap()
+        .generate(sam, &tiny)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1x1") && err.contains("at least"), "{err}");
+    let err = sam.embed(&tiny).unwrap_err().to_string();
+    assert!(err.contains("1x1"), "{err}");
+    let seg = mica_sam::SamSegmenter::new(
+        sam.clone(),
+        AmgPreset::Standard.config(),
+        ImagePrep::default(),
+        "standard",
+    )
+    .unwrap();
+    let gray = Image::gray8(3, 15, vec![7; 45]).unwrap();
+    let err = seg.segment(&gray).unwrap_err().to_string();
+    assert!(err.contains("3x15"), "{err}");
+}
+
+/// Prompted segmentation with one box per true cell (what a perfect detector would give) finds
+/// each cell once; count, labels and pieces agree. Embeddings kept in a cache folder are read
+/// back (same masks, encoder not run), and a damaged cache file is recomputed, not trusted.
+#[test]
+fn prompted_boxes_from_true_cells_with_an_embedding_cache() {
+    use mica_sam::prompted::{prompts_from_labels, segment};
+    let (img, truth) = bbbc005("SIMCEPImages_A05_C18_F1_s01_w1.TIF");
+    let cells = truth.connected_components(Connectivity::Eight);
+    let prompts = prompts_from_labels(&cells, mica_sam::PromptKind::Box, 0.0);
+    assert_eq!(prompts.len(), cells.num_objects());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = mica_sam::EmbeddingCache::new(dir.path(), &weights()).unwrap();
+    let sam = model().clone().with_embedding_cache(cache);
+    let rgb = ImagePrep::default().apply(&img).unwrap();
+    let cfg = mica_sam::PromptedConfig::default();
+
+    let first = segment(&sam, &rgb, &prompts, &cfg).unwrap();
+    let cache = sam.embedding_cache().unwrap();
+    assert_eq!(cache.hits_and_misses(), (0, 1));
+    let file = cache.path_for(&rgb).unwrap();
+    assert!(file.is_file(), "{}", file.display());
+
+    let seg = study_segmentation(&first, SamCount::Objects);
+    let objects = seg.labels.num_objects();
+    eprintln!(
+        "{} true cells, {} masks, {objects} objects, timings {:?}",
+        cells.num_objects(),
+        first.masks.len(),
+        first.timings
+    );
+    assert_eq!(seg.count, objects);
+    assert_eq!(
+        seg.labels.pieces(Connectivity::Eight).num_objects(),
+        objects
+    );
+    assert!(
+        objects.abs_diff(cells.num_objects()) <= 2,
+        "{objects} objects for {} cells",
+        cells.num_objects()
+    );
+    let d = dice(&truth, &seg.labels.foreground());
+    assert!(d > 0.85, "Dice {d}");
+
+    let masks = |o: &mica_sam::AmgOutput| -> Vec<(u64, [u32; 4])> {
+        o.masks.iter().map(|m| (m.area, m.bbox)).collect()
+    };
+    let again = segment(&sam, &rgb, &prompts, &cfg).unwrap();
+    assert_eq!(cache.hits_and_misses(), (1, 1));
+    assert_eq!(masks(&again), masks(&first));
+
+    std::fs::write(&file, b"not a safetensors file").unwrap();
+    let third = segment(&sam, &rgb, &prompts, &cfg).unwrap();
+    assert_eq!(cache.hits_and_misses(), (1, 2), "damaged file recomputed");
+    assert_eq!(masks(&third), masks(&first));
+    assert!(
+        std::fs::metadata(&file).unwrap().len() > 1_000_000,
+        "rewritten"
+    );
 }

@@ -208,6 +208,17 @@ pub enum MethodSpec {
         /// Weights file; default: the SAM backend's own resolution (`MICA_SAM_WEIGHTS`, cache).
         #[serde(default)]
         weights: Option<String>,
+        /// Prompts from a detector instead of the point grid: `classical` (the default classical
+        /// preset) or `classical:PRESET`. The generator preset is then not used.
+        #[serde(default)]
+        prompts: Option<String>,
+        /// With `prompts`: `box` (default), `point` or `box-point`.
+        #[serde(default)]
+        prompt_kind: Option<String>,
+        /// What the count is: `objects` (default; the objects of the label image) or `masks`
+        /// (every mask of the generator: the study's definition).
+        #[serde(default)]
+        count: Option<String>,
         #[serde(default)]
         description: String,
     },
