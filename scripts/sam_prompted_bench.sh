@@ -61,6 +61,7 @@ truth_of() {
 run() { # DATASET NAME ARGS...
   local d=$1 name=$2; shift 2
   local dir="$OUT/pred/$d/$name"
+  mkdir -p "$OUT/pred/$d"
   local t0 t1 n
   n=$(ls "$OUT/img/$d" | wc -l)
   t0=$(date +%s.%N)

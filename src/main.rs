@@ -38,6 +38,8 @@ enum Command {
     Segment(cmd::segment::Args),
     /// Count objects in images (classical, SAM or a vision-language model).
     Count(cmd::count::Args),
+    /// Annotate images with SAM in the browser (click, drag, accept; saves labels and prompts).
+    Annotate(cmd::annotate::Args),
     /// Classify images into a label set with a vision-language model.
     Classify(cmd::classify::Args),
     /// Ask a vision-language model a question about an image.
@@ -65,6 +67,7 @@ fn main() {
         Command::Eval(c) => cmd::eval::run(c, &ctx),
         Command::Segment(a) => cmd::segment::run(a, &ctx),
         Command::Count(a) => cmd::count::run(a, &ctx),
+        Command::Annotate(a) => cmd::annotate::run(a, &ctx),
         Command::Classify(a) => cmd::classify::run(a, &ctx),
         Command::Ask(a) => cmd::ask::run(a, &ctx),
         Command::Run(a) => cmd::run::run(a, &ctx),

@@ -171,35 +171,9 @@ fn csv_writer(path: &Path) -> anyhow::Result<csv::Writer<std::fs::File>> {
 /// One row per object of every image that succeeded.
 pub fn write_objects_csv(path: &Path, run: &RunResult) -> anyhow::Result<()> {
     let mut w = csv_writer(path)?;
-    w.write_record([
-        "image",
-        "label",
-        "area_px",
-        "centroid_x",
-        "centroid_y",
-        "bbox_x0",
-        "bbox_y0",
-        "bbox_x1",
-        "bbox_y1",
-        "mean_intensity",
-    ])?;
+    w.write_record(mica_core::tables::OBJECTS_HEADER)?;
     for r in run.results.iter().flatten() {
-        for o in &r.objects {
-            w.write_record([
-                r.image.clone(),
-                o.label.to_string(),
-                o.area_px.to_string(),
-                format!("{:.3}", o.centroid_x),
-                format!("{:.3}", o.centroid_y),
-                o.bbox.x0.to_string(),
-                o.bbox.y0.to_string(),
-                o.bbox.x1.to_string(),
-                o.bbox.y1.to_string(),
-                o.mean_intensity
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or_default(),
-            ])?;
-        }
+        mica_core::tables::write_object_rows(&mut w, &r.image, &r.objects)?;
     }
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))
@@ -209,20 +183,9 @@ pub fn write_objects_csv(path: &Path, run: &RunResult) -> anyhow::Result<()> {
 /// reason in `note`, when it has none).
 pub fn write_prompt_labels_csv(path: &Path, run: &RunResult) -> anyhow::Result<()> {
     let mut w = csv_writer(path)?;
-    w.write_record(["image", "object", "label", "note"])?;
+    w.write_record(mica_core::tables::PROMPT_LABELS_HEADER)?;
     for r in run.results.iter().flatten() {
-        for o in &r.named {
-            let (label, note) = match &o.label {
-                Ok(l) => (l.to_string(), String::new()),
-                Err(why) => (String::new(), why.clone()),
-            };
-            w.write_record([
-                mica_core::text::csv_safe(&r.image).into_owned(),
-                mica_core::text::csv_safe(&o.name).into_owned(),
-                label,
-                note,
-            ])?;
-        }
+        mica_core::tables::write_prompt_label_rows(&mut w, &r.image, &r.named)?;
     }
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))
@@ -238,9 +201,9 @@ pub fn write_counts_csv(path: &Path, run: &RunResult) -> anyhow::Result<()> {
 /// Writes `image,count` CSV rows (with header) to `out`.
 pub fn write_counts(out: &mut dyn Write, run: &RunResult) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["image", "count"])?;
+    w.write_record(mica_core::tables::COUNTS_HEADER)?;
     for r in run.results.iter().flatten() {
-        w.write_record([r.image.clone(), r.count.to_string()])?;
+        mica_core::tables::write_count_row(&mut w, &r.image, r.count)?;
     }
     w.flush()?;
     Ok(())

@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags (`Args`) and its `run`.
 
+pub mod annotate;
 pub mod ask;
 pub mod classify;
 pub mod count;

@@ -141,6 +141,29 @@ pub fn segmenter_with_preset(
     mica_study::methods::load_sam(model, &weights.path, config, &spec, &device()?)
 }
 
+/// The SAM model the flags name (weights resolved or downloaded as for `segment`), with the
+/// `--embeddings` folder when given: for tools that prompt SAM themselves (`mica annotate`).
+#[cfg(feature = "sam")]
+pub fn load_model(opts: &SamOptions) -> anyhow::Result<mica_sam::Sam> {
+    use mica_sam::SamModel;
+    let model = opts
+        .sam_model
+        .as_deref()
+        .map(SamModel::from_name)
+        .transpose()?;
+    let weights = resolve_or_download(opts, model.unwrap_or(SamModel::MobileSam))?;
+    let device = device()?;
+    let mut sam = match model {
+        Some(m) => mica_sam::Sam::load_as(m, &weights.path, &device)?,
+        None => mica_sam::Sam::load(&weights.path, &device)?,
+    };
+    tracing::info!(model = %sam.model(), weights = %weights.path.display(), "SAM weights loaded");
+    if let Some(dir) = &opts.embeddings {
+        sam = sam.with_embedding_cache(mica_sam::EmbeddingCache::new(dir, &weights.path)?);
+    }
+    Ok(sam)
+}
+
 /// The images to segment: `images` (files and folders) as given; with `--points`/`--boxes`
 /// and no `images`, the images the prompt files name (in order of appearance), and with both,
 /// every image the files name must be among `images` (an error naming the file and row).

@@ -28,6 +28,7 @@ pub mod method;
 pub mod naming;
 pub mod render;
 pub mod rng;
+pub mod tables;
 pub mod task;
 pub mod text;
 

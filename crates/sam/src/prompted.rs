@@ -404,17 +404,14 @@ pub fn segment_objects(
 ) -> Result<(AmgOutput, Vec<Option<usize>>)> {
     check_prompts(prompts, rgb8.width(), rgb8.height())?;
     let mut timings = AmgTimings::default();
-    let mut mask_of = vec![None; prompts.len()];
-    let mut masks = Vec::new();
-    if !prompts.is_empty() {
+    let (masks, mask_of) = if prompts.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
         let t = Instant::now();
         let emb = sam.embed(rgb8)?;
         timings.embed_ms = t.elapsed().as_secs_f64() * 1e3;
-        for (prompt, m) in segment_embedded_indexed(sam, &emb, prompts, &KEEP_ALL, &mut timings)? {
-            mask_of[prompt] = Some(masks.len());
-            masks.push(m);
-        }
-    }
+        segment_objects_embedded(sam, &emb, prompts, &mut timings)?
+    };
     Ok((
         AmgOutput {
             width: rgb8.width(),
@@ -424,6 +421,26 @@ pub fn segment_objects(
         },
         mask_of,
     ))
+}
+
+/// As [`segment_objects`] on an embedded image: the masks, and per prompt the index of its
+/// mask.
+///
+/// # Errors
+/// As [`segment_embedded`].
+pub fn segment_objects_embedded(
+    sam: &Sam,
+    emb: &ImageEmbedding,
+    prompts: &[Prompt],
+    timings: &mut AmgTimings,
+) -> Result<(Vec<GeneratedMask>, Vec<Option<usize>>)> {
+    let mut mask_of = vec![None; prompts.len()];
+    let mut masks = Vec::new();
+    for (prompt, m) in segment_embedded_indexed(sam, emb, prompts, &KEEP_ALL, timings)? {
+        mask_of[prompt] = Some(masks.len());
+        masks.push(m);
+    }
+    Ok((masks, mask_of))
 }
 
 /// Why a named object has no label.
