@@ -198,6 +198,86 @@ fn clicks_in_headless_chromium_save_labels_on_the_clicked_cells() {
         "replayed prompts give the saved labels"
     );
 
+    // The annotations as a study method ("SAM manual" done in mica), for counting and
+    // segmentation, stored and reported like every other method.
+    let data = d.join("data/bbbc");
+    for sub in ["images", "masks"] {
+        std::fs::create_dir_all(data.join(sub)).unwrap();
+        std::os::unix::fs::symlink(
+            shared().join(format!("data/bbbc005/{sub}/{NAME}.TIF")),
+            data.join(format!("{sub}/{NAME}.TIF")),
+        )
+        .unwrap();
+    }
+    let study = d.join("manual.toml");
+    std::fs::write(
+        &study,
+        format!(
+            r#"
+name = "manual"
+data_root = "{root}"
+[[datasets]]
+name = "bbbc"
+kind = "bbbc005"
+path = "bbbc"
+[[methods]]
+name = "SAM manual (mica)"
+kind = "sam"
+weights = "{weights}"
+points = "{out}/points.csv"
+boxes = "{out}/boxes.csv"
+[[tasks]]
+kind = "count"
+datasets = ["bbbc"]
+methods = ["SAM manual (mica)"]
+[[tasks]]
+kind = "segment"
+datasets = ["bbbc"]
+methods = ["SAM manual (mica)"]
+"#,
+            root = d.join("data").display(),
+            weights = shared().join("models/mobile_sam.pt").display(),
+            out = out.display(),
+        ),
+    )
+    .unwrap();
+    let store = d.join("manual.sqlite");
+    let run = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(["-q", "run"])
+        .arg(&study)
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = d.join("report");
+    let rep = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(["-q", "report"])
+        .arg(&store)
+        .arg("--out")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        rep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
+    let counting = std::fs::read_to_string(report.join("tables/counting.csv")).unwrap();
+    eprintln!("{counting}");
+    let row = counting
+        .lines()
+        .find(|l| l.contains("SAM manual (mica)"))
+        .unwrap_or_else(|| panic!("{counting}"));
+    // 3 objects annotated of the 18 cells the name says: an error of 15.
+    assert!(row.contains(",15"), "{row}");
+    let seg = std::fs::read_to_string(report.join("tables/segmentation.csv")).unwrap();
+    assert!(seg.contains("SAM manual (mica)"), "{seg}");
+
     // A new session on the same folder shows the saved objects.
     let server = start(d, &out);
     let state = drive(

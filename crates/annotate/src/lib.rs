@@ -34,6 +34,10 @@ use std::time::Instant;
 /// The page (HTML, CSS and JavaScript in one file).
 const PAGE: &str = include_str!("page.html");
 
+/// The page's icon (browsers ask for one).
+const ICON: &str = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>\
+<circle cx='8' cy='8' r='6' fill='#0af'/></svg>";
+
 /// Largest request body accepted.
 const MAX_BODY: u64 = 1 << 20;
 
@@ -577,6 +581,7 @@ impl Annotator {
         let path = url.split('?').next().unwrap_or(url);
         match (method, path) {
             ("GET", "/") => Ok(("text/html; charset=utf-8".into(), PAGE.as_bytes().to_vec())),
+            ("GET", "/favicon.ico") => Ok(("image/svg+xml".into(), ICON.as_bytes().to_vec())),
             ("GET", "/api/images") => json(self.images_json()),
             ("GET", p) if p.starts_with("/api/image/") => {
                 let i = index(p.trim_start_matches("/api/image/").trim_end_matches(".png"))?;

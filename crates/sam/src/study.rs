@@ -261,8 +261,9 @@ impl SamSegmenter {
                 out
             }
             SamMode::Objects(_) => {
-                return Err("prompts from a file are matched to images by path; \
-                            this image was given without one"
+                return Err("prompts from a file are matched to images by path, in the \
+                            file's pixel coordinates; this image has no path of its own (e.g. \
+                            a cropped region of a dataset's image)"
                     .into())
             }
         })

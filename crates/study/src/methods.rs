@@ -145,6 +145,8 @@ pub fn build(
             prompts,
             prompt_kind,
             count,
+            points,
+            boxes,
             ..
         } => Ok(
             match sam_segmenter(
@@ -154,8 +156,8 @@ pub fn build(
                     prompts: prompts.as_deref(),
                     prompt_kind: prompt_kind.as_deref(),
                     count: count.as_deref(),
-                    points: None,
-                    boxes: None,
+                    points: points.as_deref().map(|p| study.resolve(p)).as_deref(),
+                    boxes: boxes.as_deref().map(|p| study.resolve(p)).as_deref(),
                     embeddings: None,
                 },
                 model.as_deref(),
@@ -522,6 +524,14 @@ fn sam_segmenter(
 /// The parts of a SAM spec that can be checked without weights.
 #[cfg(feature = "sam")]
 fn check_sam_spec(spec: &SamSpec) -> anyhow::Result<()> {
+    if (spec.points.is_some() || spec.boxes.is_some())
+        && (spec.prompts.is_some() || spec.count.is_some() || spec.prompt_kind.is_some())
+    {
+        anyhow::bail!(
+            "points and boxes files give one object per prompt; they do not combine with \
+             prompts, prompt_kind or count"
+        );
+    }
     if let Some(c) = spec.count {
         mica_sam::SamCount::from_name(c)?;
     }

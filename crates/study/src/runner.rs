@@ -943,7 +943,13 @@ fn segmenter_predictions(
         Ok(i) => i,
         Err(e) => return fail_all(e.to_string()),
     };
-    let result: Segmentation = match seg.segment(&image) {
+    // The file's own pixels are passed with its path (methods that read prompts by image path
+    // use it); a cropped region is not the file, so it goes without.
+    let segmented = match sample.crop {
+        None => seg.segment_file(&sample.path, &image),
+        Some(_) => seg.segment(&image),
+    };
+    let result: Segmentation = match segmented {
         Ok(s) => s,
         Err(e) => return fail_all(format!("{}: {e}", sample.path.display())),
     };

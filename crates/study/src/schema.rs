@@ -219,6 +219,14 @@ pub enum MethodSpec {
         /// (every mask of the generator: the study's definition).
         #[serde(default)]
         count: Option<String>,
+        /// Named objects from prompt files instead of automatic masks (relative to the data
+        /// root): `points` (`image,x,y,label[,object]`) and/or `boxes`
+        /// (`image,x0,y0,x1,y1[,object]`), e.g. what `mica annotate` saved: the study's "SAM
+        /// manual" arm done in mica. Images are matched by path; not for cropped datasets.
+        #[serde(default)]
+        points: Option<String>,
+        #[serde(default)]
+        boxes: Option<String>,
         #[serde(default)]
         description: String,
     },
