@@ -40,6 +40,8 @@ enum Command {
     Count(cmd::count::Args),
     /// Annotate images with SAM in the browser (click, drag, accept; saves labels and prompts).
     Annotate(cmd::annotate::Args),
+    /// Compute SAM image embeddings into a folder ahead of time (for --embeddings).
+    Embed(cmd::embed::Args),
     /// Classify images into a label set with a vision-language model.
     Classify(cmd::classify::Args),
     /// Ask a vision-language model a question about an image.
@@ -68,6 +70,7 @@ fn main() {
         Command::Segment(a) => cmd::segment::run(a, &ctx),
         Command::Count(a) => cmd::count::run(a, &ctx),
         Command::Annotate(a) => cmd::annotate::run(a, &ctx),
+        Command::Embed(a) => cmd::embed::run(a, &ctx),
         Command::Classify(a) => cmd::classify::run(a, &ctx),
         Command::Ask(a) => cmd::ask::run(a, &ctx),
         Command::Run(a) => cmd::run::run(a, &ctx),

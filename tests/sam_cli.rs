@@ -319,8 +319,26 @@ fn points_and_boxes_files_give_one_label_per_named_object() {
             .output()
             .unwrap()
     };
+    // Embeddings made ahead of time (`mica embed`); a file that is not an image fails alone.
+    std::fs::write(d.join("broken.png"), b"not a png").unwrap();
+    let pre = mica(d)
+        .args(["embed", "--weights"])
+        .arg(shared().join("models/mobile_sam.pt"))
+        .arg("--embeddings")
+        .arg(d.join("emb"))
+        .arg(&img)
+        .arg(d.join("broken.png"))
+        .output()
+        .unwrap();
+    let pre_err = String::from_utf8_lossy(&pre.stderr);
+    assert_eq!(pre.status.code(), Some(3), "{pre_err}");
+    assert!(
+        pre_err.contains("broken.png") && pre_err.contains("1 embedding(s) computed"),
+        "{pre_err}"
+    );
     let out = run("out");
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("read from the cache"), "{err}");
     // The other image's bad row fails it alone: exit 3, the row named.
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("points.csv:4") && err.contains("abc"), "{err}");

@@ -6,6 +6,7 @@ pub mod classify;
 pub mod count;
 pub mod data;
 pub mod demo;
+pub mod embed;
 pub mod eval;
 pub mod instances;
 pub mod merge;

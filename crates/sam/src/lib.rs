@@ -27,21 +27,21 @@
 pub mod amg;
 pub mod embedding_cache;
 pub mod error;
-pub mod factored_decoder;
-pub mod image_encoder;
+mod factored_decoder;
+mod image_encoder;
 mod kernels;
 mod linalg;
-pub mod mask_decoder;
+mod mask_decoder;
 pub mod model;
 mod nn;
 pub mod prompt_encoder;
 pub mod prompt_file;
 pub mod prompted;
-pub mod resize;
+mod resize;
 pub mod rle;
 pub mod study;
-pub mod tiny_vit;
-pub mod transformer;
+mod tiny_vit;
+mod transformer;
 pub mod weights;
 
 pub use amg::{

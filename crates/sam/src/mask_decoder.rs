@@ -78,15 +78,6 @@ impl UpConv2x2 {
     }
 }
 
-/// Output of the decoder for a batch of prompts.
-#[derive(Debug)]
-pub struct DecoderOutput {
-    /// `B × K × 256 × 256` mask logits.
-    pub masks: Tensor,
-    /// `B × K` predicted IoU.
-    pub iou: Tensor,
-}
-
 /// The mask decoder.
 #[derive(Debug, Clone)]
 pub struct MaskDecoder {
@@ -137,24 +128,6 @@ impl MaskDecoder {
     /// dense prompt embedding), for [`MaskDecoder::forward`].
     pub fn shared_keys(&self, image: &Tensor, image_pe: &Tensor) -> Result<SharedKeys> {
         self.transformer.shared_keys(image, image_pe)
-    }
-
-    /// Decodes a batch of prompts.
-    ///
-    /// `image`: `1 × 4096 × 256` (embedding + shared dense prompt embedding; pass `shared`) or
-    /// `B × 4096 × 256` (per-prompt mask prompts); `image_pe`: `1 × 4096 × 256`; `sparse`:
-    /// `B × N × 256`. With `multimask`, masks 1..=3 are returned, else mask 0.
-    pub fn forward(
-        &self,
-        image: &Tensor,
-        image_pe: &Tensor,
-        sparse: &Tensor,
-        shared: Option<&SharedKeys>,
-        multimask: bool,
-    ) -> Result<DecoderOutput> {
-        let (hs, src, iou) = self.forward_tokens(image, image_pe, sparse, shared, multimask)?;
-        let masks = self.upscale(&hs, &src, multimask)?;
-        Ok(DecoderOutput { masks, iou })
     }
 
     /// The transformer and the IoU head: returns the output tokens `B × T × C`, the image side

@@ -202,7 +202,9 @@ impl MaskResizer {
     }
 
     /// How many values of the resized map are above each threshold (`v > t`), as
-    /// `resize(logits).iter().filter(|v| v > t).count()` would say.
+    /// `resize(logits).iter().filter(|v| v > t).count()` would say (the tests' reference for
+    /// [`MaskResizer::count_and_mask`]).
+    #[cfg(test)]
     pub fn count_above<const N: usize>(&self, logits: &[f32], thresholds: [f32; N]) -> [usize; N] {
         let mut counts = [0usize; N];
         self.for_each_span(logits, &thresholds, |_, _, span| match span {
@@ -223,6 +225,7 @@ impl MaskResizer {
     }
 
     /// The resized map thresholded at `threshold` (`v > threshold`), row-major `height × width`.
+    #[cfg(test)]
     pub fn mask_above(&self, logits: &[f32], threshold: f32) -> Vec<bool> {
         let mut out = vec![false; self.width * self.height];
         self.for_each_span(logits, &[threshold], |y, x0, span| {
