@@ -43,7 +43,9 @@ fn segment_writes_labels_overlays_and_object_table() {
     let mut lines = table.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "image,label,area_px,centroid_x,centroid_y,bbox_x0,bbox_y0,bbox_x1,bbox_y1,mean_intensity"
+        "image,label,area_px,centroid_x,centroid_y,bbox_x0,bbox_y0,bbox_x1,bbox_y1,mean_intensity,\
+         perimeter,eccentricity,solidity,major_axis_length,minor_axis_length,orientation,\
+         equivalent_diameter,integrated_intensity,min_intensity,max_intensity,std_intensity"
     );
     let rows_w1 = lines
         .clone()

@@ -3,8 +3,8 @@
 //!
 //! Outputs in `--out DIR`, per image `<stem>_labels.tif` (16-bit label TIFF when the labels fit,
 //! opened by napari, Fiji and CellProfiler) and `<stem>_overlay.png` (object outlines on the
-//! contrast-stretched image), and for all images `objects.csv` (one row per object: image, label,
-//! area_px, centroid_x, centroid_y, bbox_x0, bbox_y0, bbox_x1, bbox_y1, mean_intensity) and
+//! contrast-stretched image), and for all images `objects.csv` (one row per object: the columns of
+//! `mica_core::tables::OBJECTS_HEADER`, scikit-image `regionprops` measures) and
 //! `counts.csv` (image, count); with prompt files (`--points`, `--boxes`), `prompt_labels.csv`
 //! (image, object, label, note).
 

@@ -495,7 +495,9 @@ fn label_regions<K: PartialEq>(
     labels
 }
 
-/// Measurements of one object of a [`LabelImage`].
+/// Measurements of one object of a [`LabelImage`]: the properties of scikit-image's
+/// `regionprops` under the same definitions (checked against `regionprops_table` on a real
+/// label image, `tests/regionprops_skimage.rs`), in pixels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectProps {
     pub label: u32,
@@ -504,12 +506,32 @@ pub struct ObjectProps {
     pub centroid_x: f64,
     pub centroid_y: f64,
     pub bbox: BBox,
-    /// Mean intensity of the object's pixels in the image's own units (None without an image).
+    /// Perimeter: scikit-image's `perimeter` with 4-connectivity (border pixels weighted by
+    /// their neighbourhood: 1, √2 or (1+√2)/2), not the length of a traced contour.
+    pub perimeter: f64,
+    /// Eccentricity of the ellipse with the same second moments (0 = circle).
+    pub eccentricity: f64,
+    /// Area over the area of the convex hull (pixel centres inside or on the hull of the
+    /// pixels' edge midpoints, as `convex_hull_image`).
+    pub solidity: f64,
+    /// Major and minor axis lengths of that ellipse (4·√eigenvalue of the inertia tensor).
+    pub major_axis_length: f64,
+    pub minor_axis_length: f64,
+    /// Angle in radians between the rows axis (y, downwards) and the major axis, in
+    /// [-π/2, π/2], scikit-image's convention.
+    pub orientation: f64,
+    /// Diameter of the circle with the same area.
+    pub equivalent_diameter: f64,
+    /// Intensity of the object's pixels in the image's own units (None without an image):
+    /// mean, sum (integrated), min, max and standard deviation (population, as `np.std`).
     pub mean_intensity: Option<f64>,
+    pub integrated_intensity: Option<f64>,
+    pub min_intensity: Option<f64>,
+    pub max_intensity: Option<f64>,
+    pub std_intensity: Option<f64>,
 }
 
-/// Area, centroid, bounding box and (with `intensity`) mean intensity of every object, in label
-/// order.
+/// Every measure of [`ObjectProps`] for every object, in label order.
 ///
 /// # Errors
 /// [`Error::Shape`] when `intensity` differs in size from `labels`.
@@ -530,7 +552,6 @@ pub fn object_properties(
         area: u64,
         sx: f64,
         sy: f64,
-        si: f64,
         x0: u32,
         y0: u32,
         x1: u32,
@@ -541,7 +562,6 @@ pub fn object_properties(
             area: 0,
             sx: 0.0,
             sy: 0.0,
-            si: 0.0,
             x0: u32::MAX,
             y0: u32::MAX,
             x1: 0,
@@ -559,9 +579,6 @@ pub fn object_properties(
         a.area += 1;
         a.sx += x as f64;
         a.sy += y as f64;
-        if let Some(v) = &values {
-            a.si += v[i] as f64;
-        }
         a.x0 = a.x0.min(x);
         a.y0 = a.y0.min(y);
         a.x1 = a.x1.max(x + 1);
@@ -572,20 +589,246 @@ pub fn object_properties(
         .enumerate()
         .skip(1)
         .filter(|(_, a)| a.area > 0)
-        .map(|(l, a)| ObjectProps {
-            label: l as u32,
-            area_px: a.area,
-            centroid_x: a.sx / a.area as f64,
-            centroid_y: a.sy / a.area as f64,
-            bbox: BBox {
+        .map(|(l, a)| {
+            let bbox = BBox {
                 x0: a.x0,
                 y0: a.y0,
                 x1: a.x1,
                 y1: a.y1,
-            },
-            mean_intensity: values.as_ref().map(|_| a.si / a.area as f64),
+            };
+            let (cx, cy) = (a.sx / a.area as f64, a.sy / a.area as f64);
+            let shape = region_shape(labels, l as u32, bbox, cx, cy, a.area);
+            let stats = values
+                .as_ref()
+                .map(|v| region_intensity(labels, v, l as u32, bbox, a.area));
+            ObjectProps {
+                label: l as u32,
+                area_px: a.area,
+                centroid_x: cx,
+                centroid_y: cy,
+                bbox,
+                perimeter: shape.perimeter,
+                eccentricity: shape.eccentricity,
+                solidity: shape.solidity,
+                major_axis_length: shape.major,
+                minor_axis_length: shape.minor,
+                orientation: shape.orientation,
+                equivalent_diameter: (4.0 * a.area as f64 / std::f64::consts::PI).sqrt(),
+                mean_intensity: stats.map(|s| s.mean),
+                integrated_intensity: stats.map(|s| s.sum),
+                min_intensity: stats.map(|s| s.min),
+                max_intensity: stats.map(|s| s.max),
+                std_intensity: stats.map(|s| s.std),
+            }
         })
         .collect())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    perimeter: f64,
+    eccentricity: f64,
+    solidity: f64,
+    major: f64,
+    minor: f64,
+    orientation: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Intensity {
+    mean: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    std: f64,
+}
+
+fn region_intensity(labels: &LabelImage, v: &[f32], l: u32, b: BBox, area: u64) -> Intensity {
+    let w = labels.width as usize;
+    let (mut sum, mut min, mut max) = (0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for y in b.y0 as usize..b.y1 as usize {
+        for x in b.x0 as usize..b.x1 as usize {
+            if labels.data[y * w + x] == l {
+                let q = v[y * w + x] as f64;
+                sum += q;
+                min = min.min(q);
+                max = max.max(q);
+            }
+        }
+    }
+    let mean = sum / area as f64;
+    let mut ss = 0f64;
+    for y in b.y0 as usize..b.y1 as usize {
+        for x in b.x0 as usize..b.x1 as usize {
+            if labels.data[y * w + x] == l {
+                let d = v[y * w + x] as f64 - mean;
+                ss += d * d;
+            }
+        }
+    }
+    Intensity {
+        mean,
+        sum,
+        min,
+        max,
+        std: (ss / area as f64).sqrt(),
+    }
+}
+
+/// Perimeter weights of scikit-image's `perimeter` by neighbourhood code (1 for the pixel, 2
+/// per border 4-neighbour, 10 per border diagonal neighbour).
+fn perimeter_weight(code: usize) -> f64 {
+    match code {
+        5 | 7 | 15 | 17 | 25 | 27 => 1.0,
+        21 | 33 => std::f64::consts::SQRT_2,
+        13 | 23 => (1.0 + std::f64::consts::SQRT_2) / 2.0,
+        _ => 0.0,
+    }
+}
+
+fn region_shape(labels: &LabelImage, l: u32, b: BBox, cx: f64, cy: f64, area: u64) -> Shape {
+    let w = labels.width as usize;
+    // The object's pixels in its box, padded by one background pixel on every side.
+    let (bw, bh) = (b.width() as usize, b.height() as usize);
+    let (cw, ch) = (bw + 2, bh + 2);
+    let mut m = vec![false; cw * ch];
+    let (mut mu20, mut mu02, mut mu11) = (0f64, 0f64, 0f64);
+    for y in 0..bh {
+        for x in 0..bw {
+            let (gx, gy) = (b.x0 as usize + x, b.y0 as usize + y);
+            if labels.data[gy * w + gx] == l {
+                m[(y + 1) * cw + x + 1] = true;
+                let (dr, dc) = (gy as f64 - cy, gx as f64 - cx);
+                mu20 += dr * dr;
+                mu02 += dc * dc;
+                mu11 += dr * dc;
+            }
+        }
+    }
+    // Perimeter: border pixels (erosion by the 4-cross), weighted by their border neighbours.
+    let border: Vec<bool> = (0..cw * ch)
+        .map(|i| {
+            m[i] && (i < cw
+                || i + cw >= cw * ch
+                || !(m[i - 1] && m[i + 1] && m[i - cw] && m[i + cw]))
+        })
+        .collect();
+    let mut perimeter = 0f64;
+    for y in 1..ch - 1 {
+        for x in 1..cw - 1 {
+            let i = y * cw + x;
+            if !border[i] {
+                continue;
+            }
+            let b4 = [i - 1, i + 1, i - cw, i + cw]
+                .iter()
+                .filter(|&&j| border[j])
+                .count();
+            let d4 = [i - cw - 1, i - cw + 1, i + cw - 1, i + cw + 1]
+                .iter()
+                .filter(|&&j| border[j])
+                .count();
+            perimeter += perimeter_weight(1 + 2 * b4 + 10 * d4);
+        }
+    }
+    // Inertia tensor [[a, b], [b, c]] of the central moments (rows, columns), its eigenvalues.
+    let n = area as f64;
+    let (a, bb, c) = (mu02 / n, -mu11 / n, mu20 / n);
+    let half = ((a - c) / 2.0).hypot(bb);
+    let l1 = ((a + c) / 2.0 + half).max(0.0);
+    let l2 = ((a + c) / 2.0 - half).max(0.0);
+    let eccentricity = if l1 == 0.0 {
+        0.0
+    } else {
+        (1.0 - l2 / l1).sqrt()
+    };
+    let orientation = if a - c == 0.0 {
+        if bb < 0.0 {
+            std::f64::consts::FRAC_PI_4
+        } else {
+            -std::f64::consts::FRAC_PI_4
+        }
+    } else {
+        0.5 * (-2.0 * bb).atan2(c - a)
+    };
+    Shape {
+        perimeter,
+        eccentricity,
+        solidity: n / convex_area(&m, cw, ch) as f64,
+        major: 4.0 * l1.sqrt(),
+        minor: 4.0 * l2.sqrt(),
+        orientation,
+    }
+}
+
+/// Pixels whose centre lies inside or on the convex hull of the edge midpoints of the object's
+/// pixels (scikit-image's `convex_hull_image` with `offset_coordinates`), in doubled integer
+/// coordinates so every test is exact.
+fn convex_area(m: &[bool], cw: usize, ch: usize) -> u64 {
+    let mut pts: Vec<(i64, i64)> = Vec::new();
+    let mut add = |x: usize, y: usize| {
+        let (x, y) = (2 * x as i64, 2 * y as i64);
+        pts.extend([(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)]);
+    };
+    // Only the first and last pixel of each row and column can be on the hull.
+    for y in 0..ch {
+        let row = &m[y * cw..(y + 1) * cw];
+        if let (Some(f), Some(l)) = (row.iter().position(|&v| v), row.iter().rposition(|&v| v)) {
+            add(f, y);
+            add(l, y);
+        }
+    }
+    for x in 0..cw {
+        let col = (0..ch).map(|y| m[y * cw + x]);
+        let f = col.clone().position(|v| v);
+        let l = (0..ch).rev().find(|&y| m[y * cw + x]);
+        if let (Some(f), Some(l)) = (f, l) {
+            add(x, f);
+            add(x, l);
+        }
+    }
+    pts.sort_unstable();
+    pts.dedup();
+    let hull = convex_hull(&pts);
+    let cross = |o: (i64, i64), a: (i64, i64), b: (i64, i64)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    let mut count = 0u64;
+    for y in 0..ch {
+        for x in 0..cw {
+            let p = (2 * x as i64, 2 * y as i64);
+            let inside =
+                (0..hull.len()).all(|k| cross(hull[k], hull[(k + 1) % hull.len()], p) >= 0);
+            count += inside as u64;
+        }
+    }
+    count
+}
+
+/// Andrew's monotone chain: the hull counter-clockwise (in x-right, y-up terms), without
+/// collinear points. `pts` sorted and without duplicates, at least 3 not collinear.
+fn convex_hull(pts: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let cross = |o: (i64, i64), a: (i64, i64), b: (i64, i64)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    let mut lower: Vec<(i64, i64)> = Vec::new();
+    for &p in pts {
+        while lower.len() >= 2 && cross(lower[lower.len() - 2], lower[lower.len() - 1], p) <= 0 {
+            lower.pop();
+        }
+        lower.push(p);
+    }
+    let mut upper: Vec<(i64, i64)> = Vec::new();
+    for &p in pts.iter().rev() {
+        while upper.len() >= 2 && cross(upper[upper.len() - 2], upper[upper.len() - 1], p) <= 0 {
+            upper.pop();
+        }
+        upper.push(p);
+    }
+    lower.pop();
+    upper.pop();
+    lower.extend(upper);
+    lower
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use crate::method::NamedObject;
 use crate::text::csv_safe;
 use std::io::Write;
 
-/// Columns of `objects.csv`.
-pub const OBJECTS_HEADER: [&str; 10] = [
+/// Columns of `objects.csv` (definitions: [`ObjectProps`]; names as scikit-image's
+/// `regionprops` where it has the property).
+pub const OBJECTS_HEADER: [&str; 21] = [
     "image",
     "label",
     "area_px",
@@ -21,6 +22,17 @@ pub const OBJECTS_HEADER: [&str; 10] = [
     "bbox_x1",
     "bbox_y1",
     "mean_intensity",
+    "perimeter",
+    "eccentricity",
+    "solidity",
+    "major_axis_length",
+    "minor_axis_length",
+    "orientation",
+    "equivalent_diameter",
+    "integrated_intensity",
+    "min_intensity",
+    "max_intensity",
+    "std_intensity",
 ];
 
 /// Columns of `prompt_labels.csv`: `label` is empty, with the reason in `note`, for an object
@@ -29,6 +41,10 @@ pub const PROMPT_LABELS_HEADER: [&str; 4] = ["image", "object", "label", "note"]
 
 /// Columns of `counts.csv`.
 pub const COUNTS_HEADER: [&str; 2] = ["image", "count"];
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.4}")).unwrap_or_default()
+}
 
 /// The `objects.csv` rows of one image.
 ///
@@ -50,9 +66,18 @@ pub fn write_object_rows<W: Write>(
             o.bbox.y0.to_string(),
             o.bbox.x1.to_string(),
             o.bbox.y1.to_string(),
-            o.mean_intensity
-                .map(|v| format!("{v:.4}"))
-                .unwrap_or_default(),
+            opt(o.mean_intensity),
+            format!("{:.4}", o.perimeter),
+            format!("{:.6}", o.eccentricity),
+            format!("{:.6}", o.solidity),
+            format!("{:.4}", o.major_axis_length),
+            format!("{:.4}", o.minor_axis_length),
+            format!("{:.6}", o.orientation),
+            format!("{:.4}", o.equivalent_diameter),
+            opt(o.integrated_intensity),
+            opt(o.min_intensity),
+            opt(o.max_intensity),
+            opt(o.std_intensity),
         ])?;
     }
     Ok(())
