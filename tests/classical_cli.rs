@@ -192,3 +192,119 @@ fn count_reports_progress_without_a_terminal_and_per_image_with_v() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Pixel size: from `--pixel-size`, or from the calibration an input TIFF carries (here an
+/// ImageJ-calibrated TIFF the test writes); objects.csv gains µm columns, label TIFFs are
+/// calibrated; a calibration that cannot be read fails that image, naming it.
+#[test]
+fn pixel_size_from_the_flag_or_the_file_gives_um_columns_and_calibrated_labels() {
+    use mica_core::calibration::{read_pixel_size, PixelSize};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // An input with a calibration: the true nuclei of a BBBC005 image as an ImageJ TIFF.
+    let truth =
+        mica_core::io::read_image(&shared().join(format!("data/bbbc005/masks/{W1}"))).unwrap();
+    let cells = mica_core::BinaryMask::from_image_above(&truth, 0.0)
+        .connected_components(mica_core::Connectivity::Eight);
+    let calibrated = d.join("calibrated.tif");
+    mica_core::io::write_label_tiff_calibrated(
+        &calibrated,
+        &cells,
+        Some(&PixelSize::user(0.65).unwrap()),
+    )
+    .unwrap();
+    let out = d.join("out");
+    let (code, _, err) = mica(&[
+        "segment",
+        "--method",
+        "classical",
+        "--out",
+        out.to_str().unwrap(),
+        calibrated.to_str().unwrap(),
+        image(W1).to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows = common::csv_rows(&out.join("objects.csv"));
+    let header = std::fs::read_to_string(out.join("objects.csv")).unwrap();
+    let header: Vec<&str> = header.lines().next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (area, area_um2, cal, per, per_um) = (
+        col("area_px"),
+        col("area_um2"),
+        col("calibration"),
+        col("perimeter"),
+        col("perimeter_um"),
+    );
+    let mut calibrated_rows = 0;
+    for r in &rows {
+        if r[0].ends_with("calibrated.tif") {
+            calibrated_rows += 1;
+            assert_eq!(r[cal], "imagej");
+            let a: f64 = r[area].parse().unwrap();
+            let um2: f64 = r[area_um2].parse().unwrap();
+            assert!((um2 - a * 0.65 * 0.65).abs() < 1e-2 * a, "{r:?}");
+            let p: f64 = r[per].parse().unwrap();
+            let pum: f64 = r[per_um].parse().unwrap();
+            assert!((pum - p * 0.65).abs() < 1e-2, "{r:?}");
+        } else {
+            // The BBBC005 image carries no calibration: empty µm cells.
+            assert_eq!(r[cal], "", "{r:?}");
+            assert_eq!(r[area_um2], "", "{r:?}");
+        }
+    }
+    assert!(calibrated_rows >= 10, "{calibrated_rows}");
+    let p = read_pixel_size(&out.join("calibrated_labels.tif"))
+        .unwrap()
+        .unwrap();
+    assert!((p.x_um - 0.65).abs() < 1e-6, "{p:?}");
+    assert_eq!(
+        read_pixel_size(&out.join(format!("{}_labels.tif", W1.trim_end_matches(".TIF")))).unwrap(),
+        None
+    );
+
+    // --pixel-size for every image.
+    let out2 = d.join("out2");
+    let (code, _, err) = mica(&[
+        "segment",
+        "--method",
+        "classical",
+        "--pixel-size",
+        "0.5",
+        "--out",
+        out2.to_str().unwrap(),
+        image(W1).to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows = common::csv_rows(&out2.join("objects.csv"));
+    assert!(rows.iter().all(|r| r[cal] == "user"), "{rows:?}");
+    let (code, _, err) = mica(&[
+        "segment",
+        "--method",
+        "classical",
+        "--pixel-size=-1",
+        "--out",
+        out2.to_str().unwrap(),
+        image(W1).to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("pixel size"), "{err}");
+
+    // A calibration the file claims but that cannot be read fails that image only.
+    let bad = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/core/tests/fixtures/calibration/imagej_bad_unit.tif");
+    let out3 = d.join("out3");
+    let (code, _, err) = mica(&[
+        "segment",
+        "--method",
+        "classical",
+        "--out",
+        out3.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        image(W1).to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("imagej_bad_unit.tif") && err.contains("furlong"),
+        "{err}"
+    );
+}

@@ -42,7 +42,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         );
     }
     let seg = super::segment::segmenter(&args.method)?;
-    let outputs = instances::Outputs { dir: None };
+    let outputs = instances::Outputs {
+        dir: None,
+        pixel_size: None,
+    };
     let run = instances::run(seg.as_ref(), &images, &outputs, args.method.jobs, ctx)?;
     if let Some(path) = &args.csv {
         instances::write_counts_csv(path, &run)?;

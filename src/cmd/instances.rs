@@ -23,6 +23,8 @@ const OUTLINE_RGB: [u8; 3] = [255, 220, 0];
 pub struct Outputs {
     /// Folder for label TIFFs, overlays and the CSVs; nothing is written when `None`.
     pub dir: Option<PathBuf>,
+    /// Pixel size given by the user (µm); else each image's own calibration, if it has one.
+    pub pixel_size: Option<mica_core::calibration::PixelSize>,
 }
 
 /// What one image gave.
@@ -35,6 +37,8 @@ pub struct ImageResult {
     pub objects: Vec<ObjectProps>,
     /// Objects named by prompt files, with their labels.
     pub named: Vec<mica_core::NamedObject>,
+    /// The image's pixel size, when known (only when outputs are written).
+    pub pixel_size: Option<mica_core::calibration::PixelSize>,
 }
 
 /// Results of a run, in input order: successes and failures (with the error, naming the image).
@@ -83,10 +87,17 @@ fn process_one(seg: &dyn Segmenter, path: &Path, outputs: &Outputs) -> Result<Im
         .segment_file(path, &image)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut objects = Vec::new();
+    let mut pixel_size = None;
     if let Some(dir) = &outputs.dir {
+        // A calibration the file claims but that cannot be read fails the image: no guess.
+        pixel_size = match outputs.pixel_size {
+            Some(p) => Some(p),
+            None => mica_core::calibration::read_pixel_size(path).map_err(|e| e.to_string())?,
+        };
         let name = file_name(path);
         let labels = dir.join(mica_core::naming::labels_file_name(&name));
-        mica_core::io::write_label_tiff(&labels, &s.labels).map_err(|e| e.to_string())?;
+        mica_core::io::write_label_tiff_calibrated(&labels, &s.labels, pixel_size.as_ref())
+            .map_err(|e| e.to_string())?;
         let overlay = mica_core::render::outline_overlay(&image, &s.labels, OUTLINE_RGB)
             .map_err(|e| format!("{}: overlay: {e}", path.display()))?;
         let overlay_file = dir.join(mica_core::naming::overlay_file_name(&name));
@@ -100,6 +111,7 @@ fn process_one(seg: &dyn Segmenter, path: &Path, outputs: &Outputs) -> Result<Im
         count: s.count,
         objects,
         named: s.named_objects,
+        pixel_size,
     })
 }
 
@@ -171,9 +183,16 @@ fn csv_writer(path: &Path) -> anyhow::Result<csv::Writer<std::fs::File>> {
 /// One row per object of every image that succeeded.
 pub fn write_objects_csv(path: &Path, run: &RunResult) -> anyhow::Result<()> {
     let mut w = csv_writer(path)?;
-    w.write_record(mica_core::tables::OBJECTS_HEADER)?;
+    let um = run.results.iter().flatten().any(|r| r.pixel_size.is_some());
+    w.write_record(mica_core::tables::objects_header(um))?;
     for r in run.results.iter().flatten() {
-        mica_core::tables::write_object_rows(&mut w, &r.image, &r.objects)?;
+        mica_core::tables::write_object_rows(
+            &mut w,
+            &r.image,
+            &r.objects,
+            r.pixel_size.as_ref(),
+            um,
+        )?;
     }
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))

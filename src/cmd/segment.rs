@@ -92,6 +92,11 @@ pub struct Args {
     /// `objects.csv` and `counts.csv`.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Pixel size in micrometres for every image (square pixels), instead of the calibration
+    /// each TIFF may carry (ImageJ, OME-TIFF or resolution tags). With a pixel size,
+    /// objects.csv gains µm columns and label TIFFs are calibrated.
+    #[arg(long, value_name = "UM")]
+    pub pixel_size: Option<f64>,
     /// Image files or folders of images (with --points/--boxes: optional, the images the
     /// prompt files name).
     #[arg(required_unless_present_any = ["points", "boxes"])]
@@ -104,6 +109,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
     let outputs = instances::Outputs {
         dir: Some(args.out.clone()),
+        pixel_size: args
+            .pixel_size
+            .map(mica_core::calibration::PixelSize::user)
+            .transpose()?,
     };
     let run = instances::run(seg.as_ref(), &images, &outputs, args.method.jobs, ctx)?;
     let failed = run.failures();

@@ -506,7 +506,7 @@ impl Annotator {
             &self.out.join("objects.csv"),
             &mica_core::tables::OBJECTS_HEADER,
             &image,
-            |w| t(w, &image, &props),
+            |w| t(w, &image, &props, None, false),
         )?;
         replace_rows(
             &self.out.join("counts.csv"),

@@ -349,23 +349,60 @@ fn tiff_err(path: &Path, e: tiff::TiffError) -> Error {
 }
 
 /// Writes a label image as a Deflate-compressed grayscale TIFF: 16-bit when the largest label
-/// is at most 65,535, else 32-bit unsigned.
+/// is at most 65,535, else 32-bit unsigned; with ImageJ metadata (display range 0..max label),
+/// so Fiji opens it as a label image with a sensible contrast.
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be written.
 pub fn write_label_tiff(path: &Path, labels: &LabelImage) -> Result<()> {
-    use tiff::encoder::{colortype, Compression, TiffEncoder};
+    write_label_tiff_calibrated(path, labels, None)
+}
+
+/// As [`write_label_tiff`], calibrated when `pixel` is known: the resolution tags hold pixels
+/// per micrometre and the ImageJ description `unit=micron`, as Fiji writes calibrated images
+/// (Fiji then shows µm, and `tifffile` reads the same pixel size).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be written.
+pub fn write_label_tiff_calibrated(
+    path: &Path,
+    labels: &LabelImage,
+    pixel: Option<&crate::calibration::PixelSize>,
+) -> Result<()> {
+    use tiff::encoder::{colortype, Compression, Rational, TiffEncoder};
+    use tiff::tags::{ResolutionUnit, Tag};
     let mut enc = TiffEncoder::new(create(path)?)
         .map_err(|e| tiff_err(path, e))?
         .with_compression(Compression::Deflate(Default::default()));
     let (w, h) = (labels.width(), labels.height());
-    if labels.max_label() <= u16::MAX as u32 {
-        let v: Vec<u16> = labels.as_slice().iter().map(|&l| l as u16).collect();
-        enc.write_image::<colortype::Gray16>(w, h, &v)
-    } else {
-        enc.write_image::<colortype::Gray32>(w, h, labels.as_slice())
+    let desc = crate::calibration::imagej_description(labels.max_label(), pixel);
+    macro_rules! write {
+        ($ct:ty, $data:expr) => {{
+            let mut img = enc.new_image::<$ct>(w, h)?;
+            img.encoder()
+                .write_tag(Tag::ImageDescription, desc.as_str())?;
+            match pixel {
+                Some(p) => {
+                    let (xn, xd) = crate::calibration::per_um_rational(p.x_um);
+                    let (yn, yd) = crate::calibration::per_um_rational(p.y_um);
+                    img.resolution_unit(ResolutionUnit::None);
+                    img.x_resolution(Rational { n: xn, d: xd });
+                    img.y_resolution(Rational { n: yn, d: yd });
+                }
+                None => img.resolution(ResolutionUnit::None, Rational { n: 1, d: 1 }),
+            }
+            img.write_data($data)
+        }};
     }
-    .map_err(|e| tiff_err(path, e))
+    let r: std::result::Result<(), tiff::TiffError> = (|| {
+        if labels.max_label() <= u16::MAX as u32 {
+            let v: Vec<u16> = labels.as_slice().iter().map(|&l| l as u16).collect();
+            write!(colortype::Gray16, &v)
+        } else {
+            write!(colortype::Gray32, labels.as_slice())
+        }
+    })();
+    r.map_err(|e| tiff_err(path, e))
 }
 
 /// Reads a label image (8/16/32-bit integer TIFF or PNG).

@@ -18,6 +18,7 @@
 //! assert_eq!(m.connected_components(Connectivity::Eight).num_objects(), 2);
 //! ```
 
+pub mod calibration;
 pub mod dataset;
 pub mod error;
 pub mod image;

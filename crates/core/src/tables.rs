@@ -4,6 +4,7 @@
 //! as given (they are the user's own and must match when read back); object names from prompt
 //! files are neutralised for spreadsheets.
 
+use crate::calibration::PixelSize;
 use crate::mask::ObjectProps;
 use crate::method::NamedObject;
 use crate::text::csv_safe;
@@ -35,6 +36,31 @@ pub const OBJECTS_HEADER: [&str; 21] = [
     "std_intensity",
 ];
 
+/// Columns added to `objects.csv` when a pixel size is known for some image of the run (empty
+/// for images without one): the calibration, then the measures in micrometres. Lengths need
+/// square pixels (empty otherwise, as scikit-image refuses them).
+pub const OBJECTS_UM_HEADER: [&str; 10] = [
+    "pixel_width_um",
+    "pixel_height_um",
+    "calibration",
+    "area_um2",
+    "centroid_x_um",
+    "centroid_y_um",
+    "perimeter_um",
+    "major_axis_length_um",
+    "minor_axis_length_um",
+    "equivalent_diameter_um",
+];
+
+/// The header of `objects.csv`, with the µm columns or without.
+pub fn objects_header(um_columns: bool) -> Vec<&'static str> {
+    let mut h = OBJECTS_HEADER.to_vec();
+    if um_columns {
+        h.extend(OBJECTS_UM_HEADER);
+    }
+    h
+}
+
 /// Columns of `prompt_labels.csv`: `label` is empty, with the reason in `note`, for an object
 /// that got none.
 pub const PROMPT_LABELS_HEADER: [&str; 4] = ["image", "object", "label", "note"];
@@ -54,9 +80,11 @@ pub fn write_object_rows<W: Write>(
     w: &mut csv::Writer<W>,
     image: &str,
     objects: &[ObjectProps],
+    pixel: Option<&PixelSize>,
+    um_columns: bool,
 ) -> csv::Result<()> {
     for o in objects {
-        w.write_record([
+        let mut row = vec![
             image.to_string(),
             o.label.to_string(),
             o.area_px.to_string(),
@@ -78,9 +106,38 @@ pub fn write_object_rows<W: Write>(
             opt(o.min_intensity),
             opt(o.max_intensity),
             opt(o.std_intensity),
-        ])?;
+        ];
+        if um_columns {
+            row.extend(um_cells(o, pixel));
+        }
+        w.write_record(&row)?;
     }
     Ok(())
+}
+
+fn um_cells(o: &ObjectProps, pixel: Option<&PixelSize>) -> Vec<String> {
+    let Some(p) = pixel else {
+        return vec![String::new(); OBJECTS_UM_HEADER.len()];
+    };
+    let len = |v: f64| {
+        if p.is_square() {
+            format!("{:.4}", v * p.x_um)
+        } else {
+            String::new()
+        }
+    };
+    vec![
+        format!("{}", p.x_um),
+        format!("{}", p.y_um),
+        p.source.name().to_string(),
+        format!("{:.4}", o.area_px as f64 * p.x_um * p.y_um),
+        format!("{:.4}", o.centroid_x * p.x_um),
+        format!("{:.4}", o.centroid_y * p.y_um),
+        len(o.perimeter),
+        len(o.major_axis_length),
+        len(o.minor_axis_length),
+        len(o.equivalent_diameter),
+    ]
 }
 
 /// The `prompt_labels.csv` rows of one image.
