@@ -7,7 +7,8 @@
 #   scripts/sam_prompted_bench.sh [N]            (default N = 20)
 # Environment: MICA (default target/release/mica), MICA_SAM_WEIGHTS (default
 # ../shared/models/mobile_sam.pt), SHARED (default ../shared), OUT (results folder), JOBS
-# (worker threads per run, default 1: one image at a time, so the per-image time is a latency),
+# (`--jobs`, default 0 = all cores; SAM's own work runs inside that pool, so JOBS=1 makes SAM
+# single-threaded: on 2 cores about 1.5x slower per image),
 # DATASETS (default "w1 w2 fibres particles stardist").
 # Grid counts are given by both rules from one run: masks (the study's definition) and objects
 # (the label image's objects, mica's default).
@@ -18,7 +19,7 @@ MICA=${MICA:-$root/target/release/mica}
 SHARED=${SHARED:-$root/../shared}
 export MICA_SAM_WEIGHTS=${MICA_SAM_WEIGHTS:-$SHARED/models/mobile_sam.pt}
 OUT=${OUT:-$(mktemp -d)}
-JOBS=${JOBS:-1}
+JOBS=${JOBS:-0}
 DATASETS=${DATASETS:-w1 w2 fibres particles stardist}
 V=$SHARED/data/vlms-micrographs
 mkdir -p "$OUT"
