@@ -3,27 +3,15 @@
 //! saved labels on those cells, delete and undo work, the saved prompts replay to the same label
 //! image with `mica segment --points --boxes`, and a restarted annotator shows what was saved.
 
+mod common;
+
+use common::{chromium, shared};
 use mica_core::{io::read_image, BinaryMask, Connectivity, LabelImage, ObjectProps};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-fn shared() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"))
-}
-
 const NAME: &str = "SIMCEPImages_A05_C18_F1_s01_w1";
-
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|name| {
-            let out = Command::new("which").arg(name).output().ok()?;
-            out.status
-                .success()
-                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        })
-}
 
 /// The annotator as a child process, killed when dropped.
 struct Server {
@@ -255,18 +243,7 @@ methods = ["SAM manual (mica)"]
         String::from_utf8_lossy(&run.stderr)
     );
     let report = d.join("report");
-    let rep = Command::new(env!("CARGO_BIN_EXE_mica"))
-        .args(["-q", "report"])
-        .arg(&store)
-        .arg("--out")
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert!(
-        rep.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rep.stderr)
-    );
+    common::write_report(&store, &report);
     let counting = std::fs::read_to_string(report.join("tables/counting.csv")).unwrap();
     eprintln!("{counting}");
     let row = counting

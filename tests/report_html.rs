@@ -1,5 +1,8 @@
 //! The report escapes model text, and renders in headless Chromium with its figures.
 
+mod common;
+
+use common::chromium;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -93,17 +96,6 @@ fn model_text_with_script_is_escaped() {
     // `1` of `alert(1)` would be two numbers, a parse failure under the strict rules).
     let counting = std::fs::read_to_string(dir.path().join("report/tables/counting.csv")).unwrap();
     assert!(counting.contains(",2,0,"), "{counting}");
-}
-
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|name| {
-            let out = Command::new("which").arg(name).output().ok()?;
-            out.status
-                .success()
-                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        })
 }
 
 #[test]

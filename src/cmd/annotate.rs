@@ -2,6 +2,7 @@
 //! label images, tables and replayable prompts (see `mica_annotate`).
 
 use super::Ctx;
+#[cfg(feature = "sam")]
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -39,7 +40,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         );
     }
     let images = super::data::expand_inputs(&args.images)?;
-    let sam = super::sam::load_model(o)?;
+    let sam = super::sam::load_model(&o.model, o.embeddings.as_deref())?;
     let annotator =
         mica_annotate::Annotator::new(sam, mica_sam::ImagePrep::default(), &images, &args.out)
             .map_err(anyhow::Error::msg)?;

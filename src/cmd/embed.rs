@@ -3,6 +3,7 @@
 //! `mica count` and `mica annotate`: on a fast machine once, then prompts cost milliseconds.
 
 use super::Ctx;
+#[cfg(feature = "sam")]
 use crate::exit;
 use std::path::PathBuf;
 
@@ -11,17 +12,8 @@ pub struct Args {
     /// Folder of embeddings (created if missing); images already there are skipped.
     #[arg(long, value_name = "DIR")]
     pub embeddings: PathBuf,
-    /// SAM model: mobile_sam (default), vit_b, vit_l or vit_h; without it, the model the
-    /// --weights file holds.
-    #[arg(long, value_name = "NAME")]
-    pub sam_model: Option<String>,
-    /// SAM weights file. Default: $MICA_SAM_WEIGHTS, then the model's official file in
-    /// ~/.cache/mica/.
-    #[arg(long, value_name = "PATH")]
-    pub weights: Option<PathBuf>,
-    /// Download the model's official weights into the cache when missing (sha256-verified).
-    #[arg(long)]
-    pub download_weights: bool,
+    #[command(flatten)]
+    pub model: super::sam::SamModelOptions,
     /// Image files or folders of images.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -29,18 +21,11 @@ pub struct Args {
 
 #[cfg(feature = "sam")]
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
-    let opts = super::sam::SamOptions {
-        sam_model: args.sam_model.clone(),
-        weights: args.weights.clone(),
-        download_weights: args.download_weights,
-        embeddings: Some(args.embeddings.clone()),
-        ..Default::default()
-    };
     let images = super::data::expand_inputs(&args.images)?;
     if images.is_empty() {
         anyhow::bail!("no images given");
     }
-    let sam = super::sam::load_model(&opts)?;
+    let sam = super::sam::load_model(&args.model, Some(&args.embeddings))?;
     let prep = mica_sam::ImagePrep::default();
     let bar = crate::progress::bar(images.len() as u64, "embed", ctx.quiet);
     let mut failed = 0usize;

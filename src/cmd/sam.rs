@@ -13,9 +13,9 @@
 use mica_core::Segmenter;
 use std::path::PathBuf;
 
-/// Flags of the SAM method.
+/// Which SAM model and weights: the flags every command that loads SAM shares.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct SamOptions {
+pub struct SamModelOptions {
     /// SAM model: mobile_sam (default; 40.7 MB), vit_b (375 MB), vit_l (1.25 GB) or vit_h
     /// (2.56 GB, the study's). Without it, the model the --weights file holds.
     #[arg(long, value_name = "NAME")]
@@ -29,6 +29,13 @@ pub struct SamOptions {
     /// done without this flag.
     #[arg(long)]
     pub download_weights: bool,
+}
+
+/// Flags of the SAM method.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SamOptions {
+    #[command(flatten)]
+    pub model: SamModelOptions,
     /// SAM automatic-mask settings: standard (reference defaults) or custom (the study's:
     /// pred_iou_thresh 0.98, stability_score_thresh 0.98, box_nms_thresh 0.90).
     #[arg(long, value_name = "NAME")]
@@ -122,11 +129,12 @@ pub fn segmenter_with_preset(
         config.crop_n_layers = l;
     }
     let model = opts
+        .model
         .sam_model
         .as_deref()
         .map(SamModel::from_name)
         .transpose()?;
-    let weights = resolve_or_download(opts, model.unwrap_or(SamModel::MobileSam))?;
+    let weights = resolve_or_download(&opts.model, model.unwrap_or(SamModel::MobileSam))?;
     tracing::info!(weights = %weights.path.display(), origin = ?weights.origin, "SAM weights found");
     // The one SAM factory, the one a study's SAM method uses, on the same device.
     let spec = mica_study::methods::SamSpec {
@@ -141,10 +149,14 @@ pub fn segmenter_with_preset(
     mica_study::methods::load_sam(model, &weights.path, config, &spec, &device()?)
 }
 
-/// The SAM model the flags name (weights resolved or downloaded as for `segment`), with the
-/// `--embeddings` folder when given: for tools that prompt SAM themselves (`mica annotate`).
+/// The SAM model the flags name (weights resolved or downloaded as for `segment`), reading and
+/// filling the `embeddings` folder when given: for tools that prompt SAM themselves
+/// (`mica annotate`, `mica embed`).
 #[cfg(feature = "sam")]
-pub fn load_model(opts: &SamOptions) -> anyhow::Result<mica_sam::Sam> {
+pub fn load_model(
+    opts: &SamModelOptions,
+    embeddings: Option<&std::path::Path>,
+) -> anyhow::Result<mica_sam::Sam> {
     use mica_sam::SamModel;
     let model = opts
         .sam_model
@@ -152,16 +164,7 @@ pub fn load_model(opts: &SamOptions) -> anyhow::Result<mica_sam::Sam> {
         .map(SamModel::from_name)
         .transpose()?;
     let weights = resolve_or_download(opts, model.unwrap_or(SamModel::MobileSam))?;
-    let device = device()?;
-    let mut sam = match model {
-        Some(m) => mica_sam::Sam::load_as(m, &weights.path, &device)?,
-        None => mica_sam::Sam::load(&weights.path, &device)?,
-    };
-    tracing::info!(model = %sam.model(), weights = %weights.path.display(), "SAM weights loaded");
-    if let Some(dir) = &opts.embeddings {
-        sam = sam.with_embedding_cache(mica_sam::EmbeddingCache::new(dir, &weights.path)?);
-    }
-    Ok(sam)
+    mica_study::methods::load_sam_model(model, &weights.path, embeddings, &device()?)
 }
 
 /// The images to segment: `images` (files and folders) as given; with `--points`/`--boxes`
@@ -211,7 +214,7 @@ fn prompt_file_inputs(_opts: &SamOptions, _listed: Vec<PathBuf>) -> anyhow::Resu
 /// downloaded first. An explicit path or `MICA_SAM_WEIGHTS` is never replaced by a download.
 #[cfg(feature = "sam")]
 fn resolve_or_download(
-    opts: &SamOptions,
+    opts: &SamModelOptions,
     model: mica_sam::SamModel,
 ) -> anyhow::Result<mica_sam::ResolvedWeights> {
     use mica_sam::SamError;

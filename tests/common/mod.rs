@@ -15,6 +15,18 @@ pub fn shared() -> PathBuf {
     p
 }
 
+/// A headless-capable Chromium on PATH, if there is one.
+pub fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let out = Command::new("which").arg(name).output().ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        })
+}
+
 /// Runs `mica ARGS...` and returns (exit code, stdout, stderr).
 pub fn mica(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mica"))

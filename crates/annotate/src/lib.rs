@@ -124,19 +124,8 @@ struct SaveIn {
 
 impl ObjectIn {
     fn prompt(&self, width: u32, height: u32) -> ApiResult<Prompt> {
-        let inside = |x: f32, y: f32| {
-            x.is_finite()
-                && y.is_finite()
-                && (0.0..=width as f32).contains(&x)
-                && (0.0..=height as f32).contains(&y)
-        };
         let mut points = Vec::new();
         for &[x, y, l] in &self.points {
-            if !inside(x, y) {
-                return Err(ApiError::bad(format!(
-                    "point ({x}, {y}) is outside the {width}x{height} image"
-                )));
-            }
             let label = match l {
                 1.0 => PointLabel::Positive,
                 0.0 => PointLabel::Negative,
@@ -144,23 +133,20 @@ impl ObjectIn {
             };
             points.push(PointPrompt { x, y, label });
         }
-        if let Some(b) = self.bbox {
-            if !inside(b[0], b[1]) || !inside(b[2], b[3]) || b[0] > b[2] || b[1] > b[3] {
-                return Err(ApiError::bad(format!(
-                    "box {b:?} is not a box inside the {width}x{height} image"
-                )));
-            }
-        }
         if self.bbox.is_none() && !points.iter().any(|p| p.label == PointLabel::Positive) {
             return Err(ApiError::bad(
                 "an object needs a foreground point or a box".to_string(),
             ));
         }
-        Ok(Prompt {
+        let prompt = Prompt {
             points,
             bbox: self.bbox,
             mask_logits: None,
-        })
+        };
+        // Points and box inside the image: the check every SAM entry point makes.
+        mica_sam::prompted::check_prompts(std::slice::from_ref(&prompt), width, height)
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+        Ok(prompt)
     }
 }
 

@@ -447,6 +447,17 @@ pub fn paint_labels(width: u32, height: u32, masks: &[&GeneratedMask]) -> Painte
     }
 }
 
+/// A mask's box `[x0, y0, x1, y1]` (inclusive maxima, as `batched_mask_to_box`) as the
+/// reference's output `bbox`, `[x, y, w, h]` (upstream `box_xyxy_to_xywh`).
+pub(crate) fn mask_box_xywh(b: [f32; 4]) -> [u32; 4] {
+    [
+        b[0] as u32,
+        b[1] as u32,
+        (b[2] - b[0]) as u32,
+        (b[3] - b[1]) as u32,
+    ]
+}
+
 /// A candidate mask while generating, all coordinates in the original frame.
 #[derive(Debug, Clone)]
 struct Candidate {
@@ -517,12 +528,7 @@ impl MaskGenerator {
             .map(|c| GeneratedMask {
                 area: c.rle.area(),
                 segmentation: c.rle,
-                bbox: [
-                    c.bbox[0] as u32,
-                    c.bbox[1] as u32,
-                    (c.bbox[2] - c.bbox[0]) as u32,
-                    (c.bbox[3] - c.bbox[1]) as u32,
-                ],
+                bbox: mask_box_xywh(c.bbox),
                 predicted_iou: c.iou,
                 point_coords: c.point,
                 stability_score: c.stability,

@@ -365,12 +365,7 @@ fn segment_embedded_indexed(
             let m = GeneratedMask {
                 area: f.rle.area(),
                 segmentation: f.rle,
-                bbox: [
-                    f.bbox[0] as u32,
-                    f.bbox[1] as u32,
-                    (f.bbox[2] - f.bbox[0]) as u32,
-                    (f.bbox[3] - f.bbox[1]) as u32,
-                ],
+                bbox: crate::amg::mask_box_xywh(f.bbox),
                 predicted_iou: f.iou,
                 point_coords: point,
                 stability_score: f.stability,

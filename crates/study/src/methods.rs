@@ -457,14 +457,7 @@ pub fn load_sam(
              with detector prompts or a count rule"
         );
     }
-    let mut sam = match model {
-        Some(m) => mica_sam::Sam::load_as(m, weights, device)?,
-        None => mica_sam::Sam::load(weights, device)?,
-    };
-    tracing::info!(model = %sam.model(), weights = %weights.display(), "SAM weights loaded");
-    if let Some(dir) = spec.embeddings {
-        sam = sam.with_embedding_cache(mica_sam::EmbeddingCache::new(dir, weights)?);
-    }
+    let sam = load_sam_model(model, weights, spec.embeddings, device)?;
     let prep = mica_sam::ImagePrep::default();
     let seg = match (files, source) {
         (Some(f), _) => mica_sam::SamSegmenter::from_prompt_files(sam, f, prep),
@@ -484,6 +477,29 @@ pub fn load_sam(
         weights: weights.to_path_buf(),
         weights_sha256: std::sync::OnceLock::new(),
     }))
+}
+
+/// The SAM model in `weights` (insisting on `model` when given) on `device`, reading and filling
+/// the embedding folder `embeddings` when given.
+///
+/// # Errors
+/// The weights cannot be read or loaded, or the folder cannot be created.
+#[cfg(feature = "sam")]
+pub fn load_sam_model(
+    model: Option<mica_sam::SamModel>,
+    weights: &std::path::Path,
+    embeddings: Option<&std::path::Path>,
+    device: &mica_sam::Device,
+) -> anyhow::Result<mica_sam::Sam> {
+    let mut sam = match model {
+        Some(m) => mica_sam::Sam::load_as(m, weights, device)?,
+        None => mica_sam::Sam::load(weights, device)?,
+    };
+    tracing::info!(model = %sam.model(), weights = %weights.display(), "SAM weights loaded");
+    if let Some(dir) = embeddings {
+        sam = sam.with_embedding_cache(mica_sam::EmbeddingCache::new(dir, weights)?);
+    }
+    Ok(sam)
 }
 
 /// SAM (MobileSAM unless `model` names another) as `spec` says, on `device`, as a segmenter with
