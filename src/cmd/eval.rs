@@ -52,6 +52,15 @@ pub enum EvalCommand {
     /// its 95th percentile (pixels), the study's row-vector "Hausdorff", and instance matching
     /// scores at IoU 0.50..0.95.
     Segment(SegmentArgs),
+    /// Score free-text answers (VQA, e.g. "describe this image") against the expert's
+    /// references, and measure each automatic scorer's agreement with the expert's grades.
+    ///
+    /// Scorers: instrument facts (the scale bar, magnification, working distance, EHT, stage Z,
+    /// logo and detector of the reference's instrument line, and whether the answer states them
+    /// correctly: recall and precision, units converted). With --expert-score-column, Spearman's
+    /// rho and Kendall's tau-b of each scorer with the grades, pooled and per model, with 95 %
+    /// bootstrap intervals.
+    Vqa(super::eval_vqa::VqaArgs),
 }
 
 /// Bootstrap settings shared by the subcommands.
@@ -66,7 +75,7 @@ pub struct BootstrapArgs {
 }
 
 impl BootstrapArgs {
-    fn config(&self) -> anyhow::Result<BootstrapConfig> {
+    pub(crate) fn config(&self) -> anyhow::Result<BootstrapConfig> {
         let c = BootstrapConfig {
             resamples: self.resamples,
             seed: self.seed,
@@ -362,6 +371,7 @@ pub fn run(cmd: EvalCommand, ctx: &Ctx) -> anyhow::Result<i32> {
         EvalCommand::Count(a) => run_count(&a, ctx),
         EvalCommand::Classify(a) => run_classify(&a, ctx),
         EvalCommand::Segment(a) => run_segment(&a, ctx),
+        EvalCommand::Vqa(a) => super::eval_vqa::run(&a, ctx),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod data;
 pub mod demo;
 pub mod embed;
 pub mod eval;
+pub mod eval_vqa;
 pub mod instances;
 pub mod merge;
 pub mod report;

@@ -16,6 +16,8 @@
 //!   intervals, everything a study's predictions say at once).
 //! - [`parse`]: counts and classes from free-text model answers, with the reason on failure.
 //! - [`table`]: prediction CSVs as users have them (BOM, CRLF, empty cells, "NaN").
+//! - [`vqa`]: free-text descriptions checked against the instrument facts of a reference.
+//! - [`agreement`]: Spearman's ρ and Kendall's τ-b of a scorer with expert grades, with intervals.
 //!
 //! # Speed
 //! Instance matching of two 2048×2048 label images with about 2,000 objects each (the overlap
@@ -31,6 +33,7 @@
 //! assert_eq!(s.exact, Some(0.5));
 //! ```
 
+pub mod agreement;
 pub mod assignment;
 pub mod bootstrap;
 pub mod classification;
@@ -42,5 +45,6 @@ pub mod instances;
 pub mod measure;
 pub mod parse;
 pub mod table;
+pub mod vqa;
 
 pub use error::{MetricsError, Result};

@@ -95,27 +95,27 @@ const REFUSALS: &[&str] = &[
 
 /// A number as written in an answer.
 #[derive(Debug, Clone, PartialEq)]
-struct NumberToken {
+pub(crate) struct NumberToken {
     /// Byte span in the (lower-cased) text, sign included.
-    start: usize,
-    end: usize,
-    negative: bool,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) negative: bool,
     /// The digits before the decimal point, thousands separators removed.
-    int_digits: String,
+    pub(crate) int_digits: String,
     /// The digits after the decimal point, if any.
-    frac_digits: Option<String>,
+    pub(crate) frac_digits: Option<String>,
     /// Whether it has an exponent (`e4`, `E-3`).
-    exponent: bool,
+    pub(crate) exponent: bool,
     /// Glued to a letter, digit or `_` before it (`w1`, `F48`): part of a word.
-    glued_before: bool,
+    pub(crate) glued_before: bool,
     /// Followed directly by a letter (`2D`, `350nm`).
-    glued_after: bool,
+    pub(crate) glued_after: bool,
     /// The number as written.
-    text: String,
+    pub(crate) text: String,
 }
 
 impl NumberToken {
-    fn value(&self) -> f64 {
+    pub(crate) fn value(&self) -> f64 {
         let t: String = self
             .text
             .chars()
@@ -159,7 +159,7 @@ impl NumberToken {
 
 /// Every number in `s` (see the module docs for what a number is), including those glued to a
 /// word (`w1`, `350nm`), which say so.
-fn all_number_tokens(s: &str) -> Vec<NumberToken> {
+pub(crate) fn all_number_tokens(s: &str) -> Vec<NumberToken> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -298,7 +298,7 @@ fn is_range(s: &str, first: &NumberToken, next: &NumberToken) -> bool {
 
 /// The (multiplier, divisor) to µm of a length unit at the start of `rest` (after spaces);
 /// division keeps 350 nm exactly 0.35.
-fn length_unit(rest: &str) -> Option<(f64, f64)> {
+pub(crate) fn length_unit(rest: &str) -> Option<(f64, f64)> {
     let r = rest.trim_start();
     let word_end = |unit: &str| {
         r.strip_prefix(unit)

@@ -1,0 +1,356 @@
+//! `mica eval vqa`: free-text answers scored against the expert's references, and each
+//! automatic scorer's agreement with the expert's grades (issue #19).
+//!
+//! The scoring and every summary live in `mica_metrics::vqa`; this reads the files, matches
+//! answers to references and prints.
+
+use super::eval::BootstrapArgs;
+use super::Ctx;
+use anyhow::{bail, Context};
+use mica_core::text::{csv_safe, terminal_safe};
+use mica_metrics::vqa::{self, AnswerScores, GradedAnswer, VqaSummary};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct VqaArgs {
+    /// Answers: CSV or spreadsheet with an image column, a model column and an answer column
+    /// (one row per answer).
+    #[arg(long, value_name = "FILE")]
+    pub answers: PathBuf,
+    /// References: CSV or spreadsheet with an image column and the expert's reference text
+    /// (whose instrument line, e.g. `Scale bar = 100 µm, Magnification = 250 X, EHT = 3.00 kV`,
+    /// the facts scorer checks answers against).
+    #[arg(long, value_name = "FILE")]
+    pub reference: PathBuf,
+    /// Column of the answers file with the expert's grade of each answer; with it, each
+    /// scorer's agreement with the expert is measured (Spearman ρ, Kendall τ-b).
+    #[arg(long, value_name = "NAME")]
+    pub expert_score_column: Option<String>,
+    /// Image column in both files (default: `image`, `filename` or `file`, else the first
+    /// column).
+    #[arg(long, value_name = "NAME")]
+    pub image_column: Option<String>,
+    /// Model column of the answers file.
+    #[arg(long, value_name = "NAME", default_value = "model")]
+    pub model_column: String,
+    /// Answer column of the answers file.
+    #[arg(long, value_name = "NAME", default_value = "answer")]
+    pub answer_column: String,
+    /// Reference column (default: `reference`, or the only column besides the image).
+    #[arg(long, value_name = "NAME")]
+    pub reference_column: Option<String>,
+    /// Also write every answer's scores and fact checks to this CSV.
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    answers_file: String,
+    reference_file: String,
+    answers: &'a [AnswerScores],
+    summary: &'a VqaSummary,
+    notes: &'a [String],
+}
+
+fn image_column(t: &mica_core::dataset::Table, want: Option<&str>) -> anyhow::Result<usize> {
+    Ok(match want {
+        Some(c) => t.require_column(&[c])?,
+        None => t.column(&["image", "filename", "file"]).unwrap_or(0),
+    })
+}
+
+/// The file name of an image key (`a/b/L0_x.jpg` → `L0_x.jpg`).
+fn file_name(key: &str) -> &str {
+    key.rsplit(['/', '\\']).next().unwrap_or(key)
+}
+
+/// References by image: exact key first; a key found only by file name must be unique.
+struct References {
+    by_key: HashMap<String, String>,
+    by_name: HashMap<String, Vec<String>>,
+}
+
+impl References {
+    fn read(path: &Path, args: &VqaArgs) -> anyhow::Result<References> {
+        let t = mica_study::data::read_any_table(path)
+            .with_context(|| format!("cannot read the references {}", path.display()))?;
+        let img = image_column(&t, args.image_column.as_deref())?;
+        let col = match &args.reference_column {
+            Some(c) => t.require_column(&[c.as_str()])?,
+            None => match t.column(&["reference"]) {
+                Some(c) => c,
+                None if t.header.len() == 2 => 1 - img,
+                None => bail!(
+                    "{}: no column named reference (columns: {}); name it with --reference-column",
+                    path.display(),
+                    t.header.join(", ")
+                ),
+            },
+        };
+        let mut by_key = HashMap::new();
+        let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
+        for (line, row) in &t.rows {
+            let key = row[img].trim();
+            if key.is_empty() || row[col].trim().is_empty() {
+                continue;
+            }
+            if by_key.insert(key.to_string(), row[col].clone()).is_some() {
+                bail!(
+                    "{}:{line}: a second reference for image {key:?}",
+                    path.display()
+                );
+            }
+            by_name
+                .entry(file_name(key).to_string())
+                .or_default()
+                .push(key.to_string());
+        }
+        if by_key.is_empty() {
+            bail!("{}: no reference in the file", path.display());
+        }
+        Ok(References { by_key, by_name })
+    }
+
+    fn find(&self, image: &str) -> Result<Option<&str>, String> {
+        if let Some(r) = self.by_key.get(image) {
+            return Ok(Some(r));
+        }
+        match self.by_name.get(file_name(image)).map(Vec::as_slice) {
+            Some([one]) => Ok(self.by_key.get(one).map(String::as_str)),
+            Some(many) => Err(format!(
+                "image {image:?} matches several references by name: {}",
+                many.join(", ")
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
+    let config = args.bootstrap.config()?;
+    let refs = References::read(&args.reference, args)?;
+    let t = mica_study::data::read_any_table(&args.answers)
+        .with_context(|| format!("cannot read the answers {}", args.answers.display()))?;
+    let file = args.answers.display().to_string();
+    let img = image_column(&t, args.image_column.as_deref())?;
+    let model = t.require_column(&[args.model_column.as_str()])?;
+    let answer = t.require_column(&[args.answer_column.as_str()])?;
+    let grade = match &args.expert_score_column {
+        Some(c) => Some(t.require_column(&[c.as_str()])?),
+        None => None,
+    };
+    let mut notes = Vec::new();
+    let mut scored = Vec::new();
+    for (line, row) in &t.rows {
+        let image = row[img].trim();
+        if image.is_empty() {
+            continue;
+        }
+        let at = format!("{file}:{line}");
+        let expert = match grade.map(|g| row[g].trim()) {
+            None | Some("") => None,
+            Some(g) => match g.parse::<f64>() {
+                Ok(v) if v.is_finite() => Some(v),
+                _ => {
+                    notes.push(format!(
+                        "{at}: expert score {g:?} is not a number; the answer is scored without a grade"
+                    ));
+                    None
+                }
+            },
+        };
+        let a = GradedAnswer {
+            image: image.to_string(),
+            model: row[model].trim().to_string(),
+            answer: row[answer].clone(),
+            expert,
+        };
+        if a.answer.trim().is_empty() {
+            notes.push(format!(
+                "{at}: empty answer of {:?} for {image:?}: scored as stating nothing",
+                a.model
+            ));
+        }
+        let reference = match refs.find(image) {
+            Ok(r) => r,
+            Err(why) => {
+                notes.push(format!("{at}: {why}; not scored"));
+                continue;
+            }
+        };
+        let s = vqa::score_answer(&a, reference);
+        if let Err(why) = &s.facts {
+            notes.push(format!("{at}: facts not scored: {why}"));
+        }
+        scored.push(s);
+    }
+    if scored.is_empty() {
+        bail!("{file}: no answer could be scored");
+    }
+    let summary = vqa::summarise(&scored, &config)?;
+    if let Some(out) = &args.out {
+        write_scores(out, &scored)?;
+    }
+    if args.json {
+        let o = Output {
+            answers_file: file.clone(),
+            reference_file: args.reference.display().to_string(),
+            answers: &scored,
+            summary: &summary,
+            notes: &notes,
+        };
+        println!("{}", serde_json::to_string_pretty(&o)?);
+    } else {
+        print_summary(&file, &scored, &summary);
+    }
+    if !ctx.quiet {
+        for n in &notes {
+            eprintln!("note: {}", terminal_safe(n));
+        }
+    }
+    Ok(0)
+}
+
+fn fmt_est(e: &mica_metrics::measure::Estimate) -> String {
+    match (e.value, e.ci) {
+        (Some(v), Some(ci)) => format!("{v:.2} [{:.2}, {:.2}]", ci.low, ci.high),
+        (Some(v), None) => format!("{v:.2}"),
+        _ => "-".into(),
+    }
+}
+
+fn fmt_corr(c: &mica_metrics::agreement::Correlation) -> String {
+    match (c.value, c.ci) {
+        (Some(v), Some(ci)) => format!("{v:+.2} [{:+.2}, {:+.2}]", ci.low, ci.high),
+        (Some(v), None) => format!("{v:+.2} (too few for an interval)"),
+        _ => "undefined (a constant variable)".into(),
+    }
+}
+
+fn print_summary(file: &str, scored: &[AnswerScores], s: &VqaSummary) {
+    let images: std::collections::BTreeSet<&str> =
+        scored.iter().map(|a| a.image.as_str()).collect();
+    println!(
+        "{file}: {} answers scored, {} images, {} models",
+        scored.len(),
+        images.len(),
+        s.models.len()
+    );
+    let scorers: Vec<&String> = s
+        .models
+        .first()
+        .map(|m| m.scores.keys().collect())
+        .unwrap_or_default();
+    let mut head = format!("{:<24} {:>7}  {:<20}", "model", "answers", "expert grade");
+    for sc in &scorers {
+        head.push_str(&format!("  {sc:<20}"));
+    }
+    println!("{head}");
+    for m in &s.models {
+        let mut line = format!(
+            "{:<24} {:>7}  {:<20}",
+            terminal_safe(&m.model),
+            m.answers,
+            fmt_est(&m.expert)
+        );
+        for sc in &scorers {
+            let cell = m
+                .scores
+                .get(*sc)
+                .map(|(_, e)| fmt_est(e))
+                .unwrap_or_default();
+            line.push_str(&format!("  {cell:<20}"));
+        }
+        println!("{line}");
+    }
+    if s.agreement.is_empty() {
+        println!("no expert grades (--expert-score-column): agreement not measured");
+        return;
+    }
+    println!("agreement with the expert's grades (95 % bootstrap intervals over answers):");
+    println!(
+        "{:<16} {:<24} {:>3}  {:<30} {:<30}",
+        "scorer", "answers", "n", "Spearman rho", "Kendall tau-b"
+    );
+    for a in &s.agreement {
+        println!(
+            "{:<16} {:<24} {:>3}  {:<30} {:<30}",
+            a.scorer,
+            terminal_safe(&a.group),
+            a.agreement.n,
+            fmt_corr(&a.agreement.spearman),
+            fmt_corr(&a.agreement.kendall)
+        );
+    }
+}
+
+/// Per-answer CSV: image, model, expert, each fact's verdict, the scores.
+fn write_scores(path: &Path, scored: &[AnswerScores]) -> anyhow::Result<()> {
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut head = vec!["image".to_string(), "model".into(), "expert_score".into()];
+    head.extend(
+        [
+            vqa::SCORER_FACTS_RECALL,
+            vqa::SCORER_FACTS_PRECISION,
+            "facts_correct",
+            "facts_wrong",
+            "facts_reference",
+            "fact_checks",
+            "not_scored",
+        ]
+        .map(String::from),
+    );
+    w.write_record(&head)?;
+    let f = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
+    for s in scored {
+        let (correct, wrong, n, checks): (String, String, String, String) = match &s.facts {
+            Ok(fs) => (
+                fs.correct.to_string(),
+                fs.wrong.to_string(),
+                fs.checks.len().to_string(),
+                fs.checks
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {}: {:?}{}",
+                            c.kind.label(),
+                            c.reference,
+                            c.verdict,
+                            if c.stated.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", c.stated.join("; "))
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            ),
+            Err(_) => Default::default(),
+        };
+        let row = [
+            s.image.clone(),
+            s.model.clone(),
+            f(s.expert),
+            f(s.scores.get(vqa::SCORER_FACTS_RECALL).copied()),
+            f(s.scores.get(vqa::SCORER_FACTS_PRECISION).copied()),
+            correct,
+            wrong,
+            n,
+            checks,
+            s.facts.as_ref().err().cloned().unwrap_or_default(),
+        ];
+        w.write_record(row.iter().map(|c| csv_safe(c).into_owned()))?;
+    }
+    w.flush()?;
+    Ok(())
+}
