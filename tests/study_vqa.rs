@@ -39,6 +39,9 @@ fn vqa_references_counts_and_sizes_come_from_the_study_spreadsheets() {
         "LLaVA size (study)",
         "Gemini size (study)",
         "GPT visual (study)",
+        "ChatGPT description (study)",
+        "LLaVA description (study)",
+        "Gemini description (study)",
         // A model method without a key: skipped, but its VQA-T1 task keeps the samples (and their
         // references) in the store.
         "GPT-4o",
@@ -105,6 +108,69 @@ fn vqa_references_counts_and_sizes_come_from_the_study_spreadsheets() {
     assert!(
         l0[3].starts_with("The SEM image depicts a porous material"),
         "{l0:?}"
+    );
+
+    // VQA-T1 scored: the study's 30 answers with the expert's grades (the PDF's L0 scores
+    // "5 1 2"), the facts scorer's values, and its agreement with the grades.
+    let scores = csv_rows(&tables.join("vqa_scores.csv"));
+    assert_eq!(scores.len(), 30);
+    let l0: Vec<(&str, &str)> = scores
+        .iter()
+        .filter(|r| r[1].starts_with("L0_"))
+        .map(|r| (r[2].as_str(), r[3].as_str()))
+        .collect();
+    assert_eq!(
+        l0,
+        [
+            ("ChatGPT description (study)", "5"),
+            ("Gemini description (study)", "2"),
+            ("LLaVA description (study)", "1")
+        ]
+    );
+    let summary = csv_rows(&tables.join("vqa_summary.csv"));
+    let chatgpt = summary
+        .iter()
+        .find(|r| r[1] == "ChatGPT description (study)")
+        .unwrap();
+    assert_eq!((chatgpt[2].as_str(), chatgpt[3].as_str()), ("10", "4.6"));
+    let agreement = csv_rows(&tables.join("vqa_agreement.csv"));
+    let pooled = agreement
+        .iter()
+        .find(|r| r[1] == "facts recall" && r[2] == "pooled")
+        .unwrap();
+    assert_eq!(pooled[3], "30");
+    let rho: f64 = pooled[4].parse().unwrap();
+    assert!((-1.0..=1.0).contains(&rho));
+    // The same number as `mica eval vqa` on the committed CSV (one summary function).
+    let (code, stdout, err) = common::mica(&[
+        "eval",
+        "vqa",
+        "--answers",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/studies/vqa-t1/answers.csv"),
+        "--reference",
+        &format!("{SHARED}/vlms-micrographs/vqa_t1_ground_truths.xlsx"),
+        "--reference-column",
+        "Description ground truth",
+        "--expert-score-column",
+        "expert_score",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let eval_rho = v["summary"]["agreement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["scorer"] == "facts_recall" && a["group"] == "pooled")
+        .unwrap()["agreement"]["spearman"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!((eval_rho - rho).abs() < 1e-12, "{eval_rho} vs {rho}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("<img class=\"thumb\" src=\"data:image/png;base64,")
+            .count(),
+        10
     );
 }
 

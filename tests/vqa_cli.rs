@@ -234,3 +234,133 @@ fn vqa_t1_extraction_reproduces_the_committed_csv() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// all-MiniLM-L6-v2's files: `MICA_MINILM_DIR`, else `target/minilm/model` (made by `.ci/run`).
+fn minilm() -> Option<PathBuf> {
+    let dir = std::env::var_os("MICA_MINILM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/minilm/model"));
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("MICA_REQUIRE_ORACLES").as_deref() == Ok("1") {
+        panic!("no all-MiniLM-L6-v2 files in {}", dir.display());
+    }
+    eprintln!("SKIPPED: no all-MiniLM-L6-v2 files in {}", dir.display());
+    None
+}
+
+#[test]
+fn eval_vqa_similarity_scores_every_answer_and_its_agreement() {
+    let Some(model) = minilm() else { return };
+    let (code, v, err) = eval_json(
+        &answers_csv(),
+        &references(),
+        &[
+            "--reference-column",
+            "Description ground truth",
+            "--expert-score-column",
+            "expert_score",
+            "--similarity-model",
+            model.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    for a in v["answers"].as_array().unwrap() {
+        let s = a["scores"]["similarity"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&s), "{a}");
+    }
+    let pooled = v["summary"]["agreement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["scorer"] == "similarity" && x["group"] == "pooled")
+        .unwrap();
+    assert_eq!(pooled["agreement"]["n"], 30);
+    // A folder without the model is an error naming it.
+    let (code, _, err) = eval_json(
+        &answers_csv(),
+        &references(),
+        &[
+            "--reference-column",
+            "Description ground truth",
+            "--similarity-model",
+            "/nonexistent/minilm",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("/nonexistent/minilm/config.json"), "{err}");
+}
+
+#[test]
+fn report_scores_vqa_similarity_with_the_same_numbers_as_eval() {
+    let Some(model) = minilm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite");
+    let data = shared().join("data");
+    let (code, _, err) = mica(&[
+        "-q",
+        "run",
+        repo()
+            .join("studies/beyond-human-vision.toml")
+            .to_str()
+            .unwrap(),
+        "--data-root",
+        data.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--method",
+        "ChatGPT description (study)",
+        "--method",
+        "LLaVA description (study)",
+        "--method",
+        "Gemini description (study)",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = dir.path().join("report");
+    let (code, _, err) = mica(&[
+        "-q",
+        "report",
+        store.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--similarity-model",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let agreement = common::csv_rows(&out.join("tables/vqa_agreement.csv"));
+    let pooled = agreement
+        .iter()
+        .find(|r| r[1] == "similarity" && r[2] == "pooled")
+        .unwrap_or_else(|| panic!("{agreement:?}"));
+    assert_eq!(pooled[3], "30");
+    let report_rho: f64 = pooled[4].parse().unwrap();
+    let (_, v, _) = eval_json(
+        &answers_csv(),
+        &references(),
+        &[
+            "--reference-column",
+            "Description ground truth",
+            "--expert-score-column",
+            "expert_score",
+            "--similarity-model",
+            model.to_str().unwrap(),
+        ],
+    );
+    let eval_rho = v["summary"]["agreement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["scorer"] == "similarity" && a["group"] == "pooled")
+        .unwrap()["agreement"]["spearman"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (report_rho - eval_rho).abs() < 1e-9,
+        "{report_rho} vs {eval_rho}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("all-MiniLM-L6-v2 sentence embeddings (model.safetensors sha256 53aa5117")
+    );
+}

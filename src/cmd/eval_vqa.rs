@@ -41,6 +41,12 @@ pub struct VqaArgs {
     /// Reference column (default: `reference`, or the only column besides the image).
     #[arg(long, value_name = "NAME")]
     pub reference_column: Option<String>,
+    /// Also score semantic similarity to the reference with the sentence-embedding model
+    /// all-MiniLM-L6-v2 in this folder (`config.json`, `tokenizer.json`, `model.safetensors`,
+    /// sha256-checked): the cosine of the two texts' embeddings. Default: `MICA_MINILM_DIR`
+    /// when set.
+    #[arg(long, value_name = "DIR")]
+    pub similarity_model: Option<PathBuf>,
     /// Also write every answer's scores and fact checks to this CSV.
     #[arg(long, value_name = "FILE.csv")]
     pub out: Option<PathBuf>,
@@ -149,6 +155,7 @@ pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     };
     let mut notes = Vec::new();
     let mut scored = Vec::new();
+    let mut answer_texts = Vec::new();
     for (line, row) in &t.rows {
         let image = row[img].trim();
         if image.is_empty() {
@@ -190,10 +197,14 @@ pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         if let Err(why) = &s.facts {
             notes.push(format!("{at}: facts not scored: {why}"));
         }
+        answer_texts.push(a.answer);
         scored.push(s);
     }
     if scored.is_empty() {
         bail!("{file}: no answer could be scored");
+    }
+    if let Some(dir) = super::similarity::model_dir(args.similarity_model.as_deref()) {
+        add_similarity(&dir, &refs, &answer_texts, &mut scored, &mut notes)?;
     }
     let summary = vqa::summarise(&scored, &config)?;
     if let Some(out) = &args.out {
@@ -217,6 +228,37 @@ pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Adds each answer's similarity to its reference (answers without a reference get none).
+fn add_similarity(
+    dir: &Path,
+    refs: &References,
+    answers: &[String],
+    scored: &mut [AnswerScores],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let scorer = super::similarity::load(dir)?;
+    let texts: Vec<(usize, &str, &str)> = scored
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let r = refs.find(&s.image).ok().flatten()?;
+            Some((i, answers[i].as_str(), r))
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = texts.iter().map(|(_, a, r)| (*a, *r)).collect();
+    let values = scorer.score(&pairs).map_err(anyhow::Error::msg)?;
+    for ((i, _, _), v) in texts.iter().zip(values) {
+        scored[*i].add(scorer.name(), v);
+    }
+    if texts.len() < scored.len() {
+        notes.push(format!(
+            "{} answers without a reference have no similarity",
+            scored.len() - texts.len()
+        ));
+    }
+    Ok(())
 }
 
 fn fmt_est(e: &mica_metrics::measure::Estimate) -> String {
@@ -301,6 +343,7 @@ fn write_scores(path: &Path, scored: &[AnswerScores]) -> anyhow::Result<()> {
         [
             vqa::SCORER_FACTS_RECALL,
             vqa::SCORER_FACTS_PRECISION,
+            vqa::SCORER_SIMILARITY,
             "facts_correct",
             "facts_wrong",
             "facts_reference",
@@ -343,6 +386,7 @@ fn write_scores(path: &Path, scored: &[AnswerScores]) -> anyhow::Result<()> {
             f(s.expert),
             f(s.scores.get(vqa::SCORER_FACTS_RECALL).copied()),
             f(s.scores.get(vqa::SCORER_FACTS_PRECISION).copied()),
+            f(s.scores.get(vqa::SCORER_SIMILARITY).copied()),
             correct,
             wrong,
             n,

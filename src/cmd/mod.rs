@@ -16,6 +16,7 @@ pub mod robustness;
 pub mod run;
 pub mod sam;
 pub mod segment;
+pub mod similarity;
 pub mod vlm;
 
 /// Options shared by every subcommand.

@@ -26,6 +26,10 @@ pub struct Args {
     /// Leave out the difference overlays (they read every mask file).
     #[arg(long)]
     pub no_overlays: bool,
+    /// Score VQA answers by similarity to the expert's reference with all-MiniLM-L6-v2 in this
+    /// folder (see `mica eval vqa`). Default: `MICA_MINILM_DIR` when set.
+    #[arg(long, value_name = "DIR")]
+    pub similarity_model: Option<PathBuf>,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
@@ -38,7 +42,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         seed: args.seed,
         level: 0.95,
     };
-    let path = write_report(&args.store, &args.out, &bootstrap, &opts, ctx)?;
+    let scorer = match super::similarity::model_dir(args.similarity_model.as_deref()) {
+        Some(dir) => Some(super::similarity::load(&dir)?),
+        None => None,
+    };
+    let scorers: Vec<&dyn mica_metrics::vqa::AnswerScorer> =
+        scorer.iter().map(|s| s.as_ref()).collect();
+    let path = write_report_with(&args.store, &args.out, &bootstrap, &opts, &scorers, ctx)?;
     println!("{}", path.display());
     Ok(crate::exit::SUCCESS)
 }
@@ -52,6 +62,18 @@ pub fn write_report(
     opts: &mica_report::ReportOptions,
     ctx: &Ctx,
 ) -> anyhow::Result<PathBuf> {
+    write_report_with(store, out, bootstrap, opts, &[], ctx)
+}
+
+/// [`write_report`] with external VQA answer scorers.
+pub fn write_report_with(
+    store: &Path,
+    out: &Path,
+    bootstrap: &mica_metrics::bootstrap::BootstrapConfig,
+    opts: &mica_report::ReportOptions,
+    scorers: &[&dyn mica_metrics::vqa::AnswerScorer],
+    ctx: &Ctx,
+) -> anyhow::Result<PathBuf> {
     if !store.is_file() {
         anyhow::bail!(
             "{}: no results store here (run `mica run STUDY.toml --store {}` first)",
@@ -60,7 +82,7 @@ pub fn write_report(
         );
     }
     let s = mica_store::Store::open_read_only(store)?;
-    let evaluation = mica_study::evaluate_store(&s, bootstrap)
+    let evaluation = mica_study::evaluate_store_with(&s, bootstrap, scorers)
         .with_context(|| format!("cannot evaluate {}", store.display()))?;
     let report = mica_report::build(&s, &evaluation, opts)
         .with_context(|| format!("cannot build the report of {}", store.display()))?;

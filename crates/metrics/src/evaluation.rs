@@ -33,6 +33,8 @@ pub struct SampleTruth {
     pub stain: Option<String>,
     /// Blur level (BBBC005 `F`), the x axis of the error-against-blur figure.
     pub blur: Option<f64>,
+    /// The expert's reference answer (VQA), which automatic scorers compare answers with.
+    pub reference: Option<String>,
 }
 
 /// What a prediction holds, as the measurement layer reads it.
@@ -279,11 +281,24 @@ pub struct Evaluation {
     pub classification: Vec<ClassificationResult>,
     pub size: Vec<SizeResult>,
     pub size_answers: Vec<SizeAnswer>,
+    /// VQA per dataset: every answer's automatic scores and the summaries.
+    pub vqa: Vec<VqaResult>,
+    /// The external answer scorers used, described (model, file hash).
+    pub vqa_scorers: Vec<String>,
     pub failures: Vec<FailureResult>,
     /// Per dataset and task, the methods ranked by the main score.
     pub rankings: Vec<Ranking>,
     /// What a reader must know (predictions not scored for want of truth, unreadable values).
     pub warnings: Vec<String>,
+}
+
+/// The VQA answers of one dataset, scored, with the per-model summaries and each scorer's
+/// agreement with the expert ([`crate::vqa::summarise`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VqaResult {
+    pub dataset: String,
+    pub answers: Vec<crate::vqa::AnswerScores>,
+    pub summary: crate::vqa::VqaSummary,
 }
 
 /// Method `a` against method `b` by per-image values, over the images `ids` (images resampled as
@@ -441,6 +456,20 @@ pub fn evaluate(
     observations: &[Observation],
     config: &BootstrapConfig,
 ) -> Result<Evaluation> {
+    evaluate_with(samples, observations, config, &[])
+}
+
+/// [`evaluate`], with answer scorers that run outside this crate (VQA similarity by a sentence
+/// model): their per-answer values join the built-in scores and every VQA summary.
+///
+/// # Errors
+/// As [`evaluate`]; a scorer that fails is a warning, not an error.
+pub fn evaluate_with(
+    samples: &[SampleTruth],
+    observations: &[Observation],
+    config: &BootstrapConfig,
+    scorers: &[&dyn crate::vqa::AnswerScorer],
+) -> Result<Evaluation> {
     config.validate()?;
     let truths: BTreeMap<(&str, &str), &SampleTruth> = samples
         .iter()
@@ -462,6 +491,8 @@ pub fn evaluate(
         classification: Vec::new(),
         size: Vec::new(),
         size_answers: Vec::new(),
+        vqa: Vec::new(),
+        vqa_scorers: scorers.iter().map(|s| s.describe()).collect(),
         failures: Vec::new(),
         rankings: Vec::new(),
         warnings: Vec::new(),
@@ -736,6 +767,60 @@ pub fn evaluate(
                 summary: size_summary(&pairs, missing, config)?,
             });
         }
+    }
+
+    // VQA: automatic scores of each answer against the sample's reference, and their
+    // agreement with the expert's grades where the answers carry them.
+    for (dataset, methods) in grouped(observations, TaskKind::Vqa) {
+        let mut answers = Vec::new();
+        let mut pairs: Vec<(usize, String, String)> = Vec::new();
+        for (method, os) in methods {
+            for o in os {
+                let Some(PredictionValue::Answer { text, expert_grade }) = o.value() else {
+                    continue;
+                };
+                let a = crate::vqa::GradedAnswer {
+                    image: o.sample_id.clone(),
+                    model: method.to_string(),
+                    answer: text.clone(),
+                    expert: *expert_grade,
+                };
+                let reference = truth_of(o).and_then(|s| s.reference.as_deref());
+                if let Some(r) = reference {
+                    pairs.push((answers.len(), text.clone(), r.to_string()));
+                }
+                answers.push(crate::vqa::score_answer(&a, reference));
+            }
+        }
+        for scorer in scorers {
+            let p: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(_, a, r)| (a.as_str(), r.as_str()))
+                .collect();
+            match scorer.score(&p) {
+                Ok(values) if values.len() == p.len() => {
+                    for ((i, _, _), v) in pairs.iter().zip(values) {
+                        answers[*i].add(scorer.name(), v);
+                    }
+                }
+                Ok(values) => ev.warnings.push(format!(
+                    "scorer {:?} gave {} values for {} answers of {dataset:?}; left out",
+                    scorer.name(),
+                    values.len(),
+                    p.len()
+                )),
+                Err(why) => ev.warnings.push(format!(
+                    "scorer {:?} failed on {dataset:?}: {why}; left out",
+                    scorer.name()
+                )),
+            }
+        }
+        let summary = crate::vqa::summarise(&answers, config)?;
+        ev.vqa.push(VqaResult {
+            dataset: dataset.into(),
+            answers,
+            summary,
+        });
     }
 
     ev.rankings = rankings(&ev, &per_image, config)?;

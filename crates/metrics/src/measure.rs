@@ -209,7 +209,7 @@ impl std::fmt::Display for Metric {
 }
 
 /// A value with its bootstrap interval (`None` where it is undefined or too few values exist).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Estimate {
     pub value: Option<f64>,
     pub ci: Option<Interval>,
@@ -383,8 +383,11 @@ pub enum PredictionValue {
     Count(u64),
     /// A class name.
     Class(String),
-    /// A free-text answer (VQA).
-    Text(String),
+    /// A free-text answer (VQA), with the expert's grade of it where one was imported.
+    Answer {
+        text: String,
+        expert_grade: Option<f64>,
+    },
     /// A size in micrometres (positive, finite).
     SizeUm(f64),
     /// A label image, by its file (relative to the store's folder when not absolute).
@@ -427,7 +430,15 @@ impl PredictionValue {
                 Some(v) => return Err(format!("stored size {v} µm is not a positive size")),
             },
             T::Classify => text.map(|t| PredictionValue::Class(t.to_string())),
-            T::Vqa => text.map(|t| PredictionValue::Text(t.to_string())),
+            T::Vqa => match number {
+                Some(g) if !g.is_finite() => {
+                    return Err(format!("stored expert grade {g} is not a number"))
+                }
+                grade => text.map(|t| PredictionValue::Answer {
+                    text: t.to_string(),
+                    expert_grade: grade,
+                }),
+            },
             T::Segment => mask.map(|m| PredictionValue::Mask(m.to_string())),
         })
     }

@@ -612,6 +612,9 @@ pub fn score_facts(reference: &[Fact], answer: &str) -> FactScore {
 /// Scorer names, as in tables and JSON.
 pub const SCORER_FACTS_RECALL: &str = "facts_recall";
 pub const SCORER_FACTS_PRECISION: &str = "facts_precision";
+/// Cosine similarity of the answer's and the reference's sentence embeddings (computed by the
+/// caller, e.g. with `mica-semantic`'s all-MiniLM-L6-v2, and added with [`AnswerScores::add`]).
+pub const SCORER_SIMILARITY: &str = "similarity";
 
 /// One answer to score: which model gave it for which image, the text, and the expert's grade
 /// of it where known.
@@ -635,6 +638,31 @@ pub struct AnswerScores {
     /// Each scorer's value (`facts_recall`, `facts_precision`, …); a scorer that is undefined
     /// on this answer is absent.
     pub scores: std::collections::BTreeMap<String, f64>,
+}
+
+impl AnswerScores {
+    /// Adds a score computed elsewhere (e.g. [`SCORER_SIMILARITY`]); a non-finite value is not
+    /// a score and is left out.
+    pub fn add(&mut self, scorer: &str, value: f64) {
+        if value.is_finite() {
+            self.scores.insert(scorer.to_string(), value);
+        }
+    }
+}
+
+/// A scorer of answers against references that runs outside this crate (a sentence-embedding
+/// model): [`crate::evaluation::evaluate_with`] gives it every (answer, reference) pair of a
+/// dataset at once and adds its values under [`AnswerScorer::name`].
+pub trait AnswerScorer {
+    /// The score's name in tables (e.g. [`SCORER_SIMILARITY`]).
+    fn name(&self) -> &str;
+    /// What computes it (model and file hash), for the report.
+    fn describe(&self) -> String;
+    /// One value per `(answer, reference)` pair.
+    ///
+    /// # Errors
+    /// The scorer cannot run; the reason is reported and the score left out.
+    fn score(&self, pairs: &[(&str, &str)]) -> std::result::Result<Vec<f64>, String>;
 }
 
 /// Scores one answer against its reference (`None`: the image has no reference).

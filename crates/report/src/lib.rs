@@ -235,7 +235,7 @@ pub fn build(store: &Store, evaluation: &Evaluation, opts: &ReportOptions) -> Re
     section_counting(&mut ctx, ev);
     section_segmentation(&mut ctx, ev, &by_task(TaskKind::Segment));
     section_classification(&mut ctx, ev);
-    section_vqa(&mut ctx, &by_task(TaskKind::Vqa));
+    section_vqa(&mut ctx, ev, &by_task(TaskKind::Vqa));
     section_size(&mut ctx, ev);
     section_failures(&mut ctx, ev);
     section_provenance(&mut ctx, &runs, &preds, store.path());
@@ -304,7 +304,7 @@ header,main{max-width:1200px;margin:0 auto;padding:0 16px}h1{margin:16px 0 4px}h
 nav a{color:#0072B2}.tw{overflow-x:auto}table{border-collapse:collapse;margin:6px 0;background:#fff}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}td.long{overflow-wrap:anywhere;min-width:240px}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eef3f8}.files{color:#777;font-size:12px;margin:0 0 10px}\
 .figs{display:flex;flex-wrap:wrap;gap:10px}svg.fig{background:#fff;border:1px solid #e3e3e3}svg .tk{font-size:10px;fill:#333}svg .lb{font-size:11px;fill:#222}svg .tt{font-size:12px;font-weight:600;fill:#222}\
-figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:6px}figure img{display:block;max-width:340px;height:auto;image-rendering:pixelated}figcaption{font-size:12px;max-width:340px}\
+.vqa{display:flex;gap:12px;align-items:flex-start;background:#fff;border:1px solid #e3e3e3;padding:8px;margin:8px 0;break-inside:avoid}.vqa img.thumb{width:200px;height:auto;flex:none}.vqa h4{margin:0 0 4px}.vqa .ref{margin:0 0 6px}.vqa details{margin:2px 0}.vqa .ok{color:#087f23}.vqa .bad{color:#b00020;font-weight:600}.vqa .na{color:#888}figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:6px}figure img{display:block;max-width:340px;height:auto;image-rendering:pixelated}figcaption{font-size:12px;max-width:340px}\
 .note{color:#555}.answer{font-size:15px;background:#eef6ee;border-left:4px solid #009E73;padding:6px 10px}.ans{white-space:pre-wrap;max-width:420px}";
 
 /// Unix seconds as an ISO 8601 UTC time (`2026-12-02T20:31:05Z`).
@@ -1086,7 +1086,7 @@ fn section_classification(ctx: &mut Ctx, ev: &Evaluation) {
     }
     ctx.body.push_str("</section>\n");
 }
-fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
+fn section_vqa(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
     ctx.body
         .push_str("<section id=\"vqa\"><h2>Visual question answering</h2>\n");
     // Images with an expert reference are listed even when no method answered them (e.g. no
@@ -1144,6 +1144,7 @@ fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
             .or_default()
             .insert(p.key.method.clone(), text);
     }
+    vqa_scored(ctx, ev, &rows);
     for ((d, s), answers) in rows {
         let rec = ctx.samples.get(&(d.clone(), s.clone()));
         let q = rec
@@ -1160,8 +1161,271 @@ fn section_vqa(ctx: &mut Ctx, preds: &[&Prediction]) {
         );
         t.rows.push(cells);
     }
-    ctx.push_table(t);
+    ctx.push_table_folded(t);
     ctx.body.push_str("</section>\n");
+}
+
+/// The scored part of the VQA section: per model the mean expert grade and automatic scores,
+/// each scorer's agreement with the expert, and per image the thumbnail, the reference and every
+/// answer with its grade and fact checks. Everything comes from `Evaluation::vqa`.
+fn vqa_scored(
+    ctx: &mut Ctx,
+    ev: &Evaluation,
+    texts: &BTreeMap<(String, String), BTreeMap<String, String>>,
+) {
+    use mica_metrics::vqa::{
+        Verdict, SCORER_FACTS_PRECISION, SCORER_FACTS_RECALL, SCORER_SIMILARITY,
+    };
+    if ev.vqa.is_empty() {
+        return;
+    }
+    ctx.body.push_str(
+        "<p class=\"note\">Automatic scores (docs/vqa.md): <b>facts recall</b> = the share of the \
+         instrument facts in the expert's reference line (scale bar, magnification, working \
+         distance, EHT, stage Z, logo) that the answer states correctly, units converted; \
+         <b>facts precision</b> = correct / stated. The expert's grade (0–5) is shown where the \
+         answers came with one, and each automatic score's agreement with it is measured by \
+         Spearman's ρ and Kendall's τ-b over the graded answers.</p>\n",
+    );
+    if ev.vqa_scorers.is_empty() {
+        ctx.body.push_str(
+            "<p class=\"note\">No similarity score: give <code>mica report --similarity-model DIR</code> \
+             (all-MiniLM-L6-v2) to score answers by semantic similarity to the reference.</p>\n",
+        );
+    }
+    for d in &ev.vqa_scorers {
+        ctx.body
+            .push_str(&format!("<p class=\"note\"><b>{}</b></p>\n", escape(d)));
+    }
+    let mut summary = Table::new(
+        "vqa_summary",
+        "VQA per dataset and method: mean expert grade and automatic scores",
+        &[
+            "dataset",
+            "method",
+            "answers",
+            "expert grade",
+            "expert grade 95% CI",
+            "facts recall",
+            "facts recall 95% CI",
+            "facts precision",
+            "facts precision 95% CI",
+            "similarity",
+            "similarity 95% CI",
+        ],
+    );
+    let iv = |e: &mica_metrics::measure::Estimate| Cell::Interval(e.ci.map(|c| (c.low, c.high)), 2);
+    for r in &ev.vqa {
+        for m in &r.summary.models {
+            let sc = |k: &str| m.scores.get(k).map(|(_, e)| *e).unwrap_or_default();
+            let (rec, prec, sim) = (
+                sc(SCORER_FACTS_RECALL),
+                sc(SCORER_FACTS_PRECISION),
+                sc(SCORER_SIMILARITY),
+            );
+            summary.rows.push(vec![
+                Cell::text(&r.dataset),
+                Cell::text(&m.model),
+                Cell::Int(m.answers as i64),
+                Cell::Num(m.expert.value, 2),
+                iv(&m.expert),
+                Cell::Num(rec.value, 2),
+                iv(&rec),
+                Cell::Num(prec.value, 2),
+                iv(&prec),
+                Cell::Num(sim.value, 2),
+                iv(&sim),
+            ]);
+        }
+    }
+    ctx.push_table(summary);
+    let mut agree = Table::new(
+        "vqa_agreement",
+        "Agreement of each automatic score with the expert's grades",
+        &[
+            "dataset",
+            "score",
+            "answers",
+            "n",
+            "Spearman ρ",
+            "ρ 95% CI",
+            "Kendall τ-b",
+            "τ 95% CI",
+        ],
+    );
+    for r in &ev.vqa {
+        for a in &r.summary.agreement {
+            let ci = |c: &mica_metrics::agreement::Correlation| {
+                Cell::Interval(c.ci.map(|c| (c.low, c.high)), 2)
+            };
+            agree.rows.push(vec![
+                Cell::text(&r.dataset),
+                Cell::text(a.scorer.replace('_', " ")),
+                Cell::text(&a.group),
+                Cell::Int(a.agreement.n as i64),
+                Cell::Num(a.agreement.spearman.value, 2),
+                ci(&a.agreement.spearman),
+                Cell::Num(a.agreement.kendall.value, 2),
+                ci(&a.agreement.kendall),
+            ]);
+        }
+    }
+    if agree.rows.is_empty() {
+        ctx.body.push_str(
+            "<p class=\"note\">No answer carries an expert grade: agreement not measured.</p>\n",
+        );
+    } else {
+        ctx.body.push_str(
+            "<p class=\"note\">A correlation is undefined (–) where a score or the grades are the \
+             same for every answer; intervals need at least 5 answers.</p>\n",
+        );
+        ctx.push_table(agree);
+    }
+
+    // Per image: thumbnail, reference, answers with grade and fact checks.
+    let mut per_answer = Table::new(
+        "vqa_scores",
+        "Every VQA answer's expert grade and automatic scores",
+        &[
+            "dataset",
+            "sample",
+            "method",
+            "expert grade",
+            "facts recall",
+            "facts precision",
+            "similarity",
+            "fact checks",
+        ],
+    );
+    for r in &ev.vqa {
+        let mut by_image: BTreeMap<&str, Vec<&mica_metrics::vqa::AnswerScores>> = BTreeMap::new();
+        for a in &r.answers {
+            by_image.entry(a.image.as_str()).or_default().push(a);
+        }
+        for (image, answers) in by_image {
+            let rec = ctx
+                .samples
+                .get(&(r.dataset.clone(), image.to_string()))
+                .copied();
+            let reference = rec
+                .and_then(|s| s.meta.get(meta::REFERENCE_ANSWER))
+                .cloned()
+                .unwrap_or_default();
+            let thumb = rec.map(|s| thumbnail_data_uri(Path::new(&s.path)));
+            let mut html = String::from("<div class=\"vqa\">");
+            match thumb {
+                Some(Ok(uri)) => html.push_str(&format!(
+                    "<img class=\"thumb\" src=\"{uri}\" alt=\"{}\">",
+                    escape(image)
+                )),
+                Some(Err(why)) => html.push_str(&format!(
+                    "<p class=\"note\">no thumbnail: {}</p>",
+                    escape(&why)
+                )),
+                None => {}
+            }
+            html.push_str(&format!(
+                "<div><h4>{} · {}</h4><p class=\"ref\"><b>Expert:</b> {}</p>",
+                escape(&r.dataset),
+                escape(image),
+                escape(&reference).replace('\n', "<br>")
+            ));
+            for a in &answers {
+                let mut grade = a
+                    .expert
+                    .map(|g| format!("expert grade <b>{g}</b>/5 · "))
+                    .unwrap_or_default();
+                if let Some(s) = a.scores.get(SCORER_SIMILARITY) {
+                    grade.push_str(&format!("similarity {s:.2} · "));
+                }
+                let facts = match &a.facts {
+                    Ok(f) => {
+                        let marks: Vec<String> = f
+                            .checks
+                            .iter()
+                            .map(|c| {
+                                let (cls, sym) = match c.verdict {
+                                    Verdict::Correct => ("ok", "✓"),
+                                    Verdict::Wrong => ("bad", "✗"),
+                                    Verdict::NotStated => ("na", "·"),
+                                };
+                                format!(
+                                    "<span class=\"{cls}\" title=\"{}\">{sym} {}</span>",
+                                    escape(&format!(
+                                        "reference {}; stated: {}",
+                                        c.reference,
+                                        c.stated.join("; ")
+                                    )),
+                                    escape(c.kind.label())
+                                )
+                            })
+                            .collect();
+                        format!(
+                            "facts {}/{} correct, {} wrong: {}",
+                            f.correct,
+                            f.checks.len(),
+                            f.wrong,
+                            marks.join(" ")
+                        )
+                    }
+                    Err(why) => format!("facts not scored: {}", escape(why)),
+                };
+                let text = texts
+                    .get(&(r.dataset.clone(), image.to_string()))
+                    .and_then(|m| m.get(&a.model))
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                html.push_str(&format!(
+                    "<details><summary><b>{}</b> — {grade}{facts}</summary><p>{}</p></details>",
+                    escape(&a.model),
+                    escape(text)
+                ));
+                let checks = a
+                    .facts
+                    .as_ref()
+                    .map(|f| {
+                        f.checks
+                            .iter()
+                            .map(|c| format!("{} {}: {:?}", c.kind.label(), c.reference, c.verdict))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    })
+                    .unwrap_or_else(|e| e.clone());
+                per_answer.rows.push(vec![
+                    Cell::text(&r.dataset),
+                    Cell::text(image),
+                    Cell::text(&a.model),
+                    Cell::Num(a.expert, 0),
+                    Cell::Num(a.scores.get(SCORER_FACTS_RECALL).copied(), 2),
+                    Cell::Num(a.scores.get(SCORER_FACTS_PRECISION).copied(), 2),
+                    Cell::Num(a.scores.get(SCORER_SIMILARITY).copied(), 3),
+                    Cell::text(checks),
+                ]);
+            }
+            html.push_str("</div></div>\n");
+            ctx.body.push_str(&html);
+        }
+    }
+    ctx.push_table_folded(per_answer);
+}
+
+/// A small PNG of an image (longest side 200 px, contrast stretched for deep images) as a data
+/// URI, or why not.
+fn thumbnail_data_uri(path: &Path) -> Result<String, String> {
+    let img = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
+    let small = img
+        .resize_longest(200, false, mica_core::image::ResizeFilter::Bilinear)
+        .map_err(|e| e.to_string())?;
+    let small = if small.bit_depth() == mica_core::BitDepth::U8 {
+        small
+    } else {
+        small.stretch_to_u8(0.5, 99.5).map_err(|e| e.to_string())?
+    };
+    let png = mica_core::io::encode_png(&small).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    ))
 }
 
 fn section_size(ctx: &mut Ctx, ev: &Evaluation) {

@@ -4,8 +4,9 @@
 use mica_core::dataset::meta;
 use mica_core::task::TaskKind;
 use mica_metrics::bootstrap::BootstrapConfig;
-use mica_metrics::evaluation::{evaluate, Evaluation, Observation, Outcome, SampleTruth};
+use mica_metrics::evaluation::{evaluate_with, Evaluation, Observation, Outcome, SampleTruth};
 use mica_metrics::measure::{Metric, PredictionValue};
+use mica_metrics::vqa::AnswerScorer;
 use mica_store::{Prediction, SampleRecord, Status, Store};
 use std::collections::BTreeMap;
 
@@ -22,6 +23,7 @@ pub fn sample_truth(s: &SampleRecord) -> SampleTruth {
             .and_then(|v| v.parse::<f64>().ok()),
         stain: s.meta.get(meta::STAIN).cloned(),
         blur: s.meta.get(meta::BLUR).and_then(|b| b.parse::<f64>().ok()),
+        reference: s.meta.get(meta::REFERENCE_ANSWER).cloned(),
     }
 }
 
@@ -50,6 +52,19 @@ pub fn outcome(task: TaskKind, p: &Prediction) -> Outcome {
 /// # Errors
 /// Errors reading the store; an invalid bootstrap configuration.
 pub fn evaluate_store(store: &Store, config: &BootstrapConfig) -> anyhow::Result<Evaluation> {
+    evaluate_store_with(store, config, &[])
+}
+
+/// [`evaluate_store`] with external answer scorers (see
+/// [`mica_metrics::evaluation::evaluate_with`]).
+///
+/// # Errors
+/// As [`evaluate_store`].
+pub fn evaluate_store_with(
+    store: &Store,
+    config: &BootstrapConfig,
+    scorers: &[&dyn AnswerScorer],
+) -> anyhow::Result<Evaluation> {
     let samples: Vec<SampleTruth> = store.samples()?.iter().map(sample_truth).collect();
     let mut warnings = Vec::new();
     let mut scores: BTreeMap<(String, String, String, String), BTreeMap<Metric, f64>> =
@@ -96,7 +111,7 @@ pub fn evaluate_store(store: &Store, config: &BootstrapConfig) -> anyhow::Result
             image_metrics,
         });
     }
-    let mut ev = evaluate(&samples, &observations, config)?;
+    let mut ev = evaluate_with(&samples, &observations, config, scorers)?;
     ev.warnings.extend(warnings);
     Ok(ev)
 }

@@ -9,6 +9,6 @@ pub mod methods;
 pub mod runner;
 pub mod schema;
 
-pub use evaluate::evaluate_store;
+pub use evaluate::{evaluate_store, evaluate_store_with};
 pub use runner::{run, RunOptions, RunSummary};
 pub use schema::Study;

@@ -16,6 +16,8 @@ pub struct AnswerRow {
     pub at: String,
     /// The raw cell text.
     pub answer: String,
+    /// The expert's grade of the answer (`grade_column`), as written.
+    pub grade: Option<String>,
 }
 
 /// Answers of an imported method, as read; matched to a dataset's samples by [`Self::resolve`].
@@ -31,23 +33,25 @@ impl ImportedAnswers {
     /// name): sample index → the answer, or why it cannot be used (a name that matches several
     /// images, naming them; two different answers for one image, naming both rows). Rows that
     /// match no sample are not used.
-    pub fn resolve(&self, samples: &[Sample]) -> HashMap<usize, Result<String, String>> {
+    pub fn resolve(&self, samples: &[Sample]) -> HashMap<usize, Result<AnswerRow, String>> {
         let ix = dataset::NameIndex::of(samples);
-        let mut out: HashMap<usize, Result<String, String>> = HashMap::new();
+        let mut out: HashMap<usize, Result<AnswerRow, String>> = HashMap::new();
         let mut from: HashMap<usize, &AnswerRow> = HashMap::new();
         for row in &self.rows {
             match ix.find(&row.key) {
                 dataset::Lookup::One(i) => match (out.get(&i), from.get(&i)) {
-                    (Some(Ok(old)), Some(first)) if *old != row.answer => {
+                    (Some(Ok(old)), Some(first))
+                        if old.answer != row.answer || old.grade != row.grade =>
+                    {
                         let why = format!(
                             "two different answers for this image: {:?} ({}) and {:?} ({})",
-                            old, first.at, row.answer, row.at
+                            old.answer, first.at, row.answer, row.at
                         );
                         out.insert(i, Err(why));
                     }
                     (Some(_), _) => {}
                     (None, _) => {
-                        out.insert(i, Ok(row.answer.clone()));
+                        out.insert(i, Ok(row.clone()));
                         from.insert(i, row);
                     }
                 },
@@ -101,12 +105,15 @@ pub fn build(
             csv,
             column,
             key_column,
+            relative_to,
+            filter,
+            grade_column,
             ..
         } => {
             let mut rows = Vec::new();
             let mut sources = Vec::new();
             for c in csv {
-                let path = study.resolve(c);
+                let path = study.resolve_answers(c, *relative_to);
                 let t = super::data::read_any_table(&path)
                     .with_context(|| format!("method {name:?}: cannot read answers"))?;
                 let key = match key_column {
@@ -116,15 +123,47 @@ pub fn build(
                 let col = t
                     .require_column(&[column.as_str()])
                     .with_context(|| format!("method {name:?}"))?;
+                let grade = match grade_column {
+                    Some(g) => Some(
+                        t.require_column(&[g.as_str()])
+                            .with_context(|| format!("method {name:?}: grade_column"))?,
+                    ),
+                    None => None,
+                };
+                let mut wanted = Vec::new();
+                for (k, v) in filter {
+                    let c = t
+                        .require_column(&[k.as_str()])
+                        .with_context(|| format!("method {name:?}: filter"))?;
+                    wanted.push((c, v.trim()));
+                }
                 for (line, row) in &t.rows {
-                    if row[key].trim().is_empty() {
+                    if row[key].trim().is_empty()
+                        || wanted.iter().any(|(c, v)| row[*c].trim() != *v)
+                    {
                         continue;
+                    }
+                    if let Some(g) = grade.map(|g| row[g].trim()) {
+                        if !g.is_empty() && !g.parse::<f64>().is_ok_and(f64::is_finite) {
+                            anyhow::bail!(
+                                "method {name:?}: {}:{line}: the grade {g:?} in column {:?} is not a number",
+                                path.display(),
+                                grade_column.as_deref().unwrap_or_default()
+                            );
+                        }
                     }
                     rows.push(AnswerRow {
                         key: row[key].trim().to_string(),
                         at: format!("{}:{line}", path.display()),
                         answer: row[col].trim().to_string(),
+                        grade: grade.map(|g| row[g].trim().to_string()),
                     });
+                }
+                if !filter.is_empty() && rows.is_empty() {
+                    anyhow::bail!(
+                        "method {name:?}: no row of {} matches the filter {filter:?}",
+                        path.display()
+                    );
                 }
                 sources.push(path.display().to_string());
             }
@@ -243,6 +282,9 @@ pub fn effective_settings(study: &Study, spec: &MethodSpec, rt: &Runtime) -> ser
                 csv,
                 column,
                 key_column,
+                relative_to,
+                filter,
+                grade_column,
                 ..
             },
             _,
@@ -250,13 +292,21 @@ pub fn effective_settings(study: &Study, spec: &MethodSpec, rt: &Runtime) -> ser
             let files: Vec<_> = csv
                 .iter()
                 .map(|c| {
-                    let sha = std::fs::read(study.resolve(c))
+                    let sha = std::fs::read(study.resolve_answers(c, *relative_to))
                         .map(|b| mica_store::sha256_hex(&b))
                         .unwrap_or_else(|e| format!("unreadable: {e}"));
                     json!({ "file": c, "sha256": sha })
                 })
                 .collect();
-            json!({ "answers": files, "column": column, "key_column": key_column, "answer_rules": rules })
+            let mut j = json!({ "answers": files, "column": column, "key_column": key_column, "answer_rules": rules });
+            // Only when set, so the settings hash of existing imported methods stays the same.
+            if !filter.is_empty() {
+                j["filter"] = json!(filter);
+            }
+            if let Some(g) = grade_column {
+                j["grade_column"] = json!(g);
+            }
+            j
         }
         (
             MethodSpec::Vlm {
@@ -601,4 +651,129 @@ fn server_reachable(url: &str) -> Result<(), String> {
         }
     }
     Err(format!("no server answering at {url}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A study in `dir/studies/s.toml` with its data root `dir/data`, one imported VQA method.
+    fn study_with(dir: &Path, method: &str) -> anyhow::Result<(Study, MethodSpec)> {
+        std::fs::create_dir_all(dir.join("data/imgs"))?;
+        std::fs::create_dir_all(dir.join("studies"))?;
+        let text = format!(
+            "name = \"x\"\ndata_root = \"../data\"\n[[datasets]]\nname = \"d\"\nkind = \"folder\"\npath = \"imgs\"\n{method}\n[[tasks]]\nkind = \"vqa\"\ndatasets = [\"d\"]\nmethods = [\"m\"]\n"
+        );
+        let path = dir.join("studies/s.toml");
+        std::fs::write(&path, &text)?;
+        let study = Study::load(&path, None)?;
+        let spec = study.file.methods[0].clone();
+        Ok((study, spec))
+    }
+
+    fn rows_of(rt: Runtime) -> Vec<AnswerRow> {
+        match rt {
+            Runtime::Imported(a) => a.rows,
+            _ => panic!("not imported"),
+        }
+    }
+
+    const METHOD: &str = "[[methods]]\nname = \"m\"\nkind = \"imported\"\ncsv = [\"answers.csv\"]\nrelative_to = \"study\"\nkey_column = \"image\"\ncolumn = \"answer\"\nfilter = { model = \"B\" }\ngrade_column = \"grade\"";
+
+    #[test]
+    fn imported_answers_beside_the_study_filtered_by_model_with_grades() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("studies")).unwrap();
+        std::fs::write(
+            dir.path().join("studies/answers.csv"),
+            "image,model,answer,grade\na.jpg,A,first,1\na.jpg,B,second,4\nb.jpg,B,third,\n",
+        )
+        .unwrap();
+        let (study, spec) = study_with(dir.path(), METHOD).unwrap();
+        let rt = build(
+            &study,
+            &spec,
+            None,
+            #[cfg(feature = "sam")]
+            None,
+        )
+        .unwrap();
+        let rows = rows_of(rt);
+        let got: Vec<(&str, &str, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.key.as_str(), r.answer.as_str(), r.grade.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [("a.jpg", "second", Some("4")), ("b.jpg", "third", Some(""))]
+        );
+        // The filter and grade column are part of the settings (and so of the settings hash).
+        let rt = build(
+            &study,
+            &spec,
+            None,
+            #[cfg(feature = "sam")]
+            None,
+        )
+        .unwrap();
+        let set = effective_settings(&study, &spec, &rt);
+        assert_eq!(set["filter"]["model"], "B");
+        assert_eq!(set["grade_column"], "grade");
+        assert!(set["answers"][0]["sha256"].as_str().unwrap().len() == 64);
+    }
+
+    #[test]
+    fn imported_grade_that_is_not_a_number_or_a_filter_matching_nothing_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("studies")).unwrap();
+        std::fs::write(
+            dir.path().join("studies/answers.csv"),
+            "image,model,answer,grade\na.jpg,B,second,four\n",
+        )
+        .unwrap();
+        let (study, spec) = study_with(dir.path(), METHOD).unwrap();
+        let b = |spec: &MethodSpec| {
+            build(
+                &study,
+                spec,
+                None,
+                #[cfg(feature = "sam")]
+                None,
+            )
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
+        };
+        let err = b(&spec);
+        assert!(
+            err.contains("answers.csv:2: the grade \"four\" in column \"grade\" is not a number"),
+            "{err}"
+        );
+        let (study2, spec2) = study_with(
+            dir.path(),
+            &METHOD.replace("model = \"B\"", "model = \"C\""),
+        )
+        .unwrap();
+        let err = build(
+            &study2,
+            &spec2,
+            None,
+            #[cfg(feature = "sam")]
+            None,
+        )
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap();
+        assert!(
+            err.contains("no row of") && err.contains("matches the filter"),
+            "{err}"
+        );
+        // Relative to the data root (the default), the file is not found: the study says where it looked.
+        let err = study_with(dir.path(), &METHOD.replace("relative_to = \"study\"\n", ""))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap();
+        assert!(err.contains("data/answers.csv does not exist"), "{err}");
+    }
 }

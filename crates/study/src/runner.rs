@@ -6,7 +6,7 @@
 //! flight, and a rerun does only what is missing.
 
 use super::data::{self, LoadedDataset};
-use super::methods::{self, ImportedAnswers, Runtime};
+use super::methods::{self, AnswerRow, ImportedAnswers, Runtime};
 use super::schema::{MethodSpec, Study, TaskKind, TaskSpec};
 use anyhow::Context;
 use mica_core::dataset::Sample;
@@ -218,7 +218,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         }
     }
     // Imported answers matched to each dataset's samples once.
-    let mut imported: HashMap<(String, usize), HashMap<usize, Result<String, String>>> =
+    let mut imported: HashMap<(String, usize), HashMap<usize, Result<AnswerRow, String>>> =
         HashMap::new();
     for (name, rt) in &runtimes {
         if let Runtime::Imported(a) = rt {
@@ -709,14 +709,14 @@ fn imported_predictions(
     sample: &Sample,
     g: &Group,
     answers: &ImportedAnswers,
-    answer: Option<&Result<String, String>>,
+    answer: Option<&Result<AnswerRow, String>>,
     run_id: i64,
 ) -> Made {
     let mut out = Vec::new();
     for &(task, ti) in &g.tasks {
         let key = PredictionKey::new(&ds.name, &sample.id, task.as_str(), &g.method);
-        let raw = match answer {
-            Some(Ok(raw)) => raw,
+        let (raw, grade) = match answer {
+            Some(Ok(row)) => (&row.answer, row.grade.as_deref()),
             Some(Err(why)) => {
                 out.push((Prediction::failed(key, run_id, why.clone()), Vec::new()));
                 continue;
@@ -744,7 +744,12 @@ fn imported_predictions(
                 Ok(c) => p.value_text = Some(c),
                 Err(e) => p.failure = Some(e),
             },
-            TaskKind::Vqa => p.value_text = Some(raw.clone()),
+            TaskKind::Vqa => {
+                p.value_text = Some(raw.clone());
+                // The expert's grade of this answer, kept with it (`grade_column`; checked to
+                // be a number when the answers were read).
+                p.value_num = grade.and_then(|g| g.trim().parse::<f64>().ok());
+            }
             // The study's sizes are bare numbers in µm; a unit (nm, mm) is converted.
             TaskKind::Size => match mica_metrics::parse::parse_size_um(raw) {
                 Ok(v) => p.value_num = Some(v),

@@ -172,6 +172,15 @@ pub struct TaskSpec {
     pub objects: Option<String>,
 }
 
+/// What an imported method's answer paths are relative to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelativeTo {
+    #[default]
+    DataRoot,
+    Study,
+}
+
 /// A method of the study.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -179,12 +188,25 @@ pub enum MethodSpec {
     /// Answers read from CSV files (the study's own per-image answers).
     Imported {
         name: String,
-        /// One or more CSVs, relative to `data_root`; the first column (or `key_column`) names the image.
+        /// One or more CSVs, relative to `data_root` (or to the study file with
+        /// `relative_to = "study"`); the first column (or `key_column`) names the image.
         csv: Vec<String>,
         /// The column with this method's answers.
         column: String,
         #[serde(default)]
         key_column: Option<String>,
+        /// `data_root` (default) or `study`: what the `csv` paths are relative to. Answers that
+        /// ship with the study (e.g. extracted from a paper) live beside the study file.
+        #[serde(default)]
+        relative_to: RelativeTo,
+        /// Use only the rows whose columns have these values, e.g. `{ model = "LLaVA" }` for a
+        /// file holding several methods' answers in long format.
+        #[serde(default)]
+        filter: std::collections::BTreeMap<String, String>,
+        /// VQA: the column with the expert's grade of each answer. Stored with the answer; the
+        /// report measures each automatic scorer's agreement with these grades.
+        #[serde(default)]
+        grade_column: Option<String>,
         /// Free text shown in the report (who made the answers, how).
         #[serde(default)]
         description: String,
@@ -294,6 +316,8 @@ pub struct Study {
     pub hash: String,
     /// Resolved data root.
     pub data_root: PathBuf,
+    /// The folder of the study file (what `relative_to = "study"` paths are relative to).
+    pub base: PathBuf,
 }
 
 impl Study {
@@ -330,6 +354,7 @@ impl Study {
             hash: mica_store::sha256_hex(text.as_bytes()),
             source: source.to_path_buf(),
             data_root,
+            base: base.to_path_buf(),
             file,
         };
         study
@@ -341,6 +366,14 @@ impl Study {
     /// A path of the study, resolved against the data root.
     pub fn resolve(&self, rel: &str) -> PathBuf {
         self.data_root.join(rel)
+    }
+
+    /// An imported method's answer path, resolved against what it is relative to.
+    pub fn resolve_answers(&self, rel: &str, relative_to: RelativeTo) -> PathBuf {
+        match relative_to {
+            RelativeTo::DataRoot => self.data_root.join(rel),
+            RelativeTo::Study => self.base.join(rel),
+        }
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -408,12 +441,18 @@ impl Study {
             if m.name().trim().is_empty() {
                 bail!("a method has an empty name");
             }
-            if let MethodSpec::Imported { name, csv, .. } = m {
+            if let MethodSpec::Imported {
+                name,
+                csv,
+                relative_to,
+                ..
+            } = m
+            {
                 if csv.is_empty() {
                     bail!("method {name:?}: `csv` lists no file");
                 }
                 for c in csv {
-                    let p = self.resolve(c);
+                    let p = self.resolve_answers(c, *relative_to);
                     if !p.is_file() {
                         bail!("method {name:?}: CSV {} does not exist", p.display());
                     }
