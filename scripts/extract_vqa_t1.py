@@ -136,8 +136,11 @@ def marked(ws, mark):
 
 
 def extract(path):
-    with pdfplumber.open(path) as pdf:
-        words = words_of(pdf)
+    try:
+        with pdfplumber.open(path) as pdf:
+            words = words_of(pdf)
+    except Exception as e:  # pdfplumber/pdfminer raise many kinds for unreadable files
+        sys.exit(f"{path}: cannot read the PDF ({type(e).__name__}: {e})")
     pos = lambda w: (w["page"], w["top"])
     heads = header_rows(words)
     files = [w for w in words if FILE_RE.match(w["text"])]

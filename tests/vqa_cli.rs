@@ -153,7 +153,8 @@ fn eval_vqa_bad_input_names_the_item_and_scores_the_rest() {
     assert_eq!(a.len(), 6, "{v}");
     for i in [3, 4, 5] {
         assert!(a[i]["facts"]["Err"].is_string(), "{}", a[i]);
-        assert_eq!(a[i]["scores"], serde_json::json!({}));
+        assert!(a[i]["scores"].get("facts_recall").is_none(), "{}", a[i]);
+        // (A similarity is there when MICA_MINILM_DIR is set and the image has a reference.)
     }
     assert_eq!(a[0]["scores"]["facts_recall"], 2.0 / 3.0);
     assert_eq!(
