@@ -57,7 +57,9 @@ pub enum EvalCommand {
     ///
     /// Scorers: instrument facts (the scale bar, magnification, working distance, EHT, stage Z,
     /// logo and detector of the reference's instrument line, and whether the answer states them
-    /// correctly: recall and precision, units converted). With --expert-score-column, Spearman's
+    /// correctly: recall and precision, units converted) and, with --similarity-model, semantic
+    /// similarity (cosine of all-MiniLM-L6-v2 sentence embeddings, run by mica; docs/vqa.md).
+    /// With --expert-score-column, Spearman's
     /// rho and Kendall's tau-b of each scorer with the grades, pooled and per model, with 95 %
     /// bootstrap intervals.
     Vqa(super::eval_vqa::VqaArgs),
