@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use mica_core::text::{csv_safe, terminal_safe};
 use mica_metrics::vqa::{self, AnswerScores, GradedAnswer, VqaSummary};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -73,15 +73,11 @@ fn image_column(t: &mica_core::dataset::Table, want: Option<&str>) -> anyhow::Re
     })
 }
 
-/// The file name of an image key (`a/b/L0_x.jpg` → `L0_x.jpg`).
-fn file_name(key: &str) -> &str {
-    key.rsplit(['/', '\\']).next().unwrap_or(key)
-}
-
-/// References by image: exact key first; a key found only by file name must be unique.
+/// The references of a file, matched to answers' image keys by the project's one name rule
+/// ([`mica_core::dataset::NameIndex`]: path, then file name, then name without extension).
 struct References {
-    by_key: HashMap<String, String>,
-    by_name: HashMap<String, Vec<String>>,
+    texts: Vec<String>,
+    index: mica_core::dataset::NameIndex,
 }
 
 impl References {
@@ -101,41 +97,37 @@ impl References {
                 ),
             },
         };
-        let mut by_key = HashMap::new();
-        let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
+        let mut keys: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut texts = Vec::new();
         for (line, row) in &t.rows {
-            let key = row[img].trim();
+            let key = mica_core::dataset::normalise_key(&row[img]);
             if key.is_empty() || row[col].trim().is_empty() {
                 continue;
             }
-            if by_key.insert(key.to_string(), row[col].clone()).is_some() {
+            if !seen.insert(key.clone()) {
                 bail!(
                     "{}:{line}: a second reference for image {key:?}",
                     path.display()
                 );
             }
-            by_name
-                .entry(file_name(key).to_string())
-                .or_default()
-                .push(key.to_string());
+            keys.push(key);
+            texts.push(row[col].clone());
         }
-        if by_key.is_empty() {
+        if keys.is_empty() {
             bail!("{}: no reference in the file", path.display());
         }
-        Ok(References { by_key, by_name })
+        let index = mica_core::dataset::NameIndex::new(keys.iter().map(String::as_str));
+        Ok(References { texts, index })
     }
 
+    /// The reference of `image`, `None` when there is none, or why the key is ambiguous.
     fn find(&self, image: &str) -> Result<Option<&str>, String> {
-        if let Some(r) = self.by_key.get(image) {
-            return Ok(Some(r));
-        }
-        match self.by_name.get(file_name(image)).map(Vec::as_slice) {
-            Some([one]) => Ok(self.by_key.get(one).map(String::as_str)),
-            Some(many) => Err(format!(
-                "image {image:?} matches several references by name: {}",
-                many.join(", ")
-            )),
-            None => Ok(None),
+        use mica_core::dataset::Lookup;
+        match self.index.find(image) {
+            Lookup::One(i) => Ok(Some(&self.texts[i])),
+            Lookup::Missing => Ok(None),
+            Lookup::Ambiguous(hits) => Err(self.index.ambiguity(image, &hits)),
         }
     }
 }
@@ -155,7 +147,8 @@ pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     };
     let mut notes = Vec::new();
     let mut scored = Vec::new();
-    let mut answer_texts = Vec::new();
+    // (index into `scored`, answer, reference) of the answers that have a reference.
+    let mut pairs: Vec<(usize, String, String)> = Vec::new();
     for (line, row) in &t.rows {
         let image = row[img].trim();
         if image.is_empty() {
@@ -193,18 +186,32 @@ pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
                 continue;
             }
         };
+        if let Some(r) = reference {
+            pairs.push((scored.len(), a.answer.clone(), r.to_string()));
+        }
         let s = vqa::score_answer(&a, reference);
         if let Err(why) = &s.facts {
             notes.push(format!("{at}: facts not scored: {why}"));
         }
-        answer_texts.push(a.answer);
         scored.push(s);
     }
     if scored.is_empty() {
         bail!("{file}: no answer could be scored");
     }
     if let Some(dir) = super::similarity::model_dir(args.similarity_model.as_deref()) {
-        add_similarity(&dir, &refs, &answer_texts, &mut scored, &mut notes)?;
+        let scorer = super::similarity::load(&dir)?;
+        let p: Vec<(usize, &str, &str)> = pairs
+            .iter()
+            .map(|(i, a, r)| (*i, a.as_str(), r.as_str()))
+            .collect();
+        vqa::add_external_scores(&mut scored, &p, scorer.as_ref()).map_err(anyhow::Error::msg)?;
+        if pairs.len() < scored.len() {
+            notes.push(format!(
+                "{} answers without a reference have no {}",
+                scored.len() - pairs.len(),
+                scorer.name()
+            ));
+        }
     }
     let summary = vqa::summarise(&scored, &config)?;
     if let Some(out) = &args.out {
@@ -228,37 +235,6 @@ pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// Adds each answer's similarity to its reference (answers without a reference get none).
-fn add_similarity(
-    dir: &Path,
-    refs: &References,
-    answers: &[String],
-    scored: &mut [AnswerScores],
-    notes: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let scorer = super::similarity::load(dir)?;
-    let texts: Vec<(usize, &str, &str)> = scored
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            let r = refs.find(&s.image).ok().flatten()?;
-            Some((i, answers[i].as_str(), r))
-        })
-        .collect();
-    let pairs: Vec<(&str, &str)> = texts.iter().map(|(_, a, r)| (*a, *r)).collect();
-    let values = scorer.score(&pairs).map_err(anyhow::Error::msg)?;
-    for ((i, _, _), v) in texts.iter().zip(values) {
-        scored[*i].add(scorer.name(), v);
-    }
-    if texts.len() < scored.len() {
-        notes.push(format!(
-            "{} answers without a reference have no similarity",
-            scored.len() - texts.len()
-        ));
-    }
-    Ok(())
 }
 
 fn fmt_est(e: &mica_metrics::measure::Estimate) -> String {

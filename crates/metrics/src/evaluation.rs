@@ -792,27 +792,14 @@ pub fn evaluate_with(
                 answers.push(crate::vqa::score_answer(&a, reference));
             }
         }
+        let pairs: Vec<(usize, &str, &str)> = pairs
+            .iter()
+            .map(|(i, a, r)| (*i, a.as_str(), r.as_str()))
+            .collect();
         for scorer in scorers {
-            let p: Vec<(&str, &str)> = pairs
-                .iter()
-                .map(|(_, a, r)| (a.as_str(), r.as_str()))
-                .collect();
-            match scorer.score(&p) {
-                Ok(values) if values.len() == p.len() => {
-                    for ((i, _, _), v) in pairs.iter().zip(values) {
-                        answers[*i].add(scorer.name(), v);
-                    }
-                }
-                Ok(values) => ev.warnings.push(format!(
-                    "scorer {:?} gave {} values for {} answers of {dataset:?}; left out",
-                    scorer.name(),
-                    values.len(),
-                    p.len()
-                )),
-                Err(why) => ev.warnings.push(format!(
-                    "scorer {:?} failed on {dataset:?}: {why}; left out",
-                    scorer.name()
-                )),
+            if let Err(why) = crate::vqa::add_external_scores(&mut answers, &pairs, *scorer) {
+                ev.warnings
+                    .push(format!("{why} (dataset {dataset:?}); left out"));
             }
         }
         let summary = crate::vqa::summarise(&answers, config)?;

@@ -665,6 +665,34 @@ pub trait AnswerScorer {
     fn score(&self, pairs: &[(&str, &str)]) -> std::result::Result<Vec<f64>, String>;
 }
 
+/// Runs an external scorer on `pairs` (index into `answers`, answer text, reference text) and
+/// adds its values to those answers.
+///
+/// # Errors
+/// The scorer failed, or gave a different number of values than pairs; nothing is added.
+pub fn add_external_scores(
+    answers: &mut [AnswerScores],
+    pairs: &[(usize, &str, &str)],
+    scorer: &dyn AnswerScorer,
+) -> std::result::Result<(), String> {
+    let texts: Vec<(&str, &str)> = pairs.iter().map(|(_, a, r)| (*a, *r)).collect();
+    let values = scorer
+        .score(&texts)
+        .map_err(|e| format!("scorer {:?} failed: {e}", scorer.name()))?;
+    if values.len() != pairs.len() {
+        return Err(format!(
+            "scorer {:?} gave {} values for {} answers",
+            scorer.name(),
+            values.len(),
+            pairs.len()
+        ));
+    }
+    for ((i, _, _), v) in pairs.iter().zip(values) {
+        answers[*i].add(scorer.name(), v);
+    }
+    Ok(())
+}
+
 /// Scores one answer against its reference (`None`: the image has no reference).
 pub fn score_answer(a: &GradedAnswer, reference: Option<&str>) -> AnswerScores {
     let facts = match reference {
