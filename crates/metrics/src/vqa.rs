@@ -126,17 +126,18 @@ pub struct Fact {
     pub text: String,
 }
 
-/// A fact an answer states, with the text it was read from.
+/// A numeric fact an answer states (µm, V or a factor, as [`FactValue::Quantity`]), with the
+/// text it was read from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stated {
     pub kind: FactKind,
-    pub value: FactValue,
+    pub value: f64,
     /// The other reading of a number with one comma group and no point (`47,000 mm`: 47000 mm
     /// with a thousands separator, 47.000 mm with a decimal comma); the fact agrees if either
     /// reading does.
     pub alternative: Option<(f64, f64)>,
     /// The precision it is written to (see [`Fact::step`]).
-    pub step: Option<f64>,
+    pub step: f64,
     pub text: String,
 }
 
@@ -353,7 +354,7 @@ pub fn stated_quantities(answer: &str) -> Vec<Stated> {
                 .flatten()
                 .map(|v| (v * factor, 0.001 * factor))
         };
-        let step = |factor: f64| Some(written_step(&t.frac_digits) * factor);
+        let step = |factor: f64| written_step(&t.frac_digits) * factor;
         let unit_text = |n: usize| {
             let r = rest.trim_start();
             let skipped = rest.len() - r.len();
@@ -367,7 +368,7 @@ pub fn stated_quantities(answer: &str) -> Vec<Stated> {
                 .unwrap_or(rest.trim_start().len());
             out.push(Stated {
                 kind: FactKind::Eht,
-                value: FactValue::Quantity(x * m),
+                value: x * m,
                 alternative: alt(m),
                 step: step(m),
                 text: unit_text(n),
@@ -382,7 +383,7 @@ pub fn stated_quantities(answer: &str) -> Vec<Stated> {
             };
             out.push(Stated {
                 kind: FactKind::Magnification,
-                value: FactValue::Quantity(x * m),
+                value: x * m,
                 alternative: alt(m),
                 step: step(m),
                 text: unit_text(n),
@@ -397,7 +398,7 @@ pub fn stated_quantities(answer: &str) -> Vec<Stated> {
                 .unwrap_or(r.len());
             out.push(Stated {
                 kind,
-                value: FactValue::Quantity(x * mul / div),
+                value: x * mul / div,
                 alternative: alt(mul / div),
                 step: step(mul / div),
                 text: unit_text(n),
@@ -405,7 +406,7 @@ pub fn stated_quantities(answer: &str) -> Vec<Stated> {
         } else if !t.glued_after && after_magnification_word(&text, t.start) {
             out.push(Stated {
                 kind: FactKind::Magnification,
-                value: FactValue::Quantity(x),
+                value: x,
                 alternative: alt(1.0),
                 step: step(1.0),
                 text: t.text.clone(),
@@ -551,12 +552,9 @@ pub fn score_facts(reference: &[Fact], answer: &str) -> FactScore {
                 let want = (*want, fact.step.unwrap_or(0.0));
                 let mine: Vec<&Stated> =
                     quantities.iter().filter(|s| s.kind == fact.kind).collect();
-                let all_agree = mine.iter().all(|s| match s.value {
-                    FactValue::Quantity(v) => {
-                        agrees((v, s.step.unwrap_or(0.0)), want)
-                            || s.alternative.is_some_and(|a| agrees(a, want))
-                    }
-                    FactValue::Name(_) => false,
+                let all_agree = mine.iter().all(|s| {
+                    agrees((s.value, s.step), want)
+                        || s.alternative.is_some_and(|a| agrees(a, want))
                 });
                 let verdict = match (mine.is_empty(), all_agree) {
                     (true, _) => Verdict::NotStated,
