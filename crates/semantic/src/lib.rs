@@ -222,7 +222,8 @@ impl SentenceEncoder {
                 ..Default::default()
             }))
             .map_err(|e| file_err(&tok_path, e))?;
-        tokenizer.with_padding(Some(tokenizers::PaddingParams::default()));
+        // No padding here: `embed` pads each batch itself (id 0 = `[PAD]`, mask 0).
+        tokenizer.with_padding(None);
         Ok(SentenceEncoder {
             bert,
             tokenizer,
@@ -241,20 +242,19 @@ impl SentenceEncoder {
         let mut unique: Vec<&str> = texts.to_vec();
         unique.sort_unstable();
         unique.dedup();
-        let lengths: Vec<usize> = unique
+        let encodings: Vec<tokenizers::Encoding> = unique
             .iter()
             .map(|t| {
                 self.tokenizer
                     .encode(*t, true)
-                    .map(|e| e.len())
                     .map_err(|e| Error::Model(format!("tokenizer: {e}")))
             })
             .collect::<Result<_>>()?;
         let mut order: Vec<usize> = (0..unique.len()).collect();
-        order.sort_by_key(|&i| lengths[i]);
+        order.sort_by_key(|&i| encodings[i].len());
         let mut emb: Vec<Vec<f32>> = vec![Vec::new(); unique.len()];
         for chunk in order.chunks(32) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| unique[i]).collect();
+            let batch: Vec<&tokenizers::Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
             for (&i, e) in chunk.iter().zip(self.embed_batch(&batch)?) {
                 emb[i] = e;
             }
@@ -265,20 +265,19 @@ impl SentenceEncoder {
             .collect())
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let enc = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| Error::Model(format!("tokenizer: {e}")))?;
-        let n = enc.first().map_or(0, |e| e.len());
-        let mut ids = Vec::with_capacity(texts.len() * n);
-        let mut mask = Vec::with_capacity(texts.len() * n);
-        for e in &enc {
+    /// Embeddings of tokenised texts, padded to the longest of the batch.
+    fn embed_batch(&self, enc: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
+        let n = enc.iter().map(|e| e.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(enc.len() * n);
+        let mut mask = Vec::with_capacity(enc.len() * n);
+        for e in enc {
             ids.extend_from_slice(e.get_ids());
             mask.extend(e.get_attention_mask().iter().map(|&m| m as f32));
+            ids.resize(ids.len() + n - e.len(), 0);
+            mask.resize(mask.len() + n - e.len(), 0.0);
         }
-        let ids = Tensor::from_vec(ids, (texts.len(), n), &self.device)?;
-        let mask = Tensor::from_vec(mask, (texts.len(), n), &self.device)?;
+        let ids = Tensor::from_vec(ids, (enc.len(), n), &self.device)?;
+        let mask = Tensor::from_vec(mask, (enc.len(), n), &self.device)?;
         let tokens = self.bert.forward(&ids, &mask)?;
         // Mean over the real tokens, then unit length (sentence-transformers' Pooling(mean) +
         // Normalize).
