@@ -35,6 +35,28 @@ fn eval_json(answers: &Path, reference: &Path, extra: &[&str]) -> (i32, Value, S
     (code, v, err)
 }
 
+/// `mica eval vqa --json` on the study's 30 answers against the expert's references and grades.
+fn eval_t1(extra: &[&str]) -> (i32, Value, String) {
+    let mut args = vec![
+        "--reference-column",
+        "Description ground truth",
+        "--expert-score-column",
+        "expert_score",
+    ];
+    args.extend_from_slice(extra);
+    eval_json(&answers_csv(), &references(), &args)
+}
+
+/// The agreement of `scorer` with the expert over `group` in `mica eval vqa --json` output.
+fn agreement<'a>(v: &'a Value, scorer: &str, group: &str) -> &'a Value {
+    &v["summary"]["agreement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["scorer"] == scorer && a["group"] == group)
+        .unwrap_or_else(|| panic!("no agreement of {scorer} over {group}"))["agreement"]
+}
+
 fn answer<'a>(v: &'a Value, image_prefix: &str, model: &str) -> &'a Value {
     v["answers"]
         .as_array()
@@ -74,16 +96,7 @@ fn committed_t1_answers_hold_the_30_graded_answers() {
 
 #[test]
 fn eval_vqa_scores_the_studys_t1_answers_against_the_expert() {
-    let (code, v, err) = eval_json(
-        &answers_csv(),
-        &references(),
-        &[
-            "--reference-column",
-            "Description ground truth",
-            "--expert-score-column",
-            "expert_score",
-        ],
-    );
+    let (code, v, err) = eval_t1(&[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(v["answers"].as_array().unwrap().len(), 30);
     let models = v["summary"]["models"].as_array().unwrap();
@@ -106,14 +119,9 @@ fn eval_vqa_scores_the_studys_t1_answers_against_the_expert() {
     for k in ["scale_bar", "magnification", "eht", "stage_z"] {
         assert_eq!(verdict(a, k), "correct", "{k}");
     }
-    let pooled = v["summary"]["agreement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["scorer"] == "facts_recall" && x["group"] == "pooled")
-        .unwrap();
-    assert_eq!(pooled["agreement"]["n"], 30);
-    let rho = &pooled["agreement"]["spearman"];
+    let pooled = agreement(&v, "facts_recall", "pooled");
+    assert_eq!(pooled["n"], 30);
+    let rho = &pooled["spearman"];
     let (r, lo, hi) = (
         rho["value"].as_f64().unwrap(),
         rho["ci"]["low"].as_f64().unwrap(),
@@ -254,30 +262,13 @@ fn minilm() -> Option<PathBuf> {
 #[test]
 fn eval_vqa_similarity_scores_every_answer_and_its_agreement() {
     let Some(model) = minilm() else { return };
-    let (code, v, err) = eval_json(
-        &answers_csv(),
-        &references(),
-        &[
-            "--reference-column",
-            "Description ground truth",
-            "--expert-score-column",
-            "expert_score",
-            "--similarity-model",
-            model.to_str().unwrap(),
-        ],
-    );
+    let (code, v, err) = eval_t1(&["--similarity-model", model.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     for a in v["answers"].as_array().unwrap() {
         let s = a["scores"]["similarity"].as_f64().unwrap();
         assert!((-1.0..=1.0).contains(&s), "{a}");
     }
-    let pooled = v["summary"]["agreement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["scorer"] == "similarity" && x["group"] == "pooled")
-        .unwrap();
-    assert_eq!(pooled["agreement"]["n"], 30);
+    assert_eq!(agreement(&v, "similarity", "pooled")["n"], 30);
     // A folder without the model is an error naming it.
     let (code, _, err) = eval_json(
         &answers_csv(),
@@ -329,31 +320,15 @@ fn report_scores_vqa_similarity_with_the_same_numbers_as_eval() {
         model.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let agreement = common::csv_rows(&out.join("tables/vqa_agreement.csv"));
-    let pooled = agreement
+    let table = common::csv_rows(&out.join("tables/vqa_agreement.csv"));
+    let pooled = table
         .iter()
         .find(|r| r[1] == "similarity" && r[2] == "pooled")
-        .unwrap_or_else(|| panic!("{agreement:?}"));
+        .unwrap_or_else(|| panic!("{table:?}"));
     assert_eq!(pooled[3], "30");
     let report_rho: f64 = pooled[4].parse().unwrap();
-    let (_, v, _) = eval_json(
-        &answers_csv(),
-        &references(),
-        &[
-            "--reference-column",
-            "Description ground truth",
-            "--expert-score-column",
-            "expert_score",
-            "--similarity-model",
-            model.to_str().unwrap(),
-        ],
-    );
-    let eval_rho = v["summary"]["agreement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["scorer"] == "similarity" && a["group"] == "pooled")
-        .unwrap()["agreement"]["spearman"]["value"]
+    let (_, v, _) = eval_t1(&["--similarity-model", model.to_str().unwrap()]);
+    let eval_rho = agreement(&v, "similarity", "pooled")["spearman"]["value"]
         .as_f64()
         .unwrap();
     assert!(

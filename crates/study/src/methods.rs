@@ -672,6 +672,24 @@ mod tests {
         Ok((study, spec))
     }
 
+    /// The imported method's runtime (no cache, no device).
+    fn build_imported(study: &Study, spec: &MethodSpec) -> anyhow::Result<Runtime> {
+        build(
+            study,
+            spec,
+            None,
+            #[cfg(feature = "sam")]
+            None,
+        )
+    }
+
+    fn build_error(study: &Study, spec: &MethodSpec) -> String {
+        build_imported(study, spec)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
+    }
+
     fn rows_of(rt: Runtime) -> Vec<AnswerRow> {
         match rt {
             Runtime::Imported(a) => a.rows,
@@ -691,15 +709,7 @@ mod tests {
         )
         .unwrap();
         let (study, spec) = study_with(dir.path(), METHOD).unwrap();
-        let rt = build(
-            &study,
-            &spec,
-            None,
-            #[cfg(feature = "sam")]
-            None,
-        )
-        .unwrap();
-        let rows = rows_of(rt);
+        let rows = rows_of(build_imported(&study, &spec).unwrap());
         let got: Vec<(&str, &str, Option<&str>)> = rows
             .iter()
             .map(|r| (r.key.as_str(), r.answer.as_str(), r.grade.as_deref()))
@@ -709,14 +719,7 @@ mod tests {
             [("a.jpg", "second", Some("4")), ("b.jpg", "third", Some(""))]
         );
         // The filter and grade column are part of the settings (and so of the settings hash).
-        let rt = build(
-            &study,
-            &spec,
-            None,
-            #[cfg(feature = "sam")]
-            None,
-        )
-        .unwrap();
+        let rt = build_imported(&study, &spec).unwrap();
         let set = effective_settings(&study, &spec, &rt);
         assert_eq!(set["filter"]["model"], "B");
         assert_eq!(set["grade_column"], "grade");
@@ -733,19 +736,7 @@ mod tests {
         )
         .unwrap();
         let (study, spec) = study_with(dir.path(), METHOD).unwrap();
-        let b = |spec: &MethodSpec| {
-            build(
-                &study,
-                spec,
-                None,
-                #[cfg(feature = "sam")]
-                None,
-            )
-            .err()
-            .map(|e| format!("{e:#}"))
-            .unwrap_or_default()
-        };
-        let err = b(&spec);
+        let err = build_error(&study, &spec);
         assert!(
             err.contains("answers.csv:2: the grade \"four\" in column \"grade\" is not a number"),
             "{err}"
@@ -755,16 +746,7 @@ mod tests {
             &METHOD.replace("model = \"B\"", "model = \"C\""),
         )
         .unwrap();
-        let err = build(
-            &study2,
-            &spec2,
-            None,
-            #[cfg(feature = "sam")]
-            None,
-        )
-        .err()
-        .map(|e| format!("{e:#}"))
-        .unwrap();
+        let err = build_error(&study2, &spec2);
         assert!(
             err.contains("no row of") && err.contains("matches the filter"),
             "{err}"
