@@ -20,6 +20,7 @@
 
 pub mod calibration;
 pub mod dataset;
+pub mod download;
 pub mod error;
 pub mod image;
 pub mod io;

