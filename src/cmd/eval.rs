@@ -62,7 +62,7 @@ pub enum EvalCommand {
     /// With --expert-score-column, Spearman's
     /// rho and Kendall's tau-b of each scorer with the grades, pooled and per model, with 95 %
     /// bootstrap intervals.
-    Vqa(super::eval_vqa::VqaArgs),
+    Vqa(Box<super::eval_vqa::VqaArgs>),
 }
 
 /// Bootstrap settings shared by the subcommands.

@@ -41,12 +41,8 @@ pub struct VqaArgs {
     /// Reference column (default: `reference`, or the only column besides the image).
     #[arg(long, value_name = "NAME")]
     pub reference_column: Option<String>,
-    /// Also score semantic similarity to the reference with the sentence-embedding model
-    /// all-MiniLM-L6-v2 in this folder (`config.json`, `tokenizer.json`, `model.safetensors`,
-    /// sha256-checked): the cosine of the two texts' embeddings. Default: `MICA_MINILM_DIR`
-    /// when set.
-    #[arg(long, value_name = "DIR")]
-    pub similarity_model: Option<PathBuf>,
+    #[command(flatten)]
+    pub similarity: super::similarity::SimilarityArgs,
     /// Also write every answer's scores and fact checks to this CSV.
     #[arg(long, value_name = "FILE.csv")]
     pub out: Option<PathBuf>,
@@ -55,6 +51,8 @@ pub struct VqaArgs {
     pub json: bool,
     #[command(flatten)]
     pub bootstrap: BootstrapArgs,
+    #[command(flatten)]
+    pub judge: super::judge::JudgeArgs,
 }
 
 #[derive(Serialize)]
@@ -63,6 +61,8 @@ struct Output<'a> {
     reference_file: String,
     answers: &'a [AnswerScores],
     summary: &'a VqaSummary,
+    /// What computed each external score (model, weights hash, rubric, settings).
+    scorers: &'a [String],
     notes: &'a [String],
 }
 
@@ -198,13 +198,54 @@ pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
     if scored.is_empty() {
         bail!("{file}: no answer could be scored");
     }
-    if let Some(dir) = super::similarity::model_dir(args.similarity_model.as_deref()) {
-        let scorer = super::similarity::load(&dir)?;
-        let p: Vec<(usize, &str, &str)> = pairs
-            .iter()
-            .map(|(i, a, r)| (*i, a.as_str(), r.as_str()))
-            .collect();
-        vqa::add_external_scores(&mut scored, &p, scorer.as_ref()).map_err(anyhow::Error::msg)?;
+    let mut scorers: Vec<Box<dyn vqa::AnswerScorer>> = Vec::new();
+    if let Some(s) = args.similarity.load(ctx.quiet)? {
+        scorers.push(s);
+    }
+    let judge = args.judge.load()?;
+    let p: Vec<(usize, &str, &str)> = pairs
+        .iter()
+        .map(|(i, a, r)| (*i, a.as_str(), r.as_str()))
+        .collect();
+    let mut described = Vec::new();
+    let mut failed = 0usize;
+    for scorer in scorers
+        .iter()
+        .map(|s| s.as_ref())
+        .chain(judge.as_ref().map(|j| j as &dyn vqa::AnswerScorer))
+    {
+        vqa::add_external_scores(&mut scored, &p, scorer).map_err(anyhow::Error::msg)?;
+        described.push(scorer.describe());
+        // One note per reason: a judge that stopped says so once, not once per answer.
+        let mut by_reason: Vec<(&str, Vec<&AnswerScores>)> = Vec::new();
+        for s in &scored {
+            if let Some(why) = s.failures.get(scorer.name()) {
+                match by_reason.iter_mut().find(|(w, _)| *w == why.as_str()) {
+                    Some((_, v)) => v.push(s),
+                    None => by_reason.push((why, vec![s])),
+                }
+            }
+        }
+        for (why, answers) in by_reason {
+            failed += answers.len();
+            notes.push(match answers.as_slice() {
+                [s] => format!(
+                    "{} gave no value for {:?}'s answer on {:?}: {why}",
+                    scorer.name(),
+                    s.model,
+                    s.image
+                ),
+                [s, ..] => format!(
+                    "{} gave no value for {} answers ({:?}'s on {:?} and {} more): {why}",
+                    scorer.name(),
+                    answers.len(),
+                    s.model,
+                    s.image,
+                    answers.len() - 1
+                ),
+                [] => continue,
+            });
+        }
         if pairs.len() < scored.len() {
             notes.push(format!(
                 "{} answers without a reference have no {}",
@@ -212,6 +253,9 @@ pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
                 scorer.name()
             ));
         }
+    }
+    if let Some(j) = &judge {
+        notes.push(super::judge::spending(j));
     }
     let summary = vqa::summarise(&scored, &config)?;
     if let Some(out) = &args.out {
@@ -223,18 +267,27 @@ pub fn run(args: &VqaArgs, ctx: &Ctx) -> anyhow::Result<i32> {
             reference_file: args.reference.display().to_string(),
             answers: &scored,
             summary: &summary,
+            scorers: &described,
             notes: &notes,
         };
         println!("{}", serde_json::to_string_pretty(&o)?);
     } else {
         print_summary(&file, &scored, &summary);
+        for d in &described {
+            println!("{}", terminal_safe(d));
+        }
     }
     if !ctx.quiet {
         for n in &notes {
             eprintln!("note: {}", terminal_safe(n));
         }
     }
-    Ok(0)
+    // An answer a scorer could not score is a partial failure (each named above).
+    Ok(if failed > 0 {
+        crate::exit::PARTIAL
+    } else {
+        crate::exit::SUCCESS
+    })
 }
 
 fn fmt_est(e: &mica_metrics::measure::Estimate) -> String {
@@ -320,6 +373,7 @@ fn write_scores(path: &Path, scored: &[AnswerScores]) -> anyhow::Result<()> {
             vqa::SCORER_FACTS_RECALL,
             vqa::SCORER_FACTS_PRECISION,
             vqa::SCORER_SIMILARITY,
+            vqa::SCORER_JUDGE,
             "facts_correct",
             "facts_wrong",
             "facts_reference",
@@ -363,11 +417,19 @@ fn write_scores(path: &Path, scored: &[AnswerScores]) -> anyhow::Result<()> {
             f(s.scores.get(vqa::SCORER_FACTS_RECALL).copied()),
             f(s.scores.get(vqa::SCORER_FACTS_PRECISION).copied()),
             f(s.scores.get(vqa::SCORER_SIMILARITY).copied()),
+            f(s.scores.get(vqa::SCORER_JUDGE).copied()),
             correct,
             wrong,
             n,
             checks,
-            s.facts.as_ref().err().cloned().unwrap_or_default(),
+            s.facts
+                .as_ref()
+                .err()
+                .cloned()
+                .into_iter()
+                .chain(s.failures.iter().map(|(k, v)| format!("{k}: {v}")))
+                .collect::<Vec<_>>()
+                .join(" | "),
         ];
         w.write_record(row.iter().map(|c| csv_safe(c).into_owned()))?;
     }

@@ -10,6 +10,7 @@ pub mod embed;
 pub mod eval;
 pub mod eval_vqa;
 pub mod instances;
+pub mod judge;
 pub mod merge;
 pub mod report;
 pub mod robustness;

@@ -26,10 +26,10 @@ pub struct Args {
     /// Leave out the difference overlays (they read every mask file).
     #[arg(long)]
     pub no_overlays: bool,
-    /// Score VQA answers by similarity to the expert's reference with all-MiniLM-L6-v2 in this
-    /// folder (see `mica eval vqa`). Default: `MICA_MINILM_DIR` when set.
-    #[arg(long, value_name = "DIR")]
-    pub similarity_model: Option<PathBuf>,
+    #[command(flatten)]
+    pub similarity: super::similarity::SimilarityArgs,
+    #[command(flatten)]
+    pub judge: super::judge::JudgeArgs,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
@@ -42,13 +42,21 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         seed: args.seed,
         level: 0.95,
     };
-    let scorer = match super::similarity::model_dir(args.similarity_model.as_deref()) {
-        Some(dir) => Some(super::similarity::load(&dir)?),
-        None => None,
-    };
-    let scorers: Vec<&dyn mica_metrics::vqa::AnswerScorer> =
-        scorer.iter().map(|s| s.as_ref()).collect();
+    let scorer = args.similarity.load(ctx.quiet)?;
+    let judge = args.judge.load()?;
+    let scorers: Vec<&dyn mica_metrics::vqa::AnswerScorer> = scorer
+        .iter()
+        .map(|s| s.as_ref())
+        .chain(
+            judge
+                .as_ref()
+                .map(|j| j as &dyn mica_metrics::vqa::AnswerScorer),
+        )
+        .collect();
     let path = write_report_with(&args.store, &args.out, &bootstrap, &opts, &scorers, ctx)?;
+    if let (Some(j), false) = (&judge, ctx.quiet) {
+        eprintln!("{}", super::judge::spending(j));
+    }
     println!("{}", path.display());
     Ok(crate::exit::SUCCESS)
 }

@@ -10,6 +10,65 @@ pub fn model_dir(flag: Option<&Path>) -> Option<PathBuf> {
         .or_else(|| std::env::var_os("MICA_MINILM_DIR").map(PathBuf::from))
 }
 
+/// The similarity flags of `mica eval vqa` and `mica report`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SimilarityArgs {
+    /// Score VQA answers by similarity to the expert's reference with all-MiniLM-L6-v2 in this
+    /// folder (`config.json`, `tokenizer.json`, `model.safetensors`, sha256-checked): the cosine
+    /// of the two texts' embeddings. Default: `MICA_MINILM_DIR` when set.
+    #[arg(long, value_name = "DIR")]
+    pub similarity_model: Option<PathBuf>,
+    /// Score similarity with all-MiniLM-L6-v2 from mica's cache (`~/.cache/mica/all-MiniLM-L6-v2`),
+    /// downloading its three files from Hugging Face first when they are missing or differ
+    /// (pinned revision, each sha256-checked; 91 MB; `MICA_MINILM_URL` names a mirror). A
+    /// folder given with --similarity-model or MICA_MINILM_DIR is used as it is, never replaced.
+    #[arg(long)]
+    pub download_similarity_model: bool,
+}
+
+impl SimilarityArgs {
+    /// The similarity scorer the flags ask for, or `None`.
+    ///
+    /// # Errors
+    /// The download failed (URL named), the model cannot be loaded, or this build has no
+    /// `semantic` feature.
+    pub fn load(&self, quiet: bool) -> anyhow::Result<Option<Box<dyn AnswerScorer>>> {
+        if let Some(dir) = model_dir(self.similarity_model.as_deref()) {
+            return load(&dir).map(Some);
+        }
+        if !self.download_similarity_model {
+            return Ok(None);
+        }
+        #[cfg(feature = "semantic")]
+        {
+            use anyhow::Context;
+            let (dir, bytes) =
+                mica_semantic::fetch::ensure_model(None, None).with_context(|| {
+                    format!(
+                        "cannot get all-MiniLM-L6-v2 from {}",
+                        mica_semantic::fetch::base_url()
+                    )
+                })?;
+            if bytes > 0 && !quiet {
+                eprintln!(
+                    "all-MiniLM-L6-v2: {:.1} MB downloaded and verified into {}",
+                    bytes as f64 / 1e6,
+                    dir.display()
+                );
+            }
+            load(&dir).map(Some)
+        }
+        #[cfg(not(feature = "semantic"))]
+        {
+            let _ = quiet;
+            Err(super::NotInThisBuild(
+                "similarity scoring needs mica built with the `semantic` feature".into(),
+            )
+            .into())
+        }
+    }
+}
+
 #[cfg(feature = "semantic")]
 struct MiniLm(mica_semantic::SentenceEncoder);
 
@@ -27,11 +86,11 @@ impl AnswerScorer for MiniLm {
         )
     }
 
-    fn score(&self, pairs: &[(&str, &str)]) -> Result<Vec<f64>, String> {
+    fn score(&self, pairs: &[(&str, &str)]) -> Result<Vec<Result<f64, String>>, String> {
         let texts: Vec<&str> = pairs.iter().flat_map(|(a, r)| [*a, *r]).collect();
         let e = self.0.embed(&texts).map_err(|e| e.to_string())?;
         Ok(e.chunks(2)
-            .map(|p| mica_semantic::cosine(&p[0], &p[1]))
+            .map(|p| Ok(mica_semantic::cosine(&p[0], &p[1])))
             .collect())
     }
 }

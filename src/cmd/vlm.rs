@@ -321,7 +321,7 @@ fn task_prompt(task: Task, opts: &VlmOptions, prep: &PrepareOptions) -> anyhow::
 }
 
 /// The price table of `--prices`, else the built-in one.
-fn prices(opts: &VlmOptions) -> anyhow::Result<PriceTable> {
+pub(crate) fn prices(opts: &VlmOptions) -> anyhow::Result<PriceTable> {
     Ok(match &opts.prices {
         Some(p) => PriceTable::load(p)?,
         None => PriceTable::builtin()?,
@@ -329,7 +329,7 @@ fn prices(opts: &VlmOptions) -> anyhow::Result<PriceTable> {
 }
 
 /// The provider's default limits with `--concurrency`, `--rpm` and `--timeout-s` applied.
-fn limits(spec: &ModelSpec, opts: &VlmOptions) -> anyhow::Result<mica_vlm::Limits> {
+pub(crate) fn limits(spec: &ModelSpec, opts: &VlmOptions) -> anyhow::Result<mica_vlm::Limits> {
     let mut limits = default_limits(spec.provider);
     if let Some(c) = opts.concurrency {
         if c == 0 {
@@ -346,7 +346,7 @@ fn limits(spec: &ModelSpec, opts: &VlmOptions) -> anyhow::Result<mica_vlm::Limit
 
 /// The client, the response cache (unless `--no-cache`) and the engine that joins them with the
 /// price table and `--max-cost`; also the cache's path.
-fn engine(
+pub(crate) fn engine(
     spec: &ModelSpec,
     opts: &VlmOptions,
     limits: mica_vlm::Limits,

@@ -801,6 +801,16 @@ pub fn evaluate_with(
                 ev.warnings
                     .push(format!("{why} (dataset {dataset:?}); left out"));
             }
+            for a in &answers {
+                if let Some(why) = a.failures.get(scorer.name()) {
+                    ev.warnings.push(format!(
+                        "{} gave no value for {:?}'s answer on {:?} (dataset {dataset:?}): {why}",
+                        scorer.name(),
+                        a.model,
+                        a.image
+                    ));
+                }
+            }
         }
         let summary = crate::vqa::summarise(&answers, config)?;
         ev.vqa.push(VqaResult {

@@ -613,6 +613,8 @@ pub const SCORER_FACTS_PRECISION: &str = "facts_precision";
 /// Cosine similarity of the answer's and the reference's sentence embeddings (computed by the
 /// caller, e.g. with `mica-semantic`'s all-MiniLM-L6-v2, and added with [`AnswerScores::add`]).
 pub const SCORER_SIMILARITY: &str = "similarity";
+/// A language model's 0–5 grade of the answer against the reference (`mica_vlm::judge`).
+pub const SCORER_JUDGE: &str = "judge";
 
 /// One answer to score: which model gave it for which image, the text, and the expert's grade
 /// of it where known.
@@ -636,6 +638,9 @@ pub struct AnswerScores {
     /// Each scorer's value (`facts_recall`, `facts_precision`, …); a scorer that is undefined
     /// on this answer is absent.
     pub scores: std::collections::BTreeMap<String, f64>,
+    /// Why an external scorer gave this answer no value (a judge's call failed, its grade could
+    /// not be read), by scorer name.
+    pub failures: std::collections::BTreeMap<String, String>,
 }
 
 impl AnswerScores {
@@ -656,15 +661,20 @@ pub trait AnswerScorer {
     fn name(&self) -> &str;
     /// What computes it (model and file hash), for the report.
     fn describe(&self) -> String;
-    /// One value per `(answer, reference)` pair.
+    /// One value per `(answer, reference)` pair, or why that pair has none (one failed call
+    /// leaves the others scored).
     ///
     /// # Errors
-    /// The scorer cannot run; the reason is reported and the score left out.
-    fn score(&self, pairs: &[(&str, &str)]) -> std::result::Result<Vec<f64>, String>;
+    /// The scorer cannot run at all; the reason is reported and the score left out.
+    fn score(
+        &self,
+        pairs: &[(&str, &str)],
+    ) -> std::result::Result<Vec<std::result::Result<f64, String>>, String>;
 }
 
 /// Runs an external scorer on `pairs` (index into `answers`, answer text, reference text) and
-/// adds its values to those answers.
+/// adds its values to those answers; an answer the scorer gave no value gets the reason in
+/// [`AnswerScores::failures`] (a non-finite value is such a failure too).
 ///
 /// # Errors
 /// The scorer failed, or gave a different number of values than pairs; nothing is added.
@@ -686,7 +696,17 @@ pub fn add_external_scores(
         ));
     }
     for ((i, _, _), v) in pairs.iter().zip(values) {
-        answers[*i].add(scorer.name(), v);
+        match v {
+            Ok(v) if v.is_finite() => answers[*i].add(scorer.name(), v),
+            Ok(v) => {
+                answers[*i]
+                    .failures
+                    .insert(scorer.name().to_string(), format!("not a number: {v}"));
+            }
+            Err(why) => {
+                answers[*i].failures.insert(scorer.name().to_string(), why);
+            }
+        }
     }
     Ok(())
 }
@@ -714,6 +734,7 @@ pub fn score_answer(a: &GradedAnswer, reference: Option<&str>) -> AnswerScores {
         expert: a.expert,
         facts,
         scores,
+        failures: Default::default(),
     }
 }
 

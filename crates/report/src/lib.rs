@@ -1174,7 +1174,7 @@ fn vqa_scored(
     texts: &BTreeMap<(String, String), BTreeMap<String, String>>,
 ) {
     use mica_metrics::vqa::{
-        Verdict, SCORER_FACTS_PRECISION, SCORER_FACTS_RECALL, SCORER_SIMILARITY,
+        Verdict, SCORER_FACTS_PRECISION, SCORER_FACTS_RECALL, SCORER_JUDGE, SCORER_SIMILARITY,
     };
     if ev.vqa.is_empty() {
         return;
@@ -1187,10 +1187,21 @@ fn vqa_scored(
          answers came with one, and each automatic score's agreement with it is measured by \
          Spearman's ρ and Kendall's τ-b over the graded answers.</p>\n",
     );
-    if ev.vqa_scorers.is_empty() {
+    let has = |name: &str| {
+        ev.vqa_scorers
+            .iter()
+            .any(|d| d.starts_with(&format!("{name}:")))
+    };
+    if !has(SCORER_SIMILARITY) {
         ctx.body.push_str(
             "<p class=\"note\">No similarity score: give <code>mica report --similarity-model DIR</code> \
              (all-MiniLM-L6-v2) to score answers by semantic similarity to the reference.</p>\n",
+        );
+    }
+    if !has(SCORER_JUDGE) {
+        ctx.body.push_str(
+            "<p class=\"note\">No LLM judge: give <code>mica report --judge MODEL</code> to have a \
+             language model grade each answer 0–5 against the reference.</p>\n",
         );
     }
     for d in &ev.vqa_scorers {
@@ -1212,16 +1223,19 @@ fn vqa_scored(
             "facts precision 95% CI",
             "similarity",
             "similarity 95% CI",
+            "judge grade",
+            "judge grade 95% CI",
         ],
     );
     let iv = |e: &mica_metrics::measure::Estimate| Cell::Interval(e.ci.map(|c| (c.low, c.high)), 2);
     for r in &ev.vqa {
         for m in &r.summary.models {
             let sc = |k: &str| m.scores.get(k).map(|(_, e)| *e).unwrap_or_default();
-            let (rec, prec, sim) = (
+            let (rec, prec, sim, judge) = (
                 sc(SCORER_FACTS_RECALL),
                 sc(SCORER_FACTS_PRECISION),
                 sc(SCORER_SIMILARITY),
+                sc(SCORER_JUDGE),
             );
             summary.rows.push(vec![
                 Cell::text(&r.dataset),
@@ -1235,6 +1249,8 @@ fn vqa_scored(
                 iv(&prec),
                 Cell::Num(sim.value, 2),
                 iv(&sim),
+                Cell::Num(judge.value, 2),
+                iv(&judge),
             ]);
         }
     }
@@ -1294,6 +1310,8 @@ fn vqa_scored(
             "facts recall",
             "facts precision",
             "similarity",
+            "judge grade",
+            "not scored",
             "fact checks",
         ],
     );
@@ -1337,6 +1355,16 @@ fn vqa_scored(
                     .unwrap_or_default();
                 if let Some(s) = a.scores.get(SCORER_SIMILARITY) {
                     grade.push_str(&format!("similarity {s:.2} · "));
+                }
+                if let Some(j) = a.scores.get(SCORER_JUDGE) {
+                    grade.push_str(&format!("judge <b>{j}</b>/5 · "));
+                }
+                for (scorer, why) in &a.failures {
+                    grade.push_str(&format!(
+                        "<span class=\"bad\" title=\"{}\">no {}</span> · ",
+                        escape(why),
+                        escape(scorer)
+                    ));
                 }
                 let facts = match &a.facts {
                     Ok(f) => {
@@ -1399,6 +1427,14 @@ fn vqa_scored(
                     Cell::Num(a.scores.get(SCORER_FACTS_RECALL).copied(), 2),
                     Cell::Num(a.scores.get(SCORER_FACTS_PRECISION).copied(), 2),
                     Cell::Num(a.scores.get(SCORER_SIMILARITY).copied(), 3),
+                    Cell::Num(a.scores.get(SCORER_JUDGE).copied(), 0),
+                    Cell::text(
+                        a.failures
+                            .iter()
+                            .map(|(k, v)| format!("{k}: {v}"))
+                            .collect::<Vec<_>>()
+                            .join(" | "),
+                    ),
                     Cell::text(checks),
                 ]);
             }

@@ -90,6 +90,11 @@ impl Engine {
         &self.spec
     }
 
+    /// The base URL the model is reached at.
+    pub fn endpoint(&self) -> String {
+        self.model.endpoint()
+    }
+
     pub fn price(&self) -> Option<&ModelPrice> {
         self.price.as_ref()
     }

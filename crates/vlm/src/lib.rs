@@ -34,6 +34,7 @@ pub mod backend;
 pub mod cache;
 pub mod engine;
 pub mod error;
+pub mod judge;
 pub mod model;
 pub mod prepare;
 pub mod prices;
@@ -49,6 +50,7 @@ pub use backend::{
 pub use cache::{cache_key, ResponseCache};
 pub use engine::{run_batch, Answered, Engine, JobResult, Outcome};
 pub use error::VlmError;
+pub use judge::{Judge, JudgeConfig, Verdict};
 pub use model::{Endpoint, ModelSpec, Provider};
 pub use prices::{Budget, ModelPrice, PriceTable};
 pub use request::{

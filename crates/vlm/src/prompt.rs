@@ -90,7 +90,11 @@ impl TemplateSet {
         Self::parse(&text, &path.display().to_string())
     }
 
-    fn parse(text: &str, source: &str) -> Result<Self, VlmError> {
+    /// Parses template-file text; `source` names it in errors.
+    ///
+    /// # Errors
+    /// [`VlmError::Template`] when it is not a table of variants.
+    pub fn parse(text: &str, source: &str) -> Result<Self, VlmError> {
         let variants: BTreeMap<String, Template> =
             toml::from_str(text).map_err(|e| VlmError::Template {
                 name: source.to_string(),
@@ -144,7 +148,7 @@ impl PromptContext {
 }
 
 /// Names every template may use; a placeholder outside this list is a typo and an error.
-pub const KNOWN_PLACEHOLDERS: [&str; 8] = [
+pub const KNOWN_PLACEHOLDERS: [&str; 10] = [
     "labels",
     "n_classes",
     "objects",
@@ -153,6 +157,8 @@ pub const KNOWN_PLACEHOLDERS: [&str; 8] = [
     "scale_bar",
     "question",
     "task",
+    "reference",
+    "answer",
 ];
 
 /// Renders `template` with `ctx`.

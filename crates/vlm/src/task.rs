@@ -343,7 +343,7 @@ fn interpret(task: &Task, structured: bool, resp: &VlmResponse) -> Answer {
 }
 
 /// The JSON object in `text`, also inside a ```json fence.
-fn json_object(text: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+pub(crate) fn json_object(text: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     let t = text.trim();
     let t = t
         .strip_prefix("```json")

@@ -145,6 +145,60 @@ fn sent_bodies(model: &str, dir: &std::path::Path) -> Vec<(String, Value)> {
                 }
             }
         }
+        // The LLM judge's requests (text only, its own schema), over the same sampling matrix.
+        let rubrics = mica_vlm::judge::builtin_rubrics().unwrap();
+        for (k, sampling) in samplings.iter().enumerate() {
+            let client = Client::new(
+                ModelSpec::parse(model).unwrap(),
+                &ClientOptions {
+                    base_url: Some(server.url(if gemini { "/v1beta" } else { "/v1" })),
+                    structured,
+                    limits: Some(Limits {
+                        concurrency: 1,
+                        requests_per_minute: 0,
+                        timeout_s: 10.0,
+                    }),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let engine = Engine::new(
+                Box::new(client),
+                ModelSpec::parse(model).unwrap(),
+                None,
+                &PriceTable::builtin().unwrap(),
+                None,
+            )
+            .unwrap();
+            let j = Judge::new(
+                engine,
+                rubrics.variant("study").unwrap(),
+                "judge.toml",
+                JudgeConfig {
+                    question: (k % 2 == 0).then(|| "Describe this image.".to_string()),
+                    sampling: sampling.clone(),
+                    structured: structured == Structured::Auto,
+                    workers: 1,
+                },
+            )
+            .unwrap();
+            let req = j
+                .request(
+                    "An SEM image of fibres at 10.00 KX, EHT = 5 kV.",
+                    "Fibres. Scale bar = 2 µm, Magnification = 10.00 K X, EHT = 5.00 kV.",
+                )
+                .unwrap();
+            let before = server.count();
+            j.engine().answer(&req).unwrap();
+            let r = &server.requests()[before];
+            out.push((
+                format!(
+                    "{model} judge structured={structured:?} sampling #{k} {}",
+                    r.path
+                ),
+                r.json(),
+            ));
+        }
     }
     out
 }
@@ -154,6 +208,7 @@ fn every_request_mica_sends_follows_the_official_openapi_schema() {
     let dir = tempfile::tempdir().unwrap();
     let v = validator("CreateChatCompletionRequest");
     let mut checked = 0;
+    let mut judged = 0;
     let mut seen = std::collections::BTreeSet::new();
     for model in ["openai:gpt-4o", "openai-compatible:llava"] {
         for (what, body) in sent_bodies(model, dir.path()) {
@@ -163,9 +218,11 @@ fn every_request_mica_sends_follows_the_official_openapi_schema() {
                 seen.insert(k.clone());
             }
             checked += 1;
+            judged += usize::from(what.contains(" judge "));
         }
     }
-    eprintln!("{checked} request bodies validated");
+    eprintln!("{checked} request bodies validated, {judged} of them the LLM judge's");
+    assert!(judged >= 16, "{judged} judge bodies");
     // The matrix really covers the options (a schema check of nothing would pass too).
     assert!(checked >= 80, "{checked} bodies");
     for field in [
@@ -287,9 +344,17 @@ fn the_official_openai_sdk_sends_the_same_requests_as_mica() {
 /// A Gemini body with the two spellings the API reads alike made one: object keys in lowerCamelCase
 /// (proto JSON accepts a field's original name, `inline_data`, and its lowerCamel name,
 /// `inlineData`; the SDK mixes both), and image bytes (`inlineData.data`) in standard base64 (proto
-/// JSON accepts standard and URL-safe base64; the SDK sends URL-safe, mica standard).
+/// JSON accepts standard and URL-safe base64; the SDK sends URL-safe, mica standard), and an
+/// empty `generationConfig` left out.
 fn camel_keys(v: &Value) -> Value {
     let mut v = camel_keys_only(v);
+    // An empty message is the same as none in proto3 JSON: the SDK sends `generationConfig: {}`
+    // with a system instruction and no other setting (the LLM judge's text-only request).
+    if let Some(m) = v.as_object_mut() {
+        if m.get("generationConfig") == Some(&Value::Object(Default::default())) {
+            m.remove("generationConfig");
+        }
+    }
     if let Some(contents) = v["contents"].as_array_mut() {
         for c in contents {
             for p in c["parts"].as_array_mut().into_iter().flatten() {
