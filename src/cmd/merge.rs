@@ -45,8 +45,22 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             );
         }
     }
+    let mut problems = 0usize;
+    for input in &args.inputs {
+        if let Some(holder) = mica_store::RunLock::holder(input) {
+            eprintln!(
+                "warning: {} is being written by a mica run ({holder}): merged what it held so far",
+                input.display()
+            );
+            problems += 1;
+        }
+    }
+    for p in mica_study::shard::coverage_problems(&out.runs()?) {
+        eprintln!("warning: {}: {p}", args.out.display());
+        problems += 1;
+    }
     println!("{}", args.out.display());
-    Ok(if conflicts > 0 {
+    Ok(if conflicts > 0 || problems > 0 {
         crate::exit::PARTIAL
     } else {
         crate::exit::SUCCESS

@@ -1,8 +1,10 @@
 //! `mica run STUDY.toml`: runs a study into a results store, resumably (issue #7).
 
 use super::Ctx;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use mica_study as study;
 
@@ -20,8 +22,14 @@ pub struct Args {
     #[arg(long)]
     pub data_root: Option<PathBuf>,
     /// Run only shard I of N (0-based, `I/N`), split by sample; combine the stores with `mica merge`.
-    #[arg(long, value_name = "I/N")]
+    /// `auto` takes I and N from a Slurm job array (SLURM_ARRAY_TASK_ID, _COUNT, _MIN, _STEP);
+    /// `auto/N` takes I from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX). See docs/study.md.
+    #[arg(long, value_name = "I/N|auto|auto/N")]
     pub shard: Option<String>,
+    /// If another mica run holds the store, wait this many seconds for it to end before refusing
+    /// (two runs on one store would make the same predictions twice).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub wait_for_store: u64,
     /// Print what would run (and its estimated cost) without running anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -41,28 +49,38 @@ pub struct Args {
     pub delay_ms: u64,
 }
 
-/// Parses `I/N` with `I < N`.
-pub fn parse_shard(s: &str) -> anyhow::Result<(u32, u32)> {
-    let (i, n) = s
-        .split_once('/')
-        .with_context(|| format!("--shard {s:?}: expected I/N, e.g. 0/4"))?;
-    let i: u32 = i
-        .trim()
-        .parse()
-        .with_context(|| format!("--shard {s:?}: {i:?} is not a number"))?;
-    let n: u32 = n
-        .trim()
-        .parse()
-        .with_context(|| format!("--shard {s:?}: {n:?} is not a number"))?;
-    if n == 0 || i >= n {
-        bail!("--shard {s:?}: need 0 <= I < N");
+/// A flag set by the first SIGTERM or SIGINT (a scheduler's time limit, `scancel`, Ctrl-C): the run
+/// then starts nothing new, stores what is in flight and exits with [`crate::exit::INTERRUPTED`]. A
+/// second signal ends the process at once (nothing committed is lost either way).
+fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for (sig, code) in [(SIGTERM, 143), (SIGINT, 130)] {
+        // Registered first, so it sees the flag as it was before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(sig, code, stop.clone())
+            .context("cannot install a signal handler")?;
+        signal_hook::flag::register(sig, stop.clone())
+            .context("cannot install a signal handler")?;
     }
-    Ok((i, n))
+    Ok(stop)
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
-    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(|s| study::shard::resolve(s, |k| std::env::var(k).ok()))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if let (Some(s), false) = (&shard, ctx.quiet) {
+        eprintln!("shard {s}");
+    }
     let study = study::Study::load(&args.study, args.data_root.as_deref())?;
+    let stop = if args.dry_run {
+        None
+    } else {
+        Some(stop_on_signal()?)
+    };
     let opts = study::RunOptions {
         store: args.store.clone(),
         shard,
@@ -72,6 +90,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         delay_ms: args.delay_ms,
         methods: args.methods.clone(),
         max_cost_usd: args.max_cost,
+        stop,
+        lock_wait: std::time::Duration::from_secs(args.wait_for_store),
         progress: progress_bar(ctx.quiet),
         #[cfg(feature = "sam")]
         sam_device: Some(super::sam::device()?),
@@ -87,17 +107,17 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         return Ok(crate::exit::SUCCESS);
     }
     print_summary(&summary, &args.store, ctx);
-    Ok(
-        if summary.failed > 0
-            || !summary.problems.is_empty()
-            || summary.not_made_cost_limit > 0
-            || summary.not_made_halted > 0
-        {
-            crate::exit::PARTIAL
-        } else {
-            crate::exit::SUCCESS
-        },
-    )
+    Ok(if summary.not_made_interrupted > 0 {
+        crate::exit::INTERRUPTED
+    } else if summary.failed > 0
+        || !summary.problems.is_empty()
+        || summary.not_made_cost_limit > 0
+        || summary.not_made_halted > 0
+    {
+        crate::exit::PARTIAL
+    } else {
+        crate::exit::SUCCESS
+    })
 }
 
 /// Progress of a study's predictions on stderr (a bar on a terminal, plain lines otherwise,
@@ -139,6 +159,12 @@ pub fn print_summary(s: &study::RunSummary, store: &std::path::Path, ctx: &Ctx) 
         eprintln!(
             "{} predictions not made because their method was stopped",
             s.not_made_halted
+        );
+    }
+    if s.not_made_interrupted > 0 {
+        eprintln!(
+            "stopped by a signal: {} predictions not made (nothing stored for them); run the same command again to resume",
+            s.not_made_interrupted
         );
     }
     if s.not_made_cost_limit > 0 {

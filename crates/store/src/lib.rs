@@ -35,7 +35,10 @@
 //! assert!(store.done_keys().unwrap().contains(&key));
 //! ```
 
+pub mod lock;
 pub mod sheet;
+
+pub use lock::{LockError, RunLock};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};

@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod methods;
 pub mod runner;
 pub mod schema;
+pub mod shard;
 
 pub use evaluate::{evaluate_store, evaluate_store_with};
 pub use runner::{run, RunOptions, RunSummary};

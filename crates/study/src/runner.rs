@@ -24,8 +24,14 @@ use std::time::Instant;
 pub struct RunOptions {
     /// The results store (created if missing).
     pub store: PathBuf,
-    /// Run only shard `i` of `n` (0-based), split by sample.
-    pub shard: Option<(u32, u32)>,
+    /// Run only this shard of the samples ([`crate::shard::resolve`]).
+    pub shard: Option<crate::shard::Shard>,
+    /// Set (by the binary's SIGTERM/SIGINT handler) to stop: no new prediction is started, those
+    /// in flight finish and are stored, and the summary counts the rest as not made.
+    pub stop: Option<std::sync::Arc<AtomicBool>>,
+    /// How long to wait for another run holding the store ([`mica_store::RunLock`]) before
+    /// refusing.
+    pub lock_wait: std::time::Duration,
     /// Print the plan and stop.
     pub dry_run: bool,
     /// Delete failed predictions first so they are tried again.
@@ -100,6 +106,9 @@ pub struct RunSummary {
     pub halted_methods: Vec<(String, String)>,
     /// Predictions not made because their method was stopped.
     pub not_made_halted: usize,
+    /// Predictions not made because the run was told to stop ([`RunOptions::stop`]); nothing was
+    /// stored for them, so a rerun makes them.
+    pub not_made_interrupted: usize,
     /// Money the model calls of this run cost (reported tokens at the price table's prices), USD.
     pub spent_usd: f64,
     /// Stored predictions made with other settings than the method's current ones: deleted
@@ -150,6 +159,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let study = &study;
     let f = &study.file;
     let mut summary = RunSummary::default();
+    let shard = opts.shard.as_ref().map(crate::shard::Shard::pair);
     if let Some(limit) = opts.max_cost_usd {
         if !(limit.is_finite() && limit >= 0.0) {
             anyhow::bail!("--max-cost {limit}: need a non-negative number of US dollars");
@@ -249,12 +259,34 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     } else {
         HashMap::new()
     };
+    let mut lock = None;
     let mut store = if opts.dry_run {
         None
     } else {
         if let Some(dir) = opts.store.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let t0 = Instant::now();
+        let mut waited = false;
+        lock = Some(mica_store::RunLock::acquire(
+            &opts.store,
+            opts.lock_wait,
+            |holder| {
+                waited = true;
+                tracing::warn!(
+                    "the store {} is in use by another mica run ({holder}); waiting up to {} s for it to end",
+                    opts.store.display(),
+                    opts.lock_wait.as_secs()
+                );
+            },
+        )?);
+        if waited {
+            summary.warnings.push(format!(
+                "waited {:.0} s for another mica run to release the store {}",
+                t0.elapsed().as_secs_f64(),
+                opts.store.display()
+            ));
         }
         Some(Store::open(&opts.store)?)
     };
@@ -281,7 +313,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
                 continue;
             };
             for (si, s) in datasets[di].samples.iter().enumerate() {
-                if !in_shard(dname, &s.id, opts.shard) {
+                if !in_shard(dname, &s.id, shard) {
                     continue;
                 }
                 for m in &task.methods {
@@ -389,7 +421,8 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let settings = serde_json::json!({
         "study_file": study.source.display().to_string(),
         "data_root": study.data_root.display().to_string(),
-        "shard": opts.shard.map(|(i, n)| format!("{i}/{n}")),
+        "shard": shard.map(|(i, n)| format!("{i}/{n}")),
+        "shard_source": opts.shard.as_ref().map(|s| s.source.clone()),
         "retry_failed": opts.retry_failed,
         "max_cost_usd": opts.max_cost_usd,
         "threads": rayon::current_num_threads(),
@@ -412,7 +445,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         .flat_map(|d| {
             d.samples
                 .iter()
-                .filter(|s| in_shard(&d.name, &s.id, opts.shard))
+                .filter(|s| in_shard(&d.name, &s.id, shard))
                 .map(|s| sample_record(&d.name, s))
         })
         .collect();
@@ -455,8 +488,17 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         halted: Mutex::new(BTreeMap::new()),
         not_made_halted: AtomicUsize::new(0),
     };
+    let not_made_interrupted = AtomicUsize::new(0);
     let do_group = |g: &Group| {
         if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
+            return;
+        }
+        if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+            if not_made_interrupted.fetch_add(g.tasks.len(), Ordering::SeqCst) == 0 {
+                tracing::warn!(
+                    "stopping on a signal: the predictions in flight are finished and stored, no new ones are started"
+                );
+            }
             return;
         }
         let ds = &datasets[g.dataset];
@@ -521,7 +563,13 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     let store = store
         .into_inner()
         .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
-    store.finish_run(run_id)?;
+    summary.not_made_interrupted = not_made_interrupted.into_inner();
+    // A stopped run stays unfinished in the runs table, like a killed one.
+    if summary.not_made_interrupted == 0 {
+        store.finish_run(run_id)?;
+    }
+    drop(store);
+    drop(lock);
     let (made, failed) = counts.into_inner().unwrap_or_default();
     summary.made = made;
     summary.failed = failed;
