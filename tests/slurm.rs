@@ -17,8 +17,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 fn required() -> bool {
@@ -300,13 +299,7 @@ fn a_study_as_a_slurm_job_array_with_a_requeued_task_merges_into_the_single_mach
     let dir = tmp.path();
 
     // A model server that counts its calls.
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    let url = common::json_server(move |first, _| {
-        assert!(first.contains("/v1/chat/completions"), "{first}");
-        h.fetch_add(1, Ordering::SeqCst);
-        r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"{\"count\": 7}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":5}}"#.to_string()
-    });
+    let (url, hits) = common::count_server(0, 100);
     let study = dir.join("study.toml");
     std::fs::write(
         &study,

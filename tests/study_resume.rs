@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{json_server, write_report};
+use common::{count_server, write_report};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -217,27 +217,6 @@ fn dry_run_writes_nothing_and_bad_study_is_named() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("colour"), "{err}");
-}
-
-/// A local OpenAI-compatible server that answers every chat completion with a count after
-/// `delay_ms`, reporting `prompt_tokens` input tokens and 5 output tokens, and counts the
-/// requests it received.
-fn count_server(
-    delay_ms: u64,
-    prompt_tokens: u64,
-) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let hits = std::sync::Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    let url = json_server(move |first, _| {
-        assert!(first.contains("/v1/chat/completions"), "{first}");
-        h.fetch_add(1, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        format!(
-            r#"{{"id":"x","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{{\"count\": 7}}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":5}}}}"#
-        )
-    });
-    (url, hits)
 }
 
 #[test]

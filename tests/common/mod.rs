@@ -106,3 +106,24 @@ pub fn json_server(respond: impl Fn(&str, &[u8]) -> String + Send + Sync + 'stat
     });
     url
 }
+
+/// A local OpenAI-compatible server that answers every chat completion with a count after
+/// `delay_ms`, reporting `prompt_tokens` input tokens and 5 output tokens, and counts the
+/// requests it received.
+pub fn count_server(
+    delay_ms: u64,
+    prompt_tokens: u64,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let url = json_server(move |first, _| {
+        assert!(first.contains("/v1/chat/completions"), "{first}");
+        h.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        format!(
+            r#"{{"id":"x","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{{\"count\": 7}}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":5}}}}"#
+        )
+    });
+    (url, hits)
+}

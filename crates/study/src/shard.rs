@@ -102,18 +102,15 @@ pub fn resolve(spec: &str, env: impl Fn(&str) -> Option<String>) -> Result<Shard
         let max = var_num("SLURM_ARRAY_TASK_MAX")?;
         let step = var_num("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
         let job = var("SLURM_ARRAY_JOB_ID").unwrap_or_else(|| "?".into());
-        let in_range = max.map_or(Ok(()), |max| {
+        if let Some(max) = max {
             let span = max.checked_sub(min).map(|d| d / step + 1);
-            if span == Some(tasks) && (max - min) % step == 0 {
-                Ok(())
-            } else {
-                Err(bad(format!(
+            if span != Some(tasks) || (max - min) % step != 0 {
+                return Err(bad(format!(
                     "the Slurm array (tasks {min}..={max}, step {step}) has {tasks} tasks, not one range: shards would be missing. Submit a range such as --array=0-{}",
                     tasks.saturating_sub(1)
-                )))
+                )));
             }
-        });
-        in_range?;
+        }
         if id < min || (id - min) % step != 0 || (id - min) / step >= tasks {
             return Err(bad(format!(
                 "SLURM_ARRAY_TASK_ID={id} is not a task of the array (first {min}, step {step}, {tasks} tasks)"
