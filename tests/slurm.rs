@@ -271,7 +271,6 @@ fn rows(store: &Path) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "in progress (issue #18): the requeue step does not pass yet; run with --ignored"]
 fn a_study_as_a_slurm_job_array_with_a_requeued_task_merges_into_the_single_machine_result() {
     let missing: Vec<&str> = ["munged", "slurmctld", "slurmd", "sbatch", "scontrol"]
         .into_iter()
