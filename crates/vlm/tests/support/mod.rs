@@ -111,8 +111,18 @@ impl MockServer {
                     thread::spawn(move || {
                         let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                         max_in_flight.fetch_max(now, Ordering::SeqCst);
-                        handle(stream, &requests, &script, &served);
-                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        // A request stops being in flight when its answer is about to be sent:
+                        // counted after the write, the client (which may send its next request
+                        // the moment the answer arrives) could overlap it under load.
+                        let mut answered = false;
+                        handle(stream, &requests, &script, &served, &mut || {
+                            if !std::mem::replace(&mut answered, true) {
+                                in_flight.fetch_sub(1, Ordering::SeqCst);
+                            }
+                        });
+                        if !answered {
+                            in_flight.fetch_sub(1, Ordering::SeqCst);
+                        }
                     });
                 }
             });
@@ -150,6 +160,7 @@ fn handle(
     requests: &Mutex<Vec<Recorded>>,
     script: &Script,
     served: &AtomicUsize,
+    answering: &mut dyn FnMut(),
 ) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
     let mut line = String::new();
@@ -199,6 +210,7 @@ fn handle(
     if !reply.delay.is_zero() {
         thread::sleep(reply.delay);
     }
+    answering();
     let mut out = stream;
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
