@@ -15,6 +15,12 @@ pub enum Error {
     /// The image holds NaN or infinite values.
     #[error("image has {count} non-finite (NaN or infinite) pixel values")]
     NonFinite { count: usize },
+    /// Tiles that cannot be made for this image or these settings.
+    #[error("tiling: {0}")]
+    Tiling(String),
+    /// A buffer the size of the image could not be allocated.
+    #[error("cannot allocate the {what} ({mb} MB) for this image")]
+    Memory { what: &'static str, mb: usize },
     /// An error from mica-core (shapes, sizes).
     #[error(transparent)]
     Core(#[from] mica_core::Error),

@@ -4,7 +4,7 @@ use crate::plane::Plane;
 use crate::scratch;
 
 /// Gaussian kernel radius for `sigma`: 4 σ, as scipy and scikit-image truncate.
-fn gaussian_radius(sigma: f32) -> usize {
+pub(crate) fn gaussian_radius(sigma: f32) -> usize {
     (4.0 * sigma + 0.5) as usize
 }
 

@@ -40,6 +40,7 @@ pub mod plane;
 mod scratch;
 pub mod settings;
 pub mod threshold;
+pub mod tiled;
 pub mod watershed;
 
 /// Version of the pipeline's results: raised whenever a change of code changes what the same
@@ -50,3 +51,4 @@ pub use error::{Error, Result};
 pub use pipeline::{Classical, Stages};
 pub use plane::Plane;
 pub use settings::{Background, Flood, Markers, Polarity, Preset, Settings, Split, Threshold};
+pub use tiled::{TiledRun, Tiling};

@@ -27,6 +27,15 @@ impl Histogram {
         if values.is_empty() || lo >= hi {
             return None;
         }
+        let mut counts = vec![0u64; bins];
+        Histogram::accumulate(values, lo, hi, &mut counts);
+        Some(Histogram { lo, hi, counts })
+    }
+
+    /// Adds `values` to `counts`, equal bins over `[lo, hi]` (`lo < hi`; values outside go to
+    /// the end bins). Tiles of an image added one by one give the counts of the whole image.
+    pub fn accumulate(values: &[f32], lo: f32, hi: f32, counts: &mut [u64]) {
+        let bins = counts.len();
         let scale = bins as f32 / (hi - lo);
         let bin = |v: f32| (((v - lo) * scale) as usize).min(bins - 1);
         // Four partial histograms: neighbouring pixels of smooth images fall in the same bin, and
@@ -42,10 +51,9 @@ impl Histogram {
         for &v in chunks.remainder() {
             part[bin(v)] += 1;
         }
-        let counts = (0..bins)
-            .map(|i| (0..4).map(|k| part[k * bins + i]).sum())
-            .collect();
-        Some(Histogram { lo, hi, counts })
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c += (0..4).map(|k| part[k * bins + i]).sum::<u64>();
+        }
     }
 
     /// Value at the centre of bin `i`.

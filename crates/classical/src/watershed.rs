@@ -21,6 +21,22 @@ pub fn watershed(
     mask: Option<&BinaryMask>,
     connectivity: Connectivity,
 ) -> mica_core::Result<LabelImage> {
+    watershed_in_range(surface, markers, mask, connectivity, None)
+}
+
+/// [`watershed`] with the quantisation range given: `Some((lo, hi))` spreads the [`LEVELS`]
+/// steps over `lo..=hi` instead of the surface's own range inside the mask. A tile of a larger
+/// image is flooded with the whole image's range, so that its ties are the whole image's.
+///
+/// # Errors
+/// As [`watershed`].
+pub fn watershed_in_range(
+    surface: &Plane,
+    markers: &LabelImage,
+    mask: Option<&BinaryMask>,
+    connectivity: Connectivity,
+    range: Option<(f32, f32)>,
+) -> mica_core::Result<LabelImage> {
     let (w, h) = (surface.width, surface.height);
     markers.check_same_size(w as u32, h as u32, "markers vs watershed surface")?;
     if let Some(m) = mask {
@@ -41,13 +57,10 @@ pub fn watershed(
     );
     // Hierarchical queue: LEVELS FIFO buckets over the surface's range inside the mask. A pixel
     // reached from a higher level joins the current bucket (flooding never goes back down).
-    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-    for (&v, &m) in surface.data.iter().zip(inside) {
-        if m && v.is_finite() {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-    }
+    let (lo, hi) = match range {
+        Some(r) => r,
+        None => surface_range(surface, inside),
+    };
     let scale = if hi > lo {
         (LEVELS - 1) as f32 / (hi - lo)
     } else {
@@ -77,6 +90,19 @@ pub fn watershed(
     }
     BUCKETS.with(|b| *b.borrow_mut() = buckets);
     LabelImage::new(w as u32, h as u32, labels)
+}
+
+/// The smallest and largest finite value of `surface` where `inside` holds (the range the
+/// flooding levels are spread over).
+pub fn surface_range(surface: &Plane, inside: &[bool]) -> (f32, f32) {
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for (&v, &m) in surface.data.iter().zip(inside) {
+        if m && v.is_finite() {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    (lo, hi)
 }
 
 thread_local! {

@@ -216,6 +216,61 @@ impl Image {
         }
     }
 
+    /// Every `step`-th pixel in both directions (nearest-neighbour downscaling by an integer
+    /// factor, no new values), same depth and channels.
+    pub fn subsample(&self, step: u32) -> Image {
+        let step = step.max(1);
+        let (w, h) = (self.width.div_ceil(step), self.height.div_ceil(step));
+        let c = self.channels.count();
+        fn pick<T: Copy>(v: &[T], sw: u32, w: u32, h: u32, step: u32, c: usize) -> Vec<T> {
+            let mut out = Vec::with_capacity(w as usize * h as usize * c);
+            for y in 0..h {
+                for x in 0..w {
+                    let i = ((y * step) as usize * sw as usize + (x * step) as usize) * c;
+                    out.extend_from_slice(&v[i..i + c]);
+                }
+            }
+            out
+        }
+        let pixels = match &self.pixels {
+            Pixels::U8(v) => Pixels::U8(pick(v, self.width, w, h, step, c)),
+            Pixels::U16(v) => Pixels::U16(pick(v, self.width, w, h, step, c)),
+            Pixels::F32(v) => Pixels::F32(pick(v, self.width, w, h, step, c)),
+        };
+        Image::new(w, h, self.channels, pixels).expect("sizes follow from the image")
+    }
+
+    /// [`Image::intensity_f32`] of the `w × h` rectangle whose top-left pixel is `(x0, y0)`,
+    /// row-major. The rectangle must lie inside the image.
+    ///
+    /// # Panics
+    /// When the rectangle reaches outside the image.
+    pub fn intensity_f32_rect(&self, x0: u32, y0: u32, w: u32, h: u32) -> Vec<f32> {
+        assert!(
+            x0 + w <= self.width && y0 + h <= self.height,
+            "rectangle {x0},{y0} {w}x{h} outside a {}x{} image",
+            self.width,
+            self.height
+        );
+        let mut out = Vec::with_capacity(w as usize * h as usize);
+        for y in y0..y0 + h {
+            let row = y as usize * self.width as usize;
+            for x in x0..x0 + w {
+                let i = row + x as usize;
+                out.push(match self.channels {
+                    Channels::Gray => self.pixels.get_f32(i),
+                    Channels::Rgb => {
+                        let r = self.pixels.get_f32(3 * i);
+                        let g = self.pixels.get_f32(3 * i + 1);
+                        let b = self.pixels.get_f32(3 * i + 2);
+                        0.299 * r + 0.587 * g + 0.114 * b
+                    }
+                });
+            }
+        }
+        out
+    }
+
     /// The image as grayscale at its own bit depth (RGB is converted to luma, rounded).
     pub fn to_gray(&self) -> Image {
         if self.channels == Channels::Gray {
