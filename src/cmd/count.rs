@@ -46,7 +46,15 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         dir: None,
         pixel_size: None,
     };
-    let run = instances::run(seg.as_ref(), &images, &outputs, args.method.jobs, ctx)?;
+    let budget = super::segment::memory_budget(args.method.max_memory.as_deref())?;
+    let run = instances::run(
+        seg.as_ref(),
+        &images,
+        &outputs,
+        args.method.jobs,
+        &budget,
+        ctx,
+    )?;
     if let Some(path) = &args.csv {
         instances::write_counts_csv(path, &run)?;
     }

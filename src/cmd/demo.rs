@@ -77,6 +77,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         Vec::new()
     };
     let opts = mica_study::RunOptions {
+        max_memory: None,
         store: store.clone(),
         quiet: ctx.quiet,
         methods,

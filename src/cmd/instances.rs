@@ -80,7 +80,38 @@ fn check_unique_stems(images: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn process_one(seg: &dyn Segmenter, path: &Path, outputs: &Outputs) -> Result<ImageResult, String> {
+/// Longest side of an overlay PNG: larger images are subsampled for it (the label TIFF keeps
+/// full resolution).
+const OVERLAY_MAX_SIDE: u32 = 4096;
+
+/// Memory an image's outputs take beyond the segmentation (overlay, TIFF encoding): per pixel,
+/// and at most the overlay's own size.
+fn outputs_memory(info: &mica_core::io::ImageInfo) -> u64 {
+    4 * info.pixels() + 8 * OVERLAY_MAX_SIDE as u64 * OVERLAY_MAX_SIDE as u64
+}
+
+fn process_one(
+    seg: &dyn Segmenter,
+    path: &Path,
+    outputs: &Outputs,
+    budget: &mica_core::memory::MemoryBudget,
+) -> Result<ImageResult, String> {
+    // What the image will need, from its header, before anything is decoded.
+    let info = mica_core::io::image_info(path).map_err(|e| e.to_string())?;
+    let need = seg.memory_needed(&info)
+        + if outputs.dir.is_some() {
+            outputs_memory(&info)
+        } else {
+            0
+        };
+    let _reserved = budget.reserve(need).map_err(|why| {
+        format!(
+            "{}: a {}x{} image: {why}",
+            path.display(),
+            info.width,
+            info.height
+        )
+    })?;
     let image = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
     let _span = tracing::debug_span!("segment", image = %path.display()).entered();
     let s = seg
@@ -98,8 +129,13 @@ fn process_one(seg: &dyn Segmenter, path: &Path, outputs: &Outputs) -> Result<Im
         let labels = dir.join(mica_core::naming::labels_file_name(&name));
         mica_core::io::write_label_tiff_calibrated(&labels, &s.labels, pixel_size.as_ref())
             .map_err(|e| e.to_string())?;
-        let overlay = mica_core::render::outline_overlay(&image, &s.labels, OUTLINE_RGB)
-            .map_err(|e| format!("{}: overlay: {e}", path.display()))?;
+        let (overlay, _) = mica_core::render::outline_overlay_at_most(
+            &image,
+            &s.labels,
+            OUTLINE_RGB,
+            OVERLAY_MAX_SIDE,
+        )
+        .map_err(|e| format!("{}: overlay: {e}", path.display()))?;
         let overlay_file = dir.join(mica_core::naming::overlay_file_name(&name));
         mica_core::io::write_png(&overlay_file, &overlay).map_err(|e| e.to_string())?;
         objects = mica_core::object_properties(&s.labels, Some(&image))
@@ -116,7 +152,8 @@ fn process_one(seg: &dyn Segmenter, path: &Path, outputs: &Outputs) -> Result<Im
 }
 
 /// Runs `seg` on every image with `jobs` threads (0 = all cores), with a progress bar; a bad
-/// image is reported on stderr and the run goes on. Writes the outputs when `outputs.dir` is set.
+/// image is reported on stderr and the run goes on. Each image first reserves the memory it
+/// will need from `budget` (refused with a message when it needs more than all of it). Writes the outputs when `outputs.dir` is set.
 ///
 /// # Errors
 /// Only for the run as a whole: the output folder or the CSVs cannot be written, or two inputs
@@ -126,6 +163,7 @@ pub fn run(
     images: &[PathBuf],
     outputs: &Outputs,
     jobs: usize,
+    budget: &mica_core::memory::MemoryBudget,
     ctx: &super::Ctx,
 ) -> anyhow::Result<RunResult> {
     if images.is_empty() {
@@ -146,7 +184,18 @@ pub fn run(
             .par_iter()
             .map(|p| {
                 let t0 = std::time::Instant::now();
-                let r = process_one(seg, p, outputs);
+                // A panic inside a method fails its image, not the batch.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    process_one(seg, p, outputs, budget)
+                }))
+                .unwrap_or_else(|panic| {
+                    let why = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("unknown");
+                    Err(format!("{}: internal error: {why}", p.display()))
+                });
                 match &r {
                     Err(e) => bar.suspend(|| eprintln!("error: {e}")),
                     // `-v`: one line per image as it is done.

@@ -30,6 +30,11 @@ pub struct Args {
     /// (two runs on one store would make the same predictions twice).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub wait_for_store: u64,
+    /// Memory the images being segmented may take together (e.g. 8G). An image that would need
+    /// more (estimated from its header before decoding) fails with the reason and the run goes
+    /// on; default: 3/4 of the machine's memory, cgroup or `ulimit -v` limit, whichever is least.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
     /// Print what would run (and its estimated cost) without running anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -82,6 +87,12 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         Some(stop_on_signal()?)
     };
     let opts = study::RunOptions {
+        max_memory: args
+            .max_memory
+            .as_deref()
+            .map(mica_core::memory::parse_size)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--max-memory {e}"))?,
         store: args.store.clone(),
         shard,
         dry_run: args.dry_run,

@@ -35,8 +35,34 @@ pub struct MethodArgs {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub jobs: usize,
+    /// classical: cut images into tiles with a halo (same objects as the whole image, less
+    /// memory). auto: images above 4096x4096 px in 768-px tiles; off: never; N: tiles of N px
+    /// for every image larger than one.
+    #[arg(long, value_name = "auto|off|N", default_value = "auto")]
+    pub tile: String,
+    /// classical: image added around each tile (px); default: twice what the settings look
+    /// around an object, plus 64.
+    #[arg(long, value_name = "PX")]
+    pub halo: Option<u32>,
+    /// Memory the images being processed may take together (e.g. 8G, 500M). An image that
+    /// would need more (estimated from its header before it is decoded) is refused with a
+    /// message and the others go on; default: 3/4 of the machine's memory, cgroup or
+    /// `ulimit -v` limit, whichever is least.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
     #[command(flatten)]
     pub sam: super::sam::SamOptions,
+}
+
+/// The memory budget `--max-memory` asks for, else the machine's.
+pub fn memory_budget(max_memory: Option<&str>) -> anyhow::Result<mica_core::memory::MemoryBudget> {
+    Ok(match max_memory {
+        Some(s) => mica_core::memory::MemoryBudget::new(
+            mica_core::memory::parse_size(s).map_err(|e| anyhow::anyhow!("--max-memory {e}"))?,
+            format!("--max-memory {s}"),
+        ),
+        None => mica_core::memory::MemoryBudget::of_machine(),
+    })
 }
 
 /// The default classical preset (also the prompting detector's).
@@ -46,6 +72,8 @@ const DEFAULT_PRESET: Preset = mica_study::methods::DEFAULT_CLASSICAL_PRESET;
 pub fn segmenter(m: &MethodArgs) -> anyhow::Result<Box<dyn Segmenter>> {
     match m.method {
         Method::Classical => {
+            let tiling = mica_classical::Tiling::parse(&m.tile, m.halo)
+                .map_err(|e| anyhow::anyhow!("--tile/--halo: {e}"))?;
             let o = &m.sam;
             if o.prompts.is_some()
                 || o.sam_count.is_some()
@@ -66,15 +94,21 @@ pub fn segmenter(m: &MethodArgs) -> anyhow::Result<Box<dyn Segmenter>> {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "settings".into());
-                return Ok(Box::new(Classical::new(s, &name)?));
+                return Ok(Box::new(Classical::new(s, &name)?.with_tiling(tiling)));
             }
             let preset = match &m.preset {
                 Some(p) => p.parse::<Preset>()?,
                 None => DEFAULT_PRESET,
             };
-            Ok(Box::new(Classical::preset(preset)?))
+            Ok(Box::new(Classical::preset(preset)?.with_tiling(tiling)))
         }
         Method::Sam => {
+            if m.tile != "auto" || m.halo.is_some() {
+                bail!(
+                    "--tile and --halo are options of --method classical: SAM does not cut \
+                     images into tiles yet (it segments the whole image, resized to its input)"
+                );
+            }
             if m.settings.is_some() {
                 bail!("--settings is a classical option; SAM is configured with its own flags");
             }
@@ -114,7 +148,15 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             .map(mica_core::calibration::PixelSize::user)
             .transpose()?,
     };
-    let run = instances::run(seg.as_ref(), &images, &outputs, args.method.jobs, ctx)?;
+    let budget = memory_budget(args.method.max_memory.as_deref())?;
+    let run = instances::run(
+        seg.as_ref(),
+        &images,
+        &outputs,
+        args.method.jobs,
+        &budget,
+        ctx,
+    )?;
     let failed = run.failures();
     let ok = run.results.len() - failed;
     let objects: usize = run.results.iter().flatten().map(|r| r.count).sum();

@@ -93,8 +93,11 @@ pub fn read_image(path: &Path) -> Result<Image> {
                 _ => (jpeg_complete(&bytes), image::ImageFormat::Jpeg),
             };
             checked.map_err(|why| Error::decode(path, why))?;
-            let img = image::load_from_memory_with_format(&bytes, fmt)
-                .map_err(|e| Error::decode(path, e))?;
+            // No decoder limit (the image crate's refuses 512 MB): mica checks the memory an
+            // image needs before decoding it ([`image_info`], `--max-memory`).
+            let mut reader = image::ImageReader::with_format(std::io::Cursor::new(&bytes), fmt);
+            reader.no_limits();
+            let img = reader.decode().map_err(|e| Error::decode(path, e))?;
             Image::from_dynamic(img).map_err(|e| Error::decode(path, e))
         }
     }
@@ -246,7 +249,78 @@ fn open_tiff(path: &Path) -> Result<tiff::decoder::Decoder<BufReader<File>>> {
         return Err(Error::unsupported(path, "not a TIFF file"));
     }
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    tiff::decoder::Decoder::new(BufReader::new(f)).map_err(|e| Error::decode(path, e))
+    // The tiff crate's default limits refuse images over 256 MB (a 16-bit 12000² image);
+    // mica checks the memory an image needs itself ([`image_info`], `--max-memory`).
+    tiff::decoder::Decoder::new(BufReader::new(f))
+        .map(|d| d.with_limits(tiff::decoder::Limits::unlimited()))
+        .map_err(|e| Error::decode(path, e))
+}
+
+/// What the header of an image file says, read without decoding the pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub width: u32,
+    pub height: u32,
+    /// Samples per pixel in the file (alpha included).
+    pub samples: u32,
+    /// Bytes per sample in the file.
+    pub bytes_per_sample: u32,
+}
+
+impl ImageInfo {
+    pub fn pixels(&self) -> u64 {
+        self.width as u64 * self.height as u64
+    }
+    /// Bytes of the decoded pixels as the decoder makes them.
+    pub fn decoded_bytes(&self) -> u64 {
+        self.pixels() * self.samples as u64 * self.bytes_per_sample as u64
+    }
+}
+
+/// The size and sample layout of the image at `path` (PNG, JPEG, TIFF: its first page), from
+/// its header only: how much memory decoding it takes can be known before it is decoded.
+///
+/// # Errors
+/// As [`read_image`] for unreadable or unrecognised files and bad headers.
+pub fn image_info(path: &Path) -> Result<ImageInfo> {
+    use image::ImageDecoder;
+    match detect_format(path)? {
+        Format::Tiff => {
+            let mut dec = open_tiff(path)?;
+            let (width, height) = dec.dimensions().map_err(|e| Error::decode(path, e))?;
+            let color = dec.colortype().map_err(|e| Error::decode(path, e))?;
+            let (samples, bits) = match color {
+                tiff::ColorType::Gray(b) => (1, b),
+                tiff::ColorType::GrayA(b) => (2, b),
+                tiff::ColorType::RGB(b) => (3, b),
+                tiff::ColorType::RGBA(b) => (4, b),
+                tiff::ColorType::CMYK(b) => (4, b),
+                _ => (4, 32),
+            };
+            Ok(ImageInfo {
+                width,
+                height,
+                samples,
+                bytes_per_sample: (bits as u32).div_ceil(8).max(1),
+            })
+        }
+        Format::Png | Format::Jpeg => {
+            let reader = image::ImageReader::open(path)
+                .map_err(|e| Error::io(path, e))?
+                .with_guessed_format()
+                .map_err(|e| Error::io(path, e))?;
+            let dec = reader.into_decoder().map_err(|e| Error::decode(path, e))?;
+            let (width, height) = dec.dimensions();
+            let ct = dec.color_type();
+            let samples = ct.channel_count() as u32;
+            Ok(ImageInfo {
+                width,
+                height,
+                samples,
+                bytes_per_sample: (ct.bytes_per_pixel() as u32 / samples.max(1)).max(1),
+            })
+        }
+    }
 }
 
 fn decode_current<R: Read + Seek>(
@@ -272,41 +346,51 @@ fn decode_current<R: Read + Seek>(
     let data = dec.read_image().map_err(|e| Error::decode(path, e))?;
     let expected = w as usize * h as usize * in_channels;
     let out_channels = keep.count();
-    fn take<T: Copy>(v: Vec<T>, inc: usize, outc: usize) -> Vec<T> {
+    // In place where the channels are kept (no second copy of a large image).
+    fn take<T: Copy>(mut v: Vec<T>, expected: usize, inc: usize, outc: usize) -> Vec<T> {
+        v.truncate(expected);
         if inc == outc {
             return v;
         }
-        v.chunks_exact(inc)
-            .flat_map(|px| px[..outc].to_vec())
-            .collect()
+        let n = v.len() / inc;
+        for px in 0..n {
+            for c in 0..outc {
+                v[px * outc + c] = v[px * inc + c];
+            }
+        }
+        v.truncate(n * outc);
+        v.shrink_to_fit();
+        v
     }
     let pixels = match data {
-        D::U8(v) if v.len() >= expected => {
-            Pixels::U8(take(v[..expected].to_vec(), in_channels, out_channels))
-        }
+        D::U8(v) if v.len() >= expected => Pixels::U8(take(v, expected, in_channels, out_channels)),
         D::U16(v) if v.len() >= expected => {
-            Pixels::U16(take(v[..expected].to_vec(), in_channels, out_channels))
+            Pixels::U16(take(v, expected, in_channels, out_channels))
         }
         D::U32(v) if v.len() >= expected => Pixels::F32(take(
             v[..expected].iter().map(|&x| x as f32).collect(),
+            expected,
             in_channels,
             out_channels,
         )),
         D::I16(v) if v.len() >= expected => Pixels::F32(take(
             v[..expected].iter().map(|&x| x as f32).collect(),
+            expected,
             in_channels,
             out_channels,
         )),
         D::I32(v) if v.len() >= expected => Pixels::F32(take(
             v[..expected].iter().map(|&x| x as f32).collect(),
+            expected,
             in_channels,
             out_channels,
         )),
         D::F32(v) if v.len() >= expected => {
-            Pixels::F32(take(v[..expected].to_vec(), in_channels, out_channels))
+            Pixels::F32(take(v, expected, in_channels, out_channels))
         }
         D::F64(v) if v.len() >= expected => Pixels::F32(take(
             v[..expected].iter().map(|&x| x as f32).collect(),
+            expected,
             in_channels,
             out_channels,
         )),

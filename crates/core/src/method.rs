@@ -67,6 +67,14 @@ pub trait Segmenter: Send + Sync {
     /// Any failure for this image (bad shape, model error); callers report it and go on.
     fn segment(&self, image: &Image) -> Result<Segmentation, MethodError>;
 
+    /// About how many bytes segmenting an image that `info` describes takes at its peak, the
+    /// decoded pixels included: images that would not fit the memory budget are refused before
+    /// they are decoded (`--max-memory`). The default is a deliberately high guess for methods
+    /// that do not state theirs: the decoded pixels plus 48 bytes per pixel.
+    fn memory_needed(&self, info: &crate::io::ImageInfo) -> u64 {
+        info.decoded_bytes() + 48 * info.pixels()
+    }
+
     /// Segments one image read from `path`. Methods whose input depends on the file, not only
     /// its pixels (SAM with prompts from a CSV that names images), override this; the rest
     /// segment the pixels.

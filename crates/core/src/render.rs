@@ -10,6 +10,38 @@ pub const PREDICTED_ONLY: [u8; 3] = [220, 40, 40];
 pub const TRUTH_ONLY: [u8; 3] = [40, 90, 230];
 pub const BOTH: [u8; 3] = [40, 190, 70];
 
+/// [`outline_overlay`] of an image no longer than `max_side` on either side: larger images (and
+/// their labels) are first subsampled by the smallest integer factor that fits, so that the
+/// overlay of a 16000² image is not a 768 MB picture. Returns the overlay and the factor (1: full
+/// size).
+///
+/// # Errors
+/// As [`outline_overlay`].
+pub fn outline_overlay_at_most(
+    image: &Image,
+    labels: &LabelImage,
+    color: [u8; 3],
+    max_side: u32,
+) -> Result<(Image, u32)> {
+    let side = image.width().max(image.height());
+    if side <= max_side.max(1) {
+        return Ok((outline_overlay(image, labels, color)?, 1));
+    }
+    labels.check_same_size(image.width(), image.height(), "label image vs image")?;
+    let step = side.div_ceil(max_side.max(1));
+    let small = image.subsample(step);
+    let (w, h) = (labels.width(), labels.height());
+    let l = labels.as_slice();
+    let mut data = Vec::with_capacity(small.num_pixels());
+    for y in (0..h).step_by(step as usize) {
+        for x in (0..w).step_by(step as usize) {
+            data.push(l[y as usize * w as usize + x as usize]);
+        }
+    }
+    let small_labels = LabelImage::new(small.width(), small.height(), data)?;
+    Ok((outline_overlay(&small, &small_labels, color)?, step))
+}
+
 /// The image, contrast-stretched (0.5–99.5 %) to 8-bit RGB, with the outline of every object
 /// (pixels of an object with a 4-neighbour of another label) drawn in `color`.
 ///
@@ -90,6 +122,31 @@ pub fn label_colors(labels: &LabelImage) -> Image {
         })
         .collect();
     Image::rgb8(labels.width(), labels.height(), px).unwrap_or_else(|_| unreachable!("sizes agree"))
+}
+
+#[cfg(test)]
+mod overlay_size_tests {
+    use super::*;
+
+    #[test]
+    fn overlays_of_large_images_are_subsampled_to_the_longest_side() {
+        let (w, h) = (1000u32, 300u32);
+        let image = Image::gray8(w, h, vec![10; (w * h) as usize]).unwrap();
+        let labels = LabelImage::new(
+            w,
+            h,
+            (0..w * h)
+                .map(|i| u32::from((i % w) / 100 % 2 == 1))
+                .collect(),
+        )
+        .unwrap();
+        let (o, step) = outline_overlay_at_most(&image, &labels, [255, 0, 0], 400).unwrap();
+        assert_eq!((step, o.width(), o.height()), (3, 334, 100));
+        let (o, step) = outline_overlay_at_most(&image, &labels, [255, 0, 0], 1000).unwrap();
+        assert_eq!((step, o.width(), o.height()), (1, 1000, 300));
+        let s = image.subsample(3);
+        assert_eq!((s.width(), s.height()), (334, 100));
+    }
 }
 
 #[cfg(test)]

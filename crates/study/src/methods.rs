@@ -169,11 +169,23 @@ pub fn build(
             }
             Ok(Runtime::Imported(ImportedAnswers { rows, sources }))
         }
-        MethodSpec::Classical { name, preset, .. } => {
+        MethodSpec::Classical {
+            name,
+            preset,
+            tile,
+            halo,
+            ..
+        } => {
             let p: mica_classical::Preset =
                 preset.parse().with_context(|| format!("method {name:?}"))?;
+            let tiling = mica_classical::Tiling::parse(
+                &tile.as_ref().map_or_else(|| "auto".into(), |t| t.as_arg()),
+                *halo,
+            )
+            .map_err(|e| anyhow::anyhow!("method {name:?}: {e}"))?;
             let c = mica_classical::Classical::preset(p)
-                .with_context(|| format!("method {name:?}: preset {preset:?}"))?;
+                .with_context(|| format!("method {name:?}: preset {preset:?}"))?
+                .with_tiling(tiling);
             Ok(Runtime::Segmenter(Box::new(c)))
         }
         MethodSpec::Sam {
@@ -695,6 +707,48 @@ mod tests {
             Runtime::Imported(a) => a.rows,
             _ => panic!("not imported"),
         }
+    }
+
+    /// A study with one classical counting method configured by `extra` lines.
+    fn classical_with(dir: &Path, extra: &str) -> anyhow::Result<(Study, MethodSpec)> {
+        std::fs::create_dir_all(dir.join("data/imgs"))?;
+        std::fs::create_dir_all(dir.join("studies"))?;
+        let text = format!(
+            "name = \"x\"\ndata_root = \"../data\"\n[[datasets]]\nname = \"d\"\nkind = \"folder\"\npath = \"imgs\"\n[[methods]]\nname = \"m\"\nkind = \"classical\"\npreset = \"fluorescence-nuclei\"\n{extra}\n[[tasks]]\nkind = \"count\"\ndatasets = [\"d\"]\nmethods = [\"m\"]\n"
+        );
+        let path = dir.join("studies/s.toml");
+        std::fs::write(&path, &text)?;
+        let study = Study::load(&path, None)?;
+        let spec = study.file.methods[0].clone();
+        Ok((study, spec))
+    }
+
+    #[test]
+    fn a_classical_method_takes_its_tiling_from_the_study_and_it_is_in_its_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiling_of = |extra: &str| {
+            let (study, spec) = classical_with(dir.path(), extra).unwrap();
+            let rt = build_imported(&study, &spec)?;
+            Ok::<_, anyhow::Error>(
+                effective_settings(&study, &spec, &rt)["settings"]["tiling"].clone(),
+            )
+        };
+        let auto = tiling_of("").unwrap();
+        assert_eq!(auto["tile_px"], 768);
+        assert_eq!(auto["above_px"], 4096 * 4096);
+        let fixed = tiling_of("tile = 256\nhalo = 40").unwrap();
+        assert_eq!(
+            (fixed["tile_px"].as_u64(), fixed["halo_px"].as_u64()),
+            (Some(256), Some(40))
+        );
+        assert_eq!(fixed["above_px"], 0);
+        let off = tiling_of("tile = \"off\"").unwrap();
+        assert_eq!(off["above_px"], u64::MAX);
+        let e = format!("{:#}", tiling_of("tile = 4").unwrap_err());
+        assert!(
+            e.contains("method \"m\"") && e.contains("at least 16"),
+            "{e}"
+        );
     }
 
     const METHOD: &str = "[[methods]]\nname = \"m\"\nkind = \"imported\"\ncsv = [\"answers.csv\"]\nrelative_to = \"study\"\nkey_column = \"image\"\ncolumn = \"answer\"\nfilter = { model = \"B\" }\ngrade_column = \"grade\"";

@@ -22,6 +22,9 @@ use std::time::Instant;
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Memory the images being segmented may take together (bytes); `None`: the machine's
+    /// budget ([`mica_core::memory::MemoryBudget::of_machine`]).
+    pub max_memory: Option<u64>,
     /// The results store (created if missing).
     pub store: PathBuf,
     /// Run only this shard of the samples ([`crate::shard::resolve`]).
@@ -470,11 +473,20 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     }
 
     let masks_dir = masks_dir_of(&opts.store);
+    let budget = match opts.max_memory {
+        Some(b) => mica_core::memory::MemoryBudget::new(b, "--max-memory"),
+        None => mica_core::memory::MemoryBudget::of_machine(),
+    };
     let store_dir = opts
         .store
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let seg_env = SegmentEnv {
+        masks_dir: &masks_dir,
+        store_dir: &store_dir,
+        budget: &budget,
+    };
     let total = groups.len() as u64;
     let done_groups = AtomicUsize::new(0);
     opts.progress.tell(0, total);
@@ -514,7 +526,7 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
                 imported_predictions(study, ds, sample, g, a, answer, run_id)
             }
             Runtime::Segmenter(seg) => {
-                segmenter_predictions(ds, sample, g, seg.as_ref(), run_id, &masks_dir, &store_dir)
+                segmenter_predictions(ds, sample, g, seg.as_ref(), run_id, &seg_env)
             }
             Runtime::Vlm(v) => vlm_predictions(study, ds, sample, g, v, run_id, &spend),
             Runtime::Skipped(_) => Vec::new(),
@@ -964,15 +976,27 @@ fn parse_class_answer(raw: &str, classes: &[String]) -> Result<String, String> {
         .map_err(|e| e.reason)
 }
 
+/// What segmenting a sample needs from the run: where masks go, and the memory budget.
+#[derive(Clone, Copy)]
+struct SegmentEnv<'a> {
+    masks_dir: &'a Path,
+    store_dir: &'a Path,
+    budget: &'a mica_core::memory::MemoryBudget,
+}
+
 fn segmenter_predictions(
     ds: &LoadedDataset,
     sample: &Sample,
     g: &Group,
     seg: &dyn mica_core::Segmenter,
     run_id: i64,
-    masks_dir: &Path,
-    store_dir: &Path,
+    env: &SegmentEnv,
 ) -> Made {
+    let SegmentEnv {
+        masks_dir,
+        store_dir,
+        budget,
+    } = *env;
     let keys: Vec<(TaskKind, PredictionKey)> = g
         .tasks
         .iter()
@@ -992,16 +1016,44 @@ fn segmenter_predictions(
         return fail_all("this dataset has no images (answers only)".into());
     }
     let t0 = Instant::now();
+    // The memory this image will need, from its header, reserved before it is decoded: an
+    // image too large for the budget fails alone, with the reason.
+    let info = match mica_core::io::image_info(&sample.path) {
+        Ok(i) => i,
+        Err(e) => return fail_all(e.to_string()),
+    };
+    let _reserved = match budget.reserve(seg.memory_needed(&info)) {
+        Ok(r) => r,
+        Err(why) => {
+            return fail_all(format!(
+                "{}: a {}x{} image: {why}",
+                sample.path.display(),
+                info.width,
+                info.height
+            ))
+        }
+    };
     let image = match sample.load_image() {
         Ok(i) => i,
         Err(e) => return fail_all(e.to_string()),
     };
     // The file's own pixels are passed with its path (methods that read prompts by image path
-    // use it); a cropped region is not the file, so it goes without.
-    let segmented = match sample.crop {
+    // use it); a cropped region is not the file, so it goes without. A panic inside the method
+    // fails this image's predictions, not the run.
+    let segmented = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match sample.crop {
         None => seg.segment_file(&sample.path, &image),
         Some(_) => seg.segment(&image),
-    };
+    }))
+    .unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        Err(mica_core::MethodError::from(format!(
+            "internal error: {why}"
+        )))
+    });
     let result: Segmentation = match segmented {
         Ok(s) => s,
         Err(e) => return fail_all(format!("{}: {e}", sample.path.display())),

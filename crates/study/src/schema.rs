@@ -215,6 +215,13 @@ pub enum MethodSpec {
     Classical {
         name: String,
         preset: String,
+        /// Tiles with a halo: `"auto"` (the default: images above 4096² px), `"off"`, or a
+        /// tile side in px.
+        #[serde(default)]
+        tile: Option<TileSpec>,
+        /// Image added around each tile (px); default: automatic.
+        #[serde(default)]
+        halo: Option<u32>,
         #[serde(default)]
         description: String,
     },
@@ -273,6 +280,24 @@ fn default_sam_preset() -> String {
 
 fn default_prompt() -> String {
     "study".into()
+}
+
+/// A classical method's `tile`: a word (`"auto"`, `"off"`) or a tile side in px.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum TileSpec {
+    Px(u32),
+    Word(String),
+}
+
+impl TileSpec {
+    /// As `--tile` takes it.
+    pub fn as_arg(&self) -> String {
+        match self {
+            TileSpec::Px(n) => n.to_string(),
+            TileSpec::Word(w) => w.clone(),
+        }
+    }
 }
 
 impl MethodSpec {
