@@ -103,3 +103,42 @@ fn under_ulimit_v_a_huge_png_is_refused_by_name_the_rest_counted_and_with_tiles_
     assert_eq!(code, 1, "{said}");
     assert!(said.contains("--max-memory 100M"), "{said}");
 }
+
+#[test]
+fn a_study_under_a_small_memory_budget_fails_each_image_with_the_reason_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sqlite");
+    let out = Command::new(env!("CARGO_BIN_EXE_mica"))
+        .env_remove("MICA_SAM_WEIGHTS")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-q", "run", "studies/demo.toml", "--data-root", "examples"])
+        .arg("--store")
+        .arg(&store)
+        .args(["--max-memory", "1M"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    let preds = mica_store::Store::open_read_only(&store)
+        .unwrap()
+        .predictions()
+        .unwrap();
+    let classical: Vec<_> = preds
+        .iter()
+        .filter(|p| p.key.method.starts_with("mica classical"))
+        .collect();
+    assert!(!classical.is_empty());
+    for p in &classical {
+        let why = p.failure.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("more than the budget of 1.0 MiB (--max-memory)")
+                && why.contains(&p.key.sample_id),
+            "{:?}: {why}",
+            p.key
+        );
+    }
+    // Methods that decode no image (imported answers) are made as usual.
+    assert!(preds
+        .iter()
+        .any(|p| p.key.method == "GPT visual" && p.failure.is_none()));
+}
