@@ -204,7 +204,7 @@ fn machine_limit() -> (u64, String) {
             limits.push((
                 left,
                 format!(
-                    "the {} the address-space limit (ulimit -v) of {} leaves",
+                    "the {} of address space left under the limit of {} (ulimit -v)",
                     human(left),
                     human(cur)
                 ),

@@ -373,6 +373,9 @@ impl Segmenter for WithWeights {
         });
         serde_json::json!({ "sam": self.inner.settings(), "weights_sha256": sha })
     }
+    fn memory_needed(&self, info: &mica_core::io::ImageInfo) -> u64 {
+        self.inner.memory_needed(info)
+    }
     fn segment(
         &self,
         image: &mica_core::Image,
