@@ -303,7 +303,7 @@ const CSS: &str = "body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,s
 header,main{max-width:1200px;margin:0 auto;padding:0 16px}h1{margin:16px 0 4px}h2{border-bottom:2px solid #0072B2;padding-bottom:2px;margin-top:32px}\
 nav a{color:#0072B2}.tw{overflow-x:auto}table{border-collapse:collapse;margin:6px 0;background:#fff}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}td.long{overflow-wrap:anywhere;min-width:240px}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eef3f8}.files{color:#777;font-size:12px;margin:0 0 10px}\
-.figs{display:flex;flex-wrap:wrap;gap:10px}svg.fig{background:#fff;border:1px solid #e3e3e3}svg .tk{font-size:10px;fill:#333}svg .lb{font-size:11px;fill:#222}svg .tt{font-size:12px;font-weight:600;fill:#222}\
+.figs{display:flex;flex-wrap:wrap;gap:10px}svg.fig{background:#fff;border:1px solid #e3e3e3;max-width:100%;height:auto}svg .tk{font-size:10px;fill:#333}svg .lb{font-size:11px;fill:#222}svg .tt{font-size:12px;font-weight:600;fill:#222}\
 .vqa{display:flex;gap:12px;align-items:flex-start;background:#fff;border:1px solid #e3e3e3;padding:8px;margin:8px 0;break-inside:avoid}.vqa img.thumb{width:200px;height:auto;flex:none}.vqa h4{margin:0 0 4px}.vqa .ref{margin:0 0 6px}.vqa details{margin:2px 0}.vqa .ok{color:#087f23}.vqa .bad{color:#b00020;font-weight:600}.vqa .na{color:#888}figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:6px}figure img{display:block;max-width:340px;height:auto;image-rendering:pixelated}figcaption{font-size:12px;max-width:340px}\
 .note{color:#555}.answer{font-size:15px;background:#eef6ee;border-left:4px solid #009E73;padding:6px 10px}.ans{white-space:pre-wrap;max-width:420px}";
 
@@ -1694,6 +1694,23 @@ mod tests {
     fn report_of(store: &Store) -> Report {
         let ev = mica_study::evaluate_store(store, &BootstrapConfig::default()).unwrap();
         build(store, &ev, &ReportOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn wide_figures_scale_down_to_the_page_instead_of_being_cut() {
+        // Every figure has a viewBox, so a width cap keeps its proportions.
+        let rule = CSS
+            .split('}')
+            .find(|r| r.starts_with("svg.fig{"))
+            .expect("a rule for figures");
+        assert!(
+            rule.contains("max-width:100%") && rule.contains("height:auto"),
+            "{rule}"
+        );
+        let classes: Vec<String> = (0..40).map(|i| format!("class {i}")).collect();
+        let counts = vec![vec![1; 40]; 40];
+        let svg = svg::confusion_heatmap("t", &classes, &classes, &counts);
+        assert!(svg.contains("viewBox=\"0 0 ") && svg.contains("class=\"fig\""));
     }
 
     #[test]
