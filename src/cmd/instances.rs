@@ -189,12 +189,11 @@ pub fn run(
                     process_one(seg, p, outputs, budget)
                 }))
                 .unwrap_or_else(|panic| {
-                    let why = panic
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("unknown");
-                    Err(format!("{}: internal error: {why}", p.display()))
+                    Err(format!(
+                        "{}: internal error: {}",
+                        p.display(),
+                        mica_core::panic_message(panic.as_ref())
+                    ))
                 });
                 match &r {
                     Err(e) => bar.suspend(|| eprintln!("error: {e}")),

@@ -40,4 +40,4 @@ pub use mask::{
     connected_components, object_properties, BBox, BinaryMask, Connectivity, LabelImage,
     ObjectProps,
 };
-pub use method::{Counter, MethodError, NamedObject, Segmentation, Segmenter};
+pub use method::{panic_message, Counter, MethodError, NamedObject, Segmentation, Segmenter};

@@ -10,6 +10,16 @@ use crate::mask::{BinaryMask, LabelImage};
 /// Any error a method reports for one image; the run goes on with the next image.
 pub type MethodError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The message of a caught panic (`std::panic::catch_unwind`'s payload), for reporting it as
+/// one input's failure; `"unknown"` for payloads that are not text.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown")
+}
+
 /// What a segmentation method produces for one image.
 #[derive(Debug, Clone)]
 pub struct Segmentation {
@@ -102,4 +112,17 @@ pub trait Counter: Send + Sync {
     /// Any failure for this image (API error, an answer without a number); callers report it
     /// and go on.
     fn count(&self, image: &Image) -> Result<f64, MethodError>;
+}
+
+#[cfg(test)]
+mod panic_tests {
+    #[test]
+    fn panic_messages_of_both_payload_kinds_and_others() {
+        let text = std::panic::catch_unwind(|| panic!("bad {}", 1)).unwrap_err();
+        assert_eq!(super::panic_message(text.as_ref()), "bad 1");
+        let lit = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(super::panic_message(lit.as_ref()), "plain");
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(super::panic_message(other.as_ref()), "unknown");
+    }
 }

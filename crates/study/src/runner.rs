@@ -1045,13 +1045,9 @@ fn segmenter_predictions(
         Some(_) => seg.segment(&image),
     }))
     .unwrap_or_else(|panic| {
-        let why = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown");
         Err(mica_core::MethodError::from(format!(
-            "internal error: {why}"
+            "internal error: {}",
+            mica_core::panic_message(panic.as_ref())
         )))
     });
     let result: Segmentation = match segmented {
