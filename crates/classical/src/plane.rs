@@ -26,14 +26,25 @@ impl Plane {
     /// # Errors
     /// [`Error::NonFinite`] when a value is NaN or infinite.
     pub fn from_image(image: &Image) -> Result<Self> {
-        let data = image.intensity_f32();
+        Plane::from_intensities(
+            image.width() as usize,
+            image.height() as usize,
+            image.intensity_f32(),
+        )
+    }
+
+    /// A `width × height` plane of intensities, refused when a value is NaN or infinite.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] with the number of such values.
+    pub fn from_intensities(width: usize, height: usize, data: Vec<f32>) -> Result<Self> {
         let bad = data.iter().filter(|v| !v.is_finite()).count();
         if bad > 0 {
             return Err(Error::NonFinite { count: bad });
         }
         Ok(Plane {
-            width: image.width() as usize,
-            height: image.height() as usize,
+            width,
+            height,
             data,
         })
     }

@@ -164,16 +164,11 @@ fn crop(p: &Plane, outer: Rect, inner: Rect) -> Plane {
 
 /// The intensity of `r` of `image`, refused when it holds NaN or infinite values.
 fn window_plane(image: &Image, r: Rect) -> Result<Plane> {
-    let data = image.intensity_f32_rect(r.x0, r.y0, r.width(), r.height());
-    let bad = data.iter().filter(|v| !v.is_finite()).count();
-    if bad > 0 {
-        return Err(Error::NonFinite { count: bad });
-    }
-    Ok(Plane {
-        width: r.width() as usize,
-        height: r.height() as usize,
-        data,
-    })
+    Plane::from_intensities(
+        r.width() as usize,
+        r.height() as usize,
+        image.intensity_f32_rect(r.x0, r.y0, r.width(), r.height()),
+    )
 }
 
 /// The cores of a `w × h` image in raster order.
