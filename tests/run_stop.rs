@@ -5,44 +5,12 @@
 
 mod common;
 
-use common::count_server;
+use common::{count_server, vlm_count_study};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// A study of the 10 BBBC005 example images counted by one model behind `url`.
-fn study(dir: &Path, url: &str) -> PathBuf {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let study = dir.join("vlm.toml");
-    std::fs::write(
-        &study,
-        format!(
-            r#"
-name = "stop and lock"
-data_root = "{}"
-[[datasets]]
-name = "bbbc"
-kind = "bbbc005"
-path = "bbbc005"
-[[methods]]
-name = "test model"
-kind = "vlm"
-model = "openai-compatible:test-model"
-base_url = "{url}"
-[[tasks]]
-kind = "count"
-datasets = ["bbbc"]
-methods = ["test model"]
-objects = "cells"
-"#,
-            examples.display()
-        ),
-    )
-    .unwrap();
-    study
-}
 
 fn mica_run(study: &Path, store: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mica"));
@@ -114,7 +82,7 @@ fn signal(child: &Child, sig: &str) {
 fn sigterm_stops_between_predictions_with_exit_5_and_a_rerun_asks_each_image_once() {
     let (url, hits) = count_server(200, 100);
     let dir = tempfile::tempdir().unwrap();
-    let study = study(dir.path(), &url);
+    let study = vlm_count_study(dir.path(), "openai-compatible:test-model", &url);
     let store = dir.path().join("s.sqlite");
     let mut child = spawn(mica_run(&study, &store, &["--delay-ms", "1"]));
     wait_for_stored(&store, 2, &mut child);
@@ -146,7 +114,7 @@ fn sigterm_stops_between_predictions_with_exit_5_and_a_rerun_asks_each_image_onc
 fn a_second_run_on_a_store_in_use_waits_then_refuses_naming_the_holder() {
     let (url, _hits) = count_server(300, 100);
     let dir = tempfile::tempdir().unwrap();
-    let study = study(dir.path(), &url);
+    let study = vlm_count_study(dir.path(), "openai-compatible:test-model", &url);
     let store = dir.path().join("s.sqlite");
     let mut first = spawn(mica_run(&study, &store, &["--delay-ms", "1"]));
     wait_for_stored(&store, 1, &mut first);
@@ -168,7 +136,11 @@ fn a_second_run_on_a_store_in_use_waits_then_refuses_naming_the_holder() {
 #[test]
 fn shard_auto_outside_a_scheduler_or_on_an_array_with_holes_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let study = study(dir.path(), "http://127.0.0.1:9");
+    let study = vlm_count_study(
+        dir.path(),
+        "openai-compatible:test-model",
+        "http://127.0.0.1:9",
+    );
     let store = dir.path().join("s.sqlite");
     let (code, said) = finish(spawn(mica_run(&study, &store, &["--shard", "auto"])));
     assert_eq!(code, 1, "{said}");

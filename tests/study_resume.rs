@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{count_server, write_report};
+use common::{count_server, vlm_count_study, write_report};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -224,33 +224,7 @@ fn vlm_calls_are_not_repeated_after_sigkill() {
     use std::sync::atomic::Ordering;
     let (url, hits) = count_server(150, 100);
     let dir = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let study = dir.path().join("vlm.toml");
-    std::fs::write(
-        &study,
-        format!(
-            r#"
-name = "vlm resume"
-data_root = "{}"
-[[datasets]]
-name = "bbbc"
-kind = "bbbc005"
-path = "bbbc005"
-[[methods]]
-name = "test model"
-kind = "vlm"
-model = "openai-compatible:test-model"
-base_url = "{url}"
-[[tasks]]
-kind = "count"
-datasets = ["bbbc"]
-methods = ["test model"]
-objects = "cells"
-"#,
-            examples.display()
-        ),
-    )
-    .unwrap();
+    let study = vlm_count_study(dir.path(), "openai-compatible:test-model", &url);
     let store = dir.path().join("vlm.sqlite");
     let run = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_mica"))
@@ -315,38 +289,6 @@ objects = "cells"
     assert_eq!(hits.load(Ordering::SeqCst), calls);
 }
 
-/// A study of the 10 BBBC005 example images counted by one model method.
-fn vlm_study(dir: &Path, model: &str, url: &str) -> std::path::PathBuf {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let study = dir.join("vlm.toml");
-    std::fs::write(
-        &study,
-        format!(
-            r#"
-name = "vlm cost"
-data_root = "{}"
-[[datasets]]
-name = "bbbc"
-kind = "bbbc005"
-path = "bbbc005"
-[[methods]]
-name = "test model"
-kind = "vlm"
-model = "{model}"
-base_url = "{url}"
-[[tasks]]
-kind = "count"
-datasets = ["bbbc"]
-methods = ["test model"]
-objects = "cells"
-"#,
-            examples.display()
-        ),
-    )
-    .unwrap();
-    study
-}
-
 /// The total of `estimated cost: $X` in a dry run's output.
 fn dry_run_total(text: &str) -> f64 {
     let line = text
@@ -367,7 +309,7 @@ fn max_cost_stops_before_spending_more_and_dry_run_prices_uncached_calls() {
     // gpt-4o prices ($2.50 / $10.00 per M tokens): 4000 input + 5 output tokens = $0.01005 a call.
     let (url, hits) = count_server(0, 4000);
     let dir = tempfile::tempdir().unwrap();
-    let study = vlm_study(dir.path(), "openai:gpt-4o", &url);
+    let study = vlm_count_study(dir.path(), "openai:gpt-4o", &url);
     let store = dir.path().join("vlm.sqlite");
     let mica_run = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_mica"))
@@ -474,7 +416,7 @@ fn max_cost_stops_before_spending_more_and_dry_run_prices_uncached_calls() {
 fn max_cost_needs_a_price_and_a_dry_run_prices_unconfigured_models() {
     let dir = tempfile::tempdir().unwrap();
     let (url, hits) = count_server(0, 100);
-    let study = vlm_study(dir.path(), "openai-compatible:test-model", &url);
+    let study = vlm_count_study(dir.path(), "openai-compatible:test-model", &url);
     let out = Command::new(env!("CARGO_BIN_EXE_mica"))
         .env_remove("OPENAI_API_KEY")
         .args(["run"])
@@ -493,7 +435,7 @@ fn max_cost_needs_a_price_and_a_dry_run_prices_unconfigured_models() {
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 
     // An OpenAI model without a key is skipped by a run, but a dry run still prices its calls.
-    let study = vlm_study(
+    let study = vlm_count_study(
         dir.path(),
         "openai:gpt-4o-mini",
         "https://api.openai.com/v1",

@@ -127,3 +127,36 @@ pub fn count_server(
     });
     (url, hits)
 }
+
+/// A study of the repository's 10 BBBC005 example images counted by one model method, "test
+/// model" (`model`, e.g. `openai-compatible:test-model`, at `url`), written to `dir/vlm.toml`.
+pub fn vlm_count_study(dir: &Path, model: &str, url: &str) -> PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let study = dir.join("vlm.toml");
+    std::fs::write(
+        &study,
+        format!(
+            r#"
+name = "vlm count"
+data_root = "{}"
+[[datasets]]
+name = "bbbc"
+kind = "bbbc005"
+path = "bbbc005"
+[[methods]]
+name = "test model"
+kind = "vlm"
+model = "{model}"
+base_url = "{url}"
+[[tasks]]
+kind = "count"
+datasets = ["bbbc"]
+methods = ["test model"]
+objects = "cells"
+"#,
+            examples.display()
+        ),
+    )
+    .unwrap();
+    study
+}
