@@ -339,6 +339,10 @@ pub struct AmgTimings {
     /// Of those, prompts whose masks were computed (a predicted IoU above `pred_iou_thresh`;
     /// the others' masks would be discarded and are not upscaled).
     pub prompts_upscaled: usize,
+    /// Images the encoder embedded: crops, or the windows of a tiled image (1 for a whole
+    /// image).
+    #[serde(default)]
+    pub windows: usize,
 }
 
 /// The generator's result for one image.
@@ -504,6 +508,7 @@ impl MaskGenerator {
             all.extend(found);
         }
         let t = Instant::now();
+        timings.windows = crops.len();
         if crops.len() > 1 {
             let scores: Vec<f32> = all
                 .iter()
@@ -516,6 +521,65 @@ impl MaskGenerator {
             let keep = nms(&boxes, &scores, cfg.crop_nms_thresh);
             all = take(all, &keep);
         }
+        self.finish(all, timings, t, w, h)
+    }
+
+    /// Generates masks for a large image window by window (see [`crate::tiled`]): each window
+    /// as one of the reference's crops, each mask kept from the window of the core that holds
+    /// its box's centre, then one box non-maximum suppression over the image.
+    ///
+    /// # Errors
+    /// [`SamError::Invalid`] with crop layers (tiles replace them); model failures.
+    pub fn generate_tiled<P: PointPredictor>(
+        &self,
+        model: &P,
+        rgb8: &Image,
+        tiling: &crate::tiled::SamTiling,
+    ) -> Result<AmgOutput> {
+        let cfg = &self.config;
+        if cfg.crop_n_layers > 0 {
+            return Err(SamError::Invalid(
+                "crop layers and tiles do not go together (tiles replace crops): set \
+                 crop_n_layers to 0 or turn tiles off"
+                    .into(),
+            ));
+        }
+        let (w, h) = (rgb8.width(), rgb8.height());
+        let layout = tiling.layout(w, h);
+        let tiles = layout.tiles();
+        let grid = &cfg.layer_point_grids()[0];
+        let mut timings = AmgTimings::default();
+        let mut all: Vec<Candidate> = Vec::new();
+        for (i, tile) in tiles.iter().enumerate() {
+            let crop = CropBox {
+                xyxy: tile.window,
+                layer: 0,
+            };
+            let found = self.process_crop(model, rgb8, &crop, grid, &mut timings)?;
+            all.extend(found.into_iter().filter(|c| {
+                let centre = ((c.bbox[0] + c.bbox[2]) / 2.0, (c.bbox[1] + c.bbox[3]) / 2.0);
+                layout.owner(centre.0 as f64, centre.1 as f64) == i
+            }));
+        }
+        let t = Instant::now();
+        timings.windows = tiles.len();
+        let boxes: Vec<[f32; 4]> = all.iter().map(|c| c.bbox).collect();
+        let scores: Vec<f32> = all.iter().map(|c| c.iou).collect();
+        let keep = nms(&boxes, &scores, cfg.box_nms_thresh);
+        all = take(all, &keep);
+        self.finish(all, timings, t, w, h)
+    }
+
+    /// Small-region clean-up and the output records.
+    fn finish(
+        &self,
+        mut all: Vec<Candidate>,
+        mut timings: AmgTimings,
+        t: Instant,
+        w: u32,
+        h: u32,
+    ) -> Result<AmgOutput> {
+        let cfg = &self.config;
         if cfg.min_mask_region_area > 0 {
             all = postprocess_small_regions(
                 all,
@@ -669,13 +733,7 @@ impl MaskGenerator {
             Rle::from_row_major(orig[0], orig[1], &mask)
         } else {
             // The crop's mask in the original frame.
-            let ow = orig[0] as usize;
-            let mut full = vec![false; ow * orig[1] as usize];
-            for (y, row) in mask.chunks_exact(cw).enumerate() {
-                let at = (y + cy0 as usize) * ow + cx0 as usize;
-                full[at..at + cw].copy_from_slice(row);
-            }
-            Rle::from_row_major(orig[0], orig[1], &full)
+            Rle::from_row_major(cw as u32, ch as u32, &mask).placed(orig[0], orig[1], cx0, cy0)
         };
         Some(Candidate {
             rle,

@@ -40,6 +40,7 @@ pub mod prompted;
 mod resize;
 pub mod rle;
 pub mod study;
+pub mod tiled;
 mod tiny_vit;
 mod transformer;
 pub mod weights;
@@ -64,6 +65,7 @@ pub use study::{
     study_segmentation, SamCount, SamMode, SamSegmenter, BACKGROUND_FRACTION, COUNT_BELOW_25PCT,
     COUNT_MASKS, COUNT_OBJECTS, MIN_IMAGE_SIDE,
 };
+pub use tiled::{SamTiling, TileLayout};
 pub use weights::{
     resolve_weights, ResolvedWeights, SamModel, WeightsOrigin, MOBILE_SAM_SHA256, MOBILE_SAM_URL,
     WEIGHTS_ENV,

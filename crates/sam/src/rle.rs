@@ -94,6 +94,68 @@ impl Rle {
         }
     }
 
+    /// This mask (of a window) placed at `(x0, y0)` in a `width × height` frame: the frame's
+    /// RLE, built from the runs without a frame-sized buffer (what [`Rle::from_fn`] gives for the
+    /// window's pixels shifted, zeros elsewhere).
+    ///
+    /// # Panics
+    /// If the window does not fit the frame at `(x0, y0)`.
+    pub fn placed(&self, width: u32, height: u32, x0: u32, y0: u32) -> Rle {
+        let (ch, cw) = (self.size[0] as u64, self.size[1] as u64);
+        let (fh, fw) = (height as u64, width as u64);
+        assert!(
+            x0 as u64 + cw <= fw && y0 as u64 + ch <= fh,
+            "a {cw}x{ch} window at ({x0}, {y0}) does not fit a {width}x{height} frame"
+        );
+        let mut counts = Vec::new();
+        // End of the last foreground interval written (frame index), and the value of the run
+        // being extended.
+        let mut end = 0u64;
+        let mut open: Option<(u64, u64)> = None;
+        let mut push =
+            |s: u64, e: u64, counts: &mut Vec<u32>, open: &mut Option<(u64, u64)>| match open {
+                Some((_, oe)) if *oe == s => *oe = e,
+                _ => {
+                    if let Some((os, oe)) = open.take() {
+                        counts.push((os - end) as u32);
+                        counts.push((oe - os) as u32);
+                        end = oe;
+                    }
+                    *open = Some((s, e));
+                }
+            };
+        let mut idx = 0u64;
+        let mut on = false;
+        for &c in &self.counts {
+            let (mut s, e) = (idx, idx + c as u64);
+            if on {
+                // Split the window interval [s, e) at its columns.
+                while s < e {
+                    let (col, row) = (s / ch, s % ch);
+                    let len = (ch - row).min(e - s);
+                    let fs = (x0 as u64 + col) * fh + y0 as u64 + row;
+                    push(fs, fs + len, &mut counts, &mut open);
+                    s += len;
+                }
+            }
+            idx = e;
+            on = !on;
+        }
+        if let Some((os, oe)) = open {
+            counts.push((os - end) as u32);
+            counts.push((oe - os) as u32);
+            end = oe;
+        }
+        // As from_fn: the last run is written only when it is not empty (or is the only one).
+        if fw * fh > end || counts.is_empty() {
+            counts.push((fw * fh - end) as u32);
+        }
+        Rle {
+            size: [height, width],
+            counts,
+        }
+    }
+
     /// Encodes a binary mask.
     pub fn from_mask(mask: &BinaryMask) -> Rle {
         Rle::from_fn(mask.width(), mask.height(), |x, y| mask.get(x, y))
@@ -208,6 +270,40 @@ mod tests {
             }
         }
         assert_eq!(Rle::from_row_major(3, 2, &[false; 6]).counts, vec![6]);
+    }
+
+    #[test]
+    fn placed_equals_the_shifted_predicate_encoding() {
+        let mut r = 99u64;
+        for (cw, ch, fw, fh, x0, y0) in [
+            (1, 1, 1, 1, 0, 0),
+            (5, 4, 9, 7, 2, 3),
+            (5, 7, 9, 7, 4, 0),
+            (9, 7, 9, 7, 0, 0),
+            (33, 20, 40, 90, 7, 70),
+        ] {
+            for density in [0.0, 0.3, 1.0] {
+                let mask: Vec<bool> = (0..cw * ch)
+                    .map(|_| {
+                        r = r.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        ((r >> 40) as f64 / (1u64 << 24) as f64) < density
+                    })
+                    .collect();
+                let window = Rle::from_row_major(cw as u32, ch as u32, &mask);
+                let want = Rle::from_fn(fw, fh, |x, y| {
+                    let (x, y) = (x as i64 - x0 as i64, y as i64 - y0 as i64);
+                    (0..cw as i64).contains(&x)
+                        && (0..ch as i64).contains(&y)
+                        && mask[y as usize * cw + x as usize]
+                });
+                let got = window.placed(fw, fh, x0, y0);
+                assert_eq!(
+                    got, want,
+                    "{cw}x{ch} at ({x0},{y0}) in {fw}x{fh}, {density}"
+                );
+                assert_eq!(got.area(), window.area());
+            }
+        }
     }
 
     #[test]
