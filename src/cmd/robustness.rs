@@ -354,7 +354,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         .iter()
         .map(|m| -> anyhow::Result<Built> {
             Ok(match *m {
-                "sam" => Built::Segmenter(super::sam::segmenter_with_preset(&args.sam, None)?),
+                "sam" => {
+                    Built::Segmenter(super::sam::segmenter_with_preset(&args.sam, None, None)?)
+                }
                 "classical" => Built::Segmenter(Box::new(classical(&args.preset)?)),
                 model => {
                     Built::Counter(Box::new(super::vlm::counter(model, &vlm_options(&args)?)?))

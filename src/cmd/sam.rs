@@ -90,6 +90,7 @@ pub struct SamOptions {
 pub fn segmenter_with_preset(
     opts: &SamOptions,
     preset: Option<&str>,
+    tile: Option<(&str, Option<u32>)>,
 ) -> anyhow::Result<Box<dyn Segmenter>> {
     use anyhow::Context;
     use mica_sam::{AmgConfig, AmgPreset, SamModel};
@@ -145,6 +146,8 @@ pub fn segmenter_with_preset(
         points: opts.points.as_deref(),
         boxes: opts.boxes.as_deref(),
         embeddings: opts.embeddings.as_deref(),
+        tile: tile.map(|t| t.0),
+        halo: tile.and_then(|t| t.1),
     };
     mica_study::methods::load_sam(model, &weights.path, config, &spec, &device()?)
 }
@@ -252,6 +255,7 @@ pub fn device() -> anyhow::Result<mica_sam::Device> {
 pub fn segmenter_with_preset(
     _opts: &SamOptions,
     _preset: Option<&str>,
+    _tile: Option<(&str, Option<u32>)>,
 ) -> anyhow::Result<Box<dyn Segmenter>> {
     Err(super::NotInThisBuild(
         "this mica was built without the `sam` feature; rebuild with --features sam".into(),

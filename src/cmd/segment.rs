@@ -35,13 +35,16 @@ pub struct MethodArgs {
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub jobs: usize,
-    /// classical: cut images into tiles with a halo (same objects as the whole image, less
-    /// memory). auto: images above 4096x4096 px in 768-px tiles; off: never; N: tiles of N px
-    /// for every image larger than one.
+    /// Cut large images into tiles with a halo. classical (same objects as the whole image,
+    /// less memory): auto = images above 4096x4096 px in 768-px tiles. sam (the image at its own
+    /// scale instead of shrunk to SAM's 1024-px input): auto = images with a side above 2048 px,
+    /// 768-px tiles in 1024-px windows. off: never; N: tiles of N px for every image larger
+    /// than one (window).
     #[arg(long, value_name = "auto|off|N", default_value = "auto")]
     pub tile: String,
-    /// classical: image added around each tile (px); default: twice what the settings look
-    /// around an object, plus 64.
+    /// Image added around each tile (px). classical default: twice what the settings look
+    /// around an object, plus 64; sam default: 128 (objects reaching up to 108 px past their
+    /// tile are seen whole).
     #[arg(long, value_name = "PX")]
     pub halo: Option<u32>,
     /// Memory the images being processed may take together (e.g. 8G, 500M). An image that
@@ -103,17 +106,15 @@ pub fn segmenter(m: &MethodArgs) -> anyhow::Result<Box<dyn Segmenter>> {
             Ok(Box::new(Classical::preset(preset)?.with_tiling(tiling)))
         }
         Method::Sam => {
-            if m.tile != "auto" || m.halo.is_some() {
-                bail!(
-                    "--tile and --halo are options of --method classical: SAM does not cut \
-                     images into tiles yet (it segments the whole image, resized to its input)"
-                );
-            }
             if m.settings.is_some() {
                 bail!("--settings is a classical option; SAM is configured with its own flags");
             }
             // `--preset standard|custom` names a SAM preset here; `--sam-preset` wins over it.
-            super::sam::segmenter_with_preset(&m.sam, m.preset.as_deref())
+            super::sam::segmenter_with_preset(
+                &m.sam,
+                m.preset.as_deref(),
+                Some((m.tile.as_str(), m.halo)),
+            )
         }
     }
 }

@@ -14,7 +14,7 @@
 use crate::amg::{nms, AmgOutput, AmgTimings, GeneratedMask};
 use crate::error::{Result, SamError};
 use crate::mask_decoder::LOW_RES;
-use crate::model::{DecodeNeeds, ImageEmbedding, Prompt, Sam, MASK_THRESHOLD};
+use crate::model::{DecodeNeeds, ImageEmbedding, PointPrompt, Prompt, Sam, MASK_THRESHOLD};
 use crate::prompt_encoder::PointLabel;
 use crate::resize::MaskResizer;
 use crate::rle::Rle;
@@ -507,6 +507,7 @@ pub fn segment(
         let t = Instant::now();
         let emb = sam.embed(rgb8)?;
         timings.embed_ms = t.elapsed().as_secs_f64() * 1e3;
+        timings.windows = 1;
         segment_embedded(sam, &emb, prompts, cfg, &mut timings)?
     };
     Ok(AmgOutput {
@@ -515,6 +516,124 @@ pub fn segment(
         masks,
         timings,
     })
+}
+
+/// Segments a large image with `prompts` window by window (see [`crate::tiled`]): each prompt
+/// is decoded in the window of the core that holds its centre, or in a window of its own when
+/// it does not fit there; then the filters and one non-maximum suppression over the image, as
+/// [`segment`] does for a whole image.
+///
+/// # Errors
+/// As [`segment`]; [`SamError::Invalid`] for a prompt with mask logits (they belong to one
+/// model input frame, not to a window).
+pub fn segment_tiled(
+    sam: &Sam,
+    rgb8: &Image,
+    prompts: &[Prompt],
+    cfg: &PromptedConfig,
+    tiling: &crate::tiled::SamTiling,
+) -> Result<AmgOutput> {
+    cfg.validate()?;
+    let (w, h) = (rgb8.width(), rgb8.height());
+    check_prompts(prompts, w, h)?;
+    if let Some(i) = prompts.iter().position(|p| p.mask_logits.is_some()) {
+        return Err(SamError::Invalid(format!(
+            "prompt {i} has mask logits, which belong to the whole image's model input; tiles \
+             take points and boxes only"
+        )));
+    }
+    let layout = tiling.layout(w, h);
+    let tiles = layout.tiles();
+    let mut windows: Vec<([u32; 4], Vec<usize>)> =
+        tiles.iter().map(|t| (t.window, Vec::new())).collect();
+    for (i, p) in prompts.iter().enumerate() {
+        let e = extent(p);
+        let owner = layout.owner(((e[0] + e[2]) / 2.0) as f64, ((e[1] + e[3]) / 2.0) as f64);
+        let [x0, y0, x1, y1] = tiles[owner].window.map(|v| v as f32);
+        if e[0] >= x0 && e[1] >= y0 && e[2] <= x1 && e[3] <= y1 {
+            windows[owner].1.push(i);
+        } else {
+            windows.push((layout.window_around(e, tiling.halo_px), vec![i]));
+        }
+    }
+    // Duplicates are removed once, over the image.
+    let in_window = PromptedConfig {
+        box_nms_thresh: 1.0,
+        ..cfg.clone()
+    };
+    let mut timings = AmgTimings::default();
+    let mut all: Vec<GeneratedMask> = Vec::new();
+    for (win, idx) in windows.iter().filter(|(_, idx)| !idx.is_empty()) {
+        let [x0, y0, x1, y1] = *win;
+        let t = Instant::now();
+        let crop = rgb8.crop(x0, y0, x1 - x0, y1 - y0)?;
+        let emb = sam.embed(&crop)?;
+        timings.embed_ms += t.elapsed().as_secs_f64() * 1e3;
+        timings.windows += 1;
+        let shifted: Vec<Prompt> = idx
+            .iter()
+            .map(|&i| {
+                let p = &prompts[i];
+                Prompt {
+                    points: p
+                        .points
+                        .iter()
+                        .map(|q| PointPrompt {
+                            x: q.x - x0 as f32,
+                            y: q.y - y0 as f32,
+                            ..*q
+                        })
+                        .collect(),
+                    bbox: p.bbox.map(|b| {
+                        [
+                            b[0] - x0 as f32,
+                            b[1] - y0 as f32,
+                            b[2] - x0 as f32,
+                            b[3] - y0 as f32,
+                        ]
+                    }),
+                    mask_logits: None,
+                }
+            })
+            .collect();
+        for (_, m) in segment_embedded_indexed(sam, &emb, &shifted, &in_window, &mut timings)? {
+            all.push(GeneratedMask {
+                segmentation: m.segmentation.placed(w, h, x0, y0),
+                bbox: [m.bbox[0] + x0, m.bbox[1] + y0, m.bbox[2], m.bbox[3]],
+                point_coords: [m.point_coords[0] + x0 as f64, m.point_coords[1] + y0 as f64],
+                crop_box: [x0, y0, x1 - x0, y1 - y0],
+                ..m
+            });
+        }
+    }
+    let t = Instant::now();
+    let boxes: Vec<[f32; 4]> = all
+        .iter()
+        .map(|m| {
+            let [x, y, bw, bh] = m.bbox.map(|v| v as f32);
+            [x, y, x + bw, y + bh]
+        })
+        .collect();
+    let scores: Vec<f32> = all.iter().map(|m| m.predicted_iou).collect();
+    let keep = nms(&boxes, &scores, cfg.box_nms_thresh);
+    let mut slots: Vec<Option<GeneratedMask>> = all.into_iter().map(Some).collect();
+    let masks = keep.iter().filter_map(|&i| slots[i].take()).collect();
+    timings.post_ms += t.elapsed().as_secs_f64() * 1e3;
+    Ok(AmgOutput {
+        width: w,
+        height: h,
+        masks,
+        timings,
+    })
+}
+
+/// The box `[x0, y0, x1, y1]` holding a prompt's box and points.
+fn extent(p: &Prompt) -> [f32; 4] {
+    let mut e = p.bbox.unwrap_or([f32::MAX, f32::MAX, f32::MIN, f32::MIN]);
+    for q in &p.points {
+        e = [e[0].min(q.x), e[1].min(q.y), e[2].max(q.x), e[3].max(q.y)];
+    }
+    e
 }
 
 #[cfg(test)]

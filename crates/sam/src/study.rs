@@ -14,6 +14,7 @@ use crate::model::{DecodeNeeds, ImageEmbedding, ImagePrep, PointPrompt, Predicti
 use crate::prompt_encoder::PointLabel;
 use crate::prompt_file::PromptFiles;
 use crate::prompted::{self, PromptSource, PromptedConfig};
+use crate::tiled::SamTiling;
 use mica_core::{BinaryMask, Image, MethodError, Segmentation, Segmenter};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -175,6 +176,7 @@ pub struct SamSegmenter {
     mode: SamMode,
     prep: ImagePrep,
     count: SamCount,
+    tiling: SamTiling,
     name: String,
 }
 
@@ -190,6 +192,7 @@ impl SamSegmenter {
             mode: SamMode::Grid(MaskGenerator::new(config)?),
             prep,
             count: SamCount::default(),
+            tiling: SamTiling::AUTO,
             name,
         })
     }
@@ -211,6 +214,7 @@ impl SamSegmenter {
             mode: SamMode::Prompted { source, config },
             prep,
             count: SamCount::default(),
+            tiling: SamTiling::AUTO,
             name,
         })
     }
@@ -224,6 +228,7 @@ impl SamSegmenter {
             mode: SamMode::Objects(files),
             prep,
             count: SamCount::Objects,
+            tiling: SamTiling::OFF,
             name,
         }
     }
@@ -232,6 +237,38 @@ impl SamSegmenter {
     pub fn with_count(mut self, rule: SamCount) -> Self {
         self.count = rule;
         self
+    }
+
+    /// Which images are cut into windows (default [`SamTiling::AUTO`]; see [`crate::tiled`]).
+    ///
+    /// # Errors
+    /// [`crate::SamError::Invalid`] for tiles with prompt files (a person's prompts are made on
+    /// the whole image: only `off` is taken) or with the generator's crop layers.
+    pub fn with_tiling(mut self, tiling: SamTiling) -> Result<Self> {
+        match &self.mode {
+            SamMode::Objects(_) if tiling != SamTiling::OFF && tiling != SamTiling::AUTO => {
+                return Err(crate::SamError::Invalid(
+                    "tiles are for automatic masks (grid or detector prompts); prompts from a \
+                     file are decoded on the whole image"
+                        .into(),
+                ))
+            }
+            SamMode::Objects(_) => return Ok(self),
+            SamMode::Grid(g) if g.config().crop_n_layers > 0 && tiling != SamTiling::OFF => {
+                return Err(crate::SamError::Invalid(
+                    "crop layers and tiles do not go together (tiles replace crops): turn tiles \
+                     off (--tile off) or set crop_n_layers to 0"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        self.tiling = tiling;
+        Ok(self)
+    }
+
+    pub fn tiling(&self) -> SamTiling {
+        self.tiling
     }
 
     pub fn count_rule(&self) -> SamCount {
@@ -250,13 +287,19 @@ impl SamSegmenter {
     pub fn generate(&self, image: &Image) -> std::result::Result<AmgOutput, MethodError> {
         check_size(image)?;
         let rgb = self.prep.apply(image)?;
+        let tiled = self.tiling.applies(image.width(), image.height());
         Ok(match &self.mode {
+            SamMode::Grid(g) if tiled => g.generate_tiled(&self.sam, &rgb, &self.tiling)?,
             SamMode::Grid(g) => g.generate(&self.sam, &rgb)?,
             SamMode::Prompted { source, config } => {
                 let t = std::time::Instant::now();
                 let prompts = source.prompts(image)?;
                 let detect_ms = t.elapsed().as_secs_f64() * 1e3;
-                let mut out = prompted::segment(&self.sam, &rgb, &prompts, config)?;
+                let mut out = if tiled {
+                    prompted::segment_tiled(&self.sam, &rgb, &prompts, config, &self.tiling)?
+                } else {
+                    prompted::segment(&self.sam, &rgb, &prompts, config)?
+                };
                 out.timings.post_ms += detect_ms;
                 out
             }
@@ -308,6 +351,7 @@ fn log_timings(out: &AmgOutput) {
         decode_ms = t.decode_ms.round(),
         post_ms = t.post_ms.round(),
         batches = t.batches,
+        windows = t.windows,
         "SAM masks"
     );
 }
@@ -337,6 +381,9 @@ impl Segmenter for SamSegmenter {
             "labels": "paint_labels v1 (largest first, one piece per label, min visible 0.5)",
             "min_image_side": MIN_IMAGE_SIDE,
         });
+        if !matches!(self.mode, SamMode::Objects(_)) {
+            s["tiling"] = serde_json::json!(self.tiling);
+        }
         match &self.mode {
             SamMode::Grid(g) => s["amg"] = serde_json::json!(g.config()),
             SamMode::Prompted { source, config } => {

@@ -198,8 +198,11 @@ pub fn build(
             count,
             points,
             boxes,
+            tile,
+            halo,
             ..
-        } => Ok(
+        } => Ok({
+            let tile_arg = tile.as_ref().map(|t| t.as_arg());
             match sam_segmenter(
                 study,
                 &SamSpec {
@@ -210,6 +213,8 @@ pub fn build(
                     points: points.as_deref().map(|p| study.resolve(p)).as_deref(),
                     boxes: boxes.as_deref().map(|p| study.resolve(p)).as_deref(),
                     embeddings: None,
+                    tile: tile_arg.as_deref(),
+                    halo: *halo,
                 },
                 model.as_deref(),
                 weights.as_deref(),
@@ -219,8 +224,8 @@ pub fn build(
             {
                 Ok(s) => Runtime::Segmenter(s),
                 Err(reason) => Runtime::Skipped(reason),
-            },
-        ),
+            }
+        }),
         MethodSpec::Vlm {
             name,
             model,
@@ -408,6 +413,10 @@ pub struct SamSpec<'a> {
     pub boxes: Option<&'a std::path::Path>,
     /// A folder of image embeddings to read and fill (`mica_sam::EmbeddingCache`).
     pub embeddings: Option<&'a std::path::Path>,
+    /// Tiles for large images: `auto` (`None`: the default, `mica_sam::SamTiling::AUTO`),
+    /// `off` or a core side in px; and the halo around each core (px).
+    pub tile: Option<&'a str>,
+    pub halo: Option<u32>,
 }
 
 /// Prompts from a detector's objects: one per object of its label image.
@@ -522,8 +531,11 @@ pub fn load_sam(
              with detector prompts or a count rule"
         );
     }
+    let tiling = mica_sam::SamTiling::parse(spec.tile.unwrap_or("auto"), spec.halo)
+        .map_err(|e| anyhow::anyhow!("tile/halo: {e}"))?;
     let sam = load_sam_model(model, weights, spec.embeddings, device)?;
     let prep = mica_sam::ImagePrep::default();
+    let files_given = files.is_some();
     let seg = match (files, source) {
         (Some(f), _) => mica_sam::SamSegmenter::from_prompt_files(sam, f, prep),
         (None, Some(s)) => mica_sam::SamSegmenter::prompted(
@@ -536,6 +548,18 @@ pub fn load_sam(
         (None, None) => {
             mica_sam::SamSegmenter::new(sam, config, prep, spec.preset)?.with_count(count)
         }
+    };
+    let seg = if files_given {
+        // A person's prompts are decoded on the whole image; only an explicit tiling is refused.
+        if spec.tile.is_some_and(|t| t != "auto" && t != "off") || spec.halo.is_some() {
+            anyhow::bail!(
+                "tile/halo are for automatic masks; prompts from a file are decoded on the whole \
+                 image"
+            );
+        }
+        seg
+    } else {
+        seg.with_tiling(tiling)?
     };
     Ok(Box::new(WithWeights {
         inner: seg,
@@ -616,6 +640,8 @@ fn check_sam_spec(spec: &SamSpec) -> anyhow::Result<()> {
     if let Some(c) = spec.count {
         mica_sam::SamCount::from_name(c)?;
     }
+    mica_sam::SamTiling::parse(spec.tile.unwrap_or("auto"), spec.halo)
+        .map_err(|e| anyhow::anyhow!("tile/halo: {e}"))?;
     match spec.prompts {
         Some(p) => {
             DetectorPrompts::parse(p, spec.prompt_kind)?;

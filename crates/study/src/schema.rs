@@ -256,6 +256,13 @@ pub enum MethodSpec {
         points: Option<String>,
         #[serde(default)]
         boxes: Option<String>,
+        /// Tiles for large images: `"auto"` (the default: images with a side above 2048 px, in
+        /// windows of 1024 px), `"off"`, or a core side in px (docs/sam.md).
+        #[serde(default)]
+        tile: Option<TileSpec>,
+        /// Image added around each core (px); default 128.
+        #[serde(default)]
+        halo: Option<u32>,
         #[serde(default)]
         description: String,
     },
