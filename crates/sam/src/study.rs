@@ -364,9 +364,16 @@ impl Segmenter for SamSegmenter {
     /// Measured (`scripts/throughput_bench.sh`, MobileSAM, standard preset, BBBC005 696 × 520):
     /// 0.67 GB peak per process at 1 thread, 1.04 GB at 2. The estimate takes 1 GiB for the
     /// model and its activations, plus the default per-pixel guess for the masks at the image's
-    /// size (large images have not been measured).
+    /// size; a tiled image 24 B/px instead (measured on a 4096² mosaic, docs/sam.md: 0.80 GB
+    /// peak with detector prompts, about 8 B/px above the small-image peak; the RGB copy, the
+    /// label image and its clean-up).
     fn memory_needed(&self, info: &mica_core::io::ImageInfo) -> u64 {
-        (1 << 30) + info.decoded_bytes() + 48 * info.pixels()
+        let per_px = if self.tiling.applies(info.width, info.height) {
+            24
+        } else {
+            48
+        };
+        (1 << 30) + info.decoded_bytes() + per_px * info.pixels()
     }
 
     /// The model, the generator's configuration (or the prompt source's and the filters), the

@@ -780,6 +780,56 @@ mod tests {
         );
     }
 
+    /// A SAM method takes its tiling from the study (real MobileSAM weights from `../shared`);
+    /// a bad tile is refused naming the method.
+    #[cfg(feature = "sam")]
+    #[test]
+    fn a_sam_method_takes_its_tiling_from_the_study_and_it_is_in_its_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/mobile_sam.pt");
+        let tiling_of = |extra: &str| {
+            std::fs::create_dir_all(dir.path().join("data/imgs"))?;
+            std::fs::create_dir_all(dir.path().join("studies"))?;
+            let text = format!(
+                "name = \"x\"\ndata_root = \"../data\"\n[[datasets]]\nname = \"d\"\nkind = \"folder\"\npath = \"imgs\"\n[[methods]]\nname = \"m\"\nkind = \"sam\"\nweights = {:?}\n{extra}\n[[tasks]]\nkind = \"count\"\ndatasets = [\"d\"]\nmethods = [\"m\"]\n",
+                weights.display().to_string()
+            );
+            let path = dir.path().join("studies/s.toml");
+            std::fs::write(&path, &text)?;
+            let study = Study::load(&path, None)?;
+            let spec = study.file.methods[0].clone();
+            let rt = build_imported(&study, &spec)?;
+            Ok::<_, anyhow::Error>(
+                effective_settings(&study, &spec, &rt)["settings"]["sam"]["tiling"].clone(),
+            )
+        };
+        let auto = tiling_of("").unwrap();
+        assert_eq!(
+            (
+                auto["above_side"].as_u64(),
+                auto["tile_px"].as_u64(),
+                auto["halo_px"].as_u64()
+            ),
+            (Some(2048), Some(768), Some(128)),
+            "{auto}"
+        );
+        let fixed = tiling_of("tile = 348\nhalo = 64\nprompts = \"classical\"").unwrap();
+        assert_eq!(
+            (
+                fixed["above_side"].as_u64(),
+                fixed["tile_px"].as_u64(),
+                fixed["halo_px"].as_u64()
+            ),
+            (Some(0), Some(348), Some(64))
+        );
+        let e = format!("{:#}", tiling_of("tile = 4").unwrap_err());
+        assert!(
+            e.contains("method \"m\"") && e.contains("at least 16"),
+            "{e}"
+        );
+    }
+
     const METHOD: &str = "[[methods]]\nname = \"m\"\nkind = \"imported\"\ncsv = [\"answers.csv\"]\nrelative_to = \"study\"\nkey_column = \"image\"\ncolumn = \"answer\"\nfilter = { model = \"B\" }\ngrade_column = \"grade\"";
 
     #[test]
