@@ -143,7 +143,8 @@ fn demo_report_renders_in_headless_chromium() {
     );
     // The figures rendered: the screenshot holds the second series colour (Okabe-Ito orange
     // #E69F00 at 75 % opacity on white, used by scatter points and nowhere else on the page) and
-    // the pure green (0, 200, 0) of the difference overlays (inline PNG data URIs).
+    // the yellow (255, 220, 0) object outlines of the difference overlays, drawn on the image
+    // (inline PNG data URIs).
     let img = mica_core::io::read_image(&shot).unwrap().to_rgb();
     let mica_core::Pixels::U8(px) = img.pixels() else {
         panic!("8-bit screenshot expected")
@@ -155,14 +156,21 @@ fn demo_report_renders_in_headless_chromium() {
     };
     let count = |c: [u8; 3], tol: i32| px.chunks(3).filter(|p| near(p, c, tol)).count();
     let orange = count([236, 183, 64], 20);
-    let green = count([0, 200, 0], 6);
+    let yellow = count([255, 220, 0], 6);
     assert!(
         orange > 100,
         "scatter points not rendered ({orange} orange pixels)"
     );
     assert!(
-        green > 5000,
-        "overlay images not rendered ({green} green pixels)"
+        yellow > 5000,
+        "overlay images not rendered ({yellow} yellow outline pixels)"
+    );
+    // Overlays are also picked by count error (the demo counts and segments with the same
+    // methods).
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("largest count error ("),
+        "no count-error pick"
     );
 }
 

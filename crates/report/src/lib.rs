@@ -14,8 +14,9 @@
 //! Sections: methods (and why any were skipped), counting (per dataset and stain: MAE with a 95 %
 //! bootstrap interval, RMSE, bias, MAPE, exact, r, R²; predicted-vs-true scatter with y = x per
 //! method; signed error against true count and blur level), segmentation (Dice and Jaccard with
-//! intervals, Dice per image, difference overlays of the best, median and worst image: red =
-//! predicted only, blue = truth only, green = both), classification (accuracy with interval,
+//! intervals, Dice per image, difference overlays drawn on the image of the best, median and
+//! worst image by Dice and of the largest count error: red = predicted only, blue = truth only,
+//! green = both, yellow = each predicted object's outline), classification (accuracy with interval,
 //! confusion matrices), VQA answers side by side with the reference, failures, provenance.
 
 pub mod html;
@@ -830,6 +831,7 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
         let mut dice_series = Vec::new();
         let mut overlays = String::new();
         for (method, imgs) in methods {
+            let mut count_errors: BTreeMap<usize, f64> = BTreeMap::new();
             let mut ranked: Vec<(f64, &str)> = imgs
                 .iter()
                 .filter(|r| r.jaccard.is_some())
@@ -847,11 +849,28 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
                 .collect();
             dice_series.push((method.to_string(), pts));
             if ctx.opts.overlays && !ranked.is_empty() {
-                let picks = [
-                    ("worst", 0),
-                    ("median", ranked.len() / 2),
-                    ("best", ranked.len() - 1),
+                let mut picks = vec![
+                    ("worst Dice", 0),
+                    ("median Dice", ranked.len() / 2),
+                    ("best Dice", ranked.len() - 1),
                 ];
+                // The image with the largest count error among those scored here (a Dice that
+                // barely varies hides merged or split cells; the count error shows them).
+                let count_error: BTreeMap<&str, f64> = ev
+                    .count_points
+                    .iter()
+                    .filter(|c| c.dataset == **dataset && c.method == **method)
+                    .map(|c| (c.image.as_str(), (c.predicted - c.truth).abs()))
+                    .collect();
+                if let Some((i, e)) = ranked
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (_, id))| Some((i, *count_error.get(id)?)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+                {
+                    picks.insert(1, ("largest count error", i));
+                    count_errors.insert(i, e);
+                }
                 let mut seen = BTreeSet::new();
                 overlays.push_str(&format!(
                     "<h4>{}: difference overlays</h4><div class=\"figs\">",
@@ -862,6 +881,10 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
                         continue;
                     }
                     let (d, id) = ranked[i];
+                    let what = match count_errors.get(&i) {
+                        Some(e) if what == "largest count error" => format!("{what} ({e})"),
+                        _ => what.to_string(),
+                    };
                     let made = by_key
                         .get(&(*dataset, *method, id))
                         .ok_or_else(|| "no stored prediction".to_string())
@@ -891,8 +914,10 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
             None,
             None,
         ));
-        ctx.body.push_str("<p class=\"note\">Overlays: <span style=\"color:#d00\">red = predicted only</span>, \
-            <span style=\"color:#00d\">blue = truth only</span>, <span style=\"color:#0a0\">green = both</span>.</p>");
+        ctx.body.push_str("<p class=\"note\">Overlays, drawn on the image: <span style=\"color:#d00\">red = predicted only</span>, \
+            <span style=\"color:#00d\">blue = truth only</span>, <span style=\"color:#0a0\">green = both</span>, \
+            <span style=\"color:#b90\">yellow = outline of each predicted object</span> (merged or split cells show \
+            there); picked by Dice and, where the method also counted, by the largest count error.</p>");
         ctx.body.push_str(&overlays);
     }
     ctx.push_table(table);
@@ -956,7 +981,8 @@ fn instance_table(ctx: &mut Ctx, ev: &Evaluation) {
     ctx.push_table(table);
 }
 
-/// The red/blue/green difference image of a prediction's mask against the truth, as a PNG data URI.
+/// The difference of a prediction's objects against the truth drawn on the sample's image (see
+/// [`difference_on_image_png`]), as a PNG data URI; on black when the image cannot be read.
 fn overlay_data_uri(ctx: &Ctx, p: &Prediction) -> Result<String, String> {
     let sample = ctx
         .samples
@@ -972,17 +998,93 @@ fn overlay_data_uri(ctx: &Ctx, p: &Prediction) -> Result<String, String> {
             ctx.store_dir.join(pp)
         }
     };
-    let read = |path: &Path| -> Result<BinaryMask, String> {
-        let img = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
-        Ok(BinaryMask::from_image_above(&img.to_gray(), 0.0))
+    let read = |path: &Path| mica_core::io::read_image(path).map_err(|e| e.to_string());
+    let truth = BinaryMask::from_image_above(&read(Path::new(truth_path))?.to_gray(), 0.0);
+    let pred = mica_core::LabelImage::from_image(&read(&pred_path)?)
+        .map_err(|e| format!("predicted labels {}: {e}", pred_path.display()))?;
+    let png = match read(Path::new(&sample.path)) {
+        Ok(image) => difference_on_image_png(&image, &truth, &pred)?,
+        Err(_) => difference_png(&truth, &pred.foreground())?,
     };
-    let truth = read(Path::new(truth_path))?;
-    let pred = read(&pred_path)?;
-    let png = difference_png(&truth, &pred)?;
     Ok(format!(
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(png)
     ))
+}
+
+/// Longest side of a difference overlay in the report (larger images are subsampled).
+pub const OVERLAY_MAX_SIDE: u32 = 1024;
+
+/// PNG bytes of the difference drawn on the image (its gray values stretched from the 0.5th to
+/// the 99.5th percentile): tinted red where only the prediction has foreground (false
+/// positive), blue where only the truth has (missed), green where both have; the outline of
+/// every predicted object in yellow, so that two cells merged into one object (or one cell split
+/// in two) show even where the foreground agrees. Images longer than [`OVERLAY_MAX_SIDE`] are
+/// subsampled.
+///
+/// # Errors
+/// When the image, the truth and the prediction differ in size.
+pub fn difference_on_image_png(
+    image: &Image,
+    truth: &BinaryMask,
+    pred: &mica_core::LabelImage,
+) -> Result<Vec<u8>, String> {
+    let (w, h) = (image.width(), image.height());
+    if (truth.width(), truth.height()) != (w, h) || (pred.width(), pred.height()) != (w, h) {
+        return Err(format!(
+            "image is {w}x{h}, truth mask {}x{}, predicted labels {}x{}",
+            truth.width(),
+            truth.height(),
+            pred.width(),
+            pred.height()
+        ));
+    }
+    let gray = image
+        .to_gray()
+        .stretch_to_u8(0.5, 99.5)
+        .map_err(|e| e.to_string())?;
+    let mica_core::Pixels::U8(g) = gray.pixels() else {
+        return Err("stretched image is not 8-bit".into());
+    };
+    let step = w.max(h).div_ceil(OVERLAY_MAX_SIDE).max(1);
+    let (ow, oh) = (w.div_ceil(step), h.div_ceil(step));
+    let labels = pred.as_slice();
+    let t = truth.as_slice();
+    let label = |x: u32, y: u32| labels[(y * w + x) as usize];
+    let mut rgb = Vec::with_capacity((ow * oh * 3) as usize);
+    let blend = |v: u8, c: [u8; 3], a: f32| -> [u8; 3] {
+        c.map(|c| (v as f32 * (1.0 - a) + c as f32 * a).round() as u8)
+    };
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let (x, y) = (ox * step, oy * step);
+            let i = (y * w + x) as usize;
+            let l = labels[i];
+            // An outline pixel: a predicted object's pixel next to another label (4-neighbours,
+            // at the overlay's own spacing).
+            let edge = l != 0
+                && [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)]
+                    .iter()
+                    .any(|&(dx, dy)| {
+                        let (nx, ny) = (x as i64 + dx * step as i64, y as i64 + dy * step as i64);
+                        nx < 0
+                            || ny < 0
+                            || nx >= w as i64
+                            || ny >= h as i64
+                            || label(nx as u32, ny as u32) != l
+                    });
+            let v = g[i];
+            rgb.extend_from_slice(&match (t[i], l != 0) {
+                _ if edge => [255, 220, 0],
+                (true, true) => blend(v, [0, 200, 0], 0.25),
+                (false, true) => blend(v, [230, 0, 0], 0.55),
+                (true, false) => blend(v, [0, 60, 255], 0.55),
+                (false, false) => [v, v, v],
+            });
+        }
+    }
+    let img = Image::rgb8(ow, oh, rgb).map_err(|e| e.to_string())?;
+    mica_core::io::encode_png(&img).map_err(|e| e.to_string())
 }
 
 /// PNG bytes of the difference image: red = predicted only, blue = truth only, green = both,
@@ -1906,5 +2008,60 @@ mod tests {
             panic!("8-bit expected")
         };
         assert_eq!(v.as_slice(), &[0, 0, 230, 0, 200, 0, 220, 0, 0]);
+    }
+
+    /// Two true cells that the prediction merged into one object: the foreground agrees (no
+    /// red, no blue), but the yellow outline goes round one object, not two; and a missed and a
+    /// false pixel are tinted over the image's gray.
+    #[test]
+    fn difference_on_the_image_outlines_merged_cells() {
+        // 8 x 5: gray ramp; truth: cells at x 1..=2 and 4..=5 (rows 1..=3), pred: one object
+        // x 1..=5 rows 1..=3 plus a false pixel (7, 0); truth pixel (0, 4) missed.
+        let (w, h) = (8u32, 5u32);
+        let gray: Vec<u8> = (0..w * h).map(|i| (i * 6) as u8).collect();
+        let image = Image::gray8(w, h, gray).unwrap();
+        let mut t = vec![false; (w * h) as usize];
+        let mut l = vec![0u32; (w * h) as usize];
+        for y in 1..=3 {
+            for x in [1, 2, 4, 5] {
+                t[(y * w + x) as usize] = true;
+            }
+            for x in 1..=5 {
+                l[(y * w + x) as usize] = 1;
+            }
+        }
+        t[(4 * w) as usize] = true;
+        l[7] = 2;
+        let truth = BinaryMask::new(w, h, t).unwrap();
+        let pred = mica_core::LabelImage::new(w, h, l).unwrap();
+        let png = difference_on_image_png(&image, &truth, &pred).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.png");
+        std::fs::write(&path, png).unwrap();
+        let img = mica_core::io::read_image(&path).unwrap();
+        let mica_core::Pixels::U8(v) = img.pixels() else {
+            panic!("8-bit expected")
+        };
+        let px = |x: u32, y: u32| {
+            let i = ((y * w + x) * 3) as usize;
+            [v[i], v[i + 1], v[i + 2]]
+        };
+        let yellow = [255, 220, 0];
+        // The merged object's outline, including over the gap between the true cells.
+        assert_eq!(px(1, 1), yellow);
+        assert_eq!(px(3, 1), yellow);
+        // Its inside: both (green tint: green above red and blue).
+        let inside = px(2, 2);
+        assert!(inside[1] > inside[0] && inside[1] > inside[2], "{inside:?}");
+        // The gap pixel inside the object is predicted only: red.
+        let gap = px(3, 2);
+        assert!(gap[0] > gap[1] && gap[0] > gap[2], "{gap:?}");
+        // A lone false pixel is its own outline; the missed pixel is blue; background is gray.
+        assert_eq!(px(7, 0), yellow);
+        let missed = px(0, 4);
+        assert!(missed[2] > missed[0] && missed[2] > missed[1], "{missed:?}");
+        let bg = px(6, 3);
+        assert!(bg[0] == bg[1] && bg[1] == bg[2], "{bg:?}");
+        assert!(difference_on_image_png(&image.crop(0, 0, 4, 4).unwrap(), &truth, &pred).is_err());
     }
 }
