@@ -919,11 +919,71 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
             <span style=\"color:#b90\">yellow = outline of each predicted object</span> (merged or split cells show \
             there); picked by Dice and, where the method also counted, by the largest count error.</p>");
         ctx.body.push_str(&overlays);
+        if ctx.opts.overlays {
+            side_by_side(ctx, dataset, methods, &by_key);
+        }
     }
     ctx.push_table(table);
     ctx.push_table_folded(per_image);
     instance_table(ctx, ev);
     ctx.body.push_str("</section>\n");
+}
+
+/// The study's qualitative figure: one image with every method's difference overlay side by
+/// side, for datasets segmented by two methods or more. The image is the hardest one that every
+/// method scored (lowest mean Dice).
+fn side_by_side(
+    ctx: &mut Ctx,
+    dataset: &str,
+    methods: &BTreeMap<&str, Vec<&SegmentationImage>>,
+    by_key: &BTreeMap<(&str, &str, &str), &Prediction>,
+) {
+    if methods.len() < 2 {
+        return;
+    }
+    let mut dice: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for imgs in methods.values() {
+        for r in imgs {
+            if let Some(d) = r.dice {
+                dice.entry(r.image.as_str()).or_default().push(d);
+            }
+        }
+    }
+    let Some((image, _)) = dice
+        .iter()
+        .filter(|(_, ds)| ds.len() == methods.len())
+        .map(|(id, ds)| (*id, ds.iter().sum::<f64>() / ds.len() as f64))
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)))
+    else {
+        return;
+    };
+    ctx.body.push_str(&format!(
+        "<h4>{}: the methods side by side on {}, the image they found hardest (lowest mean Dice)</h4><div class=\"figs\">",
+        escape(dataset),
+        escape(image)
+    ));
+    for (method, imgs) in methods {
+        let d = imgs
+            .iter()
+            .find(|r| r.image == image)
+            .and_then(|r| r.dice)
+            .unwrap_or(f64::NAN);
+        let made = by_key
+            .get(&(dataset, *method, image))
+            .ok_or_else(|| "no stored prediction".to_string())
+            .and_then(|p| overlay_data_uri(ctx, p));
+        match made {
+            Ok(uri) => ctx.body.push_str(&format!(
+                "<figure><img src=\"{uri}\" alt=\"{m} on {id}\"><figcaption>{m}: Dice {d:.3}</figcaption></figure>",
+                m = escape(method),
+                id = escape(image)
+            )),
+            Err(e) => ctx
+                .warnings
+                .push(format!("overlay of {image} ({method}): {e}")),
+        }
+    }
+    ctx.body.push_str("</div>\n");
 }
 
 /// Instance metrics (datasets whose truth masks are instance labels): per dataset and method, the
