@@ -308,3 +308,58 @@ fn pixel_size_from_the_flag_or_the_file_gives_um_columns_and_calibrated_labels()
         "{err}"
     );
 }
+
+/// `--overlay-numbers` writes each object's label number (white, black rim) at its centroid in
+/// objects.csv; without it the overlay has no white-on-black digits there.
+#[test]
+fn overlay_numbers_are_written_at_the_objects_centroids() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |numbers: bool, out: &std::path::Path| {
+        let a = image(W1);
+        let mut args = vec![
+            "segment",
+            "--out",
+            out.to_str().unwrap(),
+            a.to_str().unwrap(),
+        ];
+        if numbers {
+            args.insert(1, "--overlay-numbers");
+        }
+        let (code, _, err) = mica(&args);
+        assert_eq!(code, 0, "{err}");
+        let png = out.join(format!("{}_overlay.png", W1.trim_end_matches(".TIF")));
+        let img = mica_core::io::read_image(&png).unwrap();
+        let mica_core::Pixels::U8(px) = img.pixels().clone() else {
+            panic!("8-bit overlay")
+        };
+        (img.width() as usize, px)
+    };
+    let (w, plain) = run(false, &dir.path().join("plain"));
+    let (_, numbered) = run(true, &dir.path().join("numbered"));
+    let table = std::fs::read_to_string(dir.path().join("numbered/objects.csv")).unwrap();
+    let mut objects = 0;
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (cx, cy): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+        // Digits are 10 px high at this size: around the centroid, pixels turned white or
+        // black (glyph and rim) that the plain overlay has in other colours.
+        let (x0, y0) = (cx.round() as i64, cy.round() as i64);
+        let mut changed = 0;
+        for dy in -5..=5i64 {
+            for dx in -6..=6i64 {
+                let (x, y) = ((x0 + dx).max(0) as usize, (y0 + dy).max(0) as usize);
+                let i = 3 * (y * w + x);
+                let (a, b) = (plain.get(i..i + 3), numbered.get(i..i + 3));
+                if a != b && matches!(b, Some([255, 255, 255]) | Some([0, 0, 0])) {
+                    changed += 1;
+                }
+            }
+        }
+        assert!(
+            changed >= 5,
+            "no number at ({cx}, {cy}): {changed} pixels changed"
+        );
+        objects += 1;
+    }
+    assert!(objects >= 16, "{objects}");
+}

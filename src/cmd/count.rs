@@ -45,6 +45,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let outputs = instances::Outputs {
         dir: None,
         pixel_size: None,
+        numbers: false,
     };
     let budget = super::segment::memory_budget(args.method.max_memory.as_deref())?;
     let run = instances::run(

@@ -25,6 +25,8 @@ pub struct Outputs {
     pub dir: Option<PathBuf>,
     /// Pixel size given by the user (µm); else each image's own calibration, if it has one.
     pub pixel_size: Option<mica_core::calibration::PixelSize>,
+    /// Write each object's label number (as in `objects.csv`) on the overlays.
+    pub numbers: bool,
 }
 
 /// What one image gave.
@@ -129,17 +131,33 @@ fn process_one(
         let labels = dir.join(mica_core::naming::labels_file_name(&name));
         mica_core::io::write_label_tiff_calibrated(&labels, &s.labels, pixel_size.as_ref())
             .map_err(|e| e.to_string())?;
-        let (overlay, _) = mica_core::render::outline_overlay_at_most(
+        objects = mica_core::object_properties(&s.labels, Some(&image))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let (mut overlay, step) = mica_core::render::outline_overlay_at_most(
             &image,
             &s.labels,
             OUTLINE_RGB,
             OVERLAY_MAX_SIDE,
         )
         .map_err(|e| format!("{}: overlay: {e}", path.display()))?;
+        if outputs.numbers {
+            let at: Vec<(u32, f64, f64)> = objects
+                .iter()
+                .map(|o| {
+                    let k = step as f64;
+                    (o.label, o.centroid_x / k, o.centroid_y / k)
+                })
+                .collect();
+            let scale = if overlay.width().max(overlay.height()) >= 400 {
+                2
+            } else {
+                1
+            };
+            overlay = mica_core::render::draw_numbers(overlay, &at, scale)
+                .map_err(|e| format!("{}: overlay: {e}", path.display()))?;
+        }
         let overlay_file = dir.join(mica_core::naming::overlay_file_name(&name));
         mica_core::io::write_png(&overlay_file, &overlay).map_err(|e| e.to_string())?;
-        objects = mica_core::object_properties(&s.labels, Some(&image))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(ImageResult {
         // The image as the user named it: two inputs with one file name stay two rows.

@@ -132,6 +132,9 @@ pub struct Args {
     /// objects.csv gains µm columns and label TIFFs are calibrated.
     #[arg(long, value_name = "UM")]
     pub pixel_size: Option<f64>,
+    /// Write each object's label number (the `label` column of objects.csv) on the overlays.
+    #[arg(long)]
+    pub overlay_numbers: bool,
     /// Image files or folders of images (with --points/--boxes: optional, the images the
     /// prompt files name).
     #[arg(required_unless_present_any = ["points", "boxes"])]
@@ -148,6 +151,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             .pixel_size
             .map(mica_core::calibration::PixelSize::user)
             .transpose()?,
+        numbers: args.overlay_numbers,
     };
     let budget = memory_budget(args.method.max_memory.as_deref())?;
     let run = instances::run(

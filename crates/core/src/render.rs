@@ -77,6 +77,81 @@ pub fn outline_overlay(image: &Image, labels: &LabelImage, color: [u8; 3]) -> Re
     Image::rgb8(labels.width(), labels.height(), px)
 }
 
+/// Digits 0–9 as 3 × 5 bitmaps (rows top to bottom, bit 2 = left column).
+const DIGITS: [[u8; 5]; 10] = [
+    [0b111, 0b101, 0b101, 0b101, 0b111],
+    [0b010, 0b110, 0b010, 0b010, 0b111],
+    [0b111, 0b001, 0b111, 0b100, 0b111],
+    [0b111, 0b001, 0b111, 0b001, 0b111],
+    [0b101, 0b101, 0b111, 0b001, 0b001],
+    [0b111, 0b100, 0b111, 0b001, 0b111],
+    [0b111, 0b100, 0b111, 0b101, 0b111],
+    [0b111, 0b001, 0b010, 0b010, 0b010],
+    [0b111, 0b101, 0b111, 0b101, 0b111],
+    [0b111, 0b101, 0b111, 0b001, 0b111],
+];
+
+/// Writes each `(number, x, y)` onto an 8-bit RGB image, centred on `(x, y)`: digits of 3 × 5
+/// cells of `scale` px, white with a black rim so that they read on bright and dark objects
+/// alike; clipped at the image's edges. For overlays whose label numbers match `objects.csv`.
+///
+/// # Errors
+/// [`crate::Error::Invalid`] unless the image is 8-bit RGB.
+pub fn draw_numbers(image: Image, numbers: &[(u32, f64, f64)], scale: u32) -> Result<Image> {
+    let (iw, ih) = (image.width(), image.height());
+    let (w, h) = (iw as i64, ih as i64);
+    let rgb = image.channels() == crate::image::Channels::Rgb;
+    let Pixels::U8(mut px) = image.into_pixels() else {
+        return Err(crate::Error::Invalid(
+            "numbers are drawn on 8-bit RGB images".into(),
+        ));
+    };
+    if !rgb {
+        return Err(crate::Error::Invalid(
+            "numbers are drawn on 8-bit RGB images".into(),
+        ));
+    }
+    let s = scale.max(1) as i64;
+    for &(n, cx, cy) in numbers {
+        let text = n.to_string();
+        let (tw, th) = ((4 * text.len() as i64 - 1) * s, 5 * s);
+        let (x0, y0) = (cx.round() as i64 - tw / 2, cy.round() as i64 - th / 2);
+        // Glyph cells in image pixels.
+        let mut on = Vec::new();
+        for (k, ch) in text.bytes().enumerate() {
+            let glyph = DIGITS[(ch - b'0') as usize];
+            for (row, bits) in glyph.iter().enumerate() {
+                for col in 0..3 {
+                    if bits >> (2 - col) & 1 == 1 {
+                        let gx = x0 + (4 * k as i64 + col) * s;
+                        let gy = y0 + row as i64 * s;
+                        for dy in 0..s {
+                            for dx in 0..s {
+                                on.push((gx + dx, gy + dy));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut put = |x: i64, y: i64, c: [u8; 3]| {
+            if (0..w).contains(&x) && (0..h).contains(&y) {
+                let i = 3 * (y * w + x) as usize;
+                px[i..i + 3].copy_from_slice(&c);
+            }
+        };
+        for &(x, y) in &on {
+            for (dx, dy) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
+                put(x + dx, y + dy, [0, 0, 0]);
+            }
+        }
+        for &(x, y) in &on {
+            put(x, y, [255, 255, 255]);
+        }
+    }
+    Image::rgb8(iw, ih, px)
+}
+
 /// The study's difference image: [`PREDICTED_ONLY`] where only the prediction is foreground,
 /// [`TRUTH_ONLY`] where only the truth is, [`BOTH`] where both are, black elsewhere.
 /// Arguments are `(truth, prediction)` as for every metric.
@@ -152,6 +227,27 @@ mod overlay_size_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_drawn_white_on_a_black_rim_centred_and_clipped() {
+        let img = Image::rgb8(20, 12, vec![128; 20 * 12 * 3]).unwrap();
+        // "1" at (5, 5) and "10" half outside the right edge.
+        let out = draw_numbers(img, &[(1, 5.0, 5.0), (10, 19.0, 2.0)], 1).unwrap();
+        let Pixels::U8(px) = out.pixels() else {
+            panic!()
+        };
+        let at = |x: usize, y: usize| [px[3 * (y * 20 + x)], px[3 * (y * 20 + x) + 1]];
+        // The "1" glyph (3 wide, 5 high) starts at (4, 3): its stem is column 5.
+        for y in 3..8 {
+            assert_eq!(at(5, y), [255, 255], "stem at y {y}");
+        }
+        assert_eq!(at(4, 3), [0, 0], "rim left of the top of the 1");
+        assert_eq!(at(4, 7), [255, 255], "foot of the 1");
+        assert_eq!(at(9, 5), [128, 128], "untouched");
+        // The clipped "10" drew something without going out of bounds.
+        assert!((16..20).any(|x| at(x, 2) == [255, 255]));
+        assert!(draw_numbers(Image::gray8(2, 2, vec![0; 4]).unwrap(), &[], 1).is_err());
+    }
 
     #[test]
     fn difference_colours() {
