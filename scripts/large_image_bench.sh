@@ -4,9 +4,10 @@
 # batch of one 16000 x 16000 PNG plus the five BBBC005 w1 examples under `ulimit -v 4000000`
 # (4 GB of address space): without tiles the big image is refused by name and the others are
 # counted (exit 3); with tiles all are counted (exit 0). Peak memory is /usr/bin/time's maximum
-# resident set size.
+# resident set size. With SAM=1, also SAM whole and tiled on a 4096 x 4096 mosaic.
 #
 #   scripts/large_image_bench.sh
+#   SAM=1 SAM_SRC=IMAGE scripts/large_image_bench.sh
 #
 # Environment: MICA (binary, default target/release/mica), MOSAIC (the image maker, default
 # target/release/examples/mosaic: cargo build --release -p mica-core --example mosaic),
@@ -59,3 +60,21 @@ for mode in off auto; do
   printf -- "--tile %-4s exit %d, %d of 6 images counted, %.1f s, peak %.0f MiB\n" "$mode" "$rc" "$counted" "$wall" "$((kb / 1024))"
   grep -h "^error" "$OUT/err.tmp" | sed 's/^/    /' || true
 done
+
+# SAM (SAM=1; needs MobileSAM weights: MICA_SAM_WEIGHTS or the cache): a 4096 x 4096 mosaic of one
+# BBBC005 w1 image whole (shrunk 4x to SAM's input) and in the default 1024-px windows, with
+# detector prompts and with the point grid (the grid in windows takes about 5 minutes here).
+if [ "${SAM:-0}" = 1 ]; then
+  SAM_SRC=${SAM_SRC:-examples/bbbc005/images/SIMCEPImages_A11_C44_F1_s17_w1.TIF}
+  [ -f "$OUT/sam4096.png" ] || "$MOSAIC" "$SAM_SRC" "$OUT/sam4096.png" 4096 >/dev/null
+  echo
+  echo "4096 x 4096 mosaic of $(basename "$SAM_SRC"), mica count:"
+  echo "| run                          | objects  | wall (s) | peak MiB | B/px  |"
+  echo "|---|---|---|---|---|"
+  px=$((4096 * 4096))
+  measure "classical" $px "$OUT/sam4096.png"
+  measure "SAM prompts, --tile off" $px --method sam --prompts classical --tile off "$OUT/sam4096.png"
+  measure "SAM prompts, tiles (auto)" $px --method sam --prompts classical "$OUT/sam4096.png"
+  measure "SAM grid, --tile off" $px --method sam --tile off "$OUT/sam4096.png"
+  measure "SAM grid, tiles (auto)" $px --method sam "$OUT/sam4096.png"
+fi
