@@ -100,7 +100,7 @@ impl MemoryBudget {
     pub fn reserve(&self, bytes: u64) -> Result<Reservation<'_>, String> {
         if bytes > self.total {
             return Err(format!(
-                "needs about {} of memory, more than the budget of {} ({}); give --max-memory, or for the classical method --tile",
+                "needs about {} of memory, more than the budget of {} ({}); give --max-memory, or --tile (classical and SAM)",
                 human(bytes),
                 human(self.total),
                 self.source
