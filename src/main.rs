@@ -81,6 +81,9 @@ fn main() {
     };
     let code = match result {
         Ok(code) => code,
+        // Whoever read the output stopped reading (`mica count … | head`): nothing to report,
+        // as ripgrep and the coreutils do.
+        Err(e) if e.downcast_ref::<cmd::StdoutClosed>().is_some() => exit::SUCCESS,
         Err(e) => {
             eprintln!(
                 "error: {}",

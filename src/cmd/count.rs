@@ -5,7 +5,7 @@ use super::instances;
 use super::segment::MethodArgs;
 use super::Ctx;
 use crate::exit;
-use anyhow::Context;
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -59,14 +59,14 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     if let Some(path) = &args.csv {
         instances::write_counts_csv(path, &run)?;
     }
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&instances::counts_json(&run, &images))?
-        );
+        let text = serde_json::to_string_pretty(&instances::counts_json(&run, &images))?;
+        writeln!(out, "{text}").map_err(super::stdout_error)?;
     } else {
-        let mut out = std::io::stdout().lock();
-        instances::write_counts(&mut out, &run).context("cannot write to stdout")?;
+        let mut csv = Vec::new();
+        instances::write_counts(&mut csv, &run)?;
+        out.write_all(&csv).map_err(super::stdout_error)?;
     }
     let failed = run.failures();
     Ok(if failed == 0 {

@@ -27,6 +27,21 @@ pub struct Ctx {
     pub quiet: bool,
 }
 
+/// Whoever read stdout stopped reading (`mica count … | head`); `main` stops quietly.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed by its reader")]
+pub struct StdoutClosed;
+
+/// A write to stdout that failed: [`StdoutClosed`] when the reader has gone, else the error
+/// with what was being written.
+pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(e).context("cannot write to stdout")
+    }
+}
+
 /// A capability this build of mica does not have (e.g. SAM in a build without the `sam`
 /// feature); `main` turns it into exit code 4.
 #[derive(Debug, thiserror::Error)]
