@@ -174,6 +174,100 @@ fn demo_report_renders_in_headless_chromium() {
     );
 }
 
+/// `scripts/pdf_splits.py` on a PDF printed by headless Chromium: how many figures, table rows
+/// and tables lie on more than one page.
+fn pdf_splits(browser: &Path, html: &Path, home: &Path) -> serde_json::Value {
+    let pdf = home.join(format!(
+        "{}.pdf",
+        html.file_stem().unwrap().to_string_lossy()
+    ));
+    let res = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", html.display()))
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    assert!(
+        pdf.is_file(),
+        "no PDF; chromium said:\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/pdf_splits.py"
+        ))
+        .arg(&pdf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Chromium's print to PDF keeps the report's figures and table rows whole (tables longer than
+/// a page go on over pages, row by row). The checker reads the PDF's structure tree; it is
+/// first shown to see a split: a page of tall rows without the print rules has rows cut in two.
+#[test]
+fn report_prints_to_pdf_with_figures_and_rows_whole() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED: no chromium on PATH (apt-get install -y chromium) - nothing printed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("control.html");
+    let rows: String = (0..60)
+        .map(|i| format!("<tr><td>row {i}<br>a<br>b</td></tr>"))
+        .collect();
+    std::fs::write(
+        &control,
+        format!(
+            "<html><body><div style=\"height:700px\">x</div><table>{rows}</table></body></html>"
+        ),
+    )
+    .unwrap();
+    let c = pdf_splits(&browser, &control, dir.path());
+    assert!(
+        c["split_rows"].as_u64().unwrap() > 0,
+        "the checker sees no split: {c}"
+    );
+    let out = mica()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-q", "demo", "--out"])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = pdf_splits(
+        &browser,
+        &dir.path().join("demo/report/report.html"),
+        dir.path(),
+    );
+    assert!(r["pages"].as_u64().unwrap() > 5, "{r}");
+    assert!(
+        r["figures"].as_u64().unwrap() > 10 && r["rows"].as_u64().unwrap() > 50,
+        "{r}"
+    );
+    assert_eq!(
+        (r["split_figures"].as_u64(), r["split_rows"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+}
+
 #[test]
 fn vqa_answers_sit_next_to_the_reference() {
     let dir = tempfile::tempdir().unwrap();

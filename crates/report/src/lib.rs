@@ -306,7 +306,8 @@ nav a{color:#0072B2}.tw{overflow-x:auto}table{border-collapse:collapse;margin:6p
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eef3f8}.files{color:#777;font-size:12px;margin:0 0 10px}\
 .figs{display:flex;flex-wrap:wrap;gap:10px}svg.fig{background:#fff;border:1px solid #e3e3e3;max-width:100%;height:auto}svg .tk{font-size:10px;fill:#333}svg .lb{font-size:11px;fill:#222}svg .tt{font-size:12px;font-weight:600;fill:#222}\
 .vqa{display:flex;gap:12px;align-items:flex-start;background:#fff;border:1px solid #e3e3e3;padding:8px;margin:8px 0;break-inside:avoid}.vqa img.thumb{width:200px;height:auto;flex:none}.vqa h4{margin:0 0 4px}.vqa .ref{margin:0 0 6px}.vqa details{margin:2px 0}.vqa .ok{color:#087f23}.vqa .bad{color:#b00020;font-weight:600}.vqa .na{color:#888}figure{margin:0;background:#fff;border:1px solid #e3e3e3;padding:6px}figure img{display:block;max-width:340px;height:auto;image-rendering:pixelated}figcaption{font-size:12px;max-width:340px}\
-.note{color:#555}.answer{font-size:15px;background:#eef6ee;border-left:4px solid #009E73;padding:6px 10px}.ans{white-space:pre-wrap;max-width:420px}";
+.note{color:#555}.answer{font-size:15px;background:#eef6ee;border-left:4px solid #009E73;padding:6px 10px}.ans{white-space:pre-wrap;max-width:420px}\
+@media print{body{background:#fff}figure,svg.fig,tr,.answer,.vqa{break-inside:avoid}h2,h3,h4{break-after:avoid}.tw{overflow:visible}}";
 
 /// Unix seconds as an ISO 8601 UTC time (`2026-12-02T20:31:05Z`).
 fn utc(unix_s: i64) -> String {
