@@ -2,7 +2,12 @@
 # Fresh screenshots of the demo report for docs/images, rendered by headless Chromium:
 #   demo-report.png          the first screen (the summary: which method is best, and how wrong)
 #   demo-report-overlays.png the segmentation section's difference overlays
-# Usage: scripts/report_screenshots.sh [MICA]   (default: target/release/mica, else target/debug/mica)
+# and, with DATA set to the shared data folder (e.g. DATA=../shared/data), the full offline study
+# (studies/beyond-human-vision.toml; methods without weights or keys are skipped):
+#   study-report.png          its first screen
+#   study-report-counting.png the predicted-vs-true figures of its dataset with most methods
+# Usage: [DATA=DIR] scripts/report_screenshots.sh [MICA]
+#        (default MICA: target/release/mica, else target/debug/mica)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MICA=${1:-target/release/mica}
@@ -30,3 +35,27 @@ PY
 html="$tmp/overlays.html"
 shot docs/images/demo-report-overlays.png 1280,700 ""
 ls -la docs/images/demo-report.png docs/images/demo-report-overlays.png
+if [ -n "${DATA:-}" ]; then
+  # Exit 3 when some predictions failed or methods were skipped: the report says which.
+  "$MICA" -q run studies/beyond-human-vision.toml --data-root "$DATA" --store "$tmp/study.sqlite" 2>/dev/null || [ $? -eq 3 ]
+  "$MICA" -q report "$tmp/study.sqlite" --out "$tmp/study" >/dev/null
+  html="$tmp/study/report.html"
+  shot docs/images/study-report.png 1280,900 ""
+  python3 - "$html" "$tmp/counting.html" <<'PY'
+import sys
+h = open(sys.argv[1], encoding="utf-8").read()
+# The dataset with the most methods (scatter panels) in its predicted-vs-true figures.
+blocks = []
+i = h.find("predicted vs true count</h3>")
+while i != -1:
+    start, end = h.rindex("<h3>", 0, i), h.index("</div>", i) + 6
+    blocks.append((h[start:end].count("<svg"), -start, start, end))
+    i = h.find("predicted vs true count</h3>", end)
+_, _, start, end = max(blocks)
+head = h[: h.index("<body")] + "<body>"
+open(sys.argv[2], "w", encoding="utf-8").write(head + h[start:end] + "</body></html>")
+PY
+  html="$tmp/counting.html"
+  shot docs/images/study-report-counting.png 1280,700 ""
+  ls -la docs/images/study-report.png docs/images/study-report-counting.png
+fi
