@@ -832,7 +832,6 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
         let mut dice_series = Vec::new();
         let mut overlays = String::new();
         for (method, imgs) in methods {
-            let mut count_errors: BTreeMap<usize, f64> = BTreeMap::new();
             let mut ranked: Vec<(f64, &str)> = imgs
                 .iter()
                 .filter(|r| r.jaccard.is_some())
@@ -851,9 +850,9 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
             dice_series.push((method.to_string(), pts));
             if ctx.opts.overlays && !ranked.is_empty() {
                 let mut picks = vec![
-                    ("worst Dice", 0),
-                    ("median Dice", ranked.len() / 2),
-                    ("best Dice", ranked.len() - 1),
+                    ("worst Dice".to_string(), 0),
+                    ("median Dice".to_string(), ranked.len() / 2),
+                    ("best Dice".to_string(), ranked.len() - 1),
                 ];
                 // The image with the largest count error among those scored here (a Dice that
                 // barely varies hides merged or split cells; the count error shows them).
@@ -869,8 +868,7 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
                     .filter_map(|(i, (_, id))| Some((i, *count_error.get(id)?)))
                     .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
                 {
-                    picks.insert(1, ("largest count error", i));
-                    count_errors.insert(i, e);
+                    picks.insert(1, (format!("largest count error ({e})"), i));
                 }
                 let mut seen = BTreeSet::new();
                 overlays.push_str(&format!(
@@ -882,21 +880,13 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
                         continue;
                     }
                     let (d, id) = ranked[i];
-                    let what = match count_errors.get(&i) {
-                        Some(e) if what == "largest count error" => format!("{what} ({e})"),
-                        _ => what.to_string(),
-                    };
-                    let made = by_key
-                        .get(&(*dataset, *method, id))
-                        .ok_or_else(|| "no stored prediction".to_string())
-                        .and_then(|p| overlay_data_uri(ctx, p));
-                    match made {
-                        Ok(uri) => overlays.push_str(&format!(
-                            "<figure><img src=\"{uri}\" alt=\"difference overlay of {id}\"><figcaption>{what}: {id}, Dice {d:.3}</figcaption></figure>",
-                            id = escape(id)
-                        )),
-                        Err(e) => ctx.warnings.push(format!("overlay of {id} ({method}): {e}")),
-                    }
+                    overlays.push_str(&overlay_figure(
+                        ctx,
+                        by_key.get(&(*dataset, *method, id)).copied(),
+                        (method, id),
+                        &format!("difference overlay of {id}"),
+                        &format!("{what}: {id}, Dice {d:.3}"),
+                    ));
                 }
                 overlays.push_str("</div>\n");
             }
@@ -969,22 +959,42 @@ fn side_by_side(
             .find(|r| r.image == image)
             .and_then(|r| r.dice)
             .unwrap_or(f64::NAN);
-        let made = by_key
-            .get(&(dataset, *method, image))
-            .ok_or_else(|| "no stored prediction".to_string())
-            .and_then(|p| overlay_data_uri(ctx, p));
-        match made {
-            Ok(uri) => ctx.body.push_str(&format!(
-                "<figure><img src=\"{uri}\" alt=\"{m} on {id}\"><figcaption>{m}: Dice {d:.3}</figcaption></figure>",
-                m = escape(method),
-                id = escape(image)
-            )),
-            Err(e) => ctx
-                .warnings
-                .push(format!("overlay of {image} ({method}): {e}")),
-        }
+        let fig = overlay_figure(
+            ctx,
+            by_key.get(&(dataset, *method, image)).copied(),
+            (method, image),
+            &format!("{method} on {image}"),
+            &format!("{method}: Dice {d:.3}"),
+        );
+        ctx.body.push_str(&fig);
     }
     ctx.body.push_str("</div>\n");
+}
+
+/// A difference overlay as a `<figure>` with `alt` and `caption` (escaped here), or nothing and
+/// a warning naming `(method, image)` when it cannot be made.
+fn overlay_figure(
+    ctx: &mut Ctx,
+    prediction: Option<&Prediction>,
+    (method, image): (&str, &str),
+    alt: &str,
+    caption: &str,
+) -> String {
+    match prediction
+        .ok_or_else(|| "no stored prediction".to_string())
+        .and_then(|p| overlay_data_uri(ctx, p))
+    {
+        Ok(uri) => format!(
+            "<figure><img src=\"{uri}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+            escape(alt),
+            escape(caption)
+        ),
+        Err(e) => {
+            ctx.warnings
+                .push(format!("overlay of {image} ({method}): {e}"));
+            String::new()
+        }
+    }
 }
 
 /// Instance metrics (datasets whose truth masks are instance labels): per dataset and method, the
