@@ -24,8 +24,9 @@ pub struct MethodArgs {
     /// Segmentation method.
     #[arg(long, value_enum, default_value_t = Method::Classical)]
     pub method: Method,
-    /// Named settings of the method. classical: fluorescence-nuclei (default),
-    /// fluorescence-cells, sem-particles, textbook. sam: standard, custom.
+    /// Named settings of the method. classical: auto (default: adapts to compact or touching
+    /// objects and to dim ones among bright), fluorescence-nuclei, fluorescence-cells,
+    /// sem-particles, textbook. sam: standard, custom.
     #[arg(long)]
     pub preset: Option<String>,
     /// classical: a TOML settings file (fields as in crates/classical/presets/*.toml) instead of

@@ -101,6 +101,49 @@ fn evaluate(seg: &Classical, samples: &[Sample], group_of: &(dyn Fn(&Sample) -> 
     }
 }
 
+/// The 16-bit StarDist nuclei image: count, and recall / precision of objects matched one to one
+/// at IoU ≥ 0.5 against its instance labels.
+fn stardist(seg: &Classical, dir: &std::path::Path) {
+    let (img, truth) = match (
+        mica_core::io::read_image(&dir.join("img2d.tif")),
+        mica_core::io::read_label_image(&dir.join("mask2d.tif")),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return;
+        }
+    };
+    let out = match seg.segment_image(&img) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            return;
+        }
+    };
+    let r =
+        mica_metrics::instances::instance_scores(&truth, &out.labels, &[0.5]).expect("same size");
+    let s = &r.per_threshold[0];
+    let t = truth.foreground();
+    let inter = t
+        .as_slice()
+        .iter()
+        .zip(out.foreground.as_slice())
+        .filter(|(a, b)| **a && **b)
+        .count() as f64;
+    println!(
+        "{:<22} {:<24} n=1    count={} true={} recall@0.5={:.3} precision@0.5={:.3} pixel_recall={:.3} dice={:.4}",
+        seg_name(seg),
+        "stardist nuclei",
+        out.count,
+        truth.num_objects(),
+        s.recall.unwrap_or(f64::NAN),
+        s.precision.unwrap_or(f64::NAN),
+        inter / t.area() as f64,
+        dice(&t, &out.foreground),
+    );
+}
+
 fn seg_name(seg: &Classical) -> String {
     mica_core::Segmenter::name(seg)
 }
@@ -161,6 +204,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         evaluate(seg, &nffa, &|s| {
             format!("nffa {}", s.truth.class.clone().unwrap_or_default())
         });
+        stardist(seg, &data.join("stardist-nuclei"));
         eprintln!("{}: {:.1} s", seg_name(seg), t.elapsed().as_secs_f64());
     }
     Ok(())

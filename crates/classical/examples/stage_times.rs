@@ -109,6 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Preset::Textbook,
         Preset::FluorescenceNuclei,
         Preset::FluorescenceCells,
+        Preset::Auto,
     ] {
         let c = Classical::preset(preset)?;
         for _ in 0..reps {

@@ -7,8 +7,12 @@ use crate::morphology::{fill_holes, fill_holes_up_to, remove_small_objects};
 use crate::peaks::{label_unreached_owned, markers_at, peak_local_max};
 use crate::plane::Plane;
 use crate::scratch;
-use crate::settings::{Background, Flood, Markers, Polarity, Preset, Settings, Split, Threshold};
-use crate::threshold::{above, li, local_mean, otsu, triangle, Histogram};
+use crate::settings::{
+    Background, Flood, Markers, Polarity, Preset, Settings, Split, Threshold, Watershed,
+};
+use crate::threshold::{
+    above, brightness_spreads, li, local_mean, median_below, otsu, triangle, Histogram,
+};
 use crate::tiled::Tiling;
 use mica_core::{BinaryMask, Image, LabelImage, Segmentation};
 
@@ -41,8 +45,9 @@ pub struct Stages {
     pub foreground: BinaryMask,
     /// The instances, numbered 1..=N.
     pub labels: LabelImage,
-    /// The surface the watershed flooded (negated distance or intensity), when asked for.
-    pub flood_surface: Option<Plane>,
+    /// The surfaces the watersheds flooded (negated distance or intensity), one per watershed
+    /// of the split ([`Split::watersheds`]), when asked for.
+    pub flood_surfaces: Vec<Plane>,
 }
 
 impl Classical {
@@ -91,7 +96,7 @@ impl Classical {
         let p = Plane::from_image(image)?;
         let (_, hi) = p.min_max();
         let (p, prepared) = self.prepare(p, hi);
-        self.finish(p, prepared, ThresholdSource::Own, None, false)
+        self.finish(p, prepared, ThresholdSource::Own, &[], false)
     }
 
     /// Polarity, background subtraction and smoothing of `p`: returns the plane after background
@@ -147,9 +152,11 @@ impl Classical {
             Threshold::Local { block_size_px, .. } => block_size_px / 2 + 1,
             _ => 0,
         };
-        let markers = match s.split {
-            Split::None => 0,
-            Split::Watershed { markers, .. } => match markers {
+        let markers = s
+            .split
+            .watersheds()
+            .iter()
+            .map(|ws| match ws.markers {
                 Markers::DistancePeaks {
                     min_distance_px,
                     smoothing_sigma_px,
@@ -159,8 +166,9 @@ impl Classical {
                     sigma_px,
                     min_distance_px,
                 } => gaussian_radius(sigma_px) + 2 * min_distance_px + 1,
-            },
-        };
+            })
+            .max()
+            .unwrap_or(0);
         local + markers + 2
     }
 
@@ -174,17 +182,64 @@ impl Classical {
     }
 
     /// The global threshold of a prepared plane (`None`: no contrast).
-    pub(crate) fn global_threshold(&self, prepared: &[f32]) -> Option<f32> {
-        Histogram::of(prepared, self.settings.histogram_bins).map(|h| self.threshold_of(&h))
+    pub(crate) fn global_threshold(&self, prepared: &Plane) -> Option<f32> {
+        let hist = Histogram::of(&prepared.data, self.settings.histogram_bins)?;
+        Some(self.threshold_of(&hist, |level| {
+            self.object_peaks(prepared, level)
+                .into_iter()
+                .map(|(peak, _)| peak)
+                .collect()
+        }))
     }
 
-    /// The global threshold of a histogram of the prepared image.
-    pub(crate) fn threshold_of(&self, hist: &Histogram) -> f32 {
+    /// The global threshold of a histogram of the prepared image. `peaks_above(level)`: the
+    /// peak values of the objects above `level` (only [`Threshold::Auto`] asks).
+    pub(crate) fn threshold_of(
+        &self,
+        hist: &Histogram,
+        peaks_above: impl FnOnce(f32) -> Vec<f32>,
+    ) -> f32 {
         match self.settings.threshold {
             Threshold::Li => li(hist),
             Threshold::Triangle => triangle(hist),
+            Threshold::Auto { dim_ratio } => {
+                let low = li(hist);
+                let background = median_below(hist, low);
+                let mut peaks = peaks_above(low);
+                if brightness_spreads(&mut peaks, background, dim_ratio) {
+                    low
+                } else {
+                    otsu(hist)
+                }
+            }
             _ => otsu(hist),
         }
+    }
+
+    /// The peak value and first pixel (raster index) of every connected component of
+    /// `prepared > level` of at least `min_object_area_px` pixels.
+    pub(crate) fn object_peaks(&self, prepared: &Plane, level: f32) -> Vec<(f32, usize)> {
+        let fg = above(prepared, level);
+        let comps = fg.connected_components(self.settings.connectivity);
+        scratch::recycle_bools(fg.into_vec());
+        let n = comps.max_label() as usize;
+        let mut peak = vec![f32::NEG_INFINITY; n + 1];
+        let mut first = vec![usize::MAX; n + 1];
+        let mut area = vec![0usize; n + 1];
+        for (i, &c) in comps.as_slice().iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            let c = c as usize;
+            peak[c] = peak[c].max(prepared.data[i]);
+            first[c] = first[c].min(i);
+            area[c] += 1;
+        }
+        let min_area = self.settings.min_object_area_px.max(1);
+        (1..=n)
+            .filter(|&c| area[c] >= min_area)
+            .map(|c| (peak[c], first[c]))
+            .collect()
     }
 
     pub(crate) fn histogram_bins(&self) -> usize {
@@ -194,15 +249,15 @@ impl Classical {
     /// The stages after preparation: threshold, hole filling, small-object removal, splitting,
     /// the instance size filter.
     ///
-    /// `flood_range`: the range the watershed's levels are spread over (`None`: the surface's
-    /// own range inside the foreground). `keep_surface`: return the flooding surface in
-    /// [`Stages::flood_surface`].
+    /// `flood_ranges`: the ranges each watershed's levels are spread over, one per watershed of
+    /// the split (empty: each surface's own range inside the foreground). `keep_surface`:
+    /// return the flooding surfaces in [`Stages::flood_surfaces`].
     pub(crate) fn finish(
         &self,
         p: Plane,
         prepared: Plane,
         source: ThresholdSource,
-        flood_range: Option<(f32, f32)>,
+        flood_ranges: &[(f32, f32)],
         keep_surface: bool,
     ) -> Result<Stages> {
         let s = &self.settings;
@@ -218,7 +273,7 @@ impl Classical {
             (Threshold::Fixed { value }, _) => (Some(value), above(&prepared, value)),
             (_, ThresholdSource::Given(None)) => (None, BinaryMask::empty(w, h)),
             (_, ThresholdSource::Given(Some(t))) => (Some(t), above(&prepared, t)),
-            (_, ThresholdSource::Own) => match self.global_threshold(&prepared.data) {
+            (_, ThresholdSource::Own) => match self.global_threshold(&prepared) {
                 None => (None, BinaryMask::empty(w, h)),
                 Some(t) => (Some(t), above(&prepared, t)),
             },
@@ -242,67 +297,30 @@ impl Classical {
         } else {
             fg
         };
-        let mut flood_surface = None;
+        let mut flood_surfaces = Vec::new();
+        let flood = |ws: Watershed, i: usize, surfaces: &mut Vec<Plane>| {
+            self.watershed(
+                ws,
+                &p,
+                &prepared,
+                &fg,
+                flood_ranges.get(i).copied(),
+                keep_surface.then_some(surfaces),
+            )
+        };
         let labels = match s.split {
             Split::None => fg.connected_components(s.connectivity),
-            Split::Watershed { markers, flood } => {
-                // The distance transform only when markers or flooding use it.
-                let needs_distance =
-                    flood == Flood::Distance || matches!(markers, Markers::DistancePeaks { .. });
-                let dist = if needs_distance {
-                    distance_transform(&fg)
-                } else {
-                    Plane::filled(0, 0, 0.0)
-                };
-                let (peak_surface, min_value, min_distance) = match markers {
-                    Markers::DistancePeaks {
-                        min_distance_px,
-                        smoothing_sigma_px,
-                        min_height_px,
-                    } => (
-                        gaussian(&dist, smoothing_sigma_px),
-                        min_height_px,
-                        min_distance_px,
-                    ),
-                    Markers::IntensityPeaks {
-                        sigma_px,
-                        min_distance_px,
-                    } => (gaussian(&p, sigma_px), f32::NEG_INFINITY, min_distance_px),
-                };
-                let peaks = peak_local_max(&peak_surface, &fg, min_distance, min_value);
-                let seeds = markers_at(&peaks, w, h);
-                let mut surface = match (flood, markers) {
-                    (Flood::Distance, _) => {
-                        recycle(peak_surface);
-                        dist
-                    }
-                    (Flood::Intensity, Markers::IntensityPeaks { .. }) => {
-                        recycle(dist);
-                        peak_surface
-                    }
-                    (Flood::Intensity, Markers::DistancePeaks { .. }) => {
-                        recycle(peak_surface);
-                        recycle(dist);
-                        let mut data = scratch::f32s(prepared.data.len());
-                        data.extend_from_slice(&prepared.data);
-                        Plane { data, ..prepared }
-                    }
-                };
-                surface.data.iter_mut().for_each(|v| *v = -*v);
-                let flooded = crate::watershed::watershed_in_range(
-                    &surface,
-                    &seeds,
-                    Some(&fg),
-                    s.connectivity,
-                    flood_range,
-                );
-                if keep_surface {
-                    flood_surface = Some(surface);
-                } else {
-                    recycle(surface);
-                }
-                scratch::recycle_u32s(seeds.into_vec());
-                label_unreached_owned(flooded?, &fg, s.connectivity)
+            Split::Watershed { markers, flood: f } => {
+                flood(Watershed { markers, flood: f }, 0, &mut flood_surfaces)?
+            }
+            Split::Adaptive {
+                compact,
+                touching,
+                max_ratio,
+            } => {
+                let a = flood(compact, 0, &mut flood_surfaces)?;
+                let b = flood(touching, 1, &mut flood_surfaces)?;
+                more_objects_per_clump(a, b, &fg, s.connectivity, s.min_instance_area_px, max_ratio)
             }
         };
         recycle(p);
@@ -312,8 +330,81 @@ impl Classical {
             threshold,
             foreground: fg,
             labels,
-            flood_surface,
+            flood_surfaces,
         })
+    }
+
+    /// One marker-controlled watershed of the foreground `fg`; parts no marker reaches become
+    /// objects of their own. `p`: the plane after background subtraction (intensity markers),
+    /// `prepared`: after smoothing. The flooded surface is pushed to `keep_surface` when given.
+    fn watershed(
+        &self,
+        ws: Watershed,
+        p: &Plane,
+        prepared: &Plane,
+        fg: &BinaryMask,
+        flood_range: Option<(f32, f32)>,
+        keep_surface: Option<&mut Vec<Plane>>,
+    ) -> Result<LabelImage> {
+        let s = &self.settings;
+        let (w, h) = (fg.width(), fg.height());
+        let Watershed { markers, flood } = ws;
+        // The distance transform only when markers or flooding use it.
+        let needs_distance =
+            flood == Flood::Distance || matches!(markers, Markers::DistancePeaks { .. });
+        let dist = if needs_distance {
+            distance_transform(fg)
+        } else {
+            Plane::filled(0, 0, 0.0)
+        };
+        let (peak_surface, min_value, min_distance) = match markers {
+            Markers::DistancePeaks {
+                min_distance_px,
+                smoothing_sigma_px,
+                min_height_px,
+            } => (
+                gaussian(&dist, smoothing_sigma_px),
+                min_height_px,
+                min_distance_px,
+            ),
+            Markers::IntensityPeaks {
+                sigma_px,
+                min_distance_px,
+            } => (gaussian(p, sigma_px), f32::NEG_INFINITY, min_distance_px),
+        };
+        let peaks = peak_local_max(&peak_surface, fg, min_distance, min_value);
+        let seeds = markers_at(&peaks, w, h);
+        let mut surface = match (flood, markers) {
+            (Flood::Distance, _) => {
+                recycle(peak_surface);
+                dist
+            }
+            (Flood::Intensity, Markers::IntensityPeaks { .. }) => {
+                recycle(dist);
+                peak_surface
+            }
+            (Flood::Intensity, Markers::DistancePeaks { .. }) => {
+                recycle(peak_surface);
+                recycle(dist);
+                let mut data = scratch::f32s(prepared.data.len());
+                data.extend_from_slice(&prepared.data);
+                Plane { data, ..*prepared }
+            }
+        };
+        surface.data.iter_mut().for_each(|v| *v = -*v);
+        let flooded = crate::watershed::watershed_in_range(
+            &surface,
+            &seeds,
+            Some(fg),
+            s.connectivity,
+            flood_range,
+        );
+        match keep_surface {
+            Some(kept) => kept.push(surface),
+            None => recycle(surface),
+        }
+        scratch::recycle_u32s(seeds.into_vec());
+        Ok(label_unreached_owned(flooded?, fg, s.connectivity))
     }
 
     /// Segments `image` into instances numbered 1..=N; the count is N. Images that the
@@ -332,6 +423,50 @@ impl Classical {
         scratch::recycle_bools(stages.foreground.into_vec());
         Ok(Segmentation::from_labels(stages.labels))
     }
+}
+
+/// For each connected component (clump) of `fg`, the labels of `a` or of `b`, whichever has more
+/// objects of at least `min_area_px` pixels there (`a` on a tie, and `a` when `b` has more than
+/// `max_ratio` times as many). Both label the whole
+/// foreground, each object inside one clump. The result's labels are `a`'s and `b`'s shifted
+/// past `a`'s largest, not consecutive (the size filter renumbers them).
+fn more_objects_per_clump(
+    a: LabelImage,
+    b: LabelImage,
+    fg: &BinaryMask,
+    connectivity: mica_core::Connectivity,
+    min_area_px: usize,
+    max_ratio: f32,
+) -> LabelImage {
+    let clumps = fg.connected_components(connectivity);
+    let n = clumps.max_label() as usize;
+    let objects_per_clump = |l: &LabelImage| {
+        let m = l.max_label() as usize;
+        let mut area = vec![0usize; m + 1];
+        let mut clump_of = vec![0u32; m + 1];
+        for (&x, &c) in l.as_slice().iter().zip(clumps.as_slice()) {
+            area[x as usize] += 1;
+            clump_of[x as usize] = c;
+        }
+        let mut count = vec![0usize; n + 1];
+        for x in 1..=m {
+            if area[x] >= min_area_px.max(1) {
+                count[clump_of[x] as usize] += 1;
+            }
+        }
+        count
+    };
+    let (count_a, count_b) = (objects_per_clump(&a), objects_per_clump(&b));
+    let shift = a.max_label();
+    let (w, h) = (a.width(), a.height());
+    let mut out = a.into_vec();
+    for ((o, &y), &c) in out.iter_mut().zip(b.as_slice()).zip(clumps.as_slice()) {
+        let (na, nb) = (count_a[c as usize], count_b[c as usize]);
+        if c != 0 && nb > na && nb as f32 <= max_ratio * na.max(1) as f32 {
+            *o = y + shift;
+        }
+    }
+    LabelImage::new(w, h, out).expect("same size")
 }
 
 /// Removes instances outside `[min, max]` pixels and renumbers the rest 1..=N.
@@ -384,5 +519,51 @@ impl mica_core::Segmenter for Classical {
         } else {
             info.decoded_bytes() + 30 * px
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mica_core::Connectivity;
+
+    fn labels(w: u32, rows: &[&str]) -> LabelImage {
+        let data: Vec<u32> = rows
+            .iter()
+            .flat_map(|r| {
+                r.bytes()
+                    .map(|b| if b == b'.' { 0 } else { (b - b'0') as u32 })
+            })
+            .collect();
+        LabelImage::new(w, rows.len() as u32, data).unwrap()
+    }
+
+    #[test]
+    fn each_clump_takes_the_split_with_more_objects_compact_on_a_tie() {
+        // Three clumps: the left one split in two by `a`, the middle one in two by `b`, the
+        // right one whole in both.
+        let a = labels(11, &["11.33..44.5", "22.33..44.5"]);
+        let b = labels(11, &["11.22..33.5", "11.24..33.5"]);
+        let fg = a.foreground();
+        let out = more_objects_per_clump(a, b, &fg, Connectivity::Four, 1, 4.0);
+        // Left: a (2 objects vs 1). Middle: b (2 vs 1), its labels shifted past a's largest (5).
+        // Right two: 1 vs 1, a.
+        let want = labels(11, &["11.77..44.5", "22.79..44.5"]);
+        assert_eq!(out.as_slice(), want.as_slice());
+    }
+
+    #[test]
+    fn a_clump_cut_into_too_many_pieces_keeps_the_compact_split() {
+        // One clump: `a` sees one object, `b` five (texture, not cells).
+        let a = labels(10, &["1111111111"]);
+        let b = labels(10, &["1122334455"]);
+        let fg = a.foreground();
+        let capped = more_objects_per_clump(a.clone(), b.clone(), &fg, Connectivity::Four, 1, 4.0);
+        assert_eq!(capped.as_slice(), a.as_slice());
+        let open = more_objects_per_clump(a.clone(), b.clone(), &fg, Connectivity::Four, 1, 5.0);
+        assert_eq!(open.as_slice().iter().max(), Some(&6));
+        // Pieces under the instance size do not count: b's five pieces of 2 px against 3 px.
+        let small = more_objects_per_clump(a.clone(), b, &fg, Connectivity::Four, 3, 5.0);
+        assert_eq!(small.as_slice(), a.as_slice());
     }
 }

@@ -43,12 +43,29 @@ pub enum Threshold {
     Otsu,
     /// Li's minimum cross-entropy.
     Li,
+    /// Otsu, or Li when the objects differ widely in brightness: when the dimmest tenth of the
+    /// objects above Li's (lower) level peak, above the background, at less than `dim_ratio` of
+    /// the brightest tenth's peak. One global level then sits too high for the dim objects and cuts them small
+    /// or misses them (dim nuclei among bright ones); where objects are about equally bright
+    /// (BBBC005), Li's lower level would take in the blur around them, and Otsu is kept.
+    Auto {
+        #[serde(default = "default_dim_ratio")]
+        dim_ratio: f32,
+    },
     /// Triangle method (good for a large background peak and a thin foreground tail).
     Triangle,
     /// Local mean over a `block_size_px` square minus `offset` (in image units).
     Local { block_size_px: usize, offset: f32 },
     /// A fixed value in image units (after background subtraction and smoothing).
     Fixed { value: f32 },
+}
+
+fn default_max_ratio() -> f32 {
+    4.0
+}
+
+fn default_dim_ratio() -> f32 {
+    0.5
 }
 
 /// Where the watershed markers come from.
@@ -94,6 +111,16 @@ pub enum Flood {
     Intensity,
 }
 
+/// One marker-controlled watershed: where its markers come from and what it floods.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watershed {
+    #[serde(default)]
+    pub markers: Markers,
+    #[serde(default)]
+    pub flood: Flood,
+}
+
 /// How the foreground is split into instances.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
@@ -107,6 +134,31 @@ pub enum Split {
         #[serde(default)]
         flood: Flood,
     },
+    /// Both watersheds on every foreground component, which then keeps the one that finds more
+    /// objects in it (of at least `min_instance_area_px`; `compact` on a tie). Compact nuclei
+    /// in a clump are told apart by the necks of the distance map, touching cell bodies by the
+    /// dim seams of the intensity; each clump takes the split that sees its objects. `touching`
+    /// is not taken where it finds more than `max_ratio` times as many objects as `compact`
+    /// (one object counting as one): that many seams are texture, not cells.
+    Adaptive {
+        compact: Watershed,
+        touching: Watershed,
+        #[serde(default = "default_max_ratio")]
+        max_ratio: f32,
+    },
+}
+
+impl Split {
+    /// The watersheds this split runs.
+    pub fn watersheds(&self) -> Vec<Watershed> {
+        match *self {
+            Split::None => Vec::new(),
+            Split::Watershed { markers, flood } => vec![Watershed { markers, flood }],
+            Split::Adaptive {
+                compact, touching, ..
+            } => vec![compact, touching],
+        }
+    }
 }
 
 impl Default for Split {
@@ -240,12 +292,28 @@ impl Settings {
             Threshold::Fixed { value } if !value.is_finite() => {
                 return Err(bad("threshold.value", "must be finite"));
             }
+            Threshold::Auto { dim_ratio }
+                if !(dim_ratio.is_finite() && (0.0..=1.0).contains(&dim_ratio)) =>
+            {
+                return Err(bad(
+                    "threshold.dim_ratio",
+                    format!("must be in 0..=1, got {dim_ratio}"),
+                ));
+            }
             _ => {}
         }
         if !(2..=65536).contains(&self.histogram_bins) {
             return Err(bad("histogram_bins", "must be in 2..=65536"));
         }
-        if let Split::Watershed { markers, .. } = self.split {
+        if let Split::Adaptive { max_ratio, .. } = self.split {
+            if !(max_ratio.is_finite() && max_ratio >= 1.0) {
+                return Err(bad(
+                    "split.max_ratio",
+                    format!("must be >= 1, got {max_ratio}"),
+                ));
+            }
+        }
+        for Watershed { markers, .. } in self.split.watersheds() {
             match markers {
                 Markers::DistancePeaks {
                     min_distance_px,
@@ -293,6 +361,8 @@ impl Settings {
 /// A named preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
+    /// The default: adapts to the image (compact or touching objects, dim ones among bright).
+    Auto,
     /// The textbook scikit-image pipeline (= [`Settings::default`]), for comparison.
     Textbook,
     /// Compact, mostly separate nuclei (fluorescence).
@@ -305,7 +375,8 @@ pub enum Preset {
 
 impl Preset {
     /// All presets, in the order of [`Preset::name`]s in help texts.
-    pub const ALL: [Preset; 4] = [
+    pub const ALL: [Preset; 5] = [
+        Preset::Auto,
         Preset::FluorescenceNuclei,
         Preset::FluorescenceCells,
         Preset::SemParticles,
@@ -315,6 +386,7 @@ impl Preset {
     /// The preset's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
+            Preset::Auto => "auto",
             Preset::Textbook => "textbook",
             Preset::FluorescenceNuclei => "fluorescence-nuclei",
             Preset::FluorescenceCells => "fluorescence-cells",
@@ -325,6 +397,7 @@ impl Preset {
     /// The preset's TOML text.
     pub fn toml(self) -> &'static str {
         match self {
+            Preset::Auto => include_str!("../presets/auto.toml"),
             Preset::Textbook => include_str!("../presets/textbook.toml"),
             Preset::FluorescenceNuclei => include_str!("../presets/fluorescence-nuclei.toml"),
             Preset::FluorescenceCells => include_str!("../presets/fluorescence-cells.toml"),

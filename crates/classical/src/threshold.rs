@@ -128,6 +128,42 @@ pub fn li(h: &Histogram) -> f32 {
     (h.lo as f64 + (t - 0.5) * width) as f32
 }
 
+/// The median of the values at or below `level` (the background's level under a threshold), as
+/// the centre of the bin that holds it.
+pub fn median_below(h: &Histogram, level: f32) -> f32 {
+    let below: Vec<(usize, u64)> = (0..h.counts.len())
+        .filter(|&i| h.center(i) <= level)
+        .map(|i| (i, h.counts[i]))
+        .collect();
+    let total: u64 = below.iter().map(|b| b.1).sum();
+    let mut seen = 0;
+    for (i, c) in below {
+        seen += c;
+        if 2 * seen >= total && c > 0 {
+            return h.center(i);
+        }
+    }
+    h.lo
+}
+
+/// Whether objects differ widely in brightness: the 10th percentile of their `peaks` rises above
+/// `background` by less than `dim_ratio` times the 90th percentile's rise. Fewer than 5 objects
+/// say nothing (false). Percentiles by linear interpolation, as numpy's default.
+pub fn brightness_spreads(peaks: &mut [f32], background: f32, dim_ratio: f32) -> bool {
+    if peaks.len() < 5 {
+        return false;
+    }
+    peaks.sort_by(f32::total_cmp);
+    let q = |f: f64| {
+        let x = f * (peaks.len() - 1) as f64;
+        let (i, t) = (x.floor() as usize, x.fract() as f32);
+        let j = (i + 1).min(peaks.len() - 1);
+        peaks[i] + t * (peaks[j] - peaks[i])
+    };
+    let (dim, bright) = (q(0.1) - background, q(0.9) - background);
+    bright > 0.0 && dim < dim_ratio * bright
+}
+
 /// The triangle threshold (Zack et al. 1977): the bin farthest from the line joining the
 /// histogram's peak to the far end of its longer tail.
 pub fn triangle(h: &Histogram) -> f32 {
@@ -222,6 +258,39 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn brightness_spreads_only_when_the_dim_tenth_is_far_below_the_bright_tenth() {
+        // Peaks above a background of 10: all within 20 % of each other.
+        let mut even: Vec<f32> = (0..20).map(|i| 100.0 + i as f32).collect();
+        assert!(!brightness_spreads(&mut even, 10.0, 0.5));
+        // A third of the objects at a quarter of the others' rise above the background.
+        let mut dim: Vec<f32> = (0..30)
+            .map(|i| if i % 3 == 0 { 32.5 } else { 100.0 })
+            .collect();
+        assert!(brightness_spreads(&mut dim, 10.0, 0.5));
+        assert!(
+            !brightness_spreads(&mut dim, 10.0, 0.2),
+            "a ratio under 0.25 keeps Otsu"
+        );
+        // Four objects say nothing, however different.
+        assert!(!brightness_spreads(
+            &mut [20.0, 200.0, 20.0, 200.0],
+            10.0,
+            0.5
+        ));
+        // No object above the background.
+        assert!(!brightness_spreads(&mut [5.0; 10], 10.0, 0.5));
+    }
+
+    #[test]
+    fn median_below_is_the_background_level_under_a_threshold() {
+        let v = bimodal(10.0, 200.0);
+        let h = Histogram::of(&v, 256).unwrap();
+        let m = median_below(&h, otsu(&h));
+        // The low mode spreads from 10 to 10 + 6 × 1.9.
+        assert!((10.0..=22.0).contains(&m), "{m}");
     }
 
     #[test]

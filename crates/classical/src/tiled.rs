@@ -208,8 +208,8 @@ enum Decided {
 
 /// Where a window's decided clumps go.
 enum Sink<'a> {
-    /// Widen this range by the flooding surface's values on them.
-    Range(&'a mut (f32, f32)),
+    /// Widen these ranges (one per watershed) by the flooding surfaces' values on them.
+    Range(&'a mut [(f32, f32)]),
     /// Number their instances from `next` into the label image.
     Labels {
         labels: &'a mut [u32],
@@ -221,7 +221,7 @@ struct Ctx<'a> {
     image: &'a Image,
     hi: f32,
     threshold: Option<f32>,
-    flood_range: Option<(f32, f32)>,
+    flood_ranges: Vec<(f32, f32)>,
     support: u32,
     margin: u32,
     w: u32,
@@ -281,11 +281,42 @@ impl Classical {
                 for &c in &cores {
                     Histogram::accumulate(&prepared_core(c)?.data, lo, top, &mut counts);
                 }
-                Some(self.threshold_of(&Histogram {
+                let hist = Histogram {
                     lo,
                     hi: top,
                     counts,
-                }))
+                };
+                // An adaptive threshold looks at the peaks of the objects above Li's level:
+                // each core gives those whose first pixel it holds, seen in its window.
+                let mut failed = None;
+                let level = self.threshold_of(&hist, |level| {
+                    let mut peaks = Vec::new();
+                    for &c in &cores {
+                        let win = c.grow(halo, w, h);
+                        let r = win.grow(support, w, h);
+                        let prepared = match window_plane(image, r) {
+                            Ok(p) => crop(&self.prepare(p, hi).1, r, win),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        };
+                        let ww = win.width() as usize;
+                        peaks.extend(
+                            self.object_peaks(&prepared, level)
+                                .into_iter()
+                                .filter(|&(_, i)| {
+                                    c.contains(win.x0 + (i % ww) as u32, win.y0 + (i / ww) as u32)
+                                })
+                                .map(|(peak, _)| peak),
+                        );
+                    }
+                    peaks
+                });
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                Some(level)
             } else {
                 None
             }
@@ -299,17 +330,24 @@ impl Classical {
             image,
             hi,
             threshold,
-            flood_range: None,
+            flood_ranges: Vec::new(),
             support,
             margin,
             w,
             h,
         };
         let max_window = tiling.tile_px.saturating_mul(4).max(4096);
-        if matches!(self.settings().split, crate::Split::Watershed { .. }) {
-            let mut range = (f32::INFINITY, f32::NEG_INFINITY);
-            self.sweep(&ctx, &cores, halo, max_window, &mut Sink::Range(&mut range))?;
-            ctx.flood_range = Some(range);
+        let watersheds = self.settings().split.watersheds().len();
+        if watersheds > 0 {
+            let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); watersheds];
+            self.sweep(
+                &ctx,
+                &cores,
+                halo,
+                max_window,
+                &mut Sink::Range(&mut ranges),
+            )?;
+            ctx.flood_ranges = ranges;
         }
 
         // Pass 3: each core's clumps, decided in its window.
@@ -391,7 +429,7 @@ impl Classical {
             p,
             prepared,
             ThresholdSource::Given(ctx.threshold),
-            ctx.flood_range,
+            &ctx.flood_ranges,
             measuring,
         )?;
         let clumps = stages
@@ -441,16 +479,14 @@ impl Classical {
         }
         let taken = |c: u32| c != 0 && matches!(decided[c as usize], Some(Decided::Taken));
         match sink {
-            Sink::Range(range) => {
-                let surface = stages
-                    .flood_surface
-                    .as_ref()
-                    .expect("asked for with a watershed split");
-                for (i, &c) in clumps.as_slice().iter().enumerate() {
-                    let v = surface.data[i];
-                    if taken(c) && v.is_finite() {
-                        range.0 = range.0.min(v);
-                        range.1 = range.1.max(v);
+            Sink::Range(ranges) => {
+                for (range, surface) in ranges.iter_mut().zip(&stages.flood_surfaces) {
+                    for (i, &c) in clumps.as_slice().iter().enumerate() {
+                        let v = surface.data[i];
+                        if taken(c) && v.is_finite() {
+                            range.0 = range.0.min(v);
+                            range.1 = range.1.max(v);
+                        }
                     }
                 }
             }
@@ -494,10 +530,15 @@ enum Owner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Preset;
+    use crate::{Preset, Settings};
 
     /// Blobs of a few sizes, some touching, on a smooth background gradient.
     fn blobs(w: u32, h: u32) -> Image {
+        blobs_of(w, h, |_| 180.0)
+    }
+
+    /// [`blobs`] with blob `k` at brightness `level(k)`.
+    fn blobs_of(w: u32, h: u32, level: impl Fn(usize) -> f32) -> Image {
         let centres: Vec<(f32, f32, f32)> = (0..60)
             .map(|k| {
                 let k = k as f32;
@@ -513,9 +554,9 @@ mod tests {
                 let (x, y) = ((i % w) as f32, (i / w) as f32);
                 let inside = centres
                     .iter()
-                    .any(|&(cx, cy, r)| (x - cx).powi(2) + (y - cy).powi(2) <= r * r);
+                    .position(|&(cx, cy, r)| (x - cx).powi(2) + (y - cy).powi(2) <= r * r);
                 let bg = 10.0 + 20.0 * x / w as f32;
-                (if inside { 180.0 } else { bg }) as u8
+                inside.map_or(bg, &level) as u8
             })
             .collect();
         Image::gray8(w, h, data).unwrap()
@@ -556,12 +597,7 @@ mod tests {
     #[test]
     fn tiles_give_the_whole_image_objects_for_every_preset() {
         let image = blobs(300, 220);
-        for preset in [
-            Preset::FluorescenceNuclei,
-            Preset::FluorescenceCells,
-            Preset::SemParticles,
-            Preset::Textbook,
-        ] {
+        for preset in Preset::ALL {
             let c = Classical::preset(preset).unwrap();
             let whole = c.segment_image(&image).unwrap();
             for tile in [16, 50, 128] {
@@ -580,6 +616,54 @@ mod tests {
                     &tiled.labels,
                     &whole.labels,
                     &format!("{preset:?} tile {tile}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_adaptive_threshold_is_the_whole_images_in_tiles() {
+        let c = Classical::preset(Preset::Auto).unwrap();
+        let li = Classical::new(
+            Settings {
+                threshold: crate::Threshold::Li,
+                ..c.settings().clone()
+            },
+            "li",
+        )
+        .unwrap();
+        // Every third blob dim: Li's level; all equally bright: Otsu's. (Spread out so that
+        // few blobs merge.)
+        for (image, dim) in [
+            (
+                blobs_of(600, 440, |k| if k % 3 == 0 { 110.0 } else { 250.0 }),
+                true,
+            ),
+            (blobs(600, 440), false),
+        ] {
+            let whole = c.run(&image).unwrap();
+            let want = if dim {
+                &li
+            } else {
+                &Classical::preset(Preset::FluorescenceNuclei).unwrap()
+            };
+            assert_eq!(
+                whole.threshold,
+                want.run(&image).unwrap().threshold,
+                "dim {dim}"
+            );
+            for tile in [50, 128] {
+                let t = Tiling {
+                    above_px: 0,
+                    tile_px: tile,
+                    halo_px: None,
+                };
+                let tiled = c.segment_tiled(&image, t).unwrap();
+                assert_eq!(tiled.threshold, whole.threshold, "dim {dim} tile {tile}");
+                assert_same_objects(
+                    &tiled.labels,
+                    &whole.labels,
+                    &format!("dim {dim} tile {tile}"),
                 );
             }
         }

@@ -78,3 +78,69 @@ fn sixteen_bit_nuclei_image_count_is_close() {
     let d = dice(&truth.foreground(), &out.foreground);
     assert!(d > 0.8, "Dice {d}");
 }
+
+/// The default (`auto`) adapts per image: on the compact w1 nuclei it counts as
+/// `fluorescence-nuclei`, on the touching w2 bodies at least as well as `fluorescence-cells`,
+/// and on both better than the textbook pipeline (issue #17, item 6).
+#[test]
+fn the_auto_default_counts_both_bbbc005_stains_at_least_as_well_as_the_textbook() {
+    for stain in ["w1", "w2"] {
+        let (auto, auto_dice) = score(Preset::Auto, stain);
+        let (textbook, _) = score(Preset::Textbook, stain);
+        eprintln!("{stain}: auto MAE {auto:.2} (Dice {auto_dice:.4}), textbook {textbook:.2}");
+        assert!(
+            auto <= textbook,
+            "{stain}: auto {auto} vs textbook {textbook}"
+        );
+        let (best, _) = score(
+            if stain == "w1" {
+                Preset::FluorescenceNuclei
+            } else {
+                Preset::FluorescenceCells
+            },
+            stain,
+        );
+        assert!(
+            auto <= best + 0.1,
+            "{stain}: auto {auto} vs the stain's preset {best}"
+        );
+        assert!(auto_dice >= 0.95, "{stain}: Dice {auto_dice}");
+    }
+}
+
+/// On the StarDist image, where nuclei range from dim to bright, the default takes Li's lower
+/// level and covers the true nuclei (pixel recall 0.81 with Otsu).
+#[test]
+fn the_auto_default_covers_dim_nuclei_among_bright_ones() {
+    let dir = data().join("stardist-nuclei");
+    let img = mica_core::io::read_image(&dir.join("img2d.tif")).unwrap();
+    let truth = mica_core::io::read_label_image(&dir.join("mask2d.tif")).unwrap();
+    let t = truth.foreground();
+    let recall = |fg: &BinaryMask| {
+        let inter = t
+            .as_slice()
+            .iter()
+            .zip(fg.as_slice())
+            .filter(|(a, b)| **a && **b)
+            .count();
+        inter as f64 / t.area() as f64
+    };
+    let auto = Classical::preset(Preset::Auto).unwrap().run(&img).unwrap();
+    let nuclei = Classical::preset(Preset::FluorescenceNuclei)
+        .unwrap()
+        .run(&img)
+        .unwrap();
+    let (ra, rn) = (recall(&auto.foreground), recall(&nuclei.foreground));
+    eprintln!("pixel recall: auto {ra:.3}, fluorescence-nuclei {rn:.3}");
+    assert!(ra >= 0.9, "auto pixel recall {ra}");
+    assert!(
+        rn < 0.85,
+        "Otsu's level covers {rn}: the image no longer tests dim nuclei"
+    );
+    assert!(dice(&t, &auto.foreground) > dice(&t, &nuclei.foreground));
+    let n = auto.labels.num_objects() as f64;
+    assert!(
+        (n - 125.0).abs() / 125.0 < 0.2,
+        "{n} nuclei found, 125 true"
+    );
+}

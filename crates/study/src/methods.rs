@@ -465,8 +465,7 @@ impl DetectorPrompts {
 }
 
 /// The classical preset `mica segment`/`mica count` use when none is named.
-pub const DEFAULT_CLASSICAL_PRESET: mica_classical::Preset =
-    mica_classical::Preset::FluorescenceNuclei;
+pub const DEFAULT_CLASSICAL_PRESET: mica_classical::Preset = mica_classical::Preset::Auto;
 
 #[cfg(feature = "sam")]
 impl mica_sam::PromptSource for DetectorPrompts {
