@@ -3,7 +3,7 @@
 use crate::distance::distance_transform;
 use crate::error::Result;
 use crate::filter::{gaussian, gaussian_radius, opening, recycle, subtract_clipped};
-use crate::morphology::{fill_holes, fill_holes_up_to, remove_small_objects};
+use crate::morphology::{fill_holes, fill_holes_up_to};
 use crate::peaks::{label_unreached_owned, markers_at, peak_local_max};
 use crate::plane::Plane;
 use crate::scratch;
@@ -290,19 +290,23 @@ impl Classical {
             }
             None => fg,
         };
-        let fg = if s.min_object_area_px > 1 {
-            let kept = remove_small_objects(&fg, s.min_object_area_px, s.connectivity);
+        // The components of the foreground, kept for an adaptive split (its clumps).
+        let adaptive = matches!(s.split, Split::Adaptive { .. });
+        let (fg, clumps) = if s.min_object_area_px > 1 {
+            let comps = fg
+                .connected_components(s.connectivity)
+                .remove_small(s.min_object_area_px);
             scratch::recycle_bools(fg.into_vec());
-            kept
+            (comps.foreground(), adaptive.then_some(comps))
         } else {
-            fg
+            (fg, None)
         };
         let mut flood_surfaces = Vec::new();
         let flood = |ws: Watershed, i: usize, surfaces: &mut Vec<Plane>| {
-            self.watershed(
-                ws,
-                &p,
-                &prepared,
+            let (peaks, surface) = self.watershed_inputs(ws, &p, &prepared, &fg);
+            self.flood(
+                &peaks,
+                surface,
                 &fg,
                 flood_ranges.get(i).copied(),
                 keep_surface.then_some(surfaces),
@@ -319,8 +323,39 @@ impl Classical {
                 max_ratio,
             } => {
                 let a = flood(compact, 0, &mut flood_surfaces)?;
-                let b = flood(touching, 1, &mut flood_surfaces)?;
-                more_objects_per_clump(a, b, &fg, s.connectivity, s.min_instance_area_px, max_ratio)
+                let clumps = clumps.unwrap_or_else(|| fg.connected_components(s.connectivity));
+                let count_a = objects_per_clump(&a, &clumps, s.min_instance_area_px);
+                // `touching` finds at most one object per marker in a clump (each clump is
+                // connected, so its markers reach all of it): it is flooded only in the clumps
+                // where it has more markers than `compact` has objects, the only ones it can win.
+                let (peaks, surface) = self.watershed_inputs(touching, &p, &prepared, &fg);
+                let mut markers = vec![0usize; count_a.len()];
+                for &i in &peaks {
+                    markers[clumps.as_slice()[i] as usize] += 1;
+                }
+                let open: Vec<bool> = (0..count_a.len())
+                    .map(|c| c > 0 && markers[c] > count_a[c])
+                    .collect();
+                if open.iter().any(|&o| o) {
+                    let mask = BinaryMask::new(
+                        fg.width(),
+                        fg.height(),
+                        clumps.as_slice().iter().map(|&c| open[c as usize]).collect(),
+                    )
+                    .expect("same size");
+                    let b = self.flood(
+                        &peaks,
+                        surface,
+                        &mask,
+                        flood_ranges.get(1).copied(),
+                        keep_surface.then_some(&mut flood_surfaces),
+                    )?;
+                    let count_b = objects_per_clump(&b, &clumps, s.min_instance_area_px);
+                    more_objects_per_clump(a, &b, &clumps, &count_a, &count_b, max_ratio)
+                } else {
+                    recycle(surface);
+                    a
+                }
             }
         };
         recycle(p);
@@ -334,20 +369,16 @@ impl Classical {
         })
     }
 
-    /// One marker-controlled watershed of the foreground `fg`; parts no marker reaches become
-    /// objects of their own. `p`: the plane after background subtraction (intensity markers),
-    /// `prepared`: after smoothing. The flooded surface is pushed to `keep_surface` when given.
-    fn watershed(
+    /// The markers (pixel indices) and the surface to flood (not yet negated) of one
+    /// watershed of the foreground `fg`. `p`: the plane after background subtraction
+    /// (intensity markers), `prepared`: after smoothing.
+    fn watershed_inputs(
         &self,
         ws: Watershed,
         p: &Plane,
         prepared: &Plane,
         fg: &BinaryMask,
-        flood_range: Option<(f32, f32)>,
-        keep_surface: Option<&mut Vec<Plane>>,
-    ) -> Result<LabelImage> {
-        let s = &self.settings;
-        let (w, h) = (fg.width(), fg.height());
+    ) -> (Vec<usize>, Plane) {
         let Watershed { markers, flood } = ws;
         // The distance transform only when markers or flooding use it.
         let needs_distance =
@@ -373,8 +404,7 @@ impl Classical {
             } => (gaussian(p, sigma_px), f32::NEG_INFINITY, min_distance_px),
         };
         let peaks = peak_local_max(&peak_surface, fg, min_distance, min_value);
-        let seeds = markers_at(&peaks, w, h);
-        let mut surface = match (flood, markers) {
+        let surface = match (flood, markers) {
             (Flood::Distance, _) => {
                 recycle(peak_surface);
                 dist
@@ -391,20 +421,43 @@ impl Classical {
                 Plane { data, ..*prepared }
             }
         };
+        (peaks, surface)
+    }
+
+    /// Floods the negated `surface` from the `peaks` inside `mask`; parts of the mask no marker
+    /// reaches become objects of their own. The flooded surface is pushed to `keep_surface`
+    /// when given, with NaN outside the mask (no level there).
+    fn flood(
+        &self,
+        peaks: &[usize],
+        mut surface: Plane,
+        mask: &BinaryMask,
+        flood_range: Option<(f32, f32)>,
+        keep_surface: Option<&mut Vec<Plane>>,
+    ) -> Result<LabelImage> {
+        let s = &self.settings;
+        let seeds = markers_at(peaks, mask.width(), mask.height());
         surface.data.iter_mut().for_each(|v| *v = -*v);
         let flooded = crate::watershed::watershed_in_range(
             &surface,
             &seeds,
-            Some(fg),
+            Some(mask),
             s.connectivity,
             flood_range,
         );
         match keep_surface {
-            Some(kept) => kept.push(surface),
+            Some(kept) => {
+                for (v, &m) in surface.data.iter_mut().zip(mask.as_slice()) {
+                    if !m {
+                        *v = f32::NAN;
+                    }
+                }
+                kept.push(surface)
+            }
             None => recycle(surface),
         }
         scratch::recycle_u32s(seeds.into_vec());
-        Ok(label_unreached_owned(flooded?, fg, s.connectivity))
+        Ok(label_unreached_owned(flooded?, mask, s.connectivity))
     }
 
     /// Segments `image` into instances numbered 1..=N; the count is N. Images that the
@@ -425,44 +478,48 @@ impl Classical {
     }
 }
 
-/// For each connected component (clump) of `fg`, the labels of `a` or of `b`, whichever has more
-/// objects of at least `min_area_px` pixels there (`a` on a tie, and `a` when `b` has more than
-/// `max_ratio` times as many). Both label the whole
-/// foreground, each object inside one clump. The result's labels are `a`'s and `b`'s shifted
-/// past `a`'s largest, not consecutive (the size filter renumbers them).
+/// The objects of `labels` of at least `min_area_px` pixels in each clump (index = clump label;
+/// each object lies inside one clump).
+fn objects_per_clump(labels: &LabelImage, clumps: &LabelImage, min_area_px: usize) -> Vec<usize> {
+    let n = clumps.max_label() as usize;
+    let m = labels.max_label() as usize;
+    let mut area = vec![0usize; m + 1];
+    let mut clump_of = vec![0u32; m + 1];
+    for (&x, &c) in labels.as_slice().iter().zip(clumps.as_slice()) {
+        area[x as usize] += 1;
+        clump_of[x as usize] = c;
+    }
+    let mut count = vec![0usize; n + 1];
+    for x in 1..=m {
+        if area[x] >= min_area_px.max(1) {
+            count[clump_of[x] as usize] += 1;
+        }
+    }
+    count
+}
+
+/// For each clump, the labels of `a` or of `b`, whichever has more objects there (`count_a`,
+/// `count_b` per clump; `a` on a tie, and `a` when `b` has more than `max_ratio` times as many,
+/// one counting as one). The result's labels are `a`'s and `b`'s shifted past `a`'s largest, not
+/// consecutive (the size filter renumbers them).
 fn more_objects_per_clump(
     a: LabelImage,
-    b: LabelImage,
-    fg: &BinaryMask,
-    connectivity: mica_core::Connectivity,
-    min_area_px: usize,
+    b: &LabelImage,
+    clumps: &LabelImage,
+    count_a: &[usize],
+    count_b: &[usize],
     max_ratio: f32,
 ) -> LabelImage {
-    let clumps = fg.connected_components(connectivity);
-    let n = clumps.max_label() as usize;
-    let objects_per_clump = |l: &LabelImage| {
-        let m = l.max_label() as usize;
-        let mut area = vec![0usize; m + 1];
-        let mut clump_of = vec![0u32; m + 1];
-        for (&x, &c) in l.as_slice().iter().zip(clumps.as_slice()) {
-            area[x as usize] += 1;
-            clump_of[x as usize] = c;
-        }
-        let mut count = vec![0usize; n + 1];
-        for x in 1..=m {
-            if area[x] >= min_area_px.max(1) {
-                count[clump_of[x] as usize] += 1;
-            }
-        }
-        count
-    };
-    let (count_a, count_b) = (objects_per_clump(&a), objects_per_clump(&b));
     let shift = a.max_label();
+    let take_b: Vec<bool> = count_a
+        .iter()
+        .zip(count_b)
+        .map(|(&na, &nb)| nb > na && nb as f32 <= max_ratio * na.max(1) as f32)
+        .collect();
     let (w, h) = (a.width(), a.height());
     let mut out = a.into_vec();
     for ((o, &y), &c) in out.iter_mut().zip(b.as_slice()).zip(clumps.as_slice()) {
-        let (na, nb) = (count_a[c as usize], count_b[c as usize]);
-        if c != 0 && nb > na && nb as f32 <= max_ratio * na.max(1) as f32 {
+        if c != 0 && take_b[c as usize] {
             *o = y + shift;
         }
     }
@@ -538,14 +595,20 @@ mod tests {
         LabelImage::new(w, rows.len() as u32, data).unwrap()
     }
 
+    fn pick(a: LabelImage, b: &LabelImage, min_area_px: usize, max_ratio: f32) -> LabelImage {
+        let clumps = a.foreground().connected_components(Connectivity::Four);
+        let count_a = objects_per_clump(&a, &clumps, min_area_px);
+        let count_b = objects_per_clump(b, &clumps, min_area_px);
+        more_objects_per_clump(a, b, &clumps, &count_a, &count_b, max_ratio)
+    }
+
     #[test]
     fn each_clump_takes_the_split_with_more_objects_compact_on_a_tie() {
         // Three clumps: the left one split in two by `a`, the middle one in two by `b`, the
         // right one whole in both.
         let a = labels(11, &["11.33..44.5", "22.33..44.5"]);
         let b = labels(11, &["11.22..33.5", "11.24..33.5"]);
-        let fg = a.foreground();
-        let out = more_objects_per_clump(a, b, &fg, Connectivity::Four, 1, 4.0);
+        let out = pick(a, &b, 1, 4.0);
         // Left: a (2 objects vs 1). Middle: b (2 vs 1), its labels shifted past a's largest (5).
         // Right two: 1 vs 1, a.
         let want = labels(11, &["11.77..44.5", "22.79..44.5"]);
@@ -557,13 +620,12 @@ mod tests {
         // One clump: `a` sees one object, `b` five (texture, not cells).
         let a = labels(10, &["1111111111"]);
         let b = labels(10, &["1122334455"]);
-        let fg = a.foreground();
-        let capped = more_objects_per_clump(a.clone(), b.clone(), &fg, Connectivity::Four, 1, 4.0);
+        let capped = pick(a.clone(), &b, 1, 4.0);
         assert_eq!(capped.as_slice(), a.as_slice());
-        let open = more_objects_per_clump(a.clone(), b.clone(), &fg, Connectivity::Four, 1, 5.0);
+        let open = pick(a.clone(), &b, 1, 5.0);
         assert_eq!(open.as_slice().iter().max(), Some(&6));
         // Pieces under the instance size do not count: b's five pieces of 2 px against 3 px.
-        let small = more_objects_per_clump(a.clone(), b, &fg, Connectivity::Four, 3, 5.0);
+        let small = pick(a.clone(), &b, 3, 5.0);
         assert_eq!(small.as_slice(), a.as_slice());
     }
 }
