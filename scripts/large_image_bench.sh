@@ -38,7 +38,7 @@ measure() {
     printf "| %-28s | %8s | %8.1f | %6.0f | %5.2f |\n", l, c, w, kb / 1024, kb * 1024 / px }'
 }
 echo
-echo "8000 x 8000 8-bit PNG (64 Mpx), mica count, classical fluorescence-nuclei:"
+echo "8000 x 8000 8-bit PNG (64 Mpx), mica count, classical, the default preset (auto):"
 echo "| run                          | objects  | wall (s) | peak MiB | B/px  |"
 echo "|---|---|---|---|---|"
 measure "whole image (--tile off)" 64000000 --tile off "$OUT/8000.png"
