@@ -451,7 +451,12 @@ fn sam_tiles_count_like_the_whole_image_within_the_stated_tolerance() {
     let tiles = ["--tile", "348", "--halo", "64"];
     let whole = sam_counts(
         home.path(),
-        &["--prompts", "classical:fluorescence-nuclei", "--tile", "off"],
+        &[
+            "--prompts",
+            "classical:fluorescence-nuclei",
+            "--tile",
+            "off",
+        ],
         &images,
     );
     let tiled = sam_counts(

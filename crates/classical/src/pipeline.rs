@@ -340,7 +340,11 @@ impl Classical {
                     let mask = BinaryMask::new(
                         fg.width(),
                         fg.height(),
-                        clumps.as_slice().iter().map(|&c| open[c as usize]).collect(),
+                        clumps
+                            .as_slice()
+                            .iter()
+                            .map(|&c| open[c as usize])
+                            .collect(),
                     )
                     .expect("same size");
                     let b = self.flood(

@@ -364,6 +364,7 @@ fn section_summary(ctx: &mut Ctx, ev: &Evaluation) {
         );
         return;
     }
+    summary_across_datasets(ctx, ev);
     let ci_key = "ci";
     let mut t = Table::keyed(
         "summary",
@@ -469,6 +470,76 @@ fn section_summary(ctx: &mut Ctx, ev: &Evaluation) {
     }
     ctx.push_table(t);
     ctx.body.push_str("</section>\n");
+}
+
+/// One figure per task and main score that more than one dataset has: every method's score on
+/// every dataset (the study's "MAE by method and dataset"), each dataset on its own scale.
+fn summary_across_datasets(ctx: &mut Ctx, ev: &Evaluation) {
+    let mut groups: Vec<(String, Vec<&mica_metrics::evaluation::Ranking>)> = Vec::new();
+    for r in &ev.rankings {
+        let key = format!("{}/{}", r.task.as_str(), r.metric.key());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((key, vec![r])),
+        }
+    }
+    for (_, rankings) in groups.iter().filter(|(_, g)| g.len() > 1) {
+        let first = rankings[0];
+        // Methods in the order of their mean rank over the datasets that scored them.
+        let mut ranks: Vec<(String, f64, usize)> = Vec::new();
+        for r in rankings {
+            for (i, e) in r.entries.iter().enumerate() {
+                if e.estimate.value.is_none() {
+                    continue;
+                }
+                match ranks.iter_mut().find(|(m, _, _)| *m == e.method) {
+                    Some((_, sum, n)) => {
+                        *sum += i as f64;
+                        *n += 1;
+                    }
+                    None => ranks.push((e.method.clone(), i as f64, 1)),
+                }
+            }
+        }
+        ranks.sort_by(|a, b| (a.1 / a.2 as f64).total_cmp(&(b.1 / b.2 as f64)));
+        let methods: Vec<(String, &'static str)> = ranks
+            .iter()
+            .map(|(m, _, _)| (m.clone(), ctx.colour(m)))
+            .collect();
+        let datasets: Vec<String> = rankings.iter().map(|r| r.dataset.clone()).collect();
+        let cells: Vec<Vec<Option<svg::GridCell>>> = methods
+            .iter()
+            .map(|(m, _)| {
+                rankings
+                    .iter()
+                    .map(|r| {
+                        let (i, e) = r.entries.iter().enumerate().find(|(_, e)| e.method == *m)?;
+                        Some(svg::GridCell {
+                            value: e.estimate.value?,
+                            interval: e.estimate.ci.map(|c| (c.low, c.high)),
+                            best: i == 0,
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let better = if first.lower_is_better {
+            "lower is better"
+        } else {
+            "higher is better"
+        };
+        ctx.body.push_str(&format!(
+            "<h3>All datasets: {} ({}, {better})</h3><p class=\"note\">Each dataset on its own scale; the best method of each in bold, with a black edge; 95% intervals as lines.</p>",
+            escape(first.task.as_str()),
+            escape(first.metric.label())
+        ));
+        ctx.body.push_str(&svg::by_method_and_dataset(
+            &format!("{} by method and dataset", first.metric.label()),
+            &datasets,
+            &methods,
+            &cells,
+        ));
+    }
 }
 
 fn est(e: &Estimate, digits: usize) -> (Cell, Cell) {
@@ -2027,6 +2098,72 @@ mod tests {
         assert_eq!(
             (per[1]["close"].as_f64(), per[1]["far"].as_f64()),
             (Some(12.0), Some(18.0))
+        );
+    }
+
+    #[test]
+    fn summary_draws_every_methods_error_on_every_dataset_in_one_figure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        // Two datasets whose errors differ a hundredfold; "a" is best on the first, "b" on the
+        // second; "c" ran only on the second.
+        let (mut samples, mut preds) = (Vec::new(), Vec::new());
+        for (d, scale) in [("nuclei", 1.0), ("fibres", 100.0)] {
+            for i in 0..6 {
+                samples.push(SampleRecord {
+                    dataset: d.into(),
+                    sample_id: format!("s{i}"),
+                    path: format!("{d}/{i}"),
+                    truth_count: Some(1000.0),
+                    truth_class: None,
+                    truth_mask: None,
+                    meta: Default::default(),
+                });
+                let errs: &[(&str, f64)] = if d == "nuclei" {
+                    &[("a", 1.0), ("b", 3.0)]
+                } else {
+                    &[("a", 4.0), ("b", 2.0), ("c", 5.0)]
+                };
+                for &(m, e) in errs {
+                    let mut p =
+                        Prediction::ok(PredictionKey::new(d, format!("s{i}"), "count", m), 1);
+                    p.value_num = Some(1000.0 + e * scale);
+                    preds.push(p);
+                }
+            }
+        }
+        store.upsert_samples(&samples).unwrap();
+        for p in &preds {
+            store.insert_prediction(p, &[]).unwrap();
+        }
+        let r = report_of(&store);
+        let at = r
+            .html
+            .find("by method and dataset")
+            .expect("the across-datasets figure");
+        let summary = r.html.find("id=\"summary\"").unwrap();
+        let first_dataset = r.html.find("<h3>nuclei: count").unwrap();
+        assert!(summary < at && at < first_dataset, "it opens the summary");
+        let fig = &r.html[at..at + r.html[at..].find("</svg>").unwrap()];
+        for label in [">nuclei<", ">fibres<", ">a<", ">b<", ">c<"] {
+            assert!(fig.contains(label), "{label} in the figure");
+        }
+        // Values on each dataset's scale, the best of each bold, "c" missing on nuclei.
+        assert!(
+            fig.contains("font-weight=\"700\">1.000<"),
+            "a best on nuclei"
+        );
+        assert!(
+            fig.contains("font-weight=\"700\">200.0<"),
+            "b best on fibres"
+        );
+        assert!(
+            fig.contains(">500.0<") && fig.contains(">–<"),
+            "c on fibres only"
+        );
+        assert!(
+            fig.contains("a on nuclei: 1.000"),
+            "hover text names method and dataset"
         );
     }
 

@@ -359,59 +359,6 @@ pub fn confusion_heatmap(
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tick_decimals_tell_ticks_apart() {
-        assert_eq!(tick_decimals(&[0.0, 10.0, 20.0]), 0);
-        assert_eq!(tick_decimals(&[0.95, 0.96, 0.97]), 2);
-        assert_eq!(tick_decimals(&[0.986, 0.987, 0.988]), 3);
-        assert_eq!(tick_decimals(&[2.5, 5.0, 7.5]), 1);
-    }
-
-    #[test]
-    fn ticks_cover_range() {
-        let t = ticks(0.0, 100.0, 5);
-        assert_eq!(t.first(), Some(&0.0));
-        assert!(t.last().copied().unwrap_or(0.0) >= 80.0);
-        assert!(t.len() <= 7);
-    }
-
-    #[test]
-    fn labels_are_escaped() {
-        let svg = scatter_identity(
-            "<b>",
-            "x",
-            "y",
-            &[Point {
-                x: 1.0,
-                y: 2.0,
-                label: "<script>alert(1)</script>".into(),
-            }],
-            "#000",
-            None,
-        );
-        assert!(!svg.contains("<script>"));
-        assert!(!svg.contains("<b>"));
-        assert!(svg.contains("&lt;script&gt;"));
-        assert!(svg.contains("y = x"));
-    }
-}
-
-/// The fewest decimals (up to 6) that write every tick exactly enough to tell it from the others.
-fn tick_decimals(ticks: &[f64]) -> usize {
-    (0..=6)
-        .find(|&d| {
-            let scale = 10f64.powi(d as i32);
-            ticks
-                .iter()
-                .all(|v| ((v * scale).round() / scale - v).abs() < 1e-9 * scale.max(1.0))
-        })
-        .unwrap_or(6)
-}
-
 /// One row of an [`interval_chart`]: a method's estimate with its interval.
 #[derive(Debug, Clone)]
 pub struct IntervalRow {
@@ -520,4 +467,173 @@ pub fn interval_chart(title: &str, xlabel: &str, rows: &[IntervalRow]) -> String
     }
     s.push_str("</svg>");
     s
+}
+
+/// One cell of [`by_method_and_dataset`]: a method's estimate on one dataset.
+#[derive(Debug, Clone)]
+pub struct GridCell {
+    pub value: f64,
+    pub interval: Option<(f64, f64)>,
+    /// The dataset's best method (drawn bold).
+    pub best: bool,
+}
+
+/// One score of many methods on many datasets: a row per method, a column per dataset, in each
+/// cell a bar from 0 to the value with its interval, on the column's own scale (datasets' errors
+/// differ by orders of magnitude), and the value written next to it. A method a dataset did not
+/// score shows "–".
+pub fn by_method_and_dataset(
+    title: &str,
+    datasets: &[String],
+    methods: &[(String, &'static str)],
+    cells: &[Vec<Option<GridCell>>],
+) -> String {
+    let (left, col_w, row_h, top) = (220.0, 170.0, 22.0, 44.0);
+    let w = left + col_w * datasets.len() as f64 + 16.0;
+    let h = top + row_h * methods.len() as f64 + 12.0;
+    let mut s = open_svg(w, h, title);
+    s.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"14\" text-anchor=\"middle\" class=\"tt\">{}</text>",
+        w / 2.0,
+        escape(&clip(title, 100))
+    ));
+    let bar_w = col_w - 70.0;
+    for (j, d) in datasets.iter().enumerate() {
+        let x0 = left + col_w * j as f64;
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"34\" text-anchor=\"middle\" class=\"lb\">{}</text>",
+            x0 + col_w / 2.0,
+            escape(&clip(d, 26))
+        ));
+        let max = cells
+            .iter()
+            .filter_map(|row| row.get(j).and_then(|c| c.as_ref()))
+            .map(|c| c.interval.map_or(c.value, |(_, hi)| hi.max(c.value)))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max);
+        let scale = if max > 0.0 { bar_w / max } else { 0.0 };
+        for (i, row) in cells.iter().enumerate() {
+            let y = top + row_h * i as f64;
+            let (method, colour) = &methods[i];
+            match row.get(j).and_then(|c| c.as_ref()) {
+                None => s.push_str(&format!(
+                    "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tk\">–</text>",
+                    x0 + 4.0,
+                    y + 15.0
+                )),
+                Some(c) => {
+                    let len = (c.value.max(0.0) * scale).clamp(0.0, bar_w);
+                    let stroke = if c.best {
+                        " stroke=\"#000\" stroke-width=\"1.5\""
+                    } else {
+                        ""
+                    };
+                    let tip = match c.interval {
+                        Some((a, b)) => format!("{method} on {d}: {:.3} [{a:.3}, {b:.3}]", c.value),
+                        None => format!("{method} on {d}: {:.3} (no interval)", c.value),
+                    };
+                    s.push_str(&format!(
+                        "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{len:.1}\" height=\"12\" fill=\"{colour}\"{stroke}><title>{}</title></rect>",
+                        x0 + 4.0,
+                        y + 5.0,
+                        escape(&tip)
+                    ));
+                    if let Some((a, b)) = c.interval {
+                        let (xa, xb) = (
+                            x0 + 4.0 + (a.max(0.0) * scale).clamp(0.0, bar_w),
+                            x0 + 4.0 + (b.max(0.0) * scale).clamp(0.0, bar_w),
+                        );
+                        s.push_str(&format!(
+                            "<line x1=\"{xa:.1}\" y1=\"{:.1}\" x2=\"{xb:.1}\" y2=\"{:.1}\" stroke=\"#333\"/>",
+                            y + 11.0,
+                            y + 11.0
+                        ));
+                    }
+                    let weight = if c.best { " font-weight=\"700\"" } else { "" };
+                    s.push_str(&format!(
+                        "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tk\"{weight}>{}</text>",
+                        x0 + 8.0 + bar_w,
+                        y + 15.0,
+                        fmt_value(c.value)
+                    ));
+                }
+            }
+        }
+    }
+    for (i, (method, _)) in methods.iter().enumerate() {
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" class=\"lb\">{}</text>",
+            left - 6.0,
+            top + row_h * i as f64 + 15.0,
+            escape(&clip(method, 31))
+        ));
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A value with three significant decimals below 10, fewer above (0.241, 4.66, 236.8).
+fn fmt_value(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() < 10.0 {
+        format!("{v:.3}")
+    } else if v.abs() < 100.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// The fewest decimals (up to 6) that write every tick exactly enough to tell it from the others.
+fn tick_decimals(ticks: &[f64]) -> usize {
+    (0..=6)
+        .find(|&d| {
+            let scale = 10f64.powi(d as i32);
+            ticks
+                .iter()
+                .all(|v| ((v * scale).round() / scale - v).abs() < 1e-9 * scale.max(1.0))
+        })
+        .unwrap_or(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_decimals_tell_ticks_apart() {
+        assert_eq!(tick_decimals(&[0.0, 10.0, 20.0]), 0);
+        assert_eq!(tick_decimals(&[0.95, 0.96, 0.97]), 2);
+        assert_eq!(tick_decimals(&[0.986, 0.987, 0.988]), 3);
+        assert_eq!(tick_decimals(&[2.5, 5.0, 7.5]), 1);
+    }
+
+    #[test]
+    fn ticks_cover_range() {
+        let t = ticks(0.0, 100.0, 5);
+        assert_eq!(t.first(), Some(&0.0));
+        assert!(t.last().copied().unwrap_or(0.0) >= 80.0);
+        assert!(t.len() <= 7);
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        let svg = scatter_identity(
+            "<b>",
+            "x",
+            "y",
+            &[Point {
+                x: 1.0,
+                y: 2.0,
+                label: "<script>alert(1)</script>".into(),
+            }],
+            "#000",
+            None,
+        );
+        assert!(!svg.contains("<script>"));
+        assert!(!svg.contains("<b>"));
+        assert!(svg.contains("&lt;script&gt;"));
+        assert!(svg.contains("y = x"));
+    }
 }
