@@ -806,9 +806,13 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
     ctx.body
         .push_str("<section id=\"segmentation\"><h2>Segmentation</h2>\n");
     if ev.segmentation.is_empty() {
-        ctx.body.push_str(
-            "<p class=\"note\">No segmentation predictions in this store.</p></section>\n",
-        );
+        ctx.body.push_str(if preds.is_empty() {
+            "<p class=\"note\">No segmentation predictions in this store.</p>"
+        } else {
+            "<p class=\"note\">No segmentation scored: no true masks for these images.</p>"
+        });
+        object_sizes(ctx, preds);
+        ctx.body.push_str("</section>\n");
         return;
     }
     ctx.body.push_str(
@@ -988,7 +992,170 @@ fn section_segmentation(ctx: &mut Ctx, ev: &Evaluation, preds: &[&Prediction]) {
     ctx.push_table(table);
     ctx.push_table_folded(per_image);
     instance_table(ctx, ev);
+    object_sizes(ctx, preds);
     ctx.body.push_str("</section>\n");
+}
+
+/// The file of a prediction's label image, relative paths taken from the store's folder.
+fn mask_file(ctx: &Ctx, p: &Prediction) -> Option<PathBuf> {
+    let pp = PathBuf::from(&p.mask.as_ref()?.path);
+    Some(if pp.is_absolute() {
+        pp
+    } else {
+        ctx.store_dir.join(pp)
+    })
+}
+
+/// The middle value of `v` (mean of the two middle ones for an even count); `None` when empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// The objects each method segmented, measured as `objects.csv` measures them (scikit-image's
+/// `regionprops` definitions): per dataset and method the objects' median area and equivalent
+/// diameter in pixels and, for images whose file states its pixel size (TIFF resolution, ImageJ,
+/// OME-TIFF), in µm. A calibration that cannot be read is a warning and leaves that image out of
+/// the µm columns, never a guessed size.
+fn object_sizes(ctx: &mut Ctx, preds: &[&Prediction]) {
+    #[derive(Default)]
+    struct Acc {
+        images: usize,
+        calibrated: usize,
+        area_px: Vec<f64>,
+        diameter_px: Vec<f64>,
+        area_um2: Vec<f64>,
+        diameter_um: Vec<f64>,
+        pixel_um: BTreeSet<String>,
+        sources: BTreeSet<&'static str>,
+    }
+    let mut acc: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    let mut calibration: BTreeMap<String, Option<mica_core::calibration::PixelSize>> =
+        BTreeMap::new();
+    for p in preds.iter().filter(|p| p.status == mica_store::Status::Ok) {
+        let Some(file) = mask_file(ctx, p) else {
+            continue;
+        };
+        let Some(sample) = ctx
+            .samples
+            .get(&(p.key.dataset.clone(), p.key.sample_id.clone()))
+        else {
+            continue;
+        };
+        let labels = match mica_core::io::read_image(&file)
+            .and_then(|i| mica_core::LabelImage::from_image(&i))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                ctx.warnings.push(format!(
+                    "object sizes: {} ({}): {e}",
+                    file.display(),
+                    p.key.method
+                ));
+                continue;
+            }
+        };
+        let props = match mica_core::mask::object_properties(&labels, None) {
+            Ok(v) => v,
+            Err(e) => {
+                ctx.warnings
+                    .push(format!("object sizes: {}: {e}", file.display()));
+                continue;
+            }
+        };
+        let pixel = match calibration.get(&sample.path) {
+            Some(c) => *c,
+            None => {
+                let c = match mica_core::calibration::read_pixel_size(Path::new(&sample.path)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        ctx.warnings.push(format!(
+                            "pixel size of {}: {e} (left out of the µm columns)",
+                            sample.path
+                        ));
+                        None
+                    }
+                };
+                calibration.insert(sample.path.clone(), c);
+                c
+            }
+        };
+        let a = acc
+            .entry((p.key.dataset.clone(), p.key.method.clone()))
+            .or_default();
+        a.images += 1;
+        for o in &props {
+            a.area_px.push(o.area_px as f64);
+            a.diameter_px.push(o.equivalent_diameter);
+        }
+        if let Some(px) = pixel {
+            a.calibrated += 1;
+            a.sources.insert(px.source.name());
+            a.pixel_um.insert(if px.x_um == px.y_um {
+                format!("{:.4}", px.x_um)
+            } else {
+                format!("{:.4} × {:.4}", px.x_um, px.y_um)
+            });
+            for o in &props {
+                a.area_um2.push(o.area_px as f64 * px.x_um * px.y_um);
+                // A diameter in µm needs square pixels.
+                if px.x_um == px.y_um {
+                    a.diameter_um.push(o.equivalent_diameter * px.x_um);
+                }
+            }
+        }
+    }
+    if acc.is_empty() {
+        return;
+    }
+    let mut t = Table::keyed(
+        "object_sizes",
+        "Objects segmented per dataset and method: median size in pixels, and in µm where the image states its pixel size",
+        &[
+            ("dataset", "dataset"),
+            ("method", "method"),
+            ("images", "images"),
+            ("objects", "objects"),
+            ("median_area_px", "median area (px)"),
+            ("median_equivalent_diameter_px", "median equivalent diameter (px)"),
+            ("calibrated_images", "images with a pixel size"),
+            ("pixel_size_um", "pixel size (µm)"),
+            ("calibration", "calibration"),
+            ("median_area_um2", "median area (µm²)"),
+            ("median_equivalent_diameter_um", "median equivalent diameter (µm)"),
+        ],
+    );
+    let any_um = acc.values().any(|a| a.calibrated > 0);
+    for ((d, m), a) in acc {
+        let join = |v: &BTreeSet<String>| v.iter().cloned().collect::<Vec<_>>().join(", ");
+        t.rows.push(vec![
+            Cell::text(d),
+            Cell::text(m),
+            Cell::Int(a.images as i64),
+            Cell::Int(a.area_px.len() as i64),
+            Cell::Num(median(a.area_px), 1),
+            Cell::Num(median(a.diameter_px), 2),
+            Cell::Int(a.calibrated as i64),
+            Cell::text(join(&a.pixel_um)),
+            Cell::text(a.sources.iter().copied().collect::<Vec<_>>().join(", ")),
+            Cell::Num(median(a.area_um2), 2),
+            Cell::Num(median(a.diameter_um), 3),
+        ]);
+    }
+    ctx.body.push_str(if any_um {
+        "<p class=\"note\">Object sizes as <code>objects.csv</code> measures them (scikit-image's <code>regionprops</code>): the µm columns count only the images whose file states its pixel size (TIFF resolution tags, ImageJ or OME-TIFF metadata), named in the calibration column; the pixel columns count every image.</p>"
+    } else {
+        "<p class=\"note\">Object sizes as <code>objects.csv</code> measures them (scikit-image's <code>regionprops</code>), in pixels only: none of these images states its pixel size in its file (TIFF resolution tags, ImageJ or OME-TIFF metadata), so no µm value is given.</p>"
+    });
+    ctx.push_table(t);
 }
 
 /// The study's qualitative figure: one image with every method's difference overlay side by
@@ -2000,6 +2167,84 @@ mod tests {
         let out = r.write(dir.path()).unwrap();
         assert!(out.is_file());
         assert!(dir.path().join("tables/counting.csv").is_file());
+    }
+
+    #[test]
+    fn object_sizes_are_in_pixels_and_in_microns_only_where_the_image_states_its_pixel_size() {
+        use mica_core::calibration::PixelSize;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        // Two objects of 16 and 4 px in each prediction.
+        let mut data = vec![0u32; 100];
+        for (x, y) in (0..4).flat_map(|x| (0..4).map(move |y| (x, y))) {
+            data[y * 10 + x] = 1;
+        }
+        for (x, y) in [(7, 7), (8, 7), (7, 8), (8, 8)] {
+            data[y * 10 + x] = 2;
+        }
+        let labels = mica_core::LabelImage::new(10, 10, data).unwrap();
+        // One image calibrated at 0.5 µm (ImageJ metadata, as Fiji writes), one with none.
+        let calibrated = dir.path().join("calibrated.tif");
+        let plain = dir.path().join("plain.png");
+        mica_core::io::write_label_tiff_calibrated(
+            &calibrated,
+            &labels,
+            Some(&PixelSize::user(0.5).unwrap()),
+        )
+        .unwrap();
+        mica_core::io::write_png(
+            &plain,
+            &mica_core::Image::gray8(10, 10, vec![0; 100]).unwrap(),
+        )
+        .unwrap();
+        let mut samples = Vec::new();
+        for (i, image) in [&calibrated, &plain].into_iter().enumerate() {
+            samples.push(SampleRecord {
+                dataset: "d".into(),
+                sample_id: format!("s{i}"),
+                path: image.display().to_string(),
+                truth_count: None,
+                truth_class: None,
+                truth_mask: None,
+                meta: Default::default(),
+            });
+        }
+        store.upsert_samples(&samples).unwrap();
+        for i in 0..2 {
+            let file = dir.path().join(format!("pred{i}_labels.tif"));
+            mica_core::io::write_label_tiff(&file, &labels).unwrap();
+            let mut p = Prediction::ok(PredictionKey::new("d", format!("s{i}"), "segment", "m"), 1);
+            p.mask = Some(mica_store::MaskFile {
+                path: file.display().to_string(),
+                sha256: mica_store::sha256_hex(&std::fs::read(&file).unwrap()),
+            });
+            store.insert_prediction(&p, &[]).unwrap();
+        }
+        let r = report_of(&store);
+        let t = r
+            .tables
+            .iter()
+            .find(|t| t.id == "object_sizes")
+            .expect("an object size table")
+            .to_json();
+        let row = &t[0];
+        assert_eq!(row["images"], 2);
+        assert_eq!(row["objects"], 4);
+        assert_eq!(row["median_area_px"].as_f64(), Some(10.0));
+        assert_eq!(row["calibrated_images"], 1);
+        assert_eq!(row["calibration"], "imagej");
+        assert_eq!(row["pixel_size_um"], "0.5000");
+        // Only the calibrated image's objects: 16 and 4 px of 0.25 µm².
+        assert_eq!(row["median_area_um2"].as_f64(), Some(2.5));
+        let d = row["median_equivalent_diameter_um"].as_f64().unwrap();
+        let want = 0.5
+            * ((16.0f64 * 4.0 / std::f64::consts::PI).sqrt()
+                + (4.0f64 * 4.0 / std::f64::consts::PI).sqrt())
+            / 2.0;
+        assert!((d - want).abs() < 1e-3, "{d} vs {want}");
+        assert!(r
+            .html
+            .contains("the µm columns count only the images whose file states"));
     }
 
     #[test]
