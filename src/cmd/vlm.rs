@@ -62,6 +62,11 @@ pub struct VlmOptions {
     /// Do not ask for JSON-schema output; read answers with the text parsers only.
     #[arg(long, help_heading = "Prompt")]
     pub no_structured: bool,
+    /// How to ask for JSON-schema output: auto (each provider's own form), off (as
+    /// --no-structured), json-object (OpenAI-compatible servers that take
+    /// `{"type": "json_object", "schema": …}`, such as llama-cpp-python's).
+    #[arg(long, value_name = "MODE", value_parser = Structured::parse, conflicts_with = "no_structured", help_heading = "Prompt")]
+    pub structured: Option<Structured>,
 
     /// Sampling temperature (unset: the provider's default).
     #[arg(long, value_name = "T", help_heading = "Sampling")]
@@ -194,6 +199,15 @@ impl VlmOptions {
         }
     }
 
+    /// The structured-output mode the flags ask for.
+    pub fn structured_mode(&self) -> Structured {
+        if self.no_structured {
+            Structured::Off
+        } else {
+            self.structured.unwrap_or_default()
+        }
+    }
+
     fn context(&self) -> PromptContext {
         let mut c = PromptContext::default();
         c.set("modality", self.modality.clone());
@@ -313,7 +327,7 @@ fn task_prompt(task: Task, opts: &VlmOptions, prep: &PrepareOptions) -> anyhow::
     };
     let template = templates.variant(&opts.prompt_variant)?;
     let mut prompt = TaskPrompt::new(task, template, opts.context())?;
-    prompt.structured = !opts.no_structured;
+    prompt.structured = opts.structured_mode() != Structured::Off;
     if let Some(fs) = &opts.few_shot {
         prompt.few_shot = few_shot_turns(fs, &prompt.text, prep)?;
     }
@@ -361,11 +375,7 @@ pub(crate) fn engine(
                 max_retries: opts.retries,
                 ..RetryPolicy::default()
             },
-            structured: if opts.no_structured {
-                Structured::Off
-            } else {
-                Structured::Auto
-            },
+            structured: opts.structured_mode(),
         },
     )?;
     let cache = if opts.no_cache {

@@ -231,6 +231,7 @@ pub fn build(
             model,
             prompt,
             base_url,
+            structured,
             ..
         } => {
             let spec = mica_vlm::ModelSpec::parse(model)
@@ -240,8 +241,14 @@ pub fn build(
             if let Err(e) = prices.check_not_retired(&spec) {
                 return Ok(Runtime::Skipped(e.to_string()));
             }
+            let structured = match structured {
+                Some(s) => mica_vlm::Structured::parse(s)
+                    .map_err(|e| anyhow::anyhow!("method {name:?}: structured: {e}"))?,
+                None => mica_vlm::Structured::Auto,
+            };
             let opts = mica_vlm::ClientOptions {
                 base_url: base_url.clone(),
+                structured,
                 ..Default::default()
             };
             let endpoint = match mica_vlm::Endpoint::resolve(spec.provider, base_url.as_deref()) {
@@ -330,6 +337,7 @@ pub fn effective_settings(study: &Study, spec: &MethodSpec, rt: &Runtime) -> ser
                 model,
                 prompt,
                 base_url,
+                structured,
                 ..
             },
             _,
@@ -343,14 +351,19 @@ pub fn effective_settings(study: &Study, spec: &MethodSpec, rt: &Runtime) -> ser
                 .ok()
                 .and_then(|m| mica_vlm::Endpoint::resolve(m.provider, base_url.as_deref()).ok())
                 .map(|e| e.base_url);
-            json!({
+            let mut j = json!({
                 "model": model,
                 "endpoint": endpoint,
                 "prompt": prompt,
                 "templates_sha256": mica_store::sha256_hex(templates.as_bytes()),
                 "sampling": format!("{:?}", mica_vlm::Sampling::default()),
                 "answer_rules": rules,
-            })
+            });
+            // Only when set: methods written before the option keep their settings hash.
+            if let Some(s) = structured {
+                j["structured"] = json!(s);
+            }
+            j
         }
         _ => json!({ "as_written": spec }),
     }

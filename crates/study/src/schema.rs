@@ -276,6 +276,11 @@ pub enum MethodSpec {
         /// Server address (else the provider's environment variable, else its default).
         #[serde(default)]
         base_url: Option<String>,
+        /// How to ask for JSON-schema output: `"auto"` (the default: each provider's own form),
+        /// `"off"` (text answers only) or `"json-object"` (OpenAI-compatible servers that take
+        /// `{"type": "json_object", "schema": …}`, such as llama-cpp-python's).
+        #[serde(default)]
+        structured: Option<String>,
         #[serde(default)]
         description: String,
     },
@@ -490,9 +495,19 @@ impl Study {
                     }
                 }
             }
-            if let MethodSpec::Vlm { name, model, .. } = m {
+            if let MethodSpec::Vlm {
+                name,
+                model,
+                structured,
+                ..
+            } = m
+            {
                 if !model.contains(':') {
                     bail!("method {name:?}: model {model:?} must be `provider:model`, e.g. `openai:gpt-4o`");
+                }
+                if let Some(s) = structured {
+                    mica_vlm::Structured::parse(s)
+                        .map_err(|e| anyhow::anyhow!("method {name:?}: structured: {e}"))?;
                 }
             }
         }

@@ -53,6 +53,14 @@ pub enum VlmError {
         status: u16,
         message: String,
     },
+    /// The server rejects the request's structured-output form (`response_format`): every
+    /// request would fail the same way.
+    #[error("{provider}: the server rejects this structured-output request (HTTP {status}): {message}; for llama-cpp-python's server use --structured json-object (study: structured = \"json-object\"), else --no-structured (study: structured = \"off\")")]
+    FormatRejected {
+        provider: String,
+        status: u16,
+        message: String,
+    },
     /// The provider shut the model down (mica's list of retired models, in the price table).
     #[error("{model} was shut down by its provider on {shut_down} ({according_to}); use {replacement} or another current model. If your provider still serves it, remove it from the `retired` list of a price table of your own (--prices FILE)")]
     RetiredModel {
@@ -116,6 +124,7 @@ impl VlmError {
                 | VlmError::KeyRejected { .. }
                 | VlmError::QuotaExhausted { .. }
                 | VlmError::BillingExhausted { .. }
+                | VlmError::FormatRejected { .. }
                 | VlmError::RetiredModel { .. }
                 | VlmError::Connection { .. }
                 | VlmError::RetryAfterTooLong { .. }

@@ -389,6 +389,16 @@ impl Transport {
                 message: error_message(&self.redact(&text)),
             });
         }
+        // A validation error about the structured-output field (llama-cpp-python's server
+        // answers OpenAI's `json_schema` with HTTP 500 and a pydantic error whose `loc` names
+        // `response_format`): deterministic, so not retried.
+        if format_rejected(status, &text) {
+            return Attempt::Fail(VlmError::FormatRejected {
+                provider: self.provider.clone(),
+                status,
+                message: error_message(&self.redact(&text)),
+            });
+        }
         let retry = match should_retry.as_deref().map(str::trim) {
             Some("true") => true,
             Some("false") => false,
@@ -429,6 +439,24 @@ impl Transport {
         };
         Attempt::Retry { after: None, last }
     }
+}
+
+/// Whether an error body says the request's `response_format` is invalid: a 400, 422 or 500
+/// whose text names `response_format` next to a validation error or an unsupported value.
+fn format_rejected(status: u16, body: &str) -> bool {
+    if !matches!(status, 400 | 422 | 500) || !body.contains("response_format") {
+        return false;
+    }
+    let b = body.to_ascii_lowercase();
+    [
+        "validation error",
+        "literal_error",
+        "not supported",
+        "unsupported",
+        "invalid",
+    ]
+    .iter()
+    .any(|w| b.contains(w))
 }
 
 /// The wait a Google error body asks for: `google.rpc.RetryInfo.retryDelay` in `error.details`,
@@ -561,6 +589,25 @@ fn parse_http_date(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rejected_response_format_is_not_retried() {
+        // Recorded from llama-cpp-python 0.3.36's server (fixtures/llama-cpp-python/README.md).
+        let llama =
+            include_str!("../tests/fixtures/llama-cpp-python/json_schema_rejected_500.json");
+        assert!(format_rejected(500, llama));
+        // OpenAI's own wording for a bad schema (its 400 invalid_request_error).
+        assert!(format_rejected(
+            400,
+            r#"{"error":{"message":"Invalid schema for response_format 'count': 'required' is missing","type":"invalid_request_error","param":"response_format","code":null}}"#
+        ));
+        // A server error that is not about the format stays retryable; a 429 is a rate.
+        assert!(!format_rejected(
+            500,
+            r#"{"error":{"message":"internal error"}}"#
+        ));
+        assert!(!format_rejected(429, llama));
+    }
 
     #[test]
     fn parses_retry_after_forms() {

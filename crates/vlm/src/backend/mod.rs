@@ -54,6 +54,29 @@ pub enum Structured {
     Auto,
     /// Never: answers go through the text parsers.
     Off,
+    /// OpenAI-compatible servers only: JSON mode with the schema beside it,
+    /// `response_format: {"type": "json_object", "schema": …}`, the form llama-cpp-python's
+    /// server takes (it rejects `json_schema` with HTTP 500; its PR #1122 documents this form).
+    /// Other providers ask as with `Auto`.
+    #[serde(rename = "json-object")]
+    JsonObject,
+}
+
+impl Structured {
+    /// Parses `auto`, `off` or `json-object`.
+    ///
+    /// # Errors
+    /// Names the known values.
+    pub fn parse(s: &str) -> Result<Structured, String> {
+        match s {
+            "auto" => Ok(Structured::Auto),
+            "off" => Ok(Structured::Off),
+            "json-object" => Ok(Structured::JsonObject),
+            _ => Err(format!(
+                "unknown structured-output mode {s:?} (known: auto, off, json-object)"
+            )),
+        }
+    }
 }
 
 /// Everything needed to build a [`Client`] besides the model name.
@@ -134,7 +157,7 @@ impl Client {
 
     /// The URL, headers and body of the HTTP request for `req` (headers hold the key).
     fn wire(&self, req: &VlmRequest) -> (String, Vec<(&'static str, String)>, serde_json::Value) {
-        let structured = self.structured == Structured::Auto;
+        let structured = self.structured != Structured::Off;
         let base = &self.endpoint.base_url;
         let key = self.endpoint.key.as_ref();
         match self.spec.provider {
@@ -150,7 +173,20 @@ impl Client {
                 (
                     format!("{base}/chat/completions"),
                     headers,
-                    openai::build_body(&self.spec.model, req, structured, field),
+                    openai::build_body(
+                        &self.spec.model,
+                        req,
+                        match self.structured {
+                            Structured::Off => openai::ResponseFormat::None,
+                            Structured::JsonObject
+                                if self.spec.provider == Provider::OpenaiCompatible =>
+                            {
+                                openai::ResponseFormat::JsonObjectWithSchema
+                            }
+                            _ => openai::ResponseFormat::JsonSchema,
+                        },
+                        field,
+                    ),
                 )
             }
             Provider::Gemini => {

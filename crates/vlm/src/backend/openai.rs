@@ -16,11 +16,23 @@ pub enum TokenLimitField {
     MaxTokens,
 }
 
+/// How a task's schema is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// No `response_format`: the answer is read by the text parsers.
+    None,
+    /// OpenAI's structured outputs: `{"type": "json_schema", "json_schema": {name, strict, schema}}`.
+    JsonSchema,
+    /// JSON mode with the schema beside it, `{"type": "json_object", "schema": …}`: what
+    /// llama-cpp-python's server accepts (not part of OpenAI's API).
+    JsonObjectWithSchema,
+}
+
 /// The request body.
 pub fn build_body(
     model: &str,
     req: &VlmRequest,
-    structured: bool,
+    format: ResponseFormat,
     limit_field: TokenLimitField,
 ) -> Value {
     let mut messages = Vec::new();
@@ -59,14 +71,23 @@ pub fn build_body(
         };
         body.insert(field.into(), json!(m));
     }
-    if let (true, Some(schema)) = (structured, &req.schema) {
-        body.insert(
-            "response_format".into(),
-            json!({
-                "type": "json_schema",
-                "json_schema": {"name": schema.name, "strict": true, "schema": schema.schema}
-            }),
-        );
+    match (format, &req.schema) {
+        (ResponseFormat::JsonSchema, Some(schema)) => {
+            body.insert(
+                "response_format".into(),
+                json!({
+                    "type": "json_schema",
+                    "json_schema": {"name": schema.name, "strict": true, "schema": schema.schema}
+                }),
+            );
+        }
+        (ResponseFormat::JsonObjectWithSchema, Some(schema)) => {
+            body.insert(
+                "response_format".into(),
+                json!({"type": "json_object", "schema": schema.schema}),
+            );
+        }
+        _ => {}
     }
     Value::Object(body)
 }
