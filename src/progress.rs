@@ -1,6 +1,7 @@
 //! Progress on stderr: a bar on a terminal; without one (a batch job's log, a pipe) plain lines
-//! at every tenth of the work and at the end, so a Slurm log shows how far a run got; nothing with
-//! `--quiet`.
+//! at every tenth of the work, at least once a minute while items finish, and at the end, with
+//! the rate and the time left, so a Slurm log shows how far a run got and when it will end;
+//! nothing with `--quiet`.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -16,7 +17,12 @@ pub struct Progress {
     len: u64,
     done: AtomicU64,
     start: Instant,
+    /// When the last plain line was printed (ms since `start`).
+    last_line_ms: AtomicU64,
 }
+
+/// Longest time between two plain lines while items finish.
+const LINE_EVERY_S: f64 = 60.0;
 
 /// Progress over `len` items with a message (a bar, plain lines, or nothing when `quiet`).
 pub fn bar(len: u64, msg: &str, quiet: bool) -> Progress {
@@ -40,22 +46,54 @@ pub fn bar(len: u64, msg: &str, quiet: bool) -> Progress {
         len,
         done: AtomicU64::new(0),
         start: Instant::now(),
+        last_line_ms: AtomicU64::new(0),
     }
 }
 
 /// The line printed (without a terminal) when `done` of `len` items are done, if any: at each
-/// tenth of the work and at the end.
-fn line_at(msg: &str, done: u64, len: u64, elapsed_s: f64) -> Option<String> {
+/// tenth of the work, when `since_last_s` reaches [`LINE_EVERY_S`], and at the end.
+fn line_at(msg: &str, done: u64, len: u64, elapsed_s: f64, since_last_s: f64) -> Option<String> {
     if len == 0 || done == 0 || done > len {
         return None;
     }
     let tenth = |d: u64| d * 10 / len;
-    (done == len || tenth(done) > tenth(done - 1)).then(|| {
-        format!(
-            "{msg}: {done}/{len} ({:.0} %) after {elapsed_s:.1} s",
-            100.0 * done as f64 / len as f64
-        )
+    (done == len || tenth(done) > tenth(done - 1) || since_last_s >= LINE_EVERY_S).then(|| {
+        let mut l = format!(
+            "{msg}: {done}/{len} ({:.0} %) after {}",
+            100.0 * done as f64 / len as f64,
+            duration(elapsed_s)
+        );
+        if elapsed_s > 0.0 {
+            let rate = done as f64 / elapsed_s;
+            if rate >= 1.0 {
+                l.push_str(&format!(", {rate:.1}/s"));
+            } else {
+                l.push_str(&format!(", {:.1} s each", 1.0 / rate));
+            }
+            if done < len {
+                l.push_str(&format!(
+                    ", about {} left",
+                    duration((len - done) as f64 / rate)
+                ));
+            }
+        }
+        l
     })
+}
+
+/// `s` seconds as `12.3 s`, `4 min 05 s` or `2 h 03 min`.
+fn duration(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 {
+        format!("{} min {:02} s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{} h {:02} min",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
 }
 
 impl Progress {
@@ -81,10 +119,13 @@ impl Progress {
         }
         // The last line crossed in (before, after].
         let secs = self.start.elapsed().as_secs_f64();
+        let since = secs - self.last_line_ms.load(Ordering::SeqCst) as f64 / 1e3;
         if let Some(l) = (before + 1..=after)
             .rev()
-            .find_map(|d| line_at(&self.msg, d, self.len, secs))
+            .find_map(|d| line_at(&self.msg, d, self.len, secs, since))
         {
+            self.last_line_ms
+                .store((secs * 1e3) as u64, Ordering::SeqCst);
             eprintln!("{l}");
         }
     }
@@ -106,17 +147,31 @@ mod tests {
     #[test]
     fn plain_lines_at_each_tenth_and_at_the_end() {
         let at: Vec<u64> = (1..=25)
-            .filter(|&d| line_at("x", d, 25, 0.0).is_some())
+            .filter(|&d| line_at("x", d, 25, 0.0, 0.0).is_some())
             .collect();
         assert_eq!(at, [3, 5, 8, 10, 13, 15, 18, 20, 23, 25]);
         let few: Vec<u64> = (1..=3)
-            .filter(|&d| line_at("x", d, 3, 0.0).is_some())
+            .filter(|&d| line_at("x", d, 3, 0.0, 0.0).is_some())
             .collect();
         assert_eq!(few, [1, 2, 3]);
         assert_eq!(
-            line_at("segment", 5, 10, 2.0).as_deref(),
-            Some("segment: 5/10 (50 %) after 2.0 s")
+            line_at("segment", 5, 10, 2.0, 1.0).as_deref(),
+            Some("segment: 5/10 (50 %) after 2.0 s, 2.5/s, about 2.0 s left")
         );
-        assert!(line_at("x", 0, 10, 0.0).is_none() && line_at("x", 1, 0, 0.0).is_none());
+        assert!(line_at("x", 0, 10, 0.0, 0.0).is_none() && line_at("x", 1, 0, 0.0, 0.0).is_none());
+    }
+
+    #[test]
+    fn a_slow_run_prints_a_line_at_least_once_a_minute_with_the_time_left() {
+        // 1000 images at 18 s each: a tenth is 50 minutes; a line comes after a minute anyway.
+        assert!(line_at("segment", 4, 1000, 72.0, 30.0).is_none());
+        assert_eq!(
+            line_at("segment", 4, 1000, 72.0, 61.0).as_deref(),
+            Some("segment: 4/1000 (0 %) after 1 min 12 s, 18.0 s each, about 4 h 58 min left")
+        );
+        assert_eq!(
+            line_at("segment", 1000, 1000, 18000.0, 0.0).as_deref(),
+            Some("segment: 1000/1000 (100 %) after 5 h 00 min, 18.0 s each")
+        );
     }
 }

@@ -180,6 +180,30 @@ fn count_reports_progress_without_a_terminal_and_per_image_with_v() {
         err.contains("SIMCEPImages_A05_C18_F1_s13_w1.TIF objects=18"),
         "{err}"
     );
+    // Per-stage timings of every image, with the image and the threshold rule the default
+    // (`auto`) chose; the plain progress lines give the rate.
+    assert_eq!(err.matches(": classical stages ").count(), 10, "{err}");
+    for field in [
+        "prepare_ms=",
+        "threshold_ms=",
+        "cleanup_ms=",
+        "split_ms=",
+        "filter_ms=",
+    ] {
+        assert_eq!(err.matches(field).count(), 10, "{field}: {err}");
+    }
+    assert!(
+        err.contains("segment{image=") && err.contains("rule=\"auto: otsu\""),
+        "{err}"
+    );
+    assert!(err.contains("/s"), "rate in the progress lines: {err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mica"))
+        .args(["-v", "count"])
+        .arg(shared().join("data/stardist-nuclei/img2d.tif"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rule=\"auto: li\""), "dim nuclei: {err}");
     // --quiet: nothing.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mica"))
         .args(["-q", "count"])

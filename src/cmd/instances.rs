@@ -115,7 +115,7 @@ fn process_one(
         )
     })?;
     let image = mica_core::io::read_image(path).map_err(|e| e.to_string())?;
-    let _span = tracing::debug_span!("segment", image = %path.display()).entered();
+    let _span = tracing::info_span!("segment", image = %path.display()).entered();
     let s = seg
         .segment_file(path, &image)
         .map_err(|e| format!("{}: {e}", path.display()))?;

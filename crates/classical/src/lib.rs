@@ -48,7 +48,9 @@ pub mod watershed;
 pub const RESULTS_VERSION: u32 = 1;
 
 pub use error::{Error, Result};
-pub use pipeline::{Classical, Stages};
+pub use pipeline::{Classical, StageTimes, Stages};
 pub use plane::Plane;
-pub use settings::{Background, Flood, Markers, Polarity, Preset, Settings, Split, Threshold};
+pub use settings::{
+    Background, Flood, Markers, Polarity, Preset, Settings, Split, Threshold, Watershed,
+};
 pub use tiled::{TiledRun, Tiling};

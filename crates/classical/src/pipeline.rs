@@ -45,9 +45,33 @@ pub struct Stages {
     pub foreground: BinaryMask,
     /// The instances, numbered 1..=N.
     pub labels: LabelImage,
+    /// Which rule gave the threshold (`"otsu"`, `"li"`, `"triangle"`, `"auto: otsu"`, `"auto: li"`,
+    /// `"local"`, `"fixed"`, `"given"` for a tile); `None` without contrast.
+    pub threshold_rule: Option<&'static str>,
+    /// Milliseconds per stage.
+    pub timings: StageTimes,
     /// The surfaces the watersheds flooded (negated distance or intensity), one per watershed
     /// of the split ([`Split::watersheds`]), when asked for.
     pub flood_surfaces: Vec<Plane>,
+}
+
+/// Milliseconds spent in each stage of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Polarity, background subtraction, smoothing.
+    pub prepare_ms: f64,
+    /// The threshold (for `auto`: its choice too) and the foreground.
+    pub threshold_ms: f64,
+    /// Hole filling and small-object removal.
+    pub cleanup_ms: f64,
+    /// Markers and watershed(s).
+    pub split_ms: f64,
+    /// The instance size filter and renumbering.
+    pub filter_ms: f64,
+}
+
+fn ms_since(t: std::time::Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 impl Classical {
@@ -93,10 +117,14 @@ impl Classical {
     /// # Errors
     /// [`crate::Error::NonFinite`] when the image holds NaN or infinite values.
     pub fn run(&self, image: &Image) -> Result<Stages> {
+        let t = std::time::Instant::now();
         let p = Plane::from_image(image)?;
         let (_, hi) = p.min_max();
         let (p, prepared) = self.prepare(p, hi);
-        self.finish(p, prepared, ThresholdSource::Own, &[], false)
+        let prepare_ms = ms_since(t);
+        let mut stages = self.finish(p, prepared, ThresholdSource::Own, &[], false)?;
+        stages.timings.prepare_ms = prepare_ms;
+        Ok(stages)
     }
 
     /// Polarity, background subtraction and smoothing of `p`: returns the plane after background
@@ -182,7 +210,7 @@ impl Classical {
     }
 
     /// The global threshold of a prepared plane (`None`: no contrast).
-    pub(crate) fn global_threshold(&self, prepared: &Plane) -> Option<f32> {
+    pub(crate) fn global_threshold(&self, prepared: &Plane) -> Option<(f32, &'static str)> {
         let hist = Histogram::of(&prepared.data, self.settings.histogram_bins)?;
         Some(self.threshold_of(&hist, |level| {
             self.object_peaks(prepared, level)
@@ -192,27 +220,28 @@ impl Classical {
         }))
     }
 
-    /// The global threshold of a histogram of the prepared image. `peaks_above(level)`: the
-    /// peak values of the objects above `level` (only [`Threshold::Auto`] asks).
+    /// The global threshold of a histogram of the prepared image, and the rule that gave it.
+    /// `peaks_above(level)`: the peak values of the objects above `level` (only
+    /// [`Threshold::Auto`] asks).
     pub(crate) fn threshold_of(
         &self,
         hist: &Histogram,
         peaks_above: impl FnOnce(f32) -> Vec<f32>,
-    ) -> f32 {
+    ) -> (f32, &'static str) {
         match self.settings.threshold {
-            Threshold::Li => li(hist),
-            Threshold::Triangle => triangle(hist),
+            Threshold::Li => (li(hist), "li"),
+            Threshold::Triangle => (triangle(hist), "triangle"),
             Threshold::Auto { dim_ratio } => {
                 let low = li(hist);
                 let background = median_below(hist, low);
                 let mut peaks = peaks_above(low);
                 if brightness_spreads(&mut peaks, background, dim_ratio) {
-                    low
+                    (low, "auto: li")
                 } else {
-                    otsu(hist)
+                    (otsu(hist), "auto: otsu")
                 }
             }
-            _ => otsu(hist),
+            _ => (otsu(hist), "otsu"),
         }
     }
 
@@ -261,23 +290,33 @@ impl Classical {
         keep_surface: bool,
     ) -> Result<Stages> {
         let s = &self.settings;
+        let mut timings = StageTimes::default();
+        let t = std::time::Instant::now();
         let (w, h) = (prepared.width as u32, prepared.height as u32);
-        let (threshold, fg) = match (s.threshold, source) {
+        let (threshold, rule, fg) = match (s.threshold, source) {
             (
                 Threshold::Local {
                     block_size_px,
                     offset,
                 },
                 _,
-            ) => (None, local_mean(&prepared, block_size_px, offset)),
-            (Threshold::Fixed { value }, _) => (Some(value), above(&prepared, value)),
-            (_, ThresholdSource::Given(None)) => (None, BinaryMask::empty(w, h)),
-            (_, ThresholdSource::Given(Some(t))) => (Some(t), above(&prepared, t)),
+            ) => (
+                None,
+                Some("local"),
+                local_mean(&prepared, block_size_px, offset),
+            ),
+            (Threshold::Fixed { value }, _) => {
+                (Some(value), Some("fixed"), above(&prepared, value))
+            }
+            (_, ThresholdSource::Given(None)) => (None, None, BinaryMask::empty(w, h)),
+            (_, ThresholdSource::Given(Some(t))) => (Some(t), Some("given"), above(&prepared, t)),
             (_, ThresholdSource::Own) => match self.global_threshold(&prepared) {
-                None => (None, BinaryMask::empty(w, h)),
-                Some(t) => (Some(t), above(&prepared, t)),
+                None => (None, None, BinaryMask::empty(w, h)),
+                Some((t, rule)) => (Some(t), Some(rule), above(&prepared, t)),
             },
         };
+        timings.threshold_ms = ms_since(t);
+        let t = std::time::Instant::now();
         let filled = match (s.fill_holes, s.max_hole_area_px) {
             (false, _) => None,
             (true, None) => Some(fill_holes(&fg)),
@@ -301,6 +340,8 @@ impl Classical {
         } else {
             (fg, None)
         };
+        timings.cleanup_ms = ms_since(t);
+        let t = std::time::Instant::now();
         let mut flood_surfaces = Vec::new();
         let flood = |ws: Watershed, i: usize, surfaces: &mut Vec<Plane>| {
             let (peaks, surface) = self.watershed_inputs(ws, &p, &prepared, &fg);
@@ -363,10 +404,15 @@ impl Classical {
             }
         };
         recycle(p);
+        timings.split_ms = ms_since(t);
+        let t = std::time::Instant::now();
         let labels = size_filter(labels, s.min_instance_area_px, s.max_instance_area_px);
+        timings.filter_ms = ms_since(t);
         Ok(Stages {
             prepared,
             threshold,
+            threshold_rule: rule,
+            timings,
             foreground: fg,
             labels,
             flood_surfaces,
@@ -472,10 +518,29 @@ impl Classical {
     /// As [`Classical::run`].
     pub fn segment_image(&self, image: &Image) -> Result<Segmentation> {
         if self.tiling.applies(image.width(), image.height()) {
+            let t = std::time::Instant::now();
             let tiled = self.segment_tiled(image, self.tiling)?;
+            tracing::info!(
+                tiles = tiled.tiles,
+                regrown = tiled.regrown,
+                threshold = tiled.threshold,
+                ms = ms_since(t).round(),
+                "classical tiles"
+            );
             return Ok(Segmentation::from_labels(tiled.labels));
         }
         let stages = self.run(image)?;
+        let t = &stages.timings;
+        tracing::info!(
+            threshold = stages.threshold,
+            rule = stages.threshold_rule.unwrap_or("none (no contrast)"),
+            prepare_ms = format!("{:.1}", t.prepare_ms),
+            threshold_ms = format!("{:.1}", t.threshold_ms),
+            cleanup_ms = format!("{:.1}", t.cleanup_ms),
+            split_ms = format!("{:.1}", t.split_ms),
+            filter_ms = format!("{:.1}", t.filter_ms),
+            "classical stages"
+        );
         recycle(stages.prepared);
         scratch::recycle_bools(stages.foreground.into_vec());
         Ok(Segmentation::from_labels(stages.labels))

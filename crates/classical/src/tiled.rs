@@ -289,7 +289,7 @@ impl Classical {
                 // An adaptive threshold looks at the peaks of the objects above Li's level:
                 // each core gives those whose first pixel it holds, seen in its window.
                 let mut failed = None;
-                let level = self.threshold_of(&hist, |level| {
+                let (level, _) = self.threshold_of(&hist, |level| {
                     let mut peaks = Vec::new();
                     for &c in &cores {
                         let win = c.grow(halo, w, h);
