@@ -186,6 +186,20 @@ fn mica_counts_and_studies_against_a_real_llama_cpp_server() {
     }
     assert!(r["input_tokens"].parse::<u64>().unwrap() > 0, "{r:?}");
 
+    // `-v`: one line per answer with its latency, attempts and tokens.
+    let (_, err, _) = count(
+        &server.url,
+        dir,
+        &image,
+        &["-v", "--structured", "json-object"],
+    );
+    assert!(
+        err.contains("answer received")
+            && err.contains("latency_ms=")
+            && err.contains("attempts=1"),
+        "{err}"
+    );
+
     // 3. Plain text under a 4-token limit: the server stops at the limit (finish "length"), and
     //    mica keeps the raw text with its reason; nothing raw reaches the terminal.
     let (code, err, rows) = count(

@@ -197,7 +197,8 @@ impl Engine {
             }
             _ => None,
         };
-        tracing::debug!(
+        // `-v`: one line per answer with its time (the model call is the VLM's only stage).
+        tracing::info!(
             model = %self.spec,
             latency_ms = response.latency_ms,
             attempts = response.attempts,
