@@ -480,6 +480,10 @@ pub struct MaskGenerator {
     config: AmgConfig,
 }
 
+/// The refusal of crop layers together with tiles (the generator's own check, and
+/// [`crate::study::SamSegmenter::with_tiling`]'s early one).
+pub(crate) const CROPS_WITH_TILES: &str = "crop layers and tiles do not go together (tiles replace crops): turn tiles off (--tile off) or set crop_n_layers to 0";
+
 impl MaskGenerator {
     /// # Errors
     /// [`SamError::Invalid`] when a setting is out of range (see [`AmgConfig::validate`]).
@@ -538,11 +542,7 @@ impl MaskGenerator {
     ) -> Result<AmgOutput> {
         let cfg = &self.config;
         if cfg.crop_n_layers > 0 {
-            return Err(SamError::Invalid(
-                "crop layers and tiles do not go together (tiles replace crops): set \
-                 crop_n_layers to 0 or turn tiles off"
-                    .into(),
-            ));
+            return Err(SamError::Invalid(CROPS_WITH_TILES.into()));
         }
         let (w, h) = (rgb8.width(), rgb8.height());
         let layout = tiling.layout(w, h);

@@ -256,9 +256,7 @@ impl SamSegmenter {
             SamMode::Objects(_) => return Ok(self),
             SamMode::Grid(g) if g.config().crop_n_layers > 0 && tiling != SamTiling::OFF => {
                 return Err(crate::SamError::Invalid(
-                    "crop layers and tiles do not go together (tiles replace crops): turn tiles \
-                     off (--tile off) or set crop_n_layers to 0"
-                        .into(),
+                    crate::amg::CROPS_WITH_TILES.into(),
                 ))
             }
             _ => {}
