@@ -244,32 +244,6 @@ impl Drop for Cluster {
     }
 }
 
-/// Every prediction as comparable text: key, status and values (not timings or run ids).
-fn rows(store: &Path) -> Vec<String> {
-    let s = mica_store::Store::open_read_only(store).unwrap();
-    let mut r: Vec<String> = s
-        .predictions()
-        .unwrap()
-        .into_iter()
-        .map(|p| {
-            format!(
-                "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
-                p.key,
-                p.status,
-                p.value_num,
-                p.value_text,
-                p.raw_answer,
-                p.failure,
-                p.settings_hash,
-                p.tokens_in,
-                p.mask.map(|m| m.sha256)
-            )
-        })
-        .collect();
-    r.sort();
-    r
-}
-
 #[test]
 fn a_study_as_a_slurm_job_array_with_a_requeued_task_merges_into_the_single_machine_result() {
     let missing: Vec<&str> = ["munged", "slurmctld", "slurmd", "sbatch", "scontrol"]
@@ -497,7 +471,12 @@ methods = ["classical"]
     // The merged store is the single-machine one; the model was asked once per image.
     let merged = results.join("all.sqlite");
     assert!(merged.is_file(), "{}", all_logs());
-    assert_eq!(rows(&merged), rows(&single), "{}", all_logs());
+    assert_eq!(
+        common::prediction_rows(&merged),
+        common::prediction_rows(&single),
+        "{}",
+        all_logs()
+    );
     assert_eq!(
         hits.load(Ordering::SeqCst),
         10,

@@ -16,21 +16,6 @@ fn mica() -> Command {
     c
 }
 
-/// Every prediction as comparable text: key, status and values (not timings or run ids).
-fn rows(store: &Path) -> Vec<String> {
-    let s = mica_store::Store::open_read_only(store).unwrap();
-    s.predictions()
-        .unwrap()
-        .into_iter()
-        .map(|p| {
-            format!(
-                "{:?} {:?} {:?} {:?} {:?} {:?}",
-                p.key, p.status, p.value_num, p.value_text, p.raw_answer, p.failure
-            )
-        })
-        .collect()
-}
-
 fn run_study(store: &Path, extra: &[&str]) -> std::process::Child {
     mica()
         .args([
@@ -62,7 +47,7 @@ fn sigkill_mid_run_then_resume_gives_the_uninterrupted_result() {
 
     let st = run_study(&full, &[]).wait().unwrap();
     assert!(st.success(), "uninterrupted run failed: {st}");
-    let want = rows(&full);
+    let want = common::prediction_rows(&full);
     assert!(
         want.len() > 100,
         "the demo study has {} predictions",
@@ -96,7 +81,7 @@ fn sigkill_mid_run_then_resume_gives_the_uninterrupted_result() {
     }
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
-    let before = rows(&cut);
+    let before = common::prediction_rows(&cut);
     assert!(
         before.len() < want.len(),
         "killed too late: {} of {}",
@@ -106,7 +91,7 @@ fn sigkill_mid_run_then_resume_gives_the_uninterrupted_result() {
 
     let st = run_study(&cut, &[]).wait().unwrap();
     assert!(st.success(), "resumed run failed: {st}");
-    let mut got = rows(&cut);
+    let mut got = common::prediction_rows(&cut);
     let mut want_sorted = want.clone();
     got.sort();
     want_sorted.sort();
@@ -178,8 +163,8 @@ fn shards_merge_into_the_full_study() {
         .status()
         .unwrap();
     assert!(st.success());
-    let mut a = rows(&full);
-    let mut b = rows(&merged);
+    let mut a = common::prediction_rows(&full);
+    let mut b = common::prediction_rows(&merged);
     a.sort();
     b.sort();
     assert_eq!(a, b);

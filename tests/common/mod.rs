@@ -160,3 +160,31 @@ objects = "cells"
     .unwrap();
     study
 }
+
+/// Every prediction of a store as one line of its key, status, values, answer, failure,
+/// settings hash, tokens and mask hash, sorted: two stores with the same lines hold the same
+/// results whatever the order they were made in.
+pub fn prediction_rows(store: &Path) -> Vec<String> {
+    let s = mica_store::Store::open_read_only(store).unwrap();
+    let mut r: Vec<String> = s
+        .predictions()
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            format!(
+                "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                p.key,
+                p.status,
+                p.value_num,
+                p.value_text,
+                p.raw_answer,
+                p.failure,
+                p.settings_hash,
+                p.tokens_in,
+                p.mask.map(|m| m.sha256)
+            )
+        })
+        .collect();
+    r.sort();
+    r
+}
