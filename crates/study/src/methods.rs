@@ -547,7 +547,6 @@ pub fn load_sam(
         .map_err(|e| anyhow::anyhow!("tile/halo: {e}"))?;
     let sam = load_sam_model(model, weights, spec.embeddings, device)?;
     let prep = mica_sam::ImagePrep::default();
-    let files_given = files.is_some();
     let seg = match (files, source) {
         (Some(f), _) => mica_sam::SamSegmenter::from_prompt_files(sam, f, prep),
         (None, Some(s)) => mica_sam::SamSegmenter::prompted(
@@ -561,18 +560,9 @@ pub fn load_sam(
             mica_sam::SamSegmenter::new(sam, config, prep, spec.preset)?.with_count(count)
         }
     };
-    let seg = if files_given {
-        // A person's prompts are decoded on the whole image; only an explicit tiling is refused.
-        if spec.tile.is_some_and(|t| t != "auto" && t != "off") || spec.halo.is_some() {
-            anyhow::bail!(
-                "tile/halo are for automatic masks; prompts from a file are decoded on the whole \
-                 image"
-            );
-        }
-        seg
-    } else {
-        seg.with_tiling(tiling)?
-    };
+    // A person's prompts are decoded on the whole image: `with_tiling` refuses any tiling but
+    // the default and `off` for them.
+    let seg = seg.with_tiling(tiling)?;
     Ok(Box::new(WithWeights {
         inner: seg,
         weights: weights.to_path_buf(),
@@ -790,6 +780,23 @@ mod tests {
             e.contains("method \"m\"") && e.contains("at least 16"),
             "{e}"
         );
+        // Prompts from a file are decoded on the whole image: the default is taken, tiles are
+        // refused with the reason.
+        let points = dir.path().join("points.csv");
+        std::fs::write(
+            &points,
+            "image,x,y,label
+a.png,5,5,1
+",
+        )
+        .unwrap();
+        let file = format!("points = {:?}", points.display().to_string());
+        tiling_of(&file).unwrap();
+        let e = format!(
+            "{:#}",
+            tiling_of(&format!("{file}\ntile = 348")).unwrap_err()
+        );
+        assert!(e.contains("prompts from a file"), "{e}");
     }
 
     /// A SAM method takes its tiling from the study (real MobileSAM weights from `../shared`);
@@ -812,6 +819,9 @@ mod tests {
             let study = Study::load(&path, None)?;
             let spec = study.file.methods[0].clone();
             let rt = build_imported(&study, &spec)?;
+            if let Runtime::Skipped(why) = &rt {
+                anyhow::bail!("skipped: {why}");
+            }
             Ok::<_, anyhow::Error>(
                 effective_settings(&study, &spec, &rt)["settings"]["sam"]["tiling"].clone(),
             )
@@ -840,6 +850,23 @@ mod tests {
             e.contains("method \"m\"") && e.contains("at least 16"),
             "{e}"
         );
+        // Prompts from a file are decoded on the whole image: the default is taken, tiles are
+        // refused with the reason.
+        let points = dir.path().join("points.csv");
+        std::fs::write(
+            &points,
+            "image,x,y,label
+a.png,5,5,1
+",
+        )
+        .unwrap();
+        let file = format!("points = {:?}", points.display().to_string());
+        tiling_of(&file).unwrap();
+        let e = format!(
+            "{:#}",
+            tiling_of(&format!("{file}\ntile = 348")).unwrap_err()
+        );
+        assert!(e.contains("prompts from a file"), "{e}");
     }
 
     const METHOD: &str = "[[methods]]\nname = \"m\"\nkind = \"imported\"\ncsv = [\"answers.csv\"]\nrelative_to = \"study\"\nkey_column = \"image\"\ncolumn = \"answer\"\nfilter = { model = \"B\" }\ngrade_column = \"grade\"";
