@@ -1338,61 +1338,8 @@ pub fn difference_on_image_png(
     truth: &BinaryMask,
     pred: &mica_core::LabelImage,
 ) -> Result<Vec<u8>, String> {
-    let (w, h) = (image.width(), image.height());
-    if (truth.width(), truth.height()) != (w, h) || (pred.width(), pred.height()) != (w, h) {
-        return Err(format!(
-            "image is {w}x{h}, truth mask {}x{}, predicted labels {}x{}",
-            truth.width(),
-            truth.height(),
-            pred.width(),
-            pred.height()
-        ));
-    }
-    let gray = image
-        .to_gray()
-        .stretch_to_u8(0.5, 99.5)
+    let img = mica_core::render::difference_on_image(image, truth, pred, OVERLAY_MAX_SIDE)
         .map_err(|e| e.to_string())?;
-    let mica_core::Pixels::U8(g) = gray.pixels() else {
-        return Err("stretched image is not 8-bit".into());
-    };
-    let step = w.max(h).div_ceil(OVERLAY_MAX_SIDE).max(1);
-    let (ow, oh) = (w.div_ceil(step), h.div_ceil(step));
-    let labels = pred.as_slice();
-    let t = truth.as_slice();
-    let label = |x: u32, y: u32| labels[(y * w + x) as usize];
-    let mut rgb = Vec::with_capacity((ow * oh * 3) as usize);
-    let blend = |v: u8, c: [u8; 3], a: f32| -> [u8; 3] {
-        c.map(|c| (v as f32 * (1.0 - a) + c as f32 * a).round() as u8)
-    };
-    for oy in 0..oh {
-        for ox in 0..ow {
-            let (x, y) = (ox * step, oy * step);
-            let i = (y * w + x) as usize;
-            let l = labels[i];
-            // An outline pixel: a predicted object's pixel next to another label (4-neighbours,
-            // at the overlay's own spacing).
-            let edge = l != 0
-                && [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)]
-                    .iter()
-                    .any(|&(dx, dy)| {
-                        let (nx, ny) = (x as i64 + dx * step as i64, y as i64 + dy * step as i64);
-                        nx < 0
-                            || ny < 0
-                            || nx >= w as i64
-                            || ny >= h as i64
-                            || label(nx as u32, ny as u32) != l
-                    });
-            let v = g[i];
-            rgb.extend_from_slice(&match (t[i], l != 0) {
-                _ if edge => [255, 220, 0],
-                (true, true) => blend(v, [0, 200, 0], 0.25),
-                (false, true) => blend(v, [230, 0, 0], 0.55),
-                (true, false) => blend(v, [0, 60, 255], 0.55),
-                (false, false) => [v, v, v],
-            });
-        }
-    }
-    let img = Image::rgb8(ow, oh, rgb).map_err(|e| e.to_string())?;
     mica_core::io::encode_png(&img).map_err(|e| e.to_string())
 }
 
