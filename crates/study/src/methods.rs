@@ -780,23 +780,6 @@ mod tests {
             e.contains("method \"m\"") && e.contains("at least 16"),
             "{e}"
         );
-        // Prompts from a file are decoded on the whole image: the default is taken, tiles are
-        // refused with the reason.
-        let points = dir.path().join("points.csv");
-        std::fs::write(
-            &points,
-            "image,x,y,label
-a.png,5,5,1
-",
-        )
-        .unwrap();
-        let file = format!("points = {:?}", points.display().to_string());
-        tiling_of(&file).unwrap();
-        let e = format!(
-            "{:#}",
-            tiling_of(&format!("{file}\ntile = 348")).unwrap_err()
-        );
-        assert!(e.contains("prompts from a file"), "{e}");
     }
 
     /// A SAM method takes its tiling from the study (real MobileSAM weights from `../shared`);
