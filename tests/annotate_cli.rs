@@ -5,26 +5,13 @@
 
 mod common;
 
-use common::{chromium, shared};
+use common::{chromium, shared, ChildServer as Server};
 use mica_core::{io::read_image, BinaryMask, Connectivity, LabelImage, ObjectProps};
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const NAME: &str = "SIMCEPImages_A05_C18_F1_s01_w1";
-
-/// The annotator as a child process, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn start(home: &Path, out: &Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mica"))

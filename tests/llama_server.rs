@@ -12,33 +12,11 @@
 //! the test says so and returns, except under `MICA_REQUIRE_ORACLES=1` (CI), where it fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{free_port, required, ChildServer as Server};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn required() -> bool {
-    std::env::var("MICA_REQUIRE_ORACLES").as_deref() == Ok("1")
-}
-
-/// The server process, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start_server(python: &Path, dir: &Path) -> Server {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));

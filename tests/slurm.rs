@@ -15,14 +15,12 @@
 
 mod common;
 
+use common::{free_port, required};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-fn required() -> bool {
-    std::env::var("MICA_REQUIRE_ORACLES").as_deref() == Ok("1")
-}
 
 fn which(prog: &str) -> bool {
     Command::new("sh")
@@ -30,14 +28,6 @@ fn which(prog: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn text(path: &Path) -> String {

@@ -188,3 +188,31 @@ pub fn prediction_rows(store: &Path) -> Vec<String> {
     r.sort();
     r
 }
+
+/// Whether tests that need outside programs must run instead of skipping (`.ci/run` sets
+/// `MICA_REQUIRE_ORACLES=1`).
+pub fn required() -> bool {
+    std::env::var("MICA_REQUIRE_ORACLES").as_deref() == Ok("1")
+}
+
+/// A TCP port free on 127.0.0.1 at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server started as a child process, killed when dropped, and the URL it answers on.
+pub struct ChildServer {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

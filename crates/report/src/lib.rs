@@ -381,11 +381,7 @@ fn section_summary(ctx: &mut Ctx, ev: &Evaluation) {
         ],
     );
     for r in &ev.rankings {
-        let better = if r.lower_is_better {
-            "lower is better"
-        } else {
-            "higher is better"
-        };
+        let better = direction(r.lower_is_better);
         ctx.body.push_str(&format!(
             "<h3>{}: {} ({}, {better})</h3>",
             escape(&r.dataset),
@@ -523,11 +519,7 @@ fn summary_across_datasets(ctx: &mut Ctx, ev: &Evaluation) {
                     .collect()
             })
             .collect();
-        let better = if first.lower_is_better {
-            "lower is better"
-        } else {
-            "higher is better"
-        };
+        let better = direction(first.lower_is_better);
         ctx.body.push_str(&format!(
             "<h3>All datasets: {} ({}, {better})</h3><p class=\"note\">Each dataset on its own scale; the best method of each in bold, with a black edge; 95% intervals as lines.</p>",
             escape(first.task.as_str()),
@@ -539,6 +531,15 @@ fn summary_across_datasets(ctx: &mut Ctx, ev: &Evaluation) {
             &methods,
             &cells,
         ));
+    }
+}
+
+/// How a score is read: "lower is better" or "higher is better".
+fn direction(lower_is_better: bool) -> &'static str {
+    if lower_is_better {
+        "lower is better"
+    } else {
+        "higher is better"
     }
 }
 
