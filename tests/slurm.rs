@@ -382,6 +382,10 @@ methods = ["classical"]
     let t0 = Instant::now();
     let slow_id = format!("{array}_{slow_task}");
     let mut requeued = false;
+    // When the requeued task was first seen waiting: its start is moved only after it has
+    // waited 2 s, so that slurmctld has finished requeueing it (moving it at once raced the
+    // requeue: slurmd then refused to launch it, "Job … already killed").
+    let mut waiting_since: Option<Instant> = None;
     loop {
         let q = cluster.queue();
         if q.is_empty() {
@@ -390,6 +394,10 @@ methods = ["classical"]
         for (id, state, reason) in &q {
             if id == &slow_id && state == "PENDING" && reason == "BeginTime" {
                 requeued = true;
+                let since = *waiting_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < Duration::from_secs(2) {
+                    continue;
+                }
                 let _ = cluster
                     .cmd("scontrol")
                     .args(["update", &format!("JobId={id}"), "StartTime=now"])
