@@ -2,13 +2,13 @@
 //! (erf) GELU over `f32` slices.
 //!
 //! They are written as plain loops without branches on the data so that LLVM vectorises them;
-//! on x86-64 each public function runs a copy compiled for AVX2+FMA when the CPU has them
-//! (checked at run time), otherwise the baseline (SSE2) copy. The decoder evaluates about a
+//! on x86-64 each public function runs a copy compiled for AVX-512 or for AVX2+FMA when the CPU
+//! has them (checked once at run time, [`vector_units`]), otherwise the baseline (SSE2) copy. The decoder evaluates about a
 //! billion exponentials per image (softmax over 4096 image tokens, and over 7 prompt tokens at
 //! each of them), so libm's scalar `expf` alone would cost seconds.
 
-/// Defines `$name`, which runs `$generic::<true>` (fused multiply-adds) compiled for AVX2+FMA
-/// when the CPU has them, else `$generic::<false>` compiled for the baseline.
+/// Defines `$name`, which runs `$generic::<true>` (fused multiply-adds) compiled for AVX-512 or
+/// AVX2+FMA, the widest the CPU has, else `$generic::<false>` compiled for the baseline.
 macro_rules! dispatch {
     ($(#[$doc:meta])* $name:ident, $generic:ident, ($($arg:ident : $ty:ty),*)) => {
         $(#[$doc])*
@@ -16,21 +16,62 @@ macro_rules! dispatch {
         pub(crate) fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn widest($($arg: $ty),*) {
+                    $generic::<true>($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn fast($($arg: $ty),*) {
                     $generic::<true>($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // Safety: the CPU has the features `fast` was compiled for.
-                    return unsafe { fast($($arg),*) };
+                match crate::kernels::vector_units() {
+                    // Safety: the CPU has the features each copy was compiled for.
+                    crate::kernels::VectorUnits::Avx512 => return unsafe { widest($($arg),*) },
+                    crate::kernels::VectorUnits::Avx2Fma => return unsafe { fast($($arg),*) },
+                    crate::kernels::VectorUnits::Baseline => {}
                 }
             }
             $generic::<false>($($arg),*)
         }
     };
+}
+
+/// The vector units the kernels run on, widest first: AVX-512 (16 lanes; also used by `gemm`'s
+/// matrix products, its `x86-v4` feature), AVX2 with FMA (8 lanes), or the baseline (SSE2 on
+/// x86-64, whatever the target has elsewhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VectorUnits {
+    Avx512,
+    Avx2Fma,
+    Baseline,
+}
+
+/// The widest vector units this CPU has (checked once), or in tests the ones a test chose.
+pub(crate) fn vector_units() -> VectorUnits {
+    #[cfg(test)]
+    if let Some(units) = tests::CHOSEN_UNITS.with(|c| c.get()) {
+        return units;
+    }
+    detected_vector_units()
+}
+
+fn detected_vector_units() -> VectorUnits {
+    static UNITS: std::sync::OnceLock<VectorUnits> = std::sync::OnceLock::new();
+    *UNITS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512vl") && has!("avx2") && has!("fma") {
+                return VectorUnits::Avx512;
+            }
+            if has!("avx2") && has!("fma") {
+                return VectorUnits::Avx2Fma;
+            }
+        }
+        VectorUnits::Baseline
+    })
 }
 
 /// `a·b + c`, fused when `F` (only in copies compiled with FMA: elsewhere `mul_add` would be a
@@ -850,28 +891,53 @@ dispatch!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The vector units [`vector_units`] reports on this test's thread, when set.
+        pub(super) static CHOSEN_UNITS: Cell<Option<VectorUnits>> = const { Cell::new(None) };
+    }
+
+    /// Runs `f` once on each copy of the kernels this CPU can run, widest last.
+    fn on_each_vector_unit(mut f: impl FnMut(VectorUnits)) {
+        let all = [
+            VectorUnits::Baseline,
+            VectorUnits::Avx2Fma,
+            VectorUnits::Avx512,
+        ];
+        let widest = detected_vector_units();
+        let upto = all.iter().position(|&u| u == widest).unwrap();
+        for &units in &all[..=upto] {
+            CHOSEN_UNITS.with(|c| c.set(Some(units)));
+            assert_eq!(vector_units(), units);
+            f(units);
+        }
+        CHOSEN_UNITS.with(|c| c.set(None));
+    }
 
     #[test]
     fn exp_is_accurate_to_a_few_ulp() {
-        let mut worst = 0f64;
-        for i in -87_000..88_000 {
-            let x = i as f32 / 1000.0;
-            let got = exp::<false>(x) as f64;
-            let want = (x as f64).exp();
-            worst = worst.max(((got - want) / want).abs());
-        }
-        assert!(worst < 5e-7, "worst relative error {worst}");
-        // The vectorised copy gives the same values.
-        let mut v: Vec<f32> = (-500..500).map(|i| i as f32 / 7.0).collect();
-        let want: Vec<f32> = v.iter().map(|&x| exp::<false>(x)).collect();
-        exp_in_place(&mut v);
-        for (a, b) in v.iter().zip(&want) {
-            assert!((a - b).abs() <= 1e-6 * b.abs());
-        }
-        // Far below the range the value is negligible, not NaN or negative.
-        assert!(exp::<false>(-1000.0) < 1e-37 && exp::<false>(-1000.0) >= 0.0);
-        assert!(exp::<false>(f32::NEG_INFINITY) < 1e-37);
-        assert!(exp::<false>(f32::NAN).is_nan());
+        on_each_vector_unit(|_| {
+            let mut worst = 0f64;
+            for i in -87_000..88_000 {
+                let x = i as f32 / 1000.0;
+                let got = exp::<false>(x) as f64;
+                let want = (x as f64).exp();
+                worst = worst.max(((got - want) / want).abs());
+            }
+            assert!(worst < 5e-7, "worst relative error {worst}");
+            // The vectorised copy gives the same values.
+            let mut v: Vec<f32> = (-500..500).map(|i| i as f32 / 7.0).collect();
+            let want: Vec<f32> = v.iter().map(|&x| exp::<false>(x)).collect();
+            exp_in_place(&mut v);
+            for (a, b) in v.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-6 * b.abs());
+            }
+            // Far below the range the value is negligible, not NaN or negative.
+            assert!(exp::<false>(-1000.0) < 1e-37 && exp::<false>(-1000.0) >= 0.0);
+            assert!(exp::<false>(f32::NEG_INFINITY) < 1e-37);
+            assert!(exp::<false>(f32::NAN).is_nan());
+        });
     }
 
     #[test]
@@ -928,27 +994,29 @@ mod tests {
 
     #[test]
     fn softmax_kernels_sum_to_one_and_match_the_definition() {
-        let x: Vec<f32> = (0..3 * 4096)
-            .map(|i| ((i * 37) % 101) as f32 / 9.0 - 5.0)
-            .collect();
-        for n in [7usize, 4096] {
-            let mut a = x.clone();
-            if n == 7 {
-                softmax_rows(&mut a[..7 * 1000], n);
-            } else {
-                softmax_rows(&mut a, n);
-            }
-            let rows = if n == 7 { 1000 } else { 3 };
-            for r in 0..rows {
-                let src = &x[r * n..(r + 1) * n];
-                let m = src.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let z: f64 = src.iter().map(|&v| (v as f64 - m).exp()).sum();
-                for (j, &v) in src.iter().enumerate() {
-                    let want = (v as f64 - m).exp() / z;
-                    assert!((a[r * n + j] as f64 - want).abs() < 1e-6 * (1.0 + want));
+        on_each_vector_unit(|_| {
+            let x: Vec<f32> = (0..3 * 4096)
+                .map(|i| ((i * 37) % 101) as f32 / 9.0 - 5.0)
+                .collect();
+            for n in [7usize, 4096] {
+                let mut a = x.clone();
+                if n == 7 {
+                    softmax_rows(&mut a[..7 * 1000], n);
+                } else {
+                    softmax_rows(&mut a, n);
+                }
+                let rows = if n == 7 { 1000 } else { 3 };
+                for r in 0..rows {
+                    let src = &x[r * n..(r + 1) * n];
+                    let m = src.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+                    let z: f64 = src.iter().map(|&v| (v as f64 - m).exp()).sum();
+                    for (j, &v) in src.iter().enumerate() {
+                        let want = (v as f64 - m).exp() / z;
+                        assert!((a[r * n + j] as f64 - want).abs() < 1e-6 * (1.0 + want));
+                    }
                 }
             }
-        }
+        });
     }
 
     #[test]
@@ -970,165 +1038,262 @@ mod tests {
 
     #[test]
     fn head_products_match_their_definition() {
-        let (heads, dh, t, n) = (3, 4, 3, 70); // n not a multiple of the block, t odd
-        let a: Vec<f32> = (0..heads * dh * n)
-            .map(|i| ((i * 7) % 13) as f32 / 6.0 - 1.0)
-            .collect();
-        let b: Vec<f32> = (0..t * heads * dh)
-            .map(|i| ((i * 5) % 11) as f32 / 5.0 - 1.0)
-            .collect();
-        let mut out = vec![1f32; heads * t * n];
-        let blocked = HeadBlocked::from_rows(&a, heads, dh, n);
-        head_products(&mut out, &blocked, &b, t, 0.5, true);
-        for h in 0..heads {
-            for ti in 0..t {
-                for i in 0..n {
-                    let want: f32 = (0..dh)
-                        .map(|d| b[ti * heads * dh + h * dh + d] * a[(h * dh + d) * n + i])
-                        .sum();
-                    let got = out[(h * t + ti) * n + i];
-                    assert!((got - (1.0 + 0.5 * want)).abs() < 1e-5);
+        on_each_vector_unit(|_| {
+            let (heads, dh, t, n) = (3, 4, 3, 70); // n not a multiple of the block, t odd
+            let a: Vec<f32> = (0..heads * dh * n)
+                .map(|i| ((i * 7) % 13) as f32 / 6.0 - 1.0)
+                .collect();
+            let b: Vec<f32> = (0..t * heads * dh)
+                .map(|i| ((i * 5) % 11) as f32 / 5.0 - 1.0)
+                .collect();
+            let mut out = vec![1f32; heads * t * n];
+            let blocked = HeadBlocked::from_rows(&a, heads, dh, n);
+            head_products(&mut out, &blocked, &b, t, 0.5, true);
+            for h in 0..heads {
+                for ti in 0..t {
+                    for i in 0..n {
+                        let want: f32 = (0..dh)
+                            .map(|d| b[ti * heads * dh + h * dh + d] * a[(h * dh + d) * n + i])
+                            .sum();
+                        let got = out[(h * t + ti) * n + i];
+                        assert!((got - (1.0 + 0.5 * want)).abs() < 1e-5);
+                    }
                 }
             }
-        }
-        let mut fresh = vec![9f32; heads * t * n];
-        head_products(&mut fresh, &blocked, &b, t, 0.5, false);
-        for (f, o) in fresh.iter().zip(&out) {
-            assert!((f + 1.0 - o).abs() < 1e-5);
-        }
+            let mut fresh = vec![9f32; heads * t * n];
+            head_products(&mut fresh, &blocked, &b, t, 0.5, false);
+            for (f, o) in fresh.iter().zip(&out) {
+                assert!((f + 1.0 - o).abs() < 1e-5);
+            }
+        });
     }
 
     #[test]
     fn scaled_head_products_match_their_definition() {
-        let (heads, dh, t, n) = (2, 4, 3, 70); // n not a multiple of the block, t odd
-        let rows = |seed: usize| -> Vec<f32> {
-            (0..heads * dh * n)
-                .map(|i| ((i * 7 + seed) % 13) as f32 / 6.0 - 1.0)
-                .collect()
-        };
-        let (a, b) = (rows(0), rows(5));
-        let q = |seed: usize| -> Vec<f32> {
-            (0..t * heads * dh)
-                .map(|i| ((i * 5 + seed) % 11) as f32 / 5.0 - 1.0)
-                .collect()
-        };
-        let (qa, qb) = (q(0), q(3));
-        let s: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
-        let start: Vec<f32> = (0..heads * t * n)
-            .map(|i| (i % 9) as f32 / 3.0 - 1.0)
-            .collect();
-        for of in [ScaleOf::Sum, ScaleOf::Product] {
-            let mut out = start.clone();
-            let (ab, bb) = (
-                HeadBlocked::from_rows(&a, heads, dh, n),
-                HeadBlocked::from_rows(&b, heads, dh, n),
-            );
-            head_products_scaled(&mut out, (&ab, &qa, 0.5), (&bb, &qb, -2.0), &s, of, t);
-            for h in 0..heads {
-                for ti in 0..t {
-                    for i in 0..n {
-                        let dot = |m: &[f32], q: &[f32]| -> f32 {
-                            (0..dh)
-                                .map(|d| q[ti * heads * dh + h * dh + d] * m[(h * dh + d) * n + i])
-                                .sum()
-                        };
-                        let (pa, pb) = (0.5 * dot(&a, &qa), -2.0 * dot(&b, &qb));
-                        let o = start[(h * t + ti) * n + i];
-                        let want = match of {
-                            ScaleOf::Sum => s[i] * (o + pa) + pb,
-                            ScaleOf::Product => o + s[i] * pa + pb,
-                        };
-                        let got = out[(h * t + ti) * n + i];
-                        assert!(
-                            (got - want).abs() < 1e-4,
-                            "{of:?} {h} {ti} {i}: {got} vs {want}"
-                        );
+        on_each_vector_unit(|_| {
+            let (heads, dh, t, n) = (2, 4, 3, 70); // n not a multiple of the block, t odd
+            let rows = |seed: usize| -> Vec<f32> {
+                (0..heads * dh * n)
+                    .map(|i| ((i * 7 + seed) % 13) as f32 / 6.0 - 1.0)
+                    .collect()
+            };
+            let (a, b) = (rows(0), rows(5));
+            let q = |seed: usize| -> Vec<f32> {
+                (0..t * heads * dh)
+                    .map(|i| ((i * 5 + seed) % 11) as f32 / 5.0 - 1.0)
+                    .collect()
+            };
+            let (qa, qb) = (q(0), q(3));
+            let s: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 / 4.0).collect();
+            let start: Vec<f32> = (0..heads * t * n)
+                .map(|i| (i % 9) as f32 / 3.0 - 1.0)
+                .collect();
+            for of in [ScaleOf::Sum, ScaleOf::Product] {
+                let mut out = start.clone();
+                let (ab, bb) = (
+                    HeadBlocked::from_rows(&a, heads, dh, n),
+                    HeadBlocked::from_rows(&b, heads, dh, n),
+                );
+                head_products_scaled(&mut out, (&ab, &qa, 0.5), (&bb, &qb, -2.0), &s, of, t);
+                for h in 0..heads {
+                    for ti in 0..t {
+                        for i in 0..n {
+                            let dot = |m: &[f32], q: &[f32]| -> f32 {
+                                (0..dh)
+                                    .map(|d| {
+                                        q[ti * heads * dh + h * dh + d] * m[(h * dh + d) * n + i]
+                                    })
+                                    .sum()
+                            };
+                            let (pa, pb) = (0.5 * dot(&a, &qa), -2.0 * dot(&b, &qb));
+                            let o = start[(h * t + ti) * n + i];
+                            let want = match of {
+                                ScaleOf::Sum => s[i] * (o + pa) + pb,
+                                ScaleOf::Product => o + s[i] * pa + pb,
+                            };
+                            let got = out[(h * t + ti) * n + i];
+                            assert!(
+                                (got - want).abs() < 1e-4,
+                                "{of:?} {h} {ti} {i}: {got} vs {want}"
+                            );
+                        }
                     }
                 }
             }
-        }
+        });
     }
 
     #[test]
     fn head_attention_matches_its_definition() {
-        for t in [1, 2, 3, 4, 7] {
-            let (heads, n) = (3, 37);
-            let inner = heads * HEAD_DIM;
-            let p: Vec<f32> = (0..heads * t * n)
-                .map(|i| ((i * 7) % 13) as f32 / 13.0)
-                .collect();
-            let v: Vec<f32> = (0..n * inner)
-                .map(|i| ((i * 5) % 11) as f32 / 5.0 - 1.0)
-                .collect();
-            let mut o = vec![9f32; t * inner];
-            head_attention(&mut o, &p, &HeadValues::from_token_major(&v, n, heads), t);
-            for h in 0..heads {
-                for ti in 0..t {
-                    for d in 0..HEAD_DIM {
-                        let want: f32 = (0..n)
-                            .map(|i| p[(h * t + ti) * n + i] * v[i * inner + h * HEAD_DIM + d])
-                            .sum();
-                        let got = o[ti * inner + h * HEAD_DIM + d];
-                        assert!(
-                            (got - want).abs() < 1e-4,
-                            "t {t} h {h} {ti} {d}: {got} vs {want}"
-                        );
+        on_each_vector_unit(|_| {
+            for t in [1, 2, 3, 4, 7] {
+                let (heads, n) = (3, 37);
+                let inner = heads * HEAD_DIM;
+                let p: Vec<f32> = (0..heads * t * n)
+                    .map(|i| ((i * 7) % 13) as f32 / 13.0)
+                    .collect();
+                let v: Vec<f32> = (0..n * inner)
+                    .map(|i| ((i * 5) % 11) as f32 / 5.0 - 1.0)
+                    .collect();
+                let mut o = vec![9f32; t * inner];
+                head_attention(&mut o, &p, &HeadValues::from_token_major(&v, n, heads), t);
+                for h in 0..heads {
+                    for ti in 0..t {
+                        for d in 0..HEAD_DIM {
+                            let want: f32 = (0..n)
+                                .map(|i| p[(h * t + ti) * n + i] * v[i * inner + h * HEAD_DIM + d])
+                                .sum();
+                            let got = o[ti * inner + h * HEAD_DIM + d];
+                            assert!(
+                                (got - want).abs() < 1e-4,
+                                "t {t} h {h} {ti} {d}: {got} vs {want}"
+                            );
+                        }
                     }
                 }
             }
-        }
+        });
     }
 
     #[test]
     fn column_softmax_and_dots_match_their_definitions() {
-        let (g, t, n) = (2, 7, 45);
-        let x: Vec<f32> = (0..g * t * n)
-            .map(|i| ((i * 31) % 97) as f32 / 8.0 - 6.0)
-            .collect();
-        let mut y = x.clone();
-        let mut work = vec![0f32; 2 * n];
-        softmax_columns(&mut y, t, n, &mut work);
-        for gi in 0..g {
-            for i in 0..n {
-                let col: Vec<f64> = (0..t).map(|r| x[(gi * t + r) * n + i] as f64).collect();
-                let m = col.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = col.iter().map(|v| (v - m).exp()).sum();
-                for (r, v) in col.iter().enumerate() {
-                    let want = (v - m).exp() / z;
-                    assert!((y[(gi * t + r) * n + i] as f64 - want).abs() < 1e-6);
+        on_each_vector_unit(|_| {
+            let (g, t, n) = (2, 7, 45);
+            let x: Vec<f32> = (0..g * t * n)
+                .map(|i| ((i * 31) % 97) as f32 / 8.0 - 6.0)
+                .collect();
+            let mut y = x.clone();
+            let mut work = vec![0f32; 2 * n];
+            softmax_columns(&mut y, t, n, &mut work);
+            for gi in 0..g {
+                for i in 0..n {
+                    let col: Vec<f64> = (0..t).map(|r| x[(gi * t + r) * n + i] as f64).collect();
+                    let m = col.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = col.iter().map(|v| (v - m).exp()).sum();
+                    for (r, v) in col.iter().enumerate() {
+                        let want = (v - m).exp() / z;
+                        assert!((y[(gi * t + r) * n + i] as f64 - want).abs() < 1e-6);
+                    }
                 }
             }
-        }
-        let base: Vec<f32> = (0..n).map(|i| i as f32).collect();
-        let mut out = vec![0f32; n];
-        column_dots(&mut out, &base, &x[..t * n], &y[..t * n]);
-        for i in 0..n {
-            let want: f32 = base[i] + (0..t).map(|r| x[r * n + i] * y[r * n + i]).sum::<f32>();
-            assert!((out[i] - want).abs() < 1e-4);
-        }
+            let base: Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let mut out = vec![0f32; n];
+            column_dots(&mut out, &base, &x[..t * n], &y[..t * n]);
+            for i in 0..n {
+                let want: f32 = base[i] + (0..t).map(|r| x[r * n + i] * y[r * n + i]).sum::<f32>();
+                assert!((out[i] - want).abs() < 1e-4);
+            }
+        });
     }
 
     #[test]
     fn fused_rows_match_their_parts() {
-        let c = 8;
-        let x: Vec<f32> = (0..5 * c)
-            .map(|i| ((i * 13) % 17) as f32 / 4.0 - 2.0)
-            .collect();
-        let bias: Vec<f32> = (0..c).map(|i| i as f32 / 10.0).collect();
-        let g: Vec<f32> = (0..c).map(|i| 1.0 + i as f32 / 20.0).collect();
-        let b: Vec<f32> = (0..c).map(|i| -(i as f32) / 30.0).collect();
-        let mut fused = x.clone();
-        bias_norm_gelu_rows(&mut fused, &bias, &g, &b, 1e-6);
-        let mut parts: Vec<f32> = x.iter().enumerate().map(|(i, v)| v + bias[i % c]).collect();
-        layer_norm_rows(&mut parts, &g, &b, 1e-6);
-        gelu_in_place(&mut parts);
-        for (a, b) in fused.iter().zip(&parts) {
-            assert!((a - b).abs() < 1e-6);
+        on_each_vector_unit(|_| {
+            let c = 8;
+            let x: Vec<f32> = (0..5 * c)
+                .map(|i| ((i * 13) % 17) as f32 / 4.0 - 2.0)
+                .collect();
+            let bias: Vec<f32> = (0..c).map(|i| i as f32 / 10.0).collect();
+            let g: Vec<f32> = (0..c).map(|i| 1.0 + i as f32 / 20.0).collect();
+            let b: Vec<f32> = (0..c).map(|i| -(i as f32) / 30.0).collect();
+            let mut fused = x.clone();
+            bias_norm_gelu_rows(&mut fused, &bias, &g, &b, 1e-6);
+            let mut parts: Vec<f32> = x.iter().enumerate().map(|(i, v)| v + bias[i % c]).collect();
+            layer_norm_rows(&mut parts, &g, &b, 1e-6);
+            gelu_in_place(&mut parts);
+            for (a, b) in fused.iter().zip(&parts) {
+                assert!((a - b).abs() < 1e-6);
+            }
+            let mut xs = x.clone();
+            bias_gelu_rows(&mut xs, &bias);
+            for (i, (a, v)) in xs.iter().zip(&x).enumerate() {
+                assert!((a - gelu::<false>(v + bias[i % c])).abs() < 1e-6);
+            }
+        });
+    }
+
+    #[test]
+    fn every_vector_unit_copy_gives_the_same_values() {
+        // The AVX-512 and AVX2 copies are the same code with fused multiply-adds, only wider:
+        // bit for bit equal. The baseline copy rounds differently (no FMA): close.
+        let data = |n: usize, k: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * k) % 97) as f32 / 12.0 - 4.0).collect()
+        };
+        let (c, rows, h, w) = (40usize, 37usize, 5usize, 7usize);
+        let (x, bias, g, b) = (data(rows * c, 7), data(c, 3), data(c, 5), data(c, 11));
+        let img = data(h * w * c, 13);
+        let taps = data(9 * c, 17);
+        let (heads, dh, t, n) = (2, 4, 7, 75);
+        let ha = HeadBlocked::from_rows(&data(heads * dh * n, 19), heads, dh, n);
+        let hb = HeadBlocked::from_rows(&data(heads * dh * n, 23), heads, dh, n);
+        let q = data(t * heads * dh, 29);
+        let s = data(n, 31);
+        let vals = HeadValues::from_token_major(&data(n * heads * HEAD_DIM, 37), n, heads);
+        let run = || -> Vec<Vec<f32>> {
+            let mut outs = Vec::new();
+            let mut v = x.clone();
+            exp_in_place(&mut v);
+            outs.push(v);
+            let mut v = x.clone();
+            gelu_in_place(&mut v);
+            outs.push(v);
+            let mut v = x.clone();
+            softmax_rows(&mut v, c);
+            outs.push(v);
+            let mut v = x.clone();
+            layer_norm_rows(&mut v, &g, &b, 1e-6);
+            outs.push(v);
+            let mut v = x.clone();
+            bias_norm_gelu_rows(&mut v, &bias, &g, &b, 1e-6);
+            outs.push(v);
+            let mut v = x.clone();
+            bias_gelu_rows(&mut v, &bias);
+            outs.push(v);
+            for stride in [1, 2] {
+                for oy in 0..h.div_ceil(stride) {
+                    let mut v = vec![0f32; w.div_ceil(stride) * c];
+                    depthwise3_row(&mut v, &img, &taps, &bias, h, w, stride, oy);
+                    outs.push(v);
+                }
+            }
+            let mut v = vec![0.5f32; heads * t * n];
+            head_products(&mut v, &ha, &q, t, 0.25, true);
+            outs.push(v);
+            for of in [ScaleOf::Sum, ScaleOf::Product] {
+                let mut v = vec![0.5f32; heads * t * n];
+                head_products_scaled(&mut v, (&ha, &q, 0.5), (&hb, &q, 2.0), &s, of, t);
+                outs.push(v);
+            }
+            let mut p = data(heads * t * n, 41);
+            softmax_columns(&mut p, t, n, &mut vec![0f32; 2 * n]);
+            outs.push(p.clone());
+            let mut v = vec![0f32; t * heads * HEAD_DIM];
+            head_attention(&mut v, &p, &vals, t);
+            outs.push(v);
+            let mut v = vec![0f32; n];
+            column_dots(&mut v, &s, &data(3 * n, 43), &data(3 * n, 47));
+            outs.push(v);
+            outs
+        };
+        let mut by_units = Vec::new();
+        on_each_vector_unit(|units| by_units.push((units, run())));
+        let (_, baseline) = &by_units[0];
+        for (units, got) in &by_units {
+            for (k, (a, z)) in got.iter().zip(baseline).enumerate() {
+                for (u, v) in a.iter().zip(z) {
+                    assert!(
+                        (u - v).abs() <= 1e-5 * (1.0 + v.abs()),
+                        "{units:?}, kernel output {k}: {u} vs baseline {v}"
+                    );
+                }
+            }
         }
-        let mut xs = x.clone();
-        bias_gelu_rows(&mut xs, &bias);
-        for (i, (a, v)) in xs.iter().zip(&x).enumerate() {
-            assert!((a - gelu::<false>(v + bias[i % c])).abs() < 1e-6);
+        if let [.., (_, avx2), (VectorUnits::Avx512, avx512)] = &by_units[..] {
+            assert_eq!(avx2, avx512, "the AVX-512 copy rounds like the AVX2 copy");
         }
+        eprintln!(
+            "vector units compared: {:?}",
+            by_units.iter().map(|u| u.0).collect::<Vec<_>>()
+        );
     }
 }
