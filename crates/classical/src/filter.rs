@@ -18,19 +18,30 @@ fn gaussian_kernel(sigma: f32) -> Vec<f32> {
     k
 }
 
-/// Runs `$body` compiled for AVX2 when the CPU has it (the same operations in the same order,
-/// wider registers: results are bit-identical, no fused multiply-add), else as compiled.
+/// Runs `$generic` compiled for AVX-512 or AVX2, the widest the CPU has (the same operations in
+/// the same order, wider registers: results are bit-identical, no fused multiply-add), else as
+/// compiled. `$avx2` names the copies.
 macro_rules! with_avx2 {
     ($avx2:ident, $generic:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        unsafe fn $avx2($($arg: $ty),*) -> $ret {
-            $generic($($arg),*)
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { $avx2($($arg),*) };
+        {
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+            unsafe fn widest($($arg: $ty),*) -> $ret {
+                $generic($($arg),*)
+            }
+            #[target_feature(enable = "avx2")]
+            unsafe fn $avx2($($arg: $ty),*) -> $ret {
+                $generic($($arg),*)
+            }
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bw") && has!("avx512vl") {
+                // SAFETY: the CPU supports these features (checked just above).
+                return unsafe { widest($($arg),*) };
+            }
+            if has!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { $avx2($($arg),*) };
+            }
         }
         return $generic($($arg),*);
     };
