@@ -31,8 +31,8 @@
 
 use crate::kernels::{
     bias_gelu_rows, bias_norm_gelu_rows, column_dots, head_attention, head_products,
-    head_products_scaled, layer_norm_rows, softmax_columns, softmax_rows, HeadBlocked, HeadValues,
-    ScaleOf,
+    head_products_scaled, layer_norm_rows, row_dots, softmax_columns, softmax_rows, HeadBlocked,
+    HeadValues, ScaleOf,
 };
 use crate::linalg::{matmul, MatMut, MatRef, Threads};
 use crate::mask_decoder::{LOW_RES, NUM_MULTIMASK};
@@ -744,14 +744,7 @@ impl FactoredDecoder {
                 scale_columns(l, &st.inv_s1);
                 // out = P'·vz2 + (P'·a1)·vu + vc2, per head.
                 let mut cm = vec![0f32; ht * ht];
-                matmul(
-                    MatMut::new(&mut cm, ht, ht),
-                    MatRef::new(l, ht, N),
-                    MatRef::new(&st.a1t, ht, N).t(),
-                    1.0,
-                    false,
-                    Threads::One,
-                );
+                row_dots(&mut cm, &l[..ht * N], &st.a1t[..ht * N], N);
                 head_attention(o, l, &img.vz2, t);
                 for h in 0..HEADS {
                     let cmh = MatRef::new(&cm, ht, ht).rows_range(h * t, t);
@@ -863,14 +856,7 @@ impl FactoredDecoder {
                 let vf = fa.v.project(&st.f, r, Threads::One);
                 softmax_rows(l, N);
                 let mut cm = vec![0f32; ht * r];
-                matmul(
-                    MatMut::new(&mut cm, ht, r),
-                    MatRef::new(l, ht, N),
-                    MatRef::new(&st.wt, r, N).t(),
-                    1.0,
-                    false,
-                    Threads::One,
-                );
+                row_dots(&mut cm, &l[..ht * N], &st.wt[..r * N], N);
                 scale_columns(l, &st.inv_s12);
                 head_attention(o, l, &img.vy3, t);
                 for h in 0..HEADS {
@@ -996,14 +982,7 @@ impl FactoredDecoder {
             bias_gelu_rows(z2, &self.up2_b);
             // dots (K × 16n) = hyper (K × 32) · z2ᵀ.
             let dots = &mut dots[..k * n * 16];
-            matmul(
-                MatMut::new(dots, k, n * 16),
-                MatRef::new(hyper, k, UP2),
-                MatRef::new(z2, n * 16, UP2).t(),
-                1.0,
-                false,
-                Threads::One,
-            );
+            row_dots(dots, &hyper[..k * UP2], z2, UP2);
             // Row (li, sub1, sub2) of the tile is pixel (4r + 2di + di2, 4c + 2dj + dj2).
             for ki in 0..k {
                 let src = &dots[ki * n * 16..(ki + 1) * n * 16];
