@@ -534,8 +534,6 @@ impl Classical {
     }
 }
 
-/// The objects of `labels` of at least `min_area_px` pixels in each clump (index = clump label;
-/// each object lies inside one clump).
 /// One connected component of a thresholded plane: its brightest value, first pixel (raster
 /// index) and area.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -631,6 +629,8 @@ pub(crate) fn run_component_peaks(
     out
 }
 
+/// The objects of `labels` of at least `min_area_px` pixels in each clump (index = clump label;
+/// each object lies inside one clump).
 fn objects_per_clump(labels: &LabelImage, clumps: &LabelImage, min_area_px: usize) -> Vec<usize> {
     let n = clumps.max_label() as usize;
     let m = labels.max_label() as usize;
@@ -781,8 +781,8 @@ mod tests {
 
     #[test]
     fn component_peaks_from_runs_equal_those_of_labelled_pixels() {
-        // Random planes of every density, spirals and U shapes whose halves meet late, single
-        // rows and columns, NaN pixels (never foreground).
+        // Random planes at every level (so every density), single rows and columns, NaN pixels
+        // (never foreground), and U shapes whose arms meet only rows later.
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             state ^= state << 13;

@@ -3,9 +3,9 @@
 //!
 //! They are written as plain loops without branches on the data so that LLVM vectorises them;
 //! on x86-64 each public function runs a copy compiled for AVX-512 or for AVX2+FMA when the CPU
-//! has them (checked once at run time, [`vector_units`]), otherwise the baseline (SSE2) copy. The decoder evaluates about a
-//! billion exponentials per image (softmax over 4096 image tokens, and over 7 prompt tokens at
-//! each of them), so libm's scalar `expf` alone would cost seconds.
+//! has them (checked once at run time, [`vector_units`]), otherwise the baseline (SSE2) copy.
+//! The decoder evaluates about a billion exponentials per image (softmax over 4096 image tokens,
+//! and over 7 prompt tokens at each of them), so libm's scalar `expf` alone would cost seconds.
 
 /// Defines `$name`, which runs `$generic::<true>` (fused multiply-adds) compiled for AVX-512 or
 /// AVX2+FMA, the widest the CPU has, else `$generic::<false>` compiled for the baseline.
