@@ -10,6 +10,9 @@ conversions a JSON Schema validator needs:
 - `$ref: "#/components/schemas/X"` becomes `"#/$defs/X"`.
 
 Usage: scripts/openai_chat_schema.py PATH/TO/openai-openapi COMMIT > crates/vlm/tests/oracle/openai_chat_schema.json
+
+With `--batch`, the Batch API's objects instead (`CreateBatchRequest`, `Batch`, `OpenAIFile`,
+`ListBatchesResponse`): scripts/openai_chat_schema.py --batch PATH COMMIT > crates/vlm/tests/oracle/openai_batch_schema.json
 """
 import json
 import sys
@@ -55,7 +58,14 @@ def convert(o):
 
 
 def main():
-    repo, commit = Path(sys.argv[1]), sys.argv[2]
+    global ROOTS
+    args = sys.argv[1:]
+    what = "Chat Completions"
+    if args and args[0] == "--batch":
+        args = args[1:]
+        ROOTS = ["CreateBatchRequest", "Batch", "OpenAIFile", "ListBatchesResponse"]
+        what = "Batch API"
+    repo, commit = Path(args[0]), args[1]
     spec = json.loads((repo / "openapi.json").read_text())
     schemas = spec["components"]["schemas"]
     seen, todo = set(), list(ROOTS)
@@ -70,7 +80,7 @@ def main():
     out = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$comment": (
-            "Chat Completions schemas of OpenAI's OpenAPI spec (github.com/openai/openai-openapi, "
+            f"{what} schemas of OpenAI's OpenAPI spec (github.com/openai/openai-openapi, "
             f"openapi.json at commit {commit}, spec version {spec['info']['version']}, MIT licence, "
             "Copyright (c) OpenAI), extracted by scripts/openai_chat_schema.py: nullable converted "
             "to JSON Schema, $refs to #/$defs; otherwise unchanged."

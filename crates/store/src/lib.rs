@@ -376,6 +376,40 @@ CREATE TABLE IF NOT EXISTS events (
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 "#;
 
+/// The batches sent through a provider's Batch API (added in place to any schema-2 store:
+/// older mica versions ignore the table). `state`: `submitting` (written before the batch is
+/// created: a run killed then looks the batch up by its tag), `submitted`, or the final status
+/// (`completed`, `expired`, `cancelled`, `failed`, `not created`).
+const BATCHES: &str = r#"
+CREATE TABLE IF NOT EXISTS batches (
+    tag TEXT PRIMARY KEY,
+    method TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    batch_id TEXT,
+    input_file_id TEXT,
+    detail TEXT,
+    created_unix_s INTEGER NOT NULL,
+    ended_unix_s INTEGER
+);
+"#;
+
+/// One batch of a method ([`Store::batches`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    pub tag: String,
+    pub method: String,
+    pub run_id: i64,
+    pub requests: i64,
+    pub state: String,
+    pub batch_id: Option<String>,
+    pub input_file_id: Option<String>,
+    pub detail: Option<String>,
+    pub created_unix_s: i64,
+    pub ended_unix_s: Option<i64>,
+}
+
 /// An open results store.
 #[derive(Debug)]
 pub struct Store {
@@ -471,7 +505,12 @@ impl Store {
             version = read_version()?;
         }
         match version.as_deref().map(str::parse::<i64>) {
-            Some(Ok(SCHEMA_VERSION)) => Ok(()),
+            Some(Ok(SCHEMA_VERSION)) => {
+                if write {
+                    c.execute_batch(BATCHES).map_err(self.e())?;
+                }
+                Ok(())
+            }
             Some(Ok(found)) => Err(Error::SchemaVersion {
                 path: self.path.clone(),
                 found,
@@ -715,6 +754,91 @@ impl Store {
         }
         tx.commit().map_err(self.e())?;
         Ok(n)
+    }
+
+    /// Writes down that a batch of `requests` requests of `method`, tagged `tag`, is about to
+    /// be submitted (state `submitting`).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on a write failure.
+    pub fn batch_begin(&self, method: &str, run_id: i64, tag: &str, requests: usize) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO batches (tag, method, run_id, requests, state, created_unix_s) VALUES (?1, ?2, ?3, ?4, 'submitting', ?5)",
+                params![tag, method, run_id, requests as i64, now_unix_s()],
+            )
+            .map_err(self.e())?;
+        Ok(())
+    }
+
+    /// The batch tagged `tag` was created as `batch_id` (state `submitted`).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on a write failure.
+    pub fn batch_submitted(&self, tag: &str, batch_id: &str, input_file_id: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE batches SET state = 'submitted', batch_id = ?2, input_file_id = NULLIF(?3, '') WHERE tag = ?1",
+                params![tag, batch_id, input_file_id],
+            )
+            .map_err(self.e())?;
+        Ok(())
+    }
+
+    /// The batch tagged `tag` ended with `state` (its final status) and `detail`.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on a write failure.
+    pub fn batch_ended(&self, tag: &str, state: &str, detail: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE batches SET state = ?2, detail = ?3, ended_unix_s = ?4 WHERE tag = ?1",
+                params![tag, state, detail, now_unix_s()],
+            )
+            .map_err(self.e())?;
+        Ok(())
+    }
+
+    /// Every batch, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`] on a read failure (a store without the table has none).
+    pub fn batches(&self) -> Result<Vec<BatchRecord>> {
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'batches'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(self.e())?
+            > 0;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT tag, method, run_id, requests, state, batch_id, input_file_id, detail, created_unix_s, ended_unix_s FROM batches ORDER BY created_unix_s, rowid",
+            )
+            .map_err(self.e())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(BatchRecord {
+                    tag: r.get(0)?,
+                    method: r.get(1)?,
+                    run_id: r.get(2)?,
+                    requests: r.get(3)?,
+                    state: r.get(4)?,
+                    batch_id: r.get(5)?,
+                    input_file_id: r.get(6)?,
+                    detail: r.get(7)?,
+                    created_unix_s: r.get(8)?,
+                    ended_unix_s: r.get(9)?,
+                })
+            })
+            .map_err(self.e())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.e())
     }
 
     /// Records an event of a run.

@@ -76,6 +76,11 @@ impl ImportedAnswers {
 pub struct VlmMethod {
     pub engine: mica_vlm::Engine,
     pub prompt: String,
+    /// Batch API mode (`batch = true`): the time between two status requests.
+    pub batch_poll: Option<std::time::Duration>,
+    /// The answers its batches gave in this run, by request key, taken once each.
+    pub batch_answers:
+        std::sync::Mutex<HashMap<String, Result<mica_vlm::Outcome, mica_vlm::VlmError>>>,
 }
 
 /// A method ready to run, or the reason it cannot.
@@ -232,6 +237,8 @@ pub fn build(
             prompt,
             base_url,
             structured,
+            batch,
+            batch_poll_s,
             ..
         } => {
             let spec = mica_vlm::ModelSpec::parse(model)
@@ -274,9 +281,17 @@ pub fn build(
                 None => None,
             };
             let engine = mica_vlm::Engine::new(Box::new(client), spec, cache, &prices, None)?;
+            if *batch == Some(true) && !engine.has_batch_api() {
+                return Ok(Runtime::Skipped(format!(
+                    "{model}: `batch = true`, but mica speaks no Batch API for this provider"
+                )));
+            }
             Ok(Runtime::Vlm(Box::new(VlmMethod {
                 engine,
                 prompt: prompt.clone(),
+                batch_poll: (*batch == Some(true))
+                    .then(|| std::time::Duration::from_secs_f64(batch_poll_s.unwrap_or(30.0))),
+                batch_answers: Default::default(),
             })))
         }
     }

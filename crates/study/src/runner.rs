@@ -243,6 +243,16 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
     if opts.max_cost_usd.is_some() && !opts.dry_run {
         for (name, rt) in &runtimes {
             if let Runtime::Vlm(v) = rt {
+                let unpriced_batch = v.batch_poll.is_some()
+                    && v.engine
+                        .price()
+                        .is_some_and(|p| p.batch_input_usd_per_mtok.is_none());
+                if unpriced_batch {
+                    anyhow::bail!(
+                        "--max-cost was given but method {name:?} ({}) sends batches and its row of the price table has no batch prices (batch_input_usd_per_mtok, batch_output_usd_per_mtok), so its cost cannot be limited",
+                        v.engine.spec()
+                    );
+                }
                 if v.engine.price().is_none() {
                     anyhow::bail!(
                         "--max-cost was given but method {name:?} ({}) has no price in mica-vlm's price table, so its cost cannot be limited; add a row to crates/vlm/prices.toml or run it without --max-cost (--method)",
@@ -501,6 +511,17 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         not_made_halted: AtomicUsize::new(0),
     };
     let not_made_interrupted = AtomicUsize::new(0);
+    // Batch API methods first: their uncached requests go out as batches and are waited for;
+    // the loop below then stores their answers like any other method's.
+    for (name, rt) in &runtimes {
+        if let Runtime::Vlm(v) = rt {
+            if let Some(poll) = v.batch_poll {
+                batch_phase(
+                    study, &datasets, &groups, name, v, poll, run_id, &store, &spend, opts,
+                );
+            }
+        }
+    }
     let do_group = |g: &Group| {
         if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
             return;
@@ -711,6 +732,161 @@ struct Spending {
     not_made_halted: AtomicUsize,
 }
 
+/// The store as the batch journal of one method.
+struct StoreJournal<'a> {
+    store: &'a Mutex<Store>,
+    method: &'a str,
+    run_id: i64,
+}
+
+impl StoreJournal<'_> {
+    fn with<T>(&self, f: impl FnOnce(&Store) -> mica_store::Result<T>) -> Result<T, String> {
+        let s = self
+            .store
+            .lock()
+            .map_err(|_| "store lock poisoned".to_string())?;
+        f(&s).map_err(|e| e.to_string())
+    }
+}
+
+impl mica_vlm::batch::BatchJournal for StoreJournal<'_> {
+    fn open(&self) -> Result<Vec<mica_vlm::batch::JournalEntry>, String> {
+        Ok(self
+            .with(|s| s.batches())?
+            .into_iter()
+            .filter(|b| {
+                b.method == self.method && matches!(b.state.as_str(), "submitting" | "submitted")
+            })
+            .map(|b| mica_vlm::batch::JournalEntry {
+                tag: b.tag,
+                batch_id: b.batch_id,
+            })
+            .collect())
+    }
+    fn begin(&self, tag: &str, requests: usize) -> Result<(), String> {
+        self.with(|s| s.batch_begin(self.method, self.run_id, tag, requests))
+    }
+    fn submitted(&self, tag: &str, b: &mica_vlm::batch::Submitted) -> Result<(), String> {
+        self.with(|s| s.batch_submitted(tag, &b.batch_id, &b.input_file_id))
+    }
+    fn ended(&self, tag: &str, status: &str, detail: &str) -> Result<(), String> {
+        self.with(|s| s.batch_ended(tag, status, detail))
+    }
+}
+
+/// Sends the uncached requests of batch method `name` through its provider's Batch API and
+/// waits for them (resuming the batches an earlier run left open); the answers are cached and
+/// kept in the method for the prediction loop. Requests that do not fit the cost limit (at
+/// batch prices) are not sent. A failure stops the method for this run, with the reason.
+#[allow(clippy::too_many_arguments)]
+fn batch_phase(
+    study: &Study,
+    datasets: &[LoadedDataset],
+    groups: &[Group],
+    name: &str,
+    v: &methods::VlmMethod,
+    poll: std::time::Duration,
+    run_id: i64,
+    store: &Mutex<Store>,
+    spend: &Spending,
+    opts: &RunOptions,
+) {
+    let mine: Vec<&Group> = groups.iter().filter(|g| g.method == name).collect();
+    if mine.is_empty() || opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+        return;
+    }
+    let reserved = Mutex::new(0.0f64);
+    let requests = mine.into_iter().flat_map(|g| {
+        let ds = &datasets[g.dataset];
+        let sample = &ds.samples[g.sample];
+        let image = if ds.has_images {
+            sample.load_image().ok()
+        } else {
+            None
+        };
+        let mut reqs = Vec::new();
+        if let Some(img) = image {
+            for &(task, ti) in &g.tasks {
+                let Ok((_, req)) =
+                    vlm_request(&study.file.tasks[ti], task, &v.prompt, &img, &sample.id)
+                else {
+                    continue;
+                };
+                // The study's cost limit, at batch prices: a request that does not fit is not
+                // sent (the loop counts it as not made).
+                if spend.budget.limit_usd().is_some() && !v.engine.is_cached(&req).unwrap_or(false)
+                {
+                    let est = v.engine.estimate_max_batch_cost_usd(&req).unwrap_or(0.0);
+                    if spend.stopped.load(Ordering::SeqCst) || spend.budget.reserve(est).is_err() {
+                        spend.stopped.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    if let Ok(mut r) = reserved.lock() {
+                        *r += est;
+                    }
+                }
+                reqs.push(req);
+            }
+        }
+        reqs
+    });
+    let journal = StoreJournal {
+        store,
+        method: name,
+        run_id,
+    };
+    let on_status = |id: &str, st: &mica_vlm::batch::BatchStatus| match st {
+        mica_vlm::batch::BatchStatus::Running {
+            status,
+            completed,
+            failed,
+            total,
+        } => tracing::info!(
+            method = name,
+            batch = id,
+            "batch {status}: {completed} of {total} done, {failed} failed"
+        ),
+        other => tracing::info!(method = name, batch = id, "batch: {other:?}"),
+    };
+    let result = v.engine.run_batches(
+        requests,
+        &journal,
+        &mica_vlm::BatchOptions {
+            poll_interval: poll,
+            stop: opts.stop.as_deref(),
+            on_status: &on_status,
+        },
+    );
+    // The loop charges what each answer cost; the reservations only kept the limit.
+    spend
+        .budget
+        .settle(reserved.into_inner().unwrap_or(0.0), 0.0);
+    match result {
+        Ok(run) => {
+            tracing::info!(
+                method = name,
+                resumed = run.resumed.len(),
+                submitted = run.submitted.len(),
+                requests = run.requests_sent,
+                answers = run.answers.len(),
+                "batches done"
+            );
+            if let Ok(mut a) = v.batch_answers.lock() {
+                *a = run.answers;
+            }
+        }
+        // Stopped by a signal: the loop sees the flag and makes nothing new.
+        Err(e) if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) => {
+            tracing::warn!(method = name, "{e}");
+        }
+        Err(e) => {
+            if let Ok(mut h) = spend.halted.lock() {
+                h.entry(name.to_string()).or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
 fn is_vlm(study: &Study, method: &str) -> bool {
     study
         .file
@@ -901,8 +1077,40 @@ fn vlm_predictions(
             spend.not_made.fetch_add(1, Ordering::SeqCst);
             continue;
         }
-        // Timed-out attempts may have been billed: the study's budget charges them too.
-        let answered = vlm.engine.answer_spend(&req);
+        // A batch method takes its batch's answer (or the line's failure); one its batches did
+        // not answer is not sent on its own, at the full price.
+        let from_batch = match vlm.batch_poll {
+            Some(_) => vlm
+                .batch_answers
+                .lock()
+                .ok()
+                .and_then(|mut a| a.remove(&vlm.engine.key_of(&req))),
+            None => None,
+        };
+        let answered = match from_batch {
+            Some(result) => mica_vlm::Answered {
+                result,
+                possibly_billed_usd: 0.0,
+            },
+            None if vlm.batch_poll.is_some() && !cached => {
+                spend.budget.settle(reserve, 0.0);
+                if spend.stopped.load(Ordering::SeqCst) {
+                    spend.not_made.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    out.push((
+                        Prediction::failed(
+                            key,
+                            run_id,
+                            "no batch answered this request (see the run's batches); rerun to send it in a new batch".to_string(),
+                        ),
+                        Vec::new(),
+                    ));
+                }
+                continue;
+            }
+            // Timed-out attempts may have been billed: the study's budget charges them too.
+            None => vlm.engine.answer_spend(&req),
+        };
         let possibly_billed = answered.possibly_billed_usd;
         let outcome = match answered.result {
             Ok(o) => o,
@@ -1348,12 +1556,32 @@ fn describe_plan(
             continue;
         };
         let prices = mica_vlm::PriceTable::builtin().ok();
-        let price = prices.as_ref().and_then(|p| p.lookup(&mspec)).cloned();
+        let mut price = prices.as_ref().and_then(|p| p.lookup(&mspec)).cloned();
+        // A batch method is priced at the provider's batch rates (none: unpriced).
+        let batch = matches!(
+            spec,
+            MethodSpec::Vlm {
+                batch: Some(true),
+                ..
+            }
+        );
+        if batch {
+            price = price.and_then(|p| {
+                Some(mica_vlm::ModelPrice {
+                    input_usd_per_mtok: p.batch_input_usd_per_mtok?,
+                    output_usd_per_mtok: p.batch_output_usd_per_mtok?,
+                    ..p
+                })
+            });
+        }
         let e = estimate_cost(study, datasets, &gs, prompt, engine, &mspec, price.as_ref());
-        let note = if configured {
-            ""
-        } else {
-            " (not configured here: would run with a key or server)"
+        let note = match (configured, batch) {
+            (true, false) => "",
+            (true, true) => " (Batch API, batch prices)",
+            (false, false) => " (not configured here: would run with a key or server)",
+            (false, true) => {
+                " (Batch API, batch prices; not configured here: would run with a key or server)"
+            }
         };
         let cost = match &price {
             Some(_) => {

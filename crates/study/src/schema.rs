@@ -281,6 +281,14 @@ pub enum MethodSpec {
         /// `{"type": "json_object", "schema": …}`, such as llama-cpp-python's).
         #[serde(default)]
         structured: Option<String>,
+        /// `true`: send the requests not in the response cache through the provider's Batch API
+        /// (OpenAI's: answered within 24 h at half price), resumably; the answers are the same
+        /// model's to the same requests, so the method's settings hash does not change.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch: Option<bool>,
+        /// Seconds between two status requests of a running batch (default 30).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch_poll_s: Option<f64>,
         #[serde(default)]
         description: String,
     },
@@ -499,11 +507,21 @@ impl Study {
                 name,
                 model,
                 structured,
+                batch,
+                batch_poll_s,
                 ..
             } = m
             {
                 if !model.contains(':') {
                     bail!("method {name:?}: model {model:?} must be `provider:model`, e.g. `openai:gpt-4o`");
+                }
+                if *batch == Some(true) && !model.starts_with("openai:") {
+                    bail!("method {name:?}: `batch = true` needs an `openai:` model (mica speaks OpenAI's Batch API only), not {model:?}");
+                }
+                if let Some(p) = batch_poll_s {
+                    if !(p.is_finite() && *p > 0.0) {
+                        bail!("method {name:?}: batch_poll_s must be a positive number of seconds, got {p}");
+                    }
                 }
                 if let Some(s) = structured {
                     mica_vlm::Structured::parse(s)

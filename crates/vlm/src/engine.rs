@@ -3,12 +3,16 @@
 //! (committed at once), cost accounting. [`run_batch`] runs many of them with a worker pool.
 
 use crate::backend::VisionLanguageModel;
+use crate::batch::{
+    BatchApi, BatchJournal, BatchLine, BatchStatus, Submitted, MAX_BYTES, MAX_LINES,
+};
 use crate::cache::{cache_key, ResponseCache};
 use crate::error::VlmError;
 use crate::model::ModelSpec;
 use crate::prices::{estimate_tokens, ModelPrice};
 use crate::prices::{Budget, PriceTable};
 use crate::request::{VlmRequest, VlmResponse};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -225,6 +229,276 @@ impl Engine {
                 cost_usd,
             }),
             possibly_billed_usd,
+        }
+    }
+}
+
+/// How [`Engine::run_batches`] waits.
+pub struct BatchOptions<'a> {
+    /// Time between two status requests of a running batch.
+    pub poll_interval: std::time::Duration,
+    /// Set (Ctrl-C): stop waiting; the batch keeps running at the provider and a rerun resumes
+    /// polling it.
+    pub stop: Option<&'a AtomicBool>,
+    /// Told each status read: the batch id and its status.
+    pub on_status: &'a (dyn Fn(&str, &BatchStatus) + Sync),
+}
+
+/// What [`Engine::run_batches`] got.
+#[derive(Debug, Default)]
+pub struct BatchRun {
+    /// Answer (already in the response cache) or failure of each request a batch answered, by
+    /// cache key ([`Engine::key_of`]).
+    pub answers: HashMap<String, Result<Outcome, VlmError>>,
+    /// Batches resumed from the journal (created by an earlier run).
+    pub resumed: Vec<String>,
+    /// Batches submitted by this call.
+    pub submitted: Vec<String>,
+    /// Requests sent in the batches submitted by this call.
+    pub requests_sent: usize,
+}
+
+impl Engine {
+    /// The response-cache key of `req` (also its `custom_id` in a batch).
+    pub fn key_of(&self, req: &VlmRequest) -> String {
+        cache_key(&self.model.name(), &self.model.endpoint(), req)
+    }
+
+    /// The worst-case cost of `req` at the provider's batch price, USD; `None` when the price
+    /// table has no batch rates for the model.
+    pub fn estimate_max_batch_cost_usd(&self, req: &VlmRequest) -> Option<f64> {
+        let u = estimate_tokens(&self.spec, req);
+        self.price.as_ref().and_then(|p| {
+            p.batch_cost_usd(u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0))
+        })
+    }
+
+    /// Whether mica can send this model's requests through its provider's Batch API.
+    pub fn has_batch_api(&self) -> bool {
+        self.model.batch_api().is_some()
+    }
+
+    /// Sends the uncached `requests` through the provider's Batch API and waits for the
+    /// answers, resumably:
+    ///
+    /// 1. every batch `journal` holds open is finished first: one whose id was never recorded
+    ///    (the run was killed while creating it) is looked up on the server by its tag, and
+    ///    written off only when the server has none, so its requests are never sent twice;
+    /// 2. the requests not answered by those and not in the cache go out in new batches
+    ///    (at most [`crate::batch::MAX_LINES`] lines and [`crate::batch::MAX_BYTES`] each),
+    ///    each written to the journal before it is submitted and after it is created;
+    /// 3. each batch is polled until it ends; its answers are read by the same reply parser as
+    ///    a synchronous call, put in the response cache at once and priced at the batch rates.
+    ///
+    /// # Errors
+    /// [`VlmError::Config`] when the provider has no batch API in mica, [`VlmError::Batch`]
+    /// when a batch failed as a whole or waiting was stopped (`opts.stop`), any HTTP error of
+    /// the protocol, and journal or cache failures. Answers already received are in the cache.
+    pub fn run_batches(
+        &self,
+        requests: impl Iterator<Item = VlmRequest>,
+        journal: &dyn BatchJournal,
+        opts: &BatchOptions<'_>,
+    ) -> Result<BatchRun, VlmError> {
+        let api = self.model.batch_api().ok_or_else(|| {
+            VlmError::Config(format!(
+                "{}: mica speaks no Batch API for this provider (OpenAI's only); run it without `batch`",
+                self.spec
+            ))
+        })?;
+        let journal_err = |e: String| VlmError::Batch {
+            provider: self.spec.provider.as_str().to_string(),
+            batch: "journal".into(),
+            reason: e,
+        };
+        let mut run = BatchRun::default();
+        for entry in journal.open().map_err(journal_err)? {
+            let id = match entry.batch_id {
+                Some(id) => id,
+                None => match api.find(&entry.tag)? {
+                    Some(id) => {
+                        let s = Submitted {
+                            batch_id: id.clone(),
+                            input_file_id: String::new(),
+                        };
+                        journal.submitted(&entry.tag, &s).map_err(journal_err)?;
+                        id
+                    }
+                    None => {
+                        journal
+                            .ended(
+                                &entry.tag,
+                                "not created",
+                                "the run stopped before the provider created the batch; its requests are sent again",
+                            )
+                            .map_err(journal_err)?;
+                        continue;
+                    }
+                },
+            };
+            tracing::info!(model = %self.spec, batch = %id, "resuming a batch of an earlier run");
+            run.resumed.push(id.clone());
+            self.finish_batch(api, journal, &entry.tag, &id, opts, &mut run)?;
+        }
+        let mut seen = HashSet::new();
+        let mut chunk: Vec<BatchLine> = Vec::new();
+        let mut bytes = 0usize;
+        let mut created: Vec<(String, String)> = Vec::new();
+        for req in requests {
+            let key = self.key_of(&req);
+            if run.answers.contains_key(&key)
+                || !seen.insert(key.clone())
+                || self.is_cached(&req)?
+            {
+                continue;
+            }
+            let line = api.line(&key, &req);
+            let n = line.jsonl().len() + 1;
+            if !chunk.is_empty() && (chunk.len() >= MAX_LINES || bytes + n > MAX_BYTES) {
+                self.submit_chunk(api, journal, &chunk, &mut created, &mut run)?;
+                chunk.clear();
+                bytes = 0;
+            }
+            chunk.push(line);
+            bytes += n;
+        }
+        if !chunk.is_empty() {
+            self.submit_chunk(api, journal, &chunk, &mut created, &mut run)?;
+        }
+        for (tag, id) in &created {
+            self.finish_batch(api, journal, tag, id, opts, &mut run)?;
+        }
+        Ok(run)
+    }
+
+    /// Journals, submits and journals again one batch of `chunk`.
+    fn submit_chunk(
+        &self,
+        api: &dyn BatchApi,
+        journal: &dyn BatchJournal,
+        chunk: &[BatchLine],
+        created: &mut Vec<(String, String)>,
+        run: &mut BatchRun,
+    ) -> Result<(), VlmError> {
+        let journal_err = |e: String| VlmError::Batch {
+            provider: self.spec.provider.as_str().to_string(),
+            batch: "journal".into(),
+            reason: e,
+        };
+        let tag = self.new_tag(created.len());
+        journal.begin(&tag, chunk.len()).map_err(journal_err)?;
+        // Should this fail after the provider created the batch, the journal still holds the
+        // tag: the next run finds the batch by it.
+        let s = api.submit(chunk, &tag)?;
+        journal.submitted(&tag, &s).map_err(journal_err)?;
+        tracing::info!(model = %self.spec, batch = %s.batch_id, requests = chunk.len(), "batch submitted");
+        run.requests_sent += chunk.len();
+        run.submitted.push(s.batch_id.clone());
+        created.push((tag, s.batch_id));
+        Ok(())
+    }
+
+    /// A tag no other batch has: the model, the time, the process and a counter, hashed.
+    fn new_tag(&self, n: usize) -> String {
+        use sha2::{Digest, Sha256};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let material = format!("{}|{now}|{}|{n}", self.spec, std::process::id());
+        format!(
+            "mica-{}",
+            &hex::encode(Sha256::digest(material.as_bytes()))[..24]
+        )
+    }
+
+    /// Polls batch `id` until it ends, then caches its answers into `run`.
+    fn finish_batch(
+        &self,
+        api: &dyn BatchApi,
+        journal: &dyn BatchJournal,
+        tag: &str,
+        id: &str,
+        opts: &BatchOptions<'_>,
+        run: &mut BatchRun,
+    ) -> Result<(), VlmError> {
+        let provider = self.spec.provider.as_str().to_string();
+        let journal_err = |e: String| VlmError::Batch {
+            provider: provider.clone(),
+            batch: id.to_string(),
+            reason: e,
+        };
+        loop {
+            let status = api.status(id)?;
+            (opts.on_status)(id, &status);
+            match &status {
+                BatchStatus::Running { .. } => {
+                    let until = std::time::Instant::now() + opts.poll_interval;
+                    while std::time::Instant::now() < until {
+                        if opts.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                            return Err(VlmError::Batch {
+                                provider,
+                                batch: id.to_string(),
+                                reason: "stopped while waiting for it; it goes on at the provider and the next run resumes polling it".into(),
+                            });
+                        }
+                        std::thread::sleep(
+                            opts.poll_interval
+                                .min(std::time::Duration::from_millis(200)),
+                        );
+                    }
+                }
+                BatchStatus::Failed { status, reason } => {
+                    journal.ended(tag, status, reason).map_err(journal_err)?;
+                    return Err(VlmError::Batch {
+                        provider,
+                        batch: id.to_string(),
+                        reason: format!("{status}: {reason}"),
+                    });
+                }
+                BatchStatus::Ended { status: word, .. } => {
+                    let (mut ok, mut failed) = (0usize, 0usize);
+                    for line in api.results(id, &status)? {
+                        let outcome = match line.result {
+                            Ok(response) => {
+                                let u = response.usage;
+                                let cost_usd = match (&self.price, u) {
+                                    (Some(p), u)
+                                        if u.input_tokens.is_some()
+                                            || u.output_tokens.is_some() =>
+                                    {
+                                        p.batch_cost_usd(
+                                            u.input_tokens.unwrap_or(0),
+                                            u.output_tokens.unwrap_or(0),
+                                        )
+                                    }
+                                    _ => None,
+                                };
+                                if let Some(cache) = &self.cache {
+                                    cache.put(&line.custom_id, &self.model.name(), &response)?;
+                                }
+                                self.budget.settle(0.0, cost_usd.unwrap_or(0.0));
+                                ok += 1;
+                                Ok(Outcome {
+                                    response,
+                                    cached: false,
+                                    cost_usd,
+                                })
+                            }
+                            Err(e) => {
+                                failed += 1;
+                                Err(e)
+                            }
+                        };
+                        run.answers.insert(line.custom_id, outcome);
+                    }
+                    tracing::info!(model = %self.spec, batch = %id, status = %word, answers = ok, failed, "batch ended");
+                    journal
+                        .ended(tag, word, &format!("{ok} answers, {failed} failed lines"))
+                        .map_err(journal_err)?;
+                    return Ok(());
+                }
+            }
         }
     }
 }

@@ -107,6 +107,14 @@ pub enum VlmError {
         spent_usd: f64,
         next_usd: f64,
     },
+    /// A batch of the provider's Batch API failed, expired or was cancelled as a whole, or its
+    /// protocol broke (a file or batch object that is not as documented).
+    #[error("{provider}: batch {batch}: {reason}")]
+    Batch {
+        provider: String,
+        batch: String,
+        reason: String,
+    },
     /// A prompt template, few-shot file or label file is invalid.
     #[error("{name}: {reason}")]
     Template { name: String, reason: String },
@@ -134,6 +142,7 @@ impl VlmError {
                 | VlmError::Cache { .. }
                 | VlmError::Prices { .. }
                 | VlmError::Template { .. }
+                | VlmError::Batch { .. }
         ) && !matches!(
             self,
             VlmError::Http {

@@ -31,6 +31,7 @@
 //! ```
 
 pub mod backend;
+pub mod batch;
 pub mod cache;
 pub mod engine;
 pub mod error;
@@ -48,7 +49,7 @@ pub use backend::{
     default_limits, Client, ClientOptions, Generated, Structured, VisionLanguageModel,
 };
 pub use cache::{cache_key, ResponseCache};
-pub use engine::{run_batch, Answered, Engine, JobResult, Outcome};
+pub use engine::{run_batch, Answered, BatchOptions, BatchRun, Engine, JobResult, Outcome};
 pub use error::VlmError;
 pub use judge::{Judge, JudgeConfig, Verdict};
 pub use model::{Endpoint, ModelSpec, Provider};

@@ -20,6 +20,12 @@ pub struct ModelPrice {
     pub model: String,
     pub input_usd_per_mtok: f64,
     pub output_usd_per_mtok: f64,
+    /// The provider's Batch API rates (OpenAI's Batch API, Gemini's batch mode); a row without
+    /// them has no batch price, and its batch cost is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_input_usd_per_mtok: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_output_usd_per_mtok: Option<f64>,
 }
 
 impl ModelPrice {
@@ -28,6 +34,16 @@ impl ModelPrice {
         (input_tokens as f64 * self.input_usd_per_mtok
             + output_tokens as f64 * self.output_usd_per_mtok)
             / 1e6
+    }
+
+    /// Cost of `input` and `output` tokens sent through the provider's Batch API, USD; `None`
+    /// when the row has no batch rates.
+    pub fn batch_cost_usd(&self, input_tokens: u64, output_tokens: u64) -> Option<f64> {
+        Some(
+            (input_tokens as f64 * self.batch_input_usd_per_mtok?
+                + output_tokens as f64 * self.batch_output_usd_per_mtok?)
+                / 1e6,
+        )
     }
 }
 
@@ -90,6 +106,17 @@ impl PriceTable {
             if !(p.input_usd_per_mtok >= 0.0 && p.output_usd_per_mtok >= 0.0) {
                 return Err(err(format!(
                     "{}:{} has a negative or missing price",
+                    p.provider, p.model
+                )));
+            }
+            let batch = [p.batch_input_usd_per_mtok, p.batch_output_usd_per_mtok];
+            if batch
+                .iter()
+                .any(|b| b.is_some_and(|v| v.is_nan() || v < 0.0))
+                || batch[0].is_some() != batch[1].is_some()
+            {
+                return Err(err(format!(
+                    "{}:{}: batch prices need both batch_input_usd_per_mtok and batch_output_usd_per_mtok, neither negative",
                     p.provider, p.model
                 )));
             }
@@ -325,6 +352,33 @@ mod tests {
         assert!(PriceTable::parse(bad, Path::new("p.toml")).is_err());
         let typo = "[[price]]\nprovider='openai'\nmodel='x'\ninput_usd_per_mtok=1\noutput_usd_per_mtok=1\ncolour=1\n";
         assert!(PriceTable::parse(typo, Path::new("p.toml")).is_err());
+    }
+
+    #[test]
+    fn batch_prices_are_half_for_openai_and_must_come_in_pairs() {
+        let t = PriceTable::builtin().unwrap();
+        for p in t.price.iter().filter(|p| p.provider == Provider::Openai) {
+            assert_eq!(p.batch_input_usd_per_mtok, Some(p.input_usd_per_mtok / 2.0));
+            assert_eq!(
+                p.batch_output_usd_per_mtok,
+                Some(p.output_usd_per_mtok / 2.0)
+            );
+        }
+        let gpt4o = t
+            .lookup(&ModelSpec::parse("openai:gpt-4o").unwrap())
+            .unwrap();
+        assert_eq!(gpt4o.batch_cost_usd(1_000_000, 1_000_000), Some(1.25 + 5.0));
+        let gemini = t
+            .lookup(&ModelSpec::parse("gemini:gemini-3.5-flash").unwrap())
+            .unwrap();
+        assert_eq!(gemini.batch_cost_usd(1, 1), None);
+        let row = "[[price]]\nprovider='openai'\nmodel='x'\ninput_usd_per_mtok=1\noutput_usd_per_mtok=1\n";
+        let one = format!("{row}batch_input_usd_per_mtok=0.5\n");
+        assert!(PriceTable::parse(&one, Path::new("p.toml")).is_err());
+        let negative = format!("{one}batch_output_usd_per_mtok=-1\n");
+        assert!(PriceTable::parse(&negative, Path::new("p.toml")).is_err());
+        let both = format!("{one}batch_output_usd_per_mtok=0.5\n");
+        assert!(PriceTable::parse(&both, Path::new("p.toml")).is_ok());
     }
 
     #[test]

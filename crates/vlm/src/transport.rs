@@ -150,8 +150,27 @@ pub struct Transport {
     rng: Mutex<SplitMix64>,
 }
 
+/// A successful (2xx) answer as text (a batch's JSONL results).
+#[derive(Debug)]
+pub struct TextReply {
+    pub text: String,
+    pub latency_ms: u64,
+    pub attempts: u32,
+}
+
+/// What one HTTP request of [`Transport::send`] is.
+#[derive(Debug, Clone, Copy)]
+pub enum HttpRequest<'a> {
+    Get,
+    /// A POST with its body and `Content-Type`.
+    Post {
+        content_type: &'a str,
+        body: &'a [u8],
+    },
+}
+
 enum Attempt {
-    Done(JsonReply),
+    Done(TextReply),
     Retry {
         after: Option<Duration>,
         last: VlmError,
@@ -253,12 +272,66 @@ impl Transport {
             provider: self.provider.clone(),
             reason: format!("cannot serialise request: {e}"),
         })?;
+        let request = HttpRequest::Post {
+            content_type: "application/json",
+            body: &payload,
+        };
+        let reply = self.send_inner(request, url, headers, timed_out)?;
+        self.json_of(reply)
+    }
+
+    /// The JSON of a 2xx answer.
+    fn json_of(&self, reply: TextReply) -> Result<JsonReply, VlmError> {
+        match serde_json::from_str(&reply.text) {
+            Ok(body) => Ok(JsonReply {
+                body,
+                latency_ms: reply.latency_ms,
+                attempts: reply.attempts,
+            }),
+            Err(e) => Err(VlmError::BadResponse {
+                provider: self.provider.clone(),
+                reason: format!("2xx body is not JSON ({e}): {}", snippet(&reply.text)),
+            }),
+        }
+    }
+
+    /// GETs `url` and reads its JSON answer, with the retry rules of [`Self::post_json`].
+    ///
+    /// # Errors
+    /// As [`Self::post_json`].
+    pub fn get_json(&self, url: &str, headers: &[(&str, String)]) -> Result<JsonReply, VlmError> {
+        let reply = self.send(HttpRequest::Get, url, headers)?;
+        self.json_of(reply)
+    }
+
+    /// Sends one request (GET, or POST with any body) with the retry rules of
+    /// [`Self::post_json`] and gives the 2xx answer's text, with the key removed.
+    ///
+    /// # Errors
+    /// As [`Self::post_json`].
+    pub fn send(
+        &self,
+        request: HttpRequest<'_>,
+        url: &str,
+        headers: &[(&str, String)],
+    ) -> Result<TextReply, VlmError> {
+        let mut timed_out = 0;
+        self.send_inner(request, url, headers, &mut timed_out)
+    }
+
+    fn send_inner(
+        &self,
+        request: HttpRequest<'_>,
+        url: &str,
+        headers: &[(&str, String)],
+        timed_out: &mut u32,
+    ) -> Result<TextReply, VlmError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let outcome = {
                 let _permit = self.limiter.acquire();
-                self.attempt(url, headers, &payload, attempt)
+                self.attempt(request, url, headers, attempt)
             };
             match outcome {
                 Attempt::Done(r) => return Ok(r),
@@ -298,20 +371,28 @@ impl Transport {
 
     fn attempt(
         &self,
+        request: HttpRequest<'_>,
         url: &str,
         headers: &[(&str, String)],
-        payload: &[u8],
         attempt: u32,
     ) -> Attempt {
-        let mut req = self
-            .agent
-            .post(url)
-            .header("Content-Type", "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, v.as_str());
-        }
         let start = Instant::now();
-        let resp = req.send(payload);
+        let resp = match request {
+            HttpRequest::Get => {
+                let mut req = self.agent.get(url);
+                for (k, v) in headers {
+                    req = req.header(*k, v.as_str());
+                }
+                req.call()
+            }
+            HttpRequest::Post { content_type, body } => {
+                let mut req = self.agent.post(url).header("Content-Type", content_type);
+                for (k, v) in headers {
+                    req = req.header(*k, v.as_str());
+                }
+                req.send(body)
+            }
+        };
         let mut resp = match resp {
             Ok(r) => r,
             Err(e) => return self.transport_error(url, e, attempt),
@@ -343,21 +424,11 @@ impl Transport {
         if (200..300).contains(&status) {
             // A server may echo the key inside a successful answer (model text quoting the
             // request): it is removed before the answer reaches the cache, files or terminal.
-            let text = self.redact(&text);
-            return match serde_json::from_str(&text) {
-                Ok(body) => Attempt::Done(JsonReply {
-                    body,
-                    latency_ms,
-                    attempts: attempt,
-                }),
-                Err(e) => Attempt::Fail(VlmError::BadResponse {
-                    provider: self.provider.clone(),
-                    reason: format!(
-                        "HTTP {status} body is not JSON ({e}): {}",
-                        snippet(&self.redact(&text))
-                    ),
-                }),
-            };
+            return Attempt::Done(TextReply {
+                text: self.redact(&text),
+                latency_ms,
+                attempts: attempt,
+            });
         }
         if key_rejected(&text) {
             return Attempt::Fail(VlmError::KeyRejected {
@@ -510,7 +581,7 @@ fn key_rejected(body: &str) -> bool {
 
 /// The message of a provider error body (`{"error": {"message": ...}}` for OpenAI and Gemini,
 /// `{"error": "..."}` for Ollama), else the body itself, shortened.
-fn error_message(body: &str) -> String {
+pub(crate) fn error_message(body: &str) -> String {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
         let e = &v["error"];
         if let Some(m) = e["message"].as_str() {
@@ -527,7 +598,7 @@ fn error_message(body: &str) -> String {
     snippet(body)
 }
 
-fn snippet(s: &str) -> String {
+pub(crate) fn snippet(s: &str) -> String {
     const MAX: usize = 300;
     let s = s.trim();
     if s.chars().count() <= MAX {

@@ -34,6 +34,11 @@ pub trait VisionLanguageModel: Send + Sync {
             timed_out_attempts: 0,
         }
     }
+
+    /// The provider's Batch API for this model, when mica speaks it (OpenAI's); `None` else.
+    fn batch_api(&self) -> Option<&dyn crate::batch::BatchApi> {
+        None
+    }
 }
 
 /// What [`VisionLanguageModel::generate_counted`] gives.
@@ -111,7 +116,7 @@ pub fn default_limits(provider: Provider) -> Limits {
 pub struct Client {
     spec: ModelSpec,
     endpoint: Endpoint,
-    transport: Transport,
+    pub(crate) transport: Transport,
     structured: Structured,
     limits: Limits,
 }
@@ -156,7 +161,10 @@ impl Client {
     }
 
     /// The URL, headers and body of the HTTP request for `req` (headers hold the key).
-    fn wire(&self, req: &VlmRequest) -> (String, Vec<(&'static str, String)>, serde_json::Value) {
+    pub(crate) fn wire(
+        &self,
+        req: &VlmRequest,
+    ) -> (String, Vec<(&'static str, String)>, serde_json::Value) {
         let structured = self.structured != Structured::Off;
         let base = &self.endpoint.base_url;
         let key = self.endpoint.key.as_ref();
@@ -242,6 +250,10 @@ impl VisionLanguageModel for Client {
         self.generate_counted(req).result
     }
 
+    fn batch_api(&self) -> Option<&dyn crate::batch::BatchApi> {
+        (self.spec.provider == Provider::Openai).then_some(self as &dyn crate::batch::BatchApi)
+    }
+
     fn generate_counted(&self, req: &VlmRequest) -> Generated {
         let (url, headers, body) = self.wire(req);
         tracing::debug!(model = %self.spec, %url, "sending request");
@@ -254,7 +266,10 @@ impl VisionLanguageModel for Client {
 }
 
 impl Client {
-    fn read_reply(&self, reply: &crate::transport::JsonReply) -> Result<VlmResponse, VlmError> {
+    pub(crate) fn read_reply(
+        &self,
+        reply: &crate::transport::JsonReply,
+    ) -> Result<VlmResponse, VlmError> {
         let provider = self.spec.provider.as_str();
         let (text, finish, usage, model_version) = match self.spec.provider {
             Provider::Openai | Provider::OpenaiCompatible => {

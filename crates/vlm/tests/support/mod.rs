@@ -323,3 +323,310 @@ pub fn oracle_python(modules: &str) -> Option<std::path::PathBuf> {
     eprintln!("SKIPPED: {msg}");
     None
 }
+
+/// What a [`BatchServer`] holds and how it behaves; tests change the switches while it runs.
+#[derive(Debug, Default)]
+pub struct BatchState {
+    /// Uploaded files: id, purpose, filename, content.
+    pub files: Vec<(String, String, String, Vec<u8>)>,
+    /// Batch objects, oldest first.
+    pub batches: Vec<serde_json::Value>,
+    /// Block `POST /files` (after storing the file) while set.
+    pub hold_upload: bool,
+    /// Block `POST /batches` (after creating the batch) while set.
+    pub hold_create: bool,
+    /// Batches complete at their next status request while set (else they stay in progress).
+    pub complete: bool,
+    /// Batches fail validation at their next status request while set (`status: failed`, with
+    /// the error of line 1 as OpenAI reports it).
+    pub fail_validation: bool,
+    /// Status requests so far.
+    pub polls: usize,
+    /// Lines (0-based, in input order) answered with an HTTP 400 in the error file.
+    pub fail_lines: Vec<usize>,
+    /// A line whose answer quotes the caller's `Authorization` header.
+    pub echo_key_line: Option<usize>,
+    /// Every request body mica sent and every JSON answer given, by what it is
+    /// (`CreateBatchRequest`, `Batch`, `OpenAIFile`, `ListBatchesResponse`, `BatchRequestInput`):
+    /// for validation against OpenAI's OpenAPI schemas.
+    pub exchanged: Vec<(&'static str, serde_json::Value)>,
+    /// The count each answered line gave, by custom_id.
+    pub answered: Vec<(String, u64)>,
+}
+
+/// A local server speaking OpenAI's Batch API as documented (`POST /v1/files` multipart with
+/// `purpose=batch`, `POST /v1/batches`, `GET /v1/batches`, `GET /v1/batches/{id}`,
+/// `GET /v1/files/{id}/content`): every line is answered as a chat completion whose content is
+/// `{"count": N}` with N = the line's number (1-based) in its input file.
+pub struct BatchServer {
+    pub server: MockServer,
+    pub state: Arc<Mutex<BatchState>>,
+}
+
+impl BatchServer {
+    /// Starts the server; requests need `Authorization: Bearer {key}`.
+    pub fn start(key: &str) -> BatchServer {
+        let state = Arc::new(Mutex::new(BatchState::default()));
+        let st = state.clone();
+        let bearer = format!("Bearer {key}");
+        let server = MockServer::start(Script::Func(Box::new(move |r| {
+            if r.header("authorization") != Some(bearer.as_str()) {
+                return Reply::json(
+                    401,
+                    serde_json::json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
+                );
+            }
+            batch_route(&st, r)
+        })));
+        BatchServer { server, state }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url("/v1")
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, BatchState> {
+        self.state.lock().unwrap()
+    }
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The parts of a `multipart/form-data` body: (name, filename, content).
+pub fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<(String, Option<String>, Vec<u8>)> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .expect("multipart boundary")
+        .trim_matches('"');
+    let delim = format!("--{boundary}");
+    let mut out = Vec::new();
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let mut at = find(body, delim.as_bytes(), 0).expect("first boundary") + delim.len();
+    loop {
+        if body[at..].starts_with(b"--") {
+            break;
+        }
+        at += 2; // CRLF after the boundary
+        let head_end = find(body, b"\r\n\r\n", at).expect("part headers");
+        let head = String::from_utf8_lossy(&body[at..head_end]).to_string();
+        let next = find(body, format!("\r\n{delim}").as_bytes(), head_end).expect("next boundary");
+        let disp = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
+            .unwrap_or("");
+        let field = |k: &str| {
+            disp.split(';')
+                .find_map(|p| p.trim().strip_prefix(&format!("{k}=")))
+                .map(|v| v.trim_matches('"').to_string())
+        };
+        out.push((
+            field("name").unwrap_or_default(),
+            field("filename"),
+            body[head_end + 4..next].to_vec(),
+        ));
+        at = next + 2 + delim.len();
+    }
+    out
+}
+
+fn batch_route(state: &Mutex<BatchState>, r: &Recorded) -> Reply {
+    use serde_json::{json, Value};
+    let path = r.path.split('?').next().unwrap_or("").to_string();
+    let hold = |flag: fn(&BatchState) -> bool| {
+        while flag(&state.lock().unwrap()) {
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    match (r.method.as_str(), path.as_str()) {
+        ("POST", "/v1/files") => {
+            let parts = multipart_parts(r.header("content-type").unwrap_or(""), &r.body);
+            let purpose = parts
+                .iter()
+                .find(|p| p.0 == "purpose")
+                .map(|p| String::from_utf8_lossy(&p.2).to_string())
+                .unwrap_or_default();
+            let Some((_, filename, content)) = parts.into_iter().find(|p| p.0 == "file") else {
+                return Reply::json(
+                    400,
+                    json!({"error": {"message": "no file", "type": "invalid_request_error"}}),
+                );
+            };
+            let filename = filename.unwrap_or_default();
+            let file = {
+                let mut s = state.lock().unwrap();
+                let id = format!("file-{}", s.files.len() + 1);
+                let file = json!({"id": id, "object": "file", "bytes": content.len(), "created_at": now_s(),
+                    "filename": filename, "purpose": purpose, "status": "processed"});
+                s.files.push((id, purpose, filename, content));
+                s.exchanged.push(("OpenAIFile", file.clone()));
+                file
+            };
+            hold(|s| s.hold_upload);
+            Reply::json(200, file)
+        }
+        ("POST", "/v1/batches") => {
+            let req: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            let batch = {
+                let mut s = state.lock().unwrap();
+                s.exchanged.push(("CreateBatchRequest", req.clone()));
+                let input = req["input_file_id"].as_str().unwrap_or("");
+                let Some(file) = s.files.iter().find(|f| f.0 == input) else {
+                    return Reply::json(
+                        400,
+                        json!({"error": {"message": format!("no file {input}"), "type": "invalid_request_error"}}),
+                    );
+                };
+                let text = String::from_utf8_lossy(&file.3).to_string();
+                let lines = text.lines().count();
+                for l in text.lines() {
+                    let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+                    s.exchanged.push(("BatchRequestInput", v));
+                }
+                let id = format!("batch_{}", s.batches.len() + 1);
+                let batch = json!({"id": id, "object": "batch", "endpoint": req["endpoint"],
+                    "input_file_id": input, "completion_window": req["completion_window"],
+                    "status": "validating", "created_at": now_s(), "metadata": req["metadata"],
+                    "request_counts": {"total": lines, "completed": 0, "failed": 0}});
+                s.batches.push(batch.clone());
+                s.exchanged.push(("Batch", batch.clone()));
+                batch
+            };
+            hold(|s| s.hold_create);
+            Reply::json(200, batch)
+        }
+        ("GET", "/v1/batches") => {
+            let mut s = state.lock().unwrap();
+            let data: Vec<Value> = s.batches.iter().rev().cloned().collect();
+            let mut list = json!({"object": "list", "has_more": false, "data": data});
+            // `first_id` and `last_id` are strings when present (the schema has no null).
+            if let (Some(first), Some(last)) = (data.first(), data.last()) {
+                list["first_id"] = first["id"].clone();
+                list["last_id"] = last["id"].clone();
+            }
+            s.exchanged.push(("ListBatchesResponse", list.clone()));
+            Reply::json(200, list)
+        }
+        ("GET", p) if p.starts_with("/v1/batches/") => {
+            let id = p.trim_start_matches("/v1/batches/").to_string();
+            let mut s = state.lock().unwrap();
+            s.polls += 1;
+            let Some(i) = s.batches.iter().position(|b| b["id"] == id.as_str()) else {
+                return Reply::json(
+                    404,
+                    json!({"error": {"message": format!("No batch found with id '{id}'."), "type": "invalid_request_error"}}),
+                );
+            };
+            if s.fail_validation {
+                s.batches[i]["status"] = "failed".into();
+                s.batches[i]["failed_at"] = now_s().into();
+                s.batches[i]["errors"] = json!({"object": "list", "data": [{"code": "invalid_request",
+                    "message": "The model `gpt-4o-nonexistent` does not exist or you do not have access to it.",
+                    "param": "body.model", "line": 1}]});
+            } else if s.complete && s.batches[i]["status"] != "completed" {
+                complete_batch(&mut s, i, r.header("authorization").unwrap_or(""));
+            } else if !s.complete {
+                s.batches[i]["status"] = "in_progress".into();
+                s.batches[i]["in_progress_at"] = now_s().into();
+            }
+            let b = s.batches[i].clone();
+            s.exchanged.push(("Batch", b.clone()));
+            Reply::json(200, b)
+        }
+        ("GET", p) if p.starts_with("/v1/files/") && p.ends_with("/content") => {
+            let id = p
+                .trim_start_matches("/v1/files/")
+                .trim_end_matches("/content");
+            let s = state.lock().unwrap();
+            match s.files.iter().find(|f| f.0 == id) {
+                Some(f) => Reply::raw(200, &String::from_utf8_lossy(&f.3))
+                    .with_header("Content-Type", "application/octet-stream"),
+                None => Reply::json(
+                    404,
+                    json!({"error": {"message": format!("No such File object: {id}"), "type": "invalid_request_error"}}),
+                ),
+            }
+        }
+        _ => Reply::json(
+            404,
+            json!({"error": {"message": format!("no route {} {}", r.method, r.path)}}),
+        ),
+    }
+}
+
+/// Answers every line of batch `i`, writes its output and error files, and marks it completed.
+fn complete_batch(s: &mut BatchState, i: usize, authorization: &str) {
+    use serde_json::json;
+    let input = s.batches[i]["input_file_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let text = s
+        .files
+        .iter()
+        .find(|f| f.0 == input)
+        .map(|f| String::from_utf8_lossy(&f.3).to_string())
+        .unwrap_or_default();
+    let (mut out, mut err) = (String::new(), String::new());
+    let (mut ok, mut failed) = (0u64, 0u64);
+    for (n, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        let custom_id = v["custom_id"].as_str().unwrap_or("").to_string();
+        let model = v["body"]["model"].as_str().unwrap_or("gpt-4o");
+        if s.fail_lines.contains(&n) {
+            failed += 1;
+            let l = json!({"id": format!("batch_req_{i}_{n}"), "custom_id": custom_id,
+                "response": {"status_code": 400, "request_id": format!("req_{n}"),
+                    "body": {"error": {"message": "You uploaded an unsupported image. Please make sure your image is valid.", "type": "invalid_request_error", "param": null, "code": "image_parse_error"}}},
+                "error": null});
+            err.push_str(&format!("{l}\n"));
+            continue;
+        }
+        let count = n as u64 + 1;
+        let content = if s.echo_key_line == Some(n) {
+            format!("{{\"count\": {count}, \"note\": \"called with {authorization}\"}}")
+        } else {
+            format!("{{\"count\": {count}}}")
+        };
+        let mut body = openai_ok(&content);
+        body["model"] = model.into();
+        let l = json!({"id": format!("batch_req_{i}_{n}"), "custom_id": custom_id,
+            "response": {"status_code": 200, "request_id": format!("req_{n}"), "body": body},
+            "error": null});
+        out.push_str(&format!("{l}\n"));
+        s.answered.push((custom_id, count));
+        ok += 1;
+    }
+    let mut file = |content: String| {
+        let id = format!("file-{}", s.files.len() + 1);
+        s.files.push((
+            id.clone(),
+            "batch_output".into(),
+            "output.jsonl".into(),
+            content.into_bytes(),
+        ));
+        id
+    };
+    let out_id = (!out.is_empty()).then(|| file(out));
+    let err_id = (!err.is_empty()).then(|| file(err));
+    let b = &mut s.batches[i];
+    b["status"] = "completed".into();
+    b["completed_at"] = now_s().into();
+    b["request_counts"] = json!({"total": ok + failed, "completed": ok, "failed": failed});
+    if let Some(id) = out_id {
+        b["output_file_id"] = id.into();
+    }
+    if let Some(id) = err_id {
+        b["error_file_id"] = id.into();
+    }
+}
