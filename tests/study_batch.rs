@@ -274,3 +274,32 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Regression: a study's model requests were made on the cores' thread pool, so a 2-core
+/// machine never had more than 2 in flight whatever the method's `concurrency`.
+#[test]
+fn a_study_model_method_keeps_its_concurrency_in_flight_whatever_the_cores() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::MockServer::start(support::Script::Func(Box::new(|_| {
+        support::Reply::json(200, support::openai_ok("{\"count\": 4}"))
+            .delayed(Duration::from_millis(300))
+    })));
+    let url = server.url("/v1");
+    let study = study(dir.path(), &url);
+    let text = std::fs::read_to_string(&study).unwrap().replace(
+        "batch = true\nbatch_poll_s = 0.1\n",
+        "concurrency = 4\nrequests_per_minute = 0\n",
+    );
+    std::fs::write(&study, text).unwrap();
+    let out = mica_run(&study, &dir.path().join("r.sqlite"))
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.count(), 10);
+    assert_eq!(server.max_in_flight(), 4, "requests in flight");
+}

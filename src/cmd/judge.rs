@@ -52,6 +52,9 @@ pub struct JudgeArgs {
     /// Judge requests started per minute, 0 = no limit.
     #[arg(long, value_name = "N", help_heading = "LLM judge")]
     pub judge_rpm: Option<u32>,
+    /// Judge tokens per minute, 0 = no limit.
+    #[arg(long, value_name = "N", help_heading = "LLM judge")]
+    pub judge_tpm: Option<u32>,
     /// Timeout of one judge request in seconds.
     #[arg(
         long,
@@ -100,6 +103,7 @@ impl JudgeArgs {
             max_tokens: self.judge_max_tokens,
             concurrency: self.judge_concurrency,
             rpm: self.judge_rpm,
+            tpm: self.judge_tpm,
             timeout_s: self.judge_timeout_s,
             retries: self.judge_retries,
             cache: self.judge_cache.clone(),

@@ -108,6 +108,10 @@ pub struct VlmOptions {
     /// Requests started per minute, 0 = no limit (default: openai 60, gemini 15, others none).
     #[arg(long, value_name = "N", help_heading = "Requests")]
     pub rpm: Option<u32>,
+    /// Tokens per minute, 0 = no limit (default none): each request counts its estimated input
+    /// tokens plus its output limit (--max-tokens, else 1024), as OpenAI counts them.
+    #[arg(long, value_name = "N", help_heading = "Requests")]
+    pub tpm: Option<u32>,
     /// Timeout of one request in seconds.
     #[arg(
         long,
@@ -342,7 +346,7 @@ pub(crate) fn prices(opts: &VlmOptions) -> anyhow::Result<PriceTable> {
     })
 }
 
-/// The provider's default limits with `--concurrency`, `--rpm` and `--timeout-s` applied.
+/// The provider's default limits with `--concurrency`, `--rpm`, `--tpm` and `--timeout-s` applied.
 pub(crate) fn limits(spec: &ModelSpec, opts: &VlmOptions) -> anyhow::Result<mica_vlm::Limits> {
     let mut limits = default_limits(spec.provider);
     if let Some(c) = opts.concurrency {
@@ -353,6 +357,9 @@ pub(crate) fn limits(spec: &ModelSpec, opts: &VlmOptions) -> anyhow::Result<mica
     }
     if let Some(r) = opts.rpm {
         limits.requests_per_minute = r;
+    }
+    if let Some(t) = opts.tpm {
+        limits.tokens_per_minute = t;
     }
     limits.timeout_s = opts.timeout_s;
     Ok(limits)

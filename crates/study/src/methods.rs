@@ -78,6 +78,9 @@ pub struct VlmMethod {
     pub prompt: String,
     /// Batch API mode (`batch = true`): the time between two status requests.
     pub batch_poll: Option<std::time::Duration>,
+    /// Requests in flight at once (its limits' concurrency): the run gives its images that
+    /// many threads, whatever the number of cores.
+    pub concurrency: usize,
     /// The answers its batches gave in this run, by request key, taken once each.
     pub batch_answers:
         std::sync::Mutex<HashMap<String, Result<mica_vlm::Outcome, mica_vlm::VlmError>>>,
@@ -239,6 +242,9 @@ pub fn build(
             structured,
             batch,
             batch_poll_s,
+            concurrency,
+            requests_per_minute,
+            tokens_per_minute,
             ..
         } => {
             let spec = mica_vlm::ModelSpec::parse(model)
@@ -253,9 +259,21 @@ pub fn build(
                     .map_err(|e| anyhow::anyhow!("method {name:?}: structured: {e}"))?,
                 None => mica_vlm::Structured::Auto,
             };
+            // Limits change how fast, never what is answered: not part of the settings hash.
+            let mut limits = mica_vlm::default_limits(spec.provider);
+            if let Some(c) = concurrency {
+                limits.concurrency = *c;
+            }
+            if let Some(r) = requests_per_minute {
+                limits.requests_per_minute = *r;
+            }
+            if let Some(t) = tokens_per_minute {
+                limits.tokens_per_minute = *t;
+            }
             let opts = mica_vlm::ClientOptions {
                 base_url: base_url.clone(),
                 structured,
+                limits: Some(limits),
                 ..Default::default()
             };
             let endpoint = match mica_vlm::Endpoint::resolve(spec.provider, base_url.as_deref()) {
@@ -292,6 +310,7 @@ pub fn build(
                 batch_poll: (*batch == Some(true))
                     .then(|| std::time::Duration::from_secs_f64(batch_poll_s.unwrap_or(30.0))),
                 batch_answers: Default::default(),
+                concurrency: limits.concurrency.max(1),
             })))
         }
     }

@@ -585,8 +585,31 @@ pub fn run(study: &Study, opts: &RunOptions) -> anyhow::Result<RunSummary> {
         let d = done_groups.fetch_add(1, Ordering::Relaxed) as u64 + 1;
         opts.progress.tell(d, total);
     };
+    // Model methods wait on HTTP, not on the CPU: their images get a pool of as many threads
+    // as their requests may be in flight (each provider's limiter still caps it), beside the
+    // cores' pool that segments the others.
+    let vlm_threads: usize = runtimes
+        .values()
+        .map(|rt| match rt {
+            Runtime::Vlm(v) => v.concurrency,
+            _ => 0,
+        })
+        .sum();
+    let (vlm_groups, cpu_groups): (Vec<&Group>, Vec<&Group>) = groups
+        .iter()
+        .partition(|g| matches!(runtimes.get(&g.method), Some(Runtime::Vlm(_))));
     if opts.delay_ms > 0 {
         groups.iter().for_each(do_group);
+    } else if vlm_threads > 0 && !vlm_groups.is_empty() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(vlm_threads.min(256))
+            .thread_name(|i| format!("mica-vlm-{i}"))
+            .build()
+            .context("cannot start the threads of the model methods")?;
+        rayon::join(
+            || pool.install(|| vlm_groups.par_iter().for_each(|g| do_group(g))),
+            || cpu_groups.par_iter().for_each(|g| do_group(g)),
+        );
     } else {
         groups.par_iter().for_each(do_group);
     }

@@ -289,6 +289,16 @@ pub enum MethodSpec {
         /// Seconds between two status requests of a running batch (default 30).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         batch_poll_s: Option<f64>,
+        /// Requests in flight at once (default per provider: openai 4, gemini 2, ollama 1,
+        /// compatible 2), as `--concurrency`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        concurrency: Option<usize>,
+        /// Requests started per minute, 0 = no limit (default per provider), as `--rpm`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requests_per_minute: Option<u32>,
+        /// Tokens per minute, 0 = no limit (default), as `--tpm`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_per_minute: Option<u32>,
         #[serde(default)]
         description: String,
     },
@@ -509,6 +519,7 @@ impl Study {
                 structured,
                 batch,
                 batch_poll_s,
+                concurrency,
                 ..
             } = m
             {
@@ -517,6 +528,9 @@ impl Study {
                 }
                 if *batch == Some(true) && !model.starts_with("openai:") {
                     bail!("method {name:?}: `batch = true` needs an `openai:` model (mica speaks OpenAI's Batch API only), not {model:?}");
+                }
+                if *concurrency == Some(0) {
+                    bail!("method {name:?}: concurrency must be at least 1");
                 }
                 if let Some(p) = batch_poll_s {
                     if !(p.is_finite() && *p > 0.0) {
@@ -592,6 +606,45 @@ mod tests {
     fn unknown_key_is_named() {
         let err = parse("name = \"x\"\nfoo = 1\n").unwrap_err();
         assert!(format!("{err:#}").contains("foo"), "{err:#}");
+    }
+
+    #[test]
+    fn vlm_batch_and_limit_options_are_checked() {
+        let study = |method: &str| {
+            format!(
+                "name = \"x\"\n[[datasets]]\nname = \"d\"\nkind = \"folder\"\npath = \".\"\n[[methods]]\nname = \"m\"\nkind = \"vlm\"\n{method}\n[[tasks]]\nkind = \"count\"\ndatasets = [\"d\"]\nmethods = [\"m\"]\n"
+            )
+        };
+        let ok = parse(&study(
+            "model = \"openai:gpt-4o\"\nbatch = true\nbatch_poll_s = 5\nconcurrency = 8\nrequests_per_minute = 500\ntokens_per_minute = 30000",
+        ))
+        .unwrap();
+        match &ok.file.methods[0] {
+            MethodSpec::Vlm {
+                batch,
+                concurrency,
+                tokens_per_minute,
+                ..
+            } => assert_eq!(
+                (*batch, *concurrency, *tokens_per_minute),
+                (Some(true), Some(8), Some(30000))
+            ),
+            other => panic!("{other:?}"),
+        }
+        for (bad, says) in [
+            (
+                "model = \"gemini:gemini-3.5-flash\"\nbatch = true",
+                "OpenAI's Batch API only",
+            ),
+            (
+                "model = \"openai:gpt-4o\"\nbatch_poll_s = 0",
+                "batch_poll_s",
+            ),
+            ("model = \"openai:gpt-4o\"\nconcurrency = 0", "concurrency"),
+        ] {
+            let err = format!("{:#}", parse(&study(bad)).unwrap_err());
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

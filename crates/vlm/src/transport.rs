@@ -59,6 +59,10 @@ pub struct Limits {
     pub concurrency: usize,
     /// Requests started per minute (0 = no limit). Retries count.
     pub requests_per_minute: u32,
+    /// Tokens per minute (0 = no limit): each request's estimated input tokens plus its
+    /// output-token limit, as OpenAI counts a request against its TPM limit; request starts are
+    /// spaced so that no minute sees more. Retries count.
+    pub tokens_per_minute: u32,
     /// Whole-request timeout (connect, send, answer).
     pub timeout_s: f64,
 }
@@ -68,12 +72,14 @@ impl Default for Limits {
         Limits {
             concurrency: 2,
             requests_per_minute: 0,
+            tokens_per_minute: 0,
             timeout_s: 120.0,
         }
     }
 }
 
-/// Concurrency semaphore plus an even spacing of request starts (`60 / rpm` seconds apart).
+/// Concurrency semaphore plus an even spacing of request starts: `60 / rpm` seconds apart, and
+/// `60 × tokens / tpm` seconds after a request of `tokens` tokens.
 #[derive(Debug)]
 struct Limiter {
     in_flight: Mutex<usize>,
@@ -81,6 +87,8 @@ struct Limiter {
     max: usize,
     spacing: Option<Duration>,
     next_start: Mutex<Option<Instant>>,
+    tokens_per_minute: u32,
+    next_token_start: Mutex<Option<Instant>>,
 }
 
 struct Permit<'a>(&'a Limiter);
@@ -102,10 +110,13 @@ impl Limiter {
             spacing: (limits.requests_per_minute > 0)
                 .then(|| Duration::from_secs_f64(60.0 / limits.requests_per_minute as f64)),
             next_start: Mutex::new(None),
+            tokens_per_minute: limits.tokens_per_minute,
+            next_token_start: Mutex::new(None),
         }
     }
 
-    fn acquire(&self) -> Permit<'_> {
+    /// A permit for a request of `tokens` estimated tokens.
+    fn acquire(&self, tokens: u64) -> Permit<'_> {
         {
             let mut n = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             while *n >= self.max {
@@ -119,6 +130,26 @@ impl Limiter {
                 let now = Instant::now();
                 let slot = next.map_or(now, |t| t.max(now));
                 *next = Some(slot + spacing);
+                slot
+            };
+            let now = Instant::now();
+            if slot > now {
+                std::thread::sleep(slot - now);
+            }
+        }
+        if self.tokens_per_minute > 0 {
+            let slot = {
+                let mut next = self
+                    .next_token_start
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let slot = next.map_or(now, |t| t.max(now));
+                *next = Some(
+                    slot + Duration::from_secs_f64(
+                        60.0 * tokens as f64 / self.tokens_per_minute as f64,
+                    ),
+                );
                 slot
             };
             let now = Instant::now();
@@ -256,8 +287,20 @@ impl Transport {
         headers: &[(&str, String)],
         body: &serde_json::Value,
     ) -> (Result<JsonReply, VlmError>, u32) {
+        self.post_json_weighted(url, headers, body, 0)
+    }
+
+    /// [`Self::post_json_counted`] for a request of `tokens` estimated tokens (input plus the
+    /// output limit), which the tokens-per-minute limit counts.
+    pub fn post_json_weighted(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &serde_json::Value,
+        tokens: u64,
+    ) -> (Result<JsonReply, VlmError>, u32) {
         let mut timed_out = 0u32;
-        let result = self.post_json_inner(url, headers, body, &mut timed_out);
+        let result = self.post_json_inner(url, headers, body, tokens, &mut timed_out);
         (result, timed_out)
     }
 
@@ -266,6 +309,7 @@ impl Transport {
         url: &str,
         headers: &[(&str, String)],
         body: &serde_json::Value,
+        tokens: u64,
         timed_out: &mut u32,
     ) -> Result<JsonReply, VlmError> {
         let payload = serde_json::to_vec(body).map_err(|e| VlmError::BadResponse {
@@ -276,7 +320,7 @@ impl Transport {
             content_type: "application/json",
             body: &payload,
         };
-        let reply = self.send_inner(request, url, headers, timed_out)?;
+        let reply = self.send_inner(request, url, headers, tokens, timed_out)?;
         self.json_of(reply)
     }
 
@@ -316,7 +360,7 @@ impl Transport {
         headers: &[(&str, String)],
     ) -> Result<TextReply, VlmError> {
         let mut timed_out = 0;
-        self.send_inner(request, url, headers, &mut timed_out)
+        self.send_inner(request, url, headers, 0, &mut timed_out)
     }
 
     fn send_inner(
@@ -324,13 +368,14 @@ impl Transport {
         request: HttpRequest<'_>,
         url: &str,
         headers: &[(&str, String)],
+        tokens: u64,
         timed_out: &mut u32,
     ) -> Result<TextReply, VlmError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let outcome = {
-                let _permit = self.limiter.acquire();
+                let _permit = self.limiter.acquire(tokens);
                 self.attempt(request, url, headers, attempt)
             };
             match outcome {

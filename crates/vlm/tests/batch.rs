@@ -79,7 +79,7 @@ fn requests(n: usize) -> Vec<VlmRequest> {
     (0..n)
         .map(|i| {
             VlmRequest::single(
-                &format!("How many cells are in image {i}? Count: <n>"),
+                format!("How many cells are in image {i}? Count: <n>"),
                 vec![],
             )
         })

@@ -59,6 +59,7 @@ fn second_run_makes_no_http_calls_and_the_key_is_not_stored() {
                     concurrency: 3,
                     requests_per_minute: 0,
                     timeout_s: 10.0,
+                    ..Default::default()
                 }),
                 ..Default::default()
             },
@@ -102,6 +103,7 @@ fn second_run_makes_no_http_calls_and_the_key_is_not_stored() {
                     concurrency: 3,
                     requests_per_minute: 0,
                     timeout_s: 10.0,
+                    ..Default::default()
                 }),
                 ..Default::default()
             },

@@ -105,6 +105,7 @@ fn sent_bodies(model: &str, dir: &std::path::Path) -> Vec<(String, Value)> {
                     concurrency: 1,
                     requests_per_minute: 0,
                     timeout_s: 10.0,
+                    ..Default::default()
                 }),
                 ..Default::default()
             },
@@ -157,6 +158,7 @@ fn sent_bodies(model: &str, dir: &std::path::Path) -> Vec<(String, Value)> {
                         concurrency: 1,
                         requests_per_minute: 0,
                         timeout_s: 10.0,
+                        ..Default::default()
                     }),
                     ..Default::default()
                 },

@@ -496,6 +496,7 @@ fn concurrency_and_rate_limits_hold() {
                 concurrency: 2,
                 requests_per_minute: 0,
                 timeout_s: 10.0,
+                ..Default::default()
             }),
             retry: fast_retry(0),
             structured: Structured::Auto,
@@ -523,6 +524,7 @@ fn concurrency_and_rate_limits_hold() {
                 concurrency: 4,
                 requests_per_minute: 600,
                 timeout_s: 10.0,
+                ..Default::default()
             }),
             retry: fast_retry(0),
             structured: Structured::Auto,
@@ -536,6 +538,44 @@ fn concurrency_and_rate_limits_hold() {
         "{:?}",
         t0.elapsed()
     );
+}
+
+#[test]
+fn a_tokens_per_minute_limit_spaces_requests_by_their_estimated_tokens() {
+    setup();
+    let server = MockServer::sequence(vec![Reply::json(200, ollama_ok("Count: 1"))]);
+    let spec = ModelSpec::parse("ollama:llava:13b").unwrap();
+    let req = count_prompt().request(prepared(), &sampling());
+    // What the limit counts per request: estimated input tokens plus the output limit.
+    let u = mica_vlm::prices::estimate_tokens(&spec, &req);
+    let tokens = u.input_tokens.unwrap() + u.output_tokens.unwrap();
+    assert!(tokens > 0);
+    // A limit of 10 requests' worth per second: 5 requests, 4 in flight, take at least 0.4 s
+    // (without the limit they take milliseconds).
+    let tpm = (tokens * 600) as u32;
+    let c = Client::new(
+        spec,
+        &ClientOptions {
+            base_url: Some(server.url("")),
+            limits: Some(Limits {
+                concurrency: 4,
+                tokens_per_minute: tpm,
+                timeout_s: 10.0,
+                ..Default::default()
+            }),
+            retry: fast_retry(0),
+            structured: Structured::Auto,
+        },
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    run_batch(5, 4, |_| c.generate(&req), |r| assert!(r.result.is_ok()));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(390),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(server.count(), 5);
 }
 
 #[test]

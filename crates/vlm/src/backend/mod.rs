@@ -257,7 +257,12 @@ impl VisionLanguageModel for Client {
     fn generate_counted(&self, req: &VlmRequest) -> Generated {
         let (url, headers, body) = self.wire(req);
         tracing::debug!(model = %self.spec, %url, "sending request");
-        let (reply, timed_out_attempts) = self.transport.post_json_counted(&url, &headers, &body);
+        // What a tokens-per-minute limit counts: estimated input plus the output limit.
+        let u = crate::prices::estimate_tokens(&self.spec, req);
+        let tokens = u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0);
+        let (reply, timed_out_attempts) = self
+            .transport
+            .post_json_weighted(&url, &headers, &body, tokens);
         Generated {
             result: reply.and_then(|reply| self.read_reply(&reply)),
             timed_out_attempts,
