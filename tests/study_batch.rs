@@ -17,34 +17,15 @@ use support::BatchServer;
 
 const KEY: &str = "sk-mica-batch-test-SECRET-KEY-0123";
 
+/// The 10-image count study of `common`, its model an OpenAI batch method polled every 0.1 s.
 fn study(dir: &Path, url: &str) -> std::path::PathBuf {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let study = dir.join("batch.toml");
+    let study = common::vlm_count_study(dir, "openai:gpt-4o", url);
+    let text = std::fs::read_to_string(&study).unwrap();
+    let line = format!("base_url = \"{url}\"\n");
+    assert!(text.contains(&line));
     std::fs::write(
         &study,
-        format!(
-            r#"
-name = "batch count"
-data_root = "{}"
-[[datasets]]
-name = "bbbc"
-kind = "bbbc005"
-path = "bbbc005"
-[[methods]]
-name = "gpt batch"
-kind = "vlm"
-model = "openai:gpt-4o"
-base_url = "{url}"
-batch = true
-batch_poll_s = 0.1
-[[tasks]]
-kind = "count"
-datasets = ["bbbc"]
-methods = ["gpt batch"]
-objects = "cells"
-"#,
-            examples.display()
-        ),
+        text.replace(&line, &format!("{line}batch = true\nbatch_poll_s = 0.1\n")),
     )
     .unwrap();
     study

@@ -306,11 +306,7 @@ impl Engine {
                 self.spec
             ))
         })?;
-        let journal_err = |e: String| VlmError::Batch {
-            provider: self.spec.provider.as_str().to_string(),
-            batch: "journal".into(),
-            reason: e,
-        };
+        let journal_err = |e| self.journal_error("journal", e);
         let mut run = BatchRun::default();
         for entry in journal.open().map_err(journal_err)? {
             let id = match entry.batch_id {
@@ -380,11 +376,7 @@ impl Engine {
         created: &mut Vec<(String, String)>,
         run: &mut BatchRun,
     ) -> Result<(), VlmError> {
-        let journal_err = |e: String| VlmError::Batch {
-            provider: self.spec.provider.as_str().to_string(),
-            batch: "journal".into(),
-            reason: e,
-        };
+        let journal_err = |e| self.journal_error("journal", e);
         let tag = self.new_tag(created.len());
         journal.begin(&tag, chunk.len()).map_err(journal_err)?;
         // Should this fail after the provider created the batch, the journal still holds the
@@ -396,6 +388,15 @@ impl Engine {
         run.submitted.push(s.batch_id.clone());
         created.push((tag, s.batch_id));
         Ok(())
+    }
+
+    /// A failure to read or write the batch journal.
+    fn journal_error(&self, batch: &str, reason: String) -> VlmError {
+        VlmError::Batch {
+            provider: self.spec.provider.as_str().to_string(),
+            batch: batch.to_string(),
+            reason,
+        }
     }
 
     /// A tag no other batch has: the model, the time, the process and a counter, hashed.
@@ -423,11 +424,7 @@ impl Engine {
         run: &mut BatchRun,
     ) -> Result<(), VlmError> {
         let provider = self.spec.provider.as_str().to_string();
-        let journal_err = |e: String| VlmError::Batch {
-            provider: provider.clone(),
-            batch: id.to_string(),
-            reason: e,
-        };
+        let journal_err = |e| self.journal_error(id, e);
         loop {
             let status = api.status(id)?;
             (opts.on_status)(id, &status);
