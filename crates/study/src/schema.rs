@@ -526,8 +526,10 @@ impl Study {
                 if !model.contains(':') {
                     bail!("method {name:?}: model {model:?} must be `provider:model`, e.g. `openai:gpt-4o`");
                 }
-                if *batch == Some(true) && !model.starts_with("openai:") {
-                    bail!("method {name:?}: `batch = true` needs an `openai:` model (mica speaks OpenAI's Batch API only), not {model:?}");
+                if *batch == Some(true)
+                    && !(model.starts_with("openai:") || model.starts_with("gemini:"))
+                {
+                    bail!("method {name:?}: `batch = true` needs an `openai:` or `gemini:` model (mica speaks those providers' Batch APIs only), not {model:?}");
                 }
                 if *concurrency == Some(0) {
                     bail!("method {name:?}: concurrency must be at least 1");
@@ -631,10 +633,12 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+        parse(&study("model = \"gemini:gemini-3.5-flash\"\nbatch = true"))
+            .expect("Gemini batch mode is accepted");
         for (bad, says) in [
             (
-                "model = \"gemini:gemini-3.5-flash\"\nbatch = true",
-                "OpenAI's Batch API only",
+                "model = \"ollama:llava:13b\"\nbatch = true",
+                "Batch APIs only",
             ),
             (
                 "model = \"openai:gpt-4o\"\nbatch_poll_s = 0",

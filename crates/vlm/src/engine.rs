@@ -302,7 +302,7 @@ impl Engine {
     ) -> Result<BatchRun, VlmError> {
         let api = self.model.batch_api().ok_or_else(|| {
             VlmError::Config(format!(
-                "{}: mica speaks no Batch API for this provider (OpenAI's only); run it without `batch`",
+                "{}: mica speaks no Batch API for this provider (OpenAI's and Gemini's only); run it without `batch`",
                 self.spec
             ))
         })?;
@@ -349,7 +349,7 @@ impl Engine {
                 continue;
             }
             let line = api.line(&key, &req);
-            let n = line.jsonl().len() + 1;
+            let n = line.jsonl.len() + 1;
             if !chunk.is_empty() && (chunk.len() >= MAX_LINES || bytes + n > MAX_BYTES) {
                 self.submit_chunk(api, journal, &chunk, &mut created, &mut run)?;
                 chunk.clear();

@@ -355,9 +355,13 @@ mod tests {
     }
 
     #[test]
-    fn batch_prices_are_half_for_openai_and_must_come_in_pairs() {
+    fn batch_prices_are_half_for_openai_and_gemini_and_must_come_in_pairs() {
         let t = PriceTable::builtin().unwrap();
-        for p in t.price.iter().filter(|p| p.provider == Provider::Openai) {
+        for p in t
+            .price
+            .iter()
+            .filter(|p| matches!(p.provider, Provider::Openai | Provider::Gemini))
+        {
             assert_eq!(p.batch_input_usd_per_mtok, Some(p.input_usd_per_mtok / 2.0));
             assert_eq!(
                 p.batch_output_usd_per_mtok,
@@ -371,7 +375,14 @@ mod tests {
         let gemini = t
             .lookup(&ModelSpec::parse("gemini:gemini-3.5-flash").unwrap())
             .unwrap();
-        assert_eq!(gemini.batch_cost_usd(1, 1), None);
+        assert_eq!(
+            gemini.batch_cost_usd(1_000_000, 1_000_000),
+            Some(0.75 + 4.5)
+        );
+        let ollama = t
+            .lookup(&ModelSpec::parse("ollama:llava:13b").unwrap())
+            .unwrap();
+        assert_eq!(ollama.batch_cost_usd(1, 1), None);
         let row = "[[price]]\nprovider='openai'\nmodel='x'\ninput_usd_per_mtok=1\noutput_usd_per_mtok=1\n";
         let one = format!("{row}batch_input_usd_per_mtok=0.5\n");
         assert!(PriceTable::parse(&one, Path::new("p.toml")).is_err());

@@ -187,6 +187,19 @@ pub struct TextReply {
     pub text: String,
     pub latency_ms: u64,
     pub attempts: u32,
+    /// The answer's `x-goog-upload-*` headers (names lower-cased, values with the key removed):
+    /// Gemini's resumable upload says where to send the file and whether it is complete there.
+    pub upload_headers: Vec<(String, String)>,
+}
+
+impl TextReply {
+    /// The value of response header `name` (lower-case) among [`Self::upload_headers`].
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.upload_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// What one HTTP request of [`Transport::send`] is.
@@ -320,7 +333,7 @@ impl Transport {
             content_type: "application/json",
             body: &payload,
         };
-        let reply = self.send_inner(request, url, headers, tokens, timed_out)?;
+        let reply = self.send_inner(request, url, headers, Some(tokens), timed_out)?;
         self.json_of(reply)
     }
 
@@ -351,6 +364,10 @@ impl Transport {
     /// Sends one request (GET, or POST with any body) with the retry rules of
     /// [`Self::post_json`] and gives the 2xx answer's text, with the key removed.
     ///
+    /// These are a Batch API's protocol requests (uploads, batch creation, status, results),
+    /// which the providers limit apart from model calls: the requests- and tokens-per-minute
+    /// limits, made for model calls, do not hold them back.
+    ///
     /// # Errors
     /// As [`Self::post_json`].
     pub fn send(
@@ -360,22 +377,45 @@ impl Transport {
         headers: &[(&str, String)],
     ) -> Result<TextReply, VlmError> {
         let mut timed_out = 0;
-        self.send_inner(request, url, headers, 0, &mut timed_out)
+        self.send_inner(request, url, headers, None, &mut timed_out)
     }
 
+    /// [`Self::send`] of a JSON body, its answer read as JSON.
+    ///
+    /// # Errors
+    /// As [`Self::post_json`].
+    pub fn send_json(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &serde_json::Value,
+    ) -> Result<JsonReply, VlmError> {
+        let payload = body.to_string();
+        let reply = self.send(
+            HttpRequest::Post {
+                content_type: "application/json",
+                body: payload.as_bytes(),
+            },
+            url,
+            headers,
+        )?;
+        self.json_of(reply)
+    }
+
+    /// `limited`: `Some(tokens)` for a model call the limits hold back (weighing `tokens`).
     fn send_inner(
         &self,
         request: HttpRequest<'_>,
         url: &str,
         headers: &[(&str, String)],
-        tokens: u64,
+        limited: Option<u64>,
         timed_out: &mut u32,
     ) -> Result<TextReply, VlmError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let outcome = {
-                let _permit = self.limiter.acquire(tokens);
+                let _permit = limited.map(|tokens| self.limiter.acquire(tokens));
                 self.attempt(request, url, headers, attempt)
             };
             match outcome {
@@ -456,6 +496,12 @@ impl Transport {
             .or_else(|| header("retry-after").and_then(|v| parse_retry_after(&v)));
         // A server's explicit word on retrying (`x-should-retry: true|false`) is obeyed.
         let should_retry = header("x-should-retry");
+        let upload_headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| k.as_str().starts_with("x-goog-upload-"))
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), self.redact(v.to_str().ok()?))))
+            .collect();
         let text = match resp
             .body_mut()
             .with_config()
@@ -473,6 +519,7 @@ impl Transport {
                 text: self.redact(&text),
                 latency_ms,
                 attempts: attempt,
+                upload_headers,
             });
         }
         if key_rejected(&text) {

@@ -35,7 +35,8 @@ pub trait VisionLanguageModel: Send + Sync {
         }
     }
 
-    /// The provider's Batch API for this model, when mica speaks it (OpenAI's); `None` else.
+    /// The provider's Batch API for this model, when mica speaks it (OpenAI's, Gemini's);
+    /// `None` else.
     fn batch_api(&self) -> Option<&dyn crate::batch::BatchApi> {
         None
     }
@@ -251,7 +252,8 @@ impl VisionLanguageModel for Client {
     }
 
     fn batch_api(&self) -> Option<&dyn crate::batch::BatchApi> {
-        (self.spec.provider == Provider::Openai).then_some(self as &dyn crate::batch::BatchApi)
+        matches!(self.spec.provider, Provider::Openai | Provider::Gemini)
+            .then_some(self as &dyn crate::batch::BatchApi)
     }
 
     fn generate_counted(&self, req: &VlmRequest) -> Generated {

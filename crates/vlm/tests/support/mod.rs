@@ -358,9 +358,14 @@ pub struct BatchState {
 /// `purpose=batch`, `POST /v1/batches`, `GET /v1/batches`, `GET /v1/batches/{id}`,
 /// `GET /v1/files/{id}/content`): every line is answered as a chat completion whose content is
 /// `{"count": N}` with N = the line's number (1-based) in its input file.
+///
+/// [`BatchServer::start_gemini`] speaks Gemini's Batch Mode with an input file instead (see
+/// [`gemini_batch_route`]), the same switches and records applying.
 pub struct BatchServer {
     pub server: MockServer,
     pub state: Arc<Mutex<BatchState>>,
+    /// The API's base path (`/v1`, `/v1beta`).
+    base: &'static str,
 }
 
 impl BatchServer {
@@ -378,11 +383,45 @@ impl BatchServer {
             }
             batch_route(&st, r)
         })));
-        BatchServer { server, state }
+        BatchServer {
+            server,
+            state,
+            base: "/v1",
+        }
+    }
+
+    /// Starts a server speaking Gemini's Batch Mode; requests need `x-goog-api-key: {key}`.
+    pub fn start_gemini(key: &str) -> BatchServer {
+        let state = Arc::new(Mutex::new(BatchState::default()));
+        let st = state.clone();
+        let key = key.to_string();
+        let server = MockServer::start(Script::Func(Box::new(move |r| {
+            // The bytes of a resumable upload are authorized by the session's `upload_id`.
+            let upload_bytes = r.path.starts_with("/upload/") && r.path.contains("upload_id=");
+            if !upload_bytes && r.header("x-goog-api-key") != Some(key.as_str()) {
+                // Gemini's answer to a bad key (HTTP 400, ErrorInfo reason API_KEY_INVALID).
+                return Reply::json(
+                    400,
+                    serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+                        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}),
+                );
+            }
+            gemini_batch_route(&st, r)
+        })));
+        BatchServer {
+            server,
+            state,
+            base: "/v1beta",
+        }
     }
 
     pub fn url(&self) -> String {
-        self.server.url("/v1")
+        self.server.url(self.base)
+    }
+
+    /// The server's root URL (for an SDK that adds the version itself).
+    pub fn root(&self) -> String {
+        self.server.url("")
     }
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, BatchState> {
@@ -629,4 +668,265 @@ fn complete_batch(s: &mut BatchState, i: usize, authorization: &str) {
     if let Some(id) = err_id {
         b["error_file_id"] = id.into();
     }
+}
+
+/// An RFC 3339 time for `now_s`.
+fn rfc3339(t: u64) -> String {
+    let days = t / 86_400;
+    let (h, m, sec) = ((t % 86_400) / 3600, (t % 3600) / 60, t % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{sec:02}.000000Z")
+}
+
+/// Gemini's Batch Mode with an input file, as the google-genai SDK speaks it and ellmer's live
+/// recording shows it (`tests/testthat/batch/state-capitals-gemini.json`):
+///
+/// - `POST /upload/v1beta/files` with `x-goog-upload-command: start` answers the upload URL in
+///   `x-goog-upload-url`; `POST` there with `upload, finalize` stores the file and
+///   answers `x-goog-upload-status: final` and `{"file": File}`;
+/// - `POST /v1beta/models/{model}:batchGenerateContent` creates `batches/N` from
+///   `batch.inputConfig.fileName`; `GET /v1beta/batches` lists, `GET /v1beta/batches/N` polls
+///   (first `BATCH_STATE_SUCCEEDED` without its responses file, as ellmer saw live, then with
+///   it); `GET /v1beta/files/F:download?alt=media` (or `/download/v1beta/...`) gives the file.
+///
+/// Every line's `{"count": N}` is its number in the input file (1-based). A line whose request
+/// has a camelCase field name is answered with an error (ellmer's finding: the batch file's
+/// parser takes protobuf names only).
+pub fn gemini_batch_route(state: &Mutex<BatchState>, r: &Recorded) -> Reply {
+    use serde_json::{json, Value};
+    let (path, query) = r.path.split_once('?').unwrap_or((r.path.as_str(), ""));
+    let hold = |flag: fn(&BatchState) -> bool| {
+        while flag(&state.lock().unwrap()) {
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let not_found = |what: String| {
+        Reply::json(
+            404,
+            json!({"error": {"code": 404, "message": what, "status": "NOT_FOUND"}}),
+        )
+    };
+    match (r.method.as_str(), path) {
+        ("POST", "/upload/v1beta/files") if r.header("x-goog-upload-command") == Some("start") => {
+            let mut s = state.lock().unwrap();
+            let req: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            s.exchanged.push(("GeminiUploadStart", req));
+            let n = s.files.len() + s.batches.len() + 1;
+            let host = r.header("host").unwrap_or("127.0.0.1");
+            Reply::raw(200, "")
+                .with_header(
+                    "x-goog-upload-url",
+                    &format!("http://{host}/upload/v1beta/files?upload_id=U{n}&upload_protocol=resumable"),
+                )
+                .with_header("x-goog-upload-status", "active")
+        }
+        ("POST", "/upload/v1beta/files") => {
+            if r.header("x-goog-upload-command") != Some("upload, finalize")
+                || r.header("x-goog-upload-offset") != Some("0")
+                || !query.contains("upload_id=")
+            {
+                return Reply::json(
+                    400,
+                    json!({"error": {"code": 400, "message": "bad resumable upload", "status": "INVALID_ARGUMENT"}}),
+                );
+            }
+            let file = {
+                let mut s = state.lock().unwrap();
+                let name = format!("files/in{}", s.files.len() + 1);
+                let t = rfc3339(now_s());
+                let file = json!({"name": name, "mimeType": "application/jsonl",
+                    "sizeBytes": r.body.len().to_string(), "createTime": t, "updateTime": t,
+                    "expirationTime": t, "sha256Hash": "AAAA",
+                    "uri": format!("https://generativelanguage.googleapis.com/v1beta/{name}"),
+                    "state": "ACTIVE", "source": "UPLOADED"});
+                s.files
+                    .push((name, "batch".into(), "input.jsonl".into(), r.body.clone()));
+                s.exchanged.push(("GeminiFile", file.clone()));
+                file
+            };
+            hold(|s| s.hold_upload);
+            Reply::json(200, json!({"file": file})).with_header("x-goog-upload-status", "final")
+        }
+        ("POST", p) if p.starts_with("/v1beta/models/") && p.ends_with(":batchGenerateContent") => {
+            let model = p
+                .trim_start_matches("/v1beta/models/")
+                .trim_end_matches(":batchGenerateContent")
+                .to_string();
+            let req: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            let op = {
+                let mut s = state.lock().unwrap();
+                s.exchanged.push(("GeminiCreateBatch", req.clone()));
+                let input = req["batch"]["inputConfig"]["fileName"]
+                    .as_str()
+                    .or_else(|| req["batch"]["input_config"]["file_name"].as_str())
+                    .unwrap_or("")
+                    .to_string();
+                let Some(file) = s.files.iter().find(|f| f.0 == input) else {
+                    return Reply::json(
+                        400,
+                        json!({"error": {"code": 400, "message": format!("File {input} not found."), "status": "INVALID_ARGUMENT"}}),
+                    );
+                };
+                let text = String::from_utf8_lossy(&file.3).to_string();
+                let lines = text.lines().count();
+                for l in text.lines() {
+                    let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+                    s.exchanged.push(("GeminiBatchLine", v));
+                }
+                let name = format!("batches/b{}", s.batches.len() + 1);
+                let t = rfc3339(now_s());
+                let display = req["batch"]["displayName"]
+                    .as_str()
+                    .or_else(|| req["batch"]["display_name"].as_str())
+                    .unwrap_or("");
+                let op = json!({"name": name, "metadata": {
+                    "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch",
+                    "model": format!("models/{model}"), "displayName": display,
+                    "inputConfig": {"fileName": input}, "createTime": t, "updateTime": t,
+                    "batchStats": {"requestCount": lines.to_string(), "pendingRequestCount": lines.to_string()},
+                    "state": "BATCH_STATE_PENDING", "name": name}});
+                s.batches.push(op.clone());
+                op
+            };
+            hold(|s| s.hold_create);
+            Reply::json(200, op)
+        }
+        ("GET", "/v1beta/batches") => {
+            let s = state.lock().unwrap();
+            let ops: Vec<Value> = s.batches.iter().rev().cloned().collect();
+            Reply::json(200, json!({"operations": ops}))
+        }
+        ("GET", p) if p.starts_with("/v1beta/batches/") => {
+            let name = p.trim_start_matches("/v1beta/").to_string();
+            let mut s = state.lock().unwrap();
+            s.polls += 1;
+            let Some(i) = s.batches.iter().position(|b| b["name"] == name.as_str()) else {
+                return not_found(format!("Batch {name} not found."));
+            };
+            let t = rfc3339(now_s());
+            if s.fail_validation {
+                let b = &mut s.batches[i];
+                b["metadata"]["state"] = "BATCH_STATE_FAILED".into();
+                b["done"] = true.into();
+                b["error"] = json!({"code": 400, "message": "* BatchGenerateContentRequest.model: unexpected model name format\n", "status": "INVALID_ARGUMENT"});
+            } else if s.complete && s.batches[i]["metadata"]["state"] != "BATCH_STATE_SUCCEEDED" {
+                // Succeeded, but the responses file not named yet (seen live by ellmer).
+                let b = &mut s.batches[i];
+                b["metadata"]["state"] = "BATCH_STATE_SUCCEEDED".into();
+                b["metadata"]["updateTime"] = t.into();
+            } else if s.complete && s.batches[i]["done"] != true {
+                complete_gemini_batch(&mut s, i, r.header("x-goog-api-key").unwrap_or(""));
+            } else if !s.complete {
+                let b = &mut s.batches[i];
+                b["metadata"]["state"] = "BATCH_STATE_RUNNING".into();
+                b["metadata"]["updateTime"] = t.into();
+            }
+            let b = s.batches[i].clone();
+            s.exchanged.push(("GeminiBatch", b.clone()));
+            Reply::json(200, b)
+        }
+        ("GET", p)
+            if (p.starts_with("/v1beta/files/") || p.starts_with("/download/v1beta/files/"))
+                && p.ends_with(":download") =>
+        {
+            if !query.split('&').any(|q| q == "alt=media") {
+                return Reply::json(
+                    400,
+                    json!({"error": {"code": 400, "message": "download needs alt=media", "status": "INVALID_ARGUMENT"}}),
+                );
+            }
+            let name = p
+                .trim_start_matches("/download")
+                .trim_start_matches("/v1beta/")
+                .trim_end_matches(":download");
+            let s = state.lock().unwrap();
+            match s.files.iter().find(|f| f.0 == name) {
+                Some(f) => Reply::raw(200, &String::from_utf8_lossy(&f.3))
+                    .with_header("Content-Type", "application/octet-stream"),
+                None => not_found(format!("File {name} not found.")),
+            }
+        }
+        _ => not_found(format!("no route {} {}", r.method, r.path)),
+    }
+}
+
+/// True when some field name of `v` (outside a schema's `properties`) is not snake_case.
+fn has_camel_case_field(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m.iter().any(|(k, x)| {
+            k.chars().any(|c| c.is_ascii_uppercase())
+                || if k == "properties" {
+                    x.as_object()
+                        .is_some_and(|p| p.values().any(has_camel_case_field))
+                } else {
+                    has_camel_case_field(x)
+                }
+        }),
+        serde_json::Value::Array(a) => a.iter().any(has_camel_case_field),
+        _ => false,
+    }
+}
+
+/// Answers every line of Gemini batch `i`, writes its responses file and marks it done.
+fn complete_gemini_batch(s: &mut BatchState, i: usize, key: &str) {
+    use serde_json::json;
+    let input = s.batches[i]["metadata"]["inputConfig"]["fileName"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let text = s
+        .files
+        .iter()
+        .find(|f| f.0 == input)
+        .map(|f| String::from_utf8_lossy(&f.3).to_string())
+        .unwrap_or_default();
+    let mut out = String::new();
+    let (mut ok, mut failed) = (0u64, 0u64);
+    for (n, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        let k = v["key"].as_str().unwrap_or("").to_string();
+        if s.fail_lines.contains(&n) || has_camel_case_field(&v["request"]) {
+            failed += 1;
+            let l = json!({"key": k, "error": {"code": 400,
+                "message": "Unable to process input image. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+                "status": "INVALID_ARGUMENT"}});
+            out.push_str(&format!("{l}\n"));
+            continue;
+        }
+        let count = n as u64 + 1;
+        let content = if s.echo_key_line == Some(n) {
+            format!("{{\"count\": {count}, \"note\": \"called with {key}\"}}")
+        } else {
+            format!("{{\"count\": {count}}}")
+        };
+        let l = json!({"key": k, "response": gemini_ok(&content)});
+        out.push_str(&format!("{l}\n"));
+        s.answered.push((k, count));
+        ok += 1;
+    }
+    let name = format!("files/batch-b{}", i + 1);
+    s.files.push((
+        name.clone(),
+        "batch_output".into(),
+        "responses.jsonl".into(),
+        out.into_bytes(),
+    ));
+    let t = rfc3339(now_s());
+    let b = &mut s.batches[i];
+    b["metadata"]["output"] = json!({"responsesFile": name});
+    b["metadata"]["endTime"] = t.clone().into();
+    b["metadata"]["updateTime"] = t.into();
+    b["metadata"]["batchStats"] = json!({"requestCount": (ok + failed).to_string(),
+        "successfulRequestCount": ok.to_string(), "failedRequestCount": failed.to_string()});
+    b["done"] = true.into();
+    b["response"] = json!({"@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatchOutput", "responsesFile": name});
 }
