@@ -4,9 +4,11 @@
 //! meaningless; what is real is the server's request validation, its grammar-constrained JSON
 //! mode, its token limit and its error bodies.
 //!
-//! The server is text-only: no multimodal projector is loaded, so the image's data URL reaches
-//! the model as prompt text (a 16 × 12 PNG keeps that under a thousand tokens; a BBBC005 image
-//! is 562,419 tokens, which the server refuses with a context-length error).
+//! Two servers: a text-only one (no multimodal projector: the image's data URL reaches the model
+//! as prompt text; a 16 × 12 PNG keeps that under a thousand tokens, a BBBC005 image would be
+//! 562,419), and one with the vision path (`--chat_format llava-1-5 --clip_model_path`, a tiny
+//! random LLaVA-1.5-style projector from the same script), where llama.cpp's mtmd decodes the
+//! PNG mica sends, resizes it and embeds it as 4 image tokens.
 //!
 //! Needs `MICA_LLAMA_PYTHON`, a Python with `llama-cpp-python[server]` and `gguf`; without it
 //! the test says so and returns, except under `MICA_REQUIRE_ORACLES=1` (CI), where it fails.
@@ -18,20 +20,27 @@ use common::{free_port, required, ChildServer as Server};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn start_server(python: &Path, dir: &Path) -> Server {
+/// Starts the server on the tiny model; `vision`: with the tiny projector and LLaVA 1.5's chat
+/// handler.
+fn start_server(python: &Path, dir: &Path, vision: bool) -> Server {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = dir.join("tiny.gguf");
-    let st = Command::new(python)
-        .arg(repo.join("scripts/make_tiny_gguf.py"))
-        .arg(&model)
-        .status()
-        .unwrap();
-    assert!(st.success(), "make_tiny_gguf.py failed");
+    let mmproj = dir.join("mmproj.gguf");
+    let mut make = Command::new(python);
+    make.arg(repo.join("scripts/make_tiny_gguf.py")).arg(&model);
+    if vision {
+        make.arg("--mmproj").arg(&mmproj);
+    }
+    assert!(make.status().unwrap().success(), "make_tiny_gguf.py failed");
     let port = free_port();
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
-    let child = Command::new(python)
-        .args(["-m", "llama_cpp.server", "--model"])
-        .arg(&model)
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "llama_cpp.server", "--model"]).arg(&model);
+    if vision {
+        cmd.args(["--chat_format", "llava-1-5", "--clip_model_path"])
+            .arg(&mmproj);
+    }
+    let child = cmd
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--n_ctx", "8192", "--model_alias", "tiny"])
         .stdout(Stdio::null())
@@ -130,7 +139,7 @@ fn mica_counts_and_studies_against_a_real_llama_cpp_server() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let server = start_server(&python, dir);
+    let server = start_server(&python, dir, false);
     let image = dir.join("cells.png");
     small_png(&image, 40);
 
@@ -279,4 +288,51 @@ methods = ["tiny model"]
     assert!(st.success());
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
     assert!(html.contains("tiny model"));
+}
+
+/// The vision path of a real server: mica sends a BBBC005 image (696 × 520, 8-bit TIFF, sent as
+/// PNG) and a 16 × 12 PNG; llama.cpp's mtmd decodes each, resizes it to the projector's 28 × 28
+/// and embeds it as 4 image tokens, so both cost the same prompt tokens (a few hundred), where
+/// the text-only server would have had the BBBC005 image's 562,419 tokens of data URL. The
+/// grammar-constrained JSON mode works through LLaVA's chat handler too.
+#[test]
+fn mica_sends_images_through_a_real_llama_cpp_vision_projector() {
+    let Some(python) = llama_python() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let server = start_server(&python, dir, true);
+    let small = dir.join("small.png");
+    small_png(&small, 40);
+    let bbbc = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/bbbc005/images/SIMCEPImages_A01_C1_F1_s01_w1.TIF");
+    let mut tokens = Vec::new();
+    for image in [&bbbc, &small] {
+        let (code, err, rows) = count(
+            &server.url,
+            dir,
+            image,
+            &["--structured", "json-object", "--max-tokens", "12"],
+        );
+        assert_eq!(code, 0, "{err}");
+        let r = &rows[0];
+        let raw: serde_json::Value = serde_json::from_str(&r["raw_answer"])
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", r["raw_answer"]));
+        assert!(raw.get("count").is_some(), "{raw}");
+        tokens.push(r["input_tokens"].parse::<u64>().unwrap());
+    }
+    assert_eq!(
+        tokens[0], tokens[1],
+        "an image is 4 tokens whatever its size"
+    );
+    assert!(tokens[0] < 1000, "{tokens:?}");
+    // The server's own log: the projector encoded a 28 × 28 image, twice.
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert_eq!(
+        log.matches("copying image 1/1 to input buffer (nx=28, ny=28)")
+            .count(),
+        2,
+        "{log}"
+    );
 }
