@@ -97,31 +97,8 @@ fn other_models_are_looked_up_under_their_official_names() {
 
 /// Serves `body` at every path on a free loopback port (a stand-in for the download server).
 fn serve(body: Vec<u8>) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if line == "\r\n" => break,
-                    Ok(_) => {}
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream
-                .write_all(head.as_bytes())
-                .and_then(|_| stream.write_all(&body));
-        }
-    });
-    format!("http://{addr}/mobile_sam.pt")
+    mica_testkit::MockServer::sequence(vec![mica_testkit::Reply::bytes(200, body)])
+        .url("/mobile_sam.pt")
 }
 
 #[test]

@@ -617,44 +617,17 @@ fn report_shows_the_judges_grades_with_the_same_numbers_as_eval() {
 fn file_server(
     files: Vec<(String, Vec<u8>)>,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    use mica_testkit::{MockServer, Reply, Script};
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let h = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                    break;
-                }
-            }
-            let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
-            match files.iter().find(|(n, _)| path == format!("/{n}")) {
-                Some((_, body)) => {
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = stream.write_all(body);
-                }
-                None => {
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                }
-            }
+    let server = MockServer::start(Script::Func(Box::new(move |r| {
+        h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match files.iter().find(|(n, _)| r.path == format!("/{n}")) {
+            Some((_, body)) => Reply::bytes(200, body.clone()),
+            None => Reply::bytes(404, Vec::new()),
         }
-    });
-    (url, hits)
+    })));
+    (server.url(""), hits)
 }
 
 fn eval_t1_env(extra: &[&str], env: &[(&str, &Path)]) -> (i32, Value, String) {

@@ -60,51 +60,16 @@ pub fn write_report(store: &Path, out: &Path) {
     assert!(st.success(), "mica report failed: {st}");
 }
 
-/// A local HTTP server on 127.0.0.1 for OpenAI-compatible tests: every request is read whole
-/// (request line, headers, `Content-Length` body) and `respond(request_line, body)` gives the JSON
-/// answered with status 200. Returns the base URL (`http://127.0.0.1:PORT/v1`).
+/// A local HTTP server on 127.0.0.1 for OpenAI-compatible tests (the workspace's test server,
+/// `mica_testkit`): `respond(request_line, body)` gives the JSON answered with status 200.
+/// Returns the base URL (`http://127.0.0.1:PORT/v1`).
 pub fn json_server(respond: impl Fn(&str, &[u8]) -> String + Send + Sync + 'static) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let respond = std::sync::Arc::new(respond);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let respond = respond.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut first = String::new();
-                if reader.read_line(&mut first).unwrap_or(0) == 0 {
-                    return;
-                }
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let l = line.trim_end().to_ascii_lowercase();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = l.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; len];
-                reader.read_exact(&mut body).unwrap();
-                let answer = respond(&first, &body);
-                let mut s = stream;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            });
-        }
-    });
-    url
+    use mica_testkit::{MockServer, Reply, Script};
+    let server = MockServer::start(Script::Func(Box::new(move |r| {
+        let line = format!("{} {} HTTP/1.1", r.method, r.path);
+        Reply::raw(200, &respond(&line, &r.body))
+    })));
+    server.url("/v1")
 }
 
 /// A local OpenAI-compatible server that answers every chat completion with a count after

@@ -4,69 +4,27 @@
 use mica_sam::weights::{download, download_weights, DownloadError, MOBILE_SAM_FILE};
 use mica_sam::SamModel;
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
 
-/// Serves `routes` (path, body) forever on a free loopback port; other paths get a 404.
-/// `/short` announces more bytes than it sends, then closes the connection.
+/// Serves `routes` (path, body) forever on a free loopback port (the workspace's test server,
+/// `mica_testkit`); other paths get a 404. `/short` announces more bytes than it sends, then
+/// closes the connection; `/redirect…` answers 302 to the path its body names.
 fn serve(routes: Vec<(&'static str, Vec<u8>)>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
+    use mica_testkit::{MockServer, Reply, Script};
+    let server = MockServer::start(Script::Func(Box::new(move |r| {
+        match routes.iter().find(|(p, _)| *p == r.path) {
+            // The body names the target path, as GitHub's raw URL redirects elsewhere.
+            Some((p, body)) if p.starts_with("/redirect") => Reply::bytes(302, Vec::new())
+                .with_header("Location", &String::from_utf8_lossy(body)),
+            Some((p, body)) if *p == "/short" => {
+                Reply::bytes(200, body.clone()).announcing(body.len() * 2)
             }
-            // Skip the headers.
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if line == "\r\n" || line == "\n" => break,
-                    Ok(_) => {}
-                }
-            }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("");
-            let found = routes.iter().find(|(p, _)| *p == path);
-            let _ = match found {
-                Some((p, body)) if p.starts_with("/redirect") => {
-                    // The body names the target path, as GitHub's raw URL redirects elsewhere.
-                    let head = format!(
-                        "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        String::from_utf8_lossy(body)
-                    );
-                    stream.write_all(head.as_bytes())
-                }
-                Some((p, body)) if *p == "/short" => {
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len() * 2
-                    );
-                    stream
-                        .write_all(head.as_bytes())
-                        .and_then(|_| stream.write_all(body))
-                }
-                Some((_, body)) => {
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    stream
-                        .write_all(head.as_bytes())
-                        .and_then(|_| stream.write_all(body))
-                }
-                None => stream.write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
-                ),
-            };
-            let _ = stream.flush();
+            Some((_, body)) => Reply::bytes(200, body.clone())
+                .with_header("Content-Type", "application/octet-stream"),
+            None => Reply::bytes(404, b"not found".to_vec()),
         }
-    });
-    format!("http://{addr}")
+    })));
+    server.url("")
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -194,7 +152,7 @@ fn truncated_body_is_an_error_and_leaves_nothing() {
 #[test]
 fn unreachable_server_and_bad_expected_hash_are_errors() {
     // A port that was free a moment ago: connection refused.
-    let port = TcpListener::bind("127.0.0.1:0")
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()

@@ -15,72 +15,40 @@
 
 use base64::Engine as _;
 use mica_core::{BinaryMask, Connectivity};
+use mica_testkit::{MockServer, Reply, Script};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 
 fn main() {
     let port: u16 = std::env::args()
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    let listener = match TcpListener::bind(("127.0.0.1", port)) {
-        Ok(l) => l,
+    // The workspace's test server (`mica_testkit`) does the HTTP; this file only answers.
+    let server = match MockServer::start_unrecorded(
+        port,
+        Script::Func(Box::new(|r| {
+            let (status, reply) = match serde_json::from_slice::<Value>(&r.body) {
+                Ok(req) => answer(&r.path, &req),
+                Err(e) => (
+                    400,
+                    json!({"error": {"message": format!("body is not JSON: {e}")}}),
+                ),
+            };
+            Reply::json(status, reply)
+        })),
+    ) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("cannot listen on 127.0.0.1:{port}: {e}");
             std::process::exit(1);
         }
     };
-    let addr = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-    println!("listening on http://127.0.0.1:{addr}");
+    println!("listening on http://127.0.0.1:{}", server.port);
     let _ = std::io::stdout().flush();
-    for stream in listener.incoming().flatten() {
-        std::thread::spawn(move || {
-            if let Err(e) = serve(stream) {
-                eprintln!("request failed: {e}");
-            }
-        });
-    }
-}
-
-fn serve(stream: TcpStream) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let mut len = 0usize;
     loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
-            return Ok(());
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
+        std::thread::park();
     }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body)?;
-    let (status, reply) = match serde_json::from_slice::<Value>(&body) {
-        Ok(req) => answer(&path, &req),
-        Err(e) => (
-            400,
-            json!({"error": {"message": format!("body is not JSON: {e}")}}),
-        ),
-    };
-    let text = reply.to_string();
-    let mut out = stream;
-    write!(
-        out,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    )?;
-    out.flush()
 }
 
 fn answer(path: &str, req: &Value) -> (u16, Value) {
