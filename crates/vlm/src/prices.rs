@@ -147,7 +147,11 @@ impl PriceTable {
         }
     }
 
-    /// The price of `spec`: exact model name, else the longest prefix, else the provider's `*`.
+    /// The price of `spec`: exact model name, else the longest row name it begins with *followed
+    /// by a snapshot suffix* (`gpt-4o` prices `gpt-4o-2024-08-06`, see [`is_snapshot_suffix`]),
+    /// else the provider's `*`. Another model whose name merely begins with a row's
+    /// (`gpt-4.1-nano`, `gpt-5.4`, `gemini-3.5-flash-lite`) is not priced by it: it has no price
+    /// until it has a row.
     pub fn lookup(&self, spec: &ModelSpec) -> Option<&ModelPrice> {
         let rows = self.price.iter().filter(|p| p.provider == spec.provider);
         let mut best: Option<&ModelPrice> = None;
@@ -156,7 +160,11 @@ impl PriceTable {
                 usize::MAX
             } else if p.model == "*" {
                 0
-            } else if spec.model.starts_with(&p.model) {
+            } else if spec
+                .model
+                .strip_prefix(p.model.as_str())
+                .is_some_and(is_snapshot_suffix)
+            {
                 p.model.len()
             } else {
                 continue;
@@ -176,6 +184,17 @@ impl PriceTable {
         }
         best
     }
+}
+
+/// Whether `rest`, what follows a price row's name in a model name, names a snapshot of that
+/// same model: `-latest`, or a dash followed by digits and dashes only (OpenAI's dated
+/// snapshots `-2024-08-06` and `-0613`, Gemini's versions `-001`). `-mini`, `-nano`, `.4`,
+/// `-lite`, `-preview` name other models, priced differently.
+pub fn is_snapshot_suffix(rest: &str) -> bool {
+    rest == "-latest"
+        || rest
+            .strip_prefix('-')
+            .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit() || c == '-'))
 }
 
 /// Estimated input tokens of one image of `width` × `height` as the provider counts them.
@@ -344,6 +363,37 @@ mod tests {
         assert_eq!(t.lookup(&spec("ollama:llava:13b")).unwrap().model, "*");
         assert!(t.lookup(&spec("openai-compatible:llava")).is_none());
         assert!(t.lookup(&spec("openai:o9-ultra")).is_none());
+    }
+
+    /// Regression: a row priced every model whose name began with its own, so `gpt-4.1-nano`
+    /// ($0.10 / $0.40) was charged at `gpt-4.1`'s $2 / $8, `gpt-5.4` at `gpt-5`'s rates and
+    /// `gemini-3.5-flash-lite` at Flash's: wrong costs that looked right, and a `--max-cost`
+    /// reserving the wrong amounts.
+    #[test]
+    fn a_price_row_does_not_price_another_model_whose_name_begins_with_its_own() {
+        let t = PriceTable::builtin().unwrap();
+        let model = |m: &str| t.lookup(&spec(m)).map(|p| p.model.as_str());
+        assert_eq!(model("openai:gpt-4.1-nano"), Some("gpt-4.1-nano"));
+        assert_eq!(
+            model("openai:gpt-4.1-mini-2025-04-14"),
+            Some("gpt-4.1-mini")
+        );
+        assert_eq!(model("openai:gpt-5-nano"), None);
+        assert_eq!(model("openai:gpt-5.4"), Some("gpt-5.4"));
+        assert_eq!(model("openai:gpt-5.4-mini"), Some("gpt-5.4-mini"));
+        assert_eq!(model("openai:gpt-5.4-2026-03-05"), Some("gpt-5.4"));
+        assert_eq!(model("openai:gpt-5.3"), None);
+        assert_eq!(model("gemini:gemini-3.5-flash-lite"), None);
+        assert_eq!(
+            model("gemini:gemini-3.5-flash-001"),
+            Some("gemini-3.5-flash")
+        );
+        assert_eq!(model("openai:gpt-4o-2024-08-06"), Some("gpt-4o"));
+        assert_eq!(model("openai:gpt-4o-latest"), Some("gpt-4o"));
+        assert!(is_snapshot_suffix("-0613"));
+        assert!(!is_snapshot_suffix("-"));
+        assert!(!is_snapshot_suffix("-mini"));
+        assert!(!is_snapshot_suffix(".4"));
     }
 
     #[test]
