@@ -132,10 +132,25 @@ impl Engine {
 
     /// The worst-case cost of `req` in USD (estimated tokens), `None` without a price.
     pub fn estimate_max_cost_usd(&self, req: &VlmRequest) -> Option<f64> {
-        let u = estimate_tokens(&self.spec, req);
-        self.price
-            .as_ref()
-            .map(|p| p.cost_usd(u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0)))
+        self.cost_of(estimate_tokens(&self.spec, req), Rate::Standard)
+    }
+
+    /// What `usage` costs at `rate`, USD: every cost mica reports or reserves is computed here.
+    /// `None` without a price (or without batch rates, for [`Rate::Batch`]), or when the
+    /// provider reported no tokens (then the cost is unknown, not zero).
+    fn cost_of(&self, usage: crate::request::Usage, rate: Rate) -> Option<f64> {
+        let p = self.price.as_ref()?;
+        if usage.input_tokens.is_none() && usage.output_tokens.is_none() {
+            return None;
+        }
+        let (i, o) = (
+            usage.input_tokens.unwrap_or(0),
+            usage.output_tokens.unwrap_or(0),
+        );
+        match rate {
+            Rate::Standard => Some(p.cost_usd(i, o)),
+            Rate::Batch => p.batch_cost_usd(i, o),
+        }
     }
 
     /// Answers `req`: from the cache if it is there, else over HTTP (then cached at once).
@@ -195,12 +210,7 @@ impl Engine {
                 };
             }
         };
-        let cost_usd = match (&self.price, response.usage) {
-            (Some(p), u) if u.input_tokens.is_some() || u.output_tokens.is_some() => {
-                Some(p.cost_usd(u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0)))
-            }
-            _ => None,
-        };
+        let cost_usd = self.cost_of(response.usage, Rate::Standard);
         // `-v`: one line per answer with its time (the model call is the VLM's only stage).
         tracing::info!(
             model = %self.spec,
@@ -267,10 +277,7 @@ impl Engine {
     /// The worst-case cost of `req` at the provider's batch price, USD; `None` when the price
     /// table has no batch rates for the model.
     pub fn estimate_max_batch_cost_usd(&self, req: &VlmRequest) -> Option<f64> {
-        let u = estimate_tokens(&self.spec, req);
-        self.price.as_ref().and_then(|p| {
-            p.batch_cost_usd(u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0))
-        })
+        self.cost_of(estimate_tokens(&self.spec, req), Rate::Batch)
     }
 
     /// Whether mica can send this model's requests through its provider's Batch API.
@@ -458,19 +465,7 @@ impl Engine {
                     for line in api.results(id, &status)? {
                         let outcome = match line.result {
                             Ok(response) => {
-                                let u = response.usage;
-                                let cost_usd = match (&self.price, u) {
-                                    (Some(p), u)
-                                        if u.input_tokens.is_some()
-                                            || u.output_tokens.is_some() =>
-                                    {
-                                        p.batch_cost_usd(
-                                            u.input_tokens.unwrap_or(0),
-                                            u.output_tokens.unwrap_or(0),
-                                        )
-                                    }
-                                    _ => None,
-                                };
+                                let cost_usd = self.cost_of(response.usage, Rate::Batch);
                                 if let Some(cache) = &self.cache {
                                     cache.put(&line.custom_id, &self.model.name(), &response)?;
                                 }
@@ -498,6 +493,15 @@ impl Engine {
             }
         }
     }
+}
+
+/// Which of a price row's rates a cost is at.
+#[derive(Debug, Clone, Copy)]
+enum Rate {
+    /// A synchronous call.
+    Standard,
+    /// A request sent through the provider's Batch API.
+    Batch,
 }
 
 /// What [`Engine::answer_spend`] gives.
