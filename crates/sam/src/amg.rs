@@ -24,7 +24,7 @@ use crate::model::{DecodeNeeds, Prediction, MASK_THRESHOLD};
 use crate::resize::MaskResizer;
 use crate::rle::Rle;
 use crate::tiny_vit::INPUT_SIZE;
-use mica_core::{BinaryMask, Connectivity, Image, LabelImage};
+use mica_core::{BBox, BinaryMask, Connectivity, Image, LabelImage};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -451,23 +451,69 @@ pub fn paint_labels(width: u32, height: u32, masks: &[&GeneratedMask]) -> Painte
     }
 }
 
-/// A mask's box `[x0, y0, x1, y1]` (inclusive maxima, as `batched_mask_to_box`) as the
-/// reference's output `bbox`, `[x, y, w, h]` (upstream `box_xyxy_to_xywh`).
-pub(crate) fn mask_box_xywh(b: [f32; 4]) -> [u32; 4] {
+/// A mask's box as the reference writes it: `[x0, y0, x1, y1]` with *inclusive* maxima
+/// (upstream `batched_mask_to_box`), `[x0, y0, x0, y0]` for an empty box at `(x0, y0)` (upstream
+/// gives an empty mask `[0, 0, 0, 0]` before it is moved out of its crop). Every box in this
+/// crate is a [`BBox`] (end-exclusive); this view exists only for the reference's arithmetic
+/// (NMS areas, the crop-edge test, the output `bbox`), so that the masks stay the reference's.
+pub(crate) fn ref_xyxy(b: &BBox) -> [f32; 4] {
+    if b.x1 <= b.x0 || b.y1 <= b.y0 {
+        return [b.x0 as f32, b.y0 as f32, b.x0 as f32, b.y0 as f32];
+    }
     [
-        b[0] as u32,
-        b[1] as u32,
-        (b[2] - b[0]) as u32,
-        (b[3] - b[1]) as u32,
+        b.x0 as f32,
+        b.y0 as f32,
+        (b.x1 - 1) as f32,
+        (b.y1 - 1) as f32,
     ]
+}
+
+/// `b` moved by `(dx, dy)`.
+pub(crate) fn shifted(b: BBox, dx: u32, dy: u32) -> BBox {
+    BBox {
+        x0: b.x0 + dx,
+        y0: b.y0 + dy,
+        x1: b.x1 + dx,
+        y1: b.y1 + dy,
+    }
+}
+
+/// The empty box at the origin (an empty mask's).
+pub(crate) const EMPTY_BOX: BBox = BBox {
+    x0: 0,
+    y0: 0,
+    x1: 0,
+    y1: 0,
+};
+
+/// A mask's box as the reference's output `bbox`, `[x, y, w, h]` of its inclusive-maximum box
+/// (upstream `box_xyxy_to_xywh`).
+pub(crate) fn mask_box_xywh(b: &BBox) -> [u32; 4] {
+    let r = ref_xyxy(b);
+    [
+        r[0] as u32,
+        r[1] as u32,
+        (r[2] - r[0]) as u32,
+        (r[3] - r[1]) as u32,
+    ]
+}
+
+/// The box of a mask output record's `bbox` (`[x, y, w, h]`, see [`mask_box_xywh`]).
+pub(crate) fn box_of_xywh(b: [u32; 4]) -> BBox {
+    BBox {
+        x0: b[0],
+        y0: b[1],
+        x1: b[0] + b[2] + 1,
+        y1: b[1] + b[3] + 1,
+    }
 }
 
 /// A candidate mask while generating, all coordinates in the original frame.
 #[derive(Debug, Clone)]
 struct Candidate {
     rle: Rle,
-    /// `[x0, y0, x1, y1]`, inclusive maxima, as upstream `batched_mask_to_box`.
-    bbox: [f32; 4],
+    /// The mask's box (empty at the crop's origin for an empty mask).
+    bbox: BBox,
     iou: f32,
     stability: f32,
     point: [f64; 2],
@@ -521,7 +567,7 @@ impl MaskGenerator {
                     1.0 / a
                 })
                 .collect();
-            let boxes: Vec<[f32; 4]> = all.iter().map(|c| c.bbox).collect();
+            let boxes: Vec<BBox> = all.iter().map(|c| c.bbox).collect();
             let keep = nms(&boxes, &scores, cfg.crop_nms_thresh);
             all = take(all, &keep);
         }
@@ -557,13 +603,14 @@ impl MaskGenerator {
             };
             let found = self.process_crop(model, rgb8, &crop, grid, &mut timings)?;
             all.extend(found.into_iter().filter(|c| {
-                let centre = ((c.bbox[0] + c.bbox[2]) / 2.0, (c.bbox[1] + c.bbox[3]) / 2.0);
+                let b = ref_xyxy(&c.bbox);
+                let centre = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
                 layout.owner(centre.0 as f64, centre.1 as f64) == i
             }));
         }
         let t = Instant::now();
         timings.windows = tiles.len();
-        let boxes: Vec<[f32; 4]> = all.iter().map(|c| c.bbox).collect();
+        let boxes: Vec<BBox> = all.iter().map(|c| c.bbox).collect();
         let scores: Vec<f32> = all.iter().map(|c| c.iou).collect();
         let keep = nms(&boxes, &scores, cfg.box_nms_thresh);
         all = take(all, &keep);
@@ -592,7 +639,7 @@ impl MaskGenerator {
             .map(|c| GeneratedMask {
                 area: c.rle.area(),
                 segmentation: c.rle,
-                bbox: mask_box_xywh(c.bbox),
+                bbox: mask_box_xywh(&c.bbox),
                 predicted_iou: c.iou,
                 point_coords: c.point,
                 stability_score: c.stability,
@@ -669,7 +716,7 @@ impl MaskGenerator {
             timings.post_ms += t.elapsed().as_secs_f64() * 1e3;
         }
         let t = Instant::now();
-        let boxes: Vec<[f32; 4]> = found.iter().map(|c| c.bbox).collect();
+        let boxes: Vec<BBox> = found.iter().map(|c| c.bbox).collect();
         let scores: Vec<f32> = found.iter().map(|c| c.iou).collect();
         let keep = nms(&boxes, &scores, cfg.box_nms_thresh);
         let found = take(found, &keep);
@@ -713,19 +760,15 @@ impl MaskGenerator {
         }
         let (cw, ch) = (resizer.width(), resizer.height());
         let mask = runs.to_mask();
-        let bx = runs.bbox().unwrap_or([0, 0, 0, 0]);
         let [cx0, cy0, cx1, cy1] = crop;
-        let bbox = [
-            (bx[0] + cx0 as usize) as f32,
-            (bx[1] + cy0 as usize) as f32,
-            (bx[2] + cx0 as usize) as f32,
-            (bx[3] + cy0 as usize) as f32,
-        ];
-        // Upstream `is_box_near_crop_edge`, atol 20.
+        let bbox = shifted(runs.bbox().unwrap_or(EMPTY_BOX), cx0, cy0);
+        // Upstream `is_box_near_crop_edge`, atol 20, on its inclusive-maximum box.
+        let ref_box = ref_xyxy(&bbox);
         let crop_f = [cx0 as f32, cy0 as f32, cx1 as f32, cy1 as f32];
         let orig_f = [0.0, 0.0, orig[0] as f32, orig[1] as f32];
-        let near = (0..4)
-            .any(|i| (bbox[i] - crop_f[i]).abs() <= 20.0 && (bbox[i] - orig_f[i]).abs() > 20.0);
+        let near = (0..4).any(|i| {
+            (ref_box[i] - crop_f[i]).abs() <= 20.0 && (ref_box[i] - orig_f[i]).abs() > 20.0
+        });
         if near {
             return None;
         }
@@ -752,9 +795,11 @@ fn take(v: Vec<Candidate>, keep: &[usize]) -> Vec<Candidate> {
 }
 
 /// Greedy non-maximum suppression (torchvision `nms`): indices kept, by decreasing score (ties by
-/// index); a box is dropped when its IoU with a kept box is above `iou_thresh`. Box areas are
+/// index); a box is dropped when its IoU with a kept box is above `iou_thresh`. Areas and
+/// overlaps are the reference's, on inclusive-maximum boxes ([`ref_xyxy`]):
 /// `(x1 - x0) · (y1 - y0)`.
-pub fn nms(boxes: &[[f32; 4]], scores: &[f32], iou_thresh: f32) -> Vec<usize> {
+pub fn nms(boxes: &[BBox], scores: &[f32], iou_thresh: f32) -> Vec<usize> {
+    let boxes: Vec<[f32; 4]> = boxes.iter().map(ref_xyxy).collect();
     let mut order: Vec<usize> = (0..boxes.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     let area = |b: &[f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
@@ -841,8 +886,8 @@ pub fn remove_small_regions(
     (out, true)
 }
 
-/// Inclusive-maximum box of a mask, `[0, 0, 0, 0]` when empty.
-fn mask_box(m: &BinaryMask) -> [f32; 4] {
+/// The box of a mask, [`EMPTY_BOX`] when the mask is empty.
+fn mask_box(m: &BinaryMask) -> BBox {
     let (w, h) = (m.width() as usize, m.height() as usize);
     let s = m.as_slice();
     let mut b = [usize::MAX, usize::MAX, 0, 0];
@@ -857,9 +902,14 @@ fn mask_box(m: &BinaryMask) -> [f32; 4] {
         }
     }
     if b[0] == usize::MAX {
-        return [0.0; 4];
+        return EMPTY_BOX;
     }
-    [b[0] as f32, b[1] as f32, b[2] as f32, b[3] as f32]
+    BBox {
+        x0: b[0] as u32,
+        y0: b[1] as u32,
+        x1: b[2] as u32 + 1,
+        y1: b[3] as u32 + 1,
+    }
 }
 
 /// Upstream `postprocess_small_regions`.
@@ -880,7 +930,7 @@ fn postprocess_small_regions(
             (m, !(ch1 || ch2))
         })
         .collect();
-    let boxes: Vec<[f32; 4]> = cleaned.iter().map(|(m, _)| mask_box(m)).collect();
+    let boxes: Vec<BBox> = cleaned.iter().map(|(m, _)| mask_box(m)).collect();
     let scores: Vec<f32> = cleaned
         .iter()
         .map(|&(_, u)| if u { 1.0 } else { 0.0 })
@@ -1499,11 +1549,9 @@ mod tests {
 
     #[test]
     fn nms_keeps_best_and_drops_overlaps() {
-        let boxes = [
-            [0.0, 0.0, 10.0, 10.0],
-            [1.0, 1.0, 11.0, 11.0],
-            [20.0, 20.0, 30.0, 30.0],
-        ];
+        // Inclusive maxima 10, 11 and 30, as the reference's boxes of these pixels.
+        let b = |x0, y0, x1, y1| BBox { x0, y0, x1, y1 };
+        let boxes = [b(0, 0, 11, 11), b(1, 1, 12, 12), b(20, 20, 31, 31)];
         assert_eq!(nms(&boxes, &[0.5, 0.9, 0.1], 0.5), vec![1, 2]);
         assert_eq!(nms(&boxes, &[0.5, 0.9, 0.1], 0.99), vec![1, 0, 2]);
     }

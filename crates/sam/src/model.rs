@@ -81,7 +81,9 @@ pub struct PointPrompt {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prompt {
     pub points: Vec<PointPrompt>,
-    /// `[x0, y0, x1, y1]` in image pixels.
+    /// A box *prompt*: its corners `[x0, y0, x1, y1]` in continuous image coordinates, as the
+    /// prompt encoder takes them (sub-pixel values and margins allowed). Not a pixel box: the
+    /// boxes of masks and objects in this crate are [`mica_core::BBox`].
     pub bbox: Option<[f32; 4]>,
     /// `256 × 256` logits, usually a previous prediction's [`Prediction::low_res_logits`].
     pub mask_logits: Option<Vec<f32>>,

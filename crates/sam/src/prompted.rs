@@ -19,7 +19,7 @@ use crate::prompt_encoder::PointLabel;
 use crate::resize::MaskResizer;
 use crate::rle::Rle;
 use crate::tiny_vit::INPUT_SIZE;
-use mica_core::{Image, LabelImage, MethodError};
+use mica_core::{BBox, Image, LabelImage, MethodError};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -244,7 +244,7 @@ pub fn check_prompts(prompts: &[Prompt], width: u32, height: u32) -> Result<()> 
 struct Found {
     prompt: usize,
     rle: Rle,
-    bbox: [f32; 4],
+    bbox: BBox,
     iou: f32,
     stability: f32,
 }
@@ -342,13 +342,13 @@ fn segment_embedded_indexed(
             Some(Found {
                 prompt: *i,
                 rle: Rle::from_row_major(w as u32, h as u32, &mask),
-                bbox: bx.map(|v| v as f32),
+                bbox: bx,
                 iou,
                 stability,
             })
         })
         .collect();
-    let boxes: Vec<[f32; 4]> = found.iter().map(|f| f.bbox).collect();
+    let boxes: Vec<BBox> = found.iter().map(|f| f.bbox).collect();
     let scores: Vec<f32> = found.iter().map(|f| f.iou).collect();
     let keep = nms(&boxes, &scores, cfg.box_nms_thresh);
     let mut slots: Vec<Option<Found>> = found.into_iter().map(Some).collect();
@@ -365,7 +365,7 @@ fn segment_embedded_indexed(
             let m = GeneratedMask {
                 area: f.rle.area(),
                 segmentation: f.rle,
-                bbox: crate::amg::mask_box_xywh(f.bbox),
+                bbox: crate::amg::mask_box_xywh(&f.bbox),
                 predicted_iou: f.iou,
                 point_coords: point,
                 stability_score: f.stability,
@@ -607,12 +607,9 @@ pub fn segment_tiled(
         }
     }
     let t = Instant::now();
-    let boxes: Vec<[f32; 4]> = all
+    let boxes: Vec<BBox> = all
         .iter()
-        .map(|m| {
-            let [x, y, bw, bh] = m.bbox.map(|v| v as f32);
-            [x, y, x + bw, y + bh]
-        })
+        .map(|m| crate::amg::box_of_xywh(m.bbox))
         .collect();
     let scores: Vec<f32> = all.iter().map(|m| m.predicted_iou).collect();
     let keep = nms(&boxes, &scores, cfg.box_nms_thresh);

@@ -330,13 +330,19 @@ impl MaskRuns {
         out
     }
 
-    /// The box `[x0, y0, x1, y1]` of the set pixels (inclusive), `None` for an empty mask.
-    pub fn bbox(&self) -> Option<[usize; 4]> {
+    /// The box of the set pixels (end-exclusive, as every [`mica_core::BBox`]), `None` for an
+    /// empty mask.
+    pub fn bbox(&self) -> Option<mica_core::BBox> {
         let first = self.runs.first()?;
         let last = self.runs.last()?;
         let x0 = self.runs.iter().map(|r| r.1).min()?;
-        let x1 = self.runs.iter().map(|r| r.1 + r.2 - 1).max()?;
-        Some([x0, first.0, x1, last.0])
+        let x1 = self.runs.iter().map(|r| r.1 + r.2).max()?;
+        Some(mica_core::BBox {
+            x0: x0 as u32,
+            y0: first.0 as u32,
+            x1: x1 as u32,
+            y1: last.0 as u32 + 1,
+        })
     }
 }
 
@@ -685,6 +691,12 @@ mod tests {
                             Some([a, b, c, d]) => [a.min(x), b.min(y), c.max(x), d.max(y)],
                         });
                     }
+                    let want = want.map(|[x0, y0, x1, y1]| mica_core::BBox {
+                        x0: x0 as u32,
+                        y0: y0 as u32,
+                        x1: x1 as u32 + 1,
+                        y1: y1 as u32 + 1,
+                    });
                     assert_eq!(runs.bbox(), want, "{w}x{h} seed {seed} threshold {t}");
                 }
             }
