@@ -478,3 +478,111 @@ fn the_official_gemini_sdk_runs_a_batch_against_the_test_server_as_mica_does() {
         "key header"
     );
 }
+
+/// Oracle written by others, for OpenAI's Batch API: the official `openai` SDK runs a batch
+/// against the same test server. Its typed models must accept every object the server answers
+/// (`FileObject`, `Batch`, the list page, each output line's `ChatCompletion`), it must read the
+/// answers mica read, and its upload and batch creation must be mica's, field by field.
+/// Differences the API allows: the uploaded file's name, and the SDK's own headers
+/// (`User-Agent`, `X-Stainless-*`).
+#[test]
+fn the_official_openai_sdk_runs_a_batch_against_the_test_server_as_mica_does() {
+    let Some(py) = support::oracle_python("openai") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = BatchServer::start(KEY);
+    {
+        let mut s = server.state();
+        s.complete = true;
+        s.fail_lines = vec![1];
+    }
+    let e = engine(&server, &dir.path().join("c.sqlite"));
+    let mica_run = e
+        .run_batches(requests(3).into_iter(), &Journal::default(), &opts(None))
+        .unwrap();
+    let mica_reqs = server.server.requests();
+    let parts = |r: &support::Recorded| {
+        support::multipart_parts(r.header("content-type").unwrap_or(""), &r.body)
+    };
+    let mica_upload = parts(&mica_reqs[0]);
+    let input = dir.path().join("input.jsonl");
+    let file = mica_upload.iter().find(|p| p.0 == "file").unwrap();
+    std::fs::write(&input, &file.2).unwrap();
+
+    let out = std::process::Command::new(&py)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sdk_openai_batch.py"))
+        .args([&server.url(), KEY])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK refused the protocol:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdk: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sdk["purpose"], "batch");
+    assert_eq!(sdk["batch"], "batch_2");
+    assert_eq!(sdk["created_status"], "validating");
+    assert_eq!(sdk["final_status"], "completed");
+    assert_eq!(sdk["metadata"]["mica_tag"], "sdk-oracle");
+    assert_eq!(sdk["counts"]["completed"], 2);
+    assert_eq!(sdk["counts"]["failed"], 1);
+    assert_eq!(sdk["listed"][0], "batch_2");
+    let lines = sdk["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 3);
+    for l in lines {
+        let mine = &mica_run.answers[l["custom_id"].as_str().unwrap()];
+        match mine {
+            Ok(o) => {
+                assert_eq!(l["text"].as_str(), Some(o.response.text.as_str()));
+                assert_eq!(l["input_tokens"].as_u64(), o.response.usage.input_tokens);
+                assert_eq!(l["output_tokens"].as_u64(), o.response.usage.output_tokens);
+            }
+            Err(err) => {
+                assert_eq!(l["status"], 400, "{l}");
+                assert!(err.to_string().contains("400"), "{err}");
+            }
+        }
+    }
+
+    // The upload and the creation, as each sent them.
+    let sdk_reqs: Vec<_> = server.server.requests()[mica_reqs.len()..].to_vec();
+    let find = |reqs: &[support::Recorded], method: &str, path: &str| {
+        reqs.iter()
+            .find(|r| r.method == method && r.path == path)
+            .unwrap_or_else(|| panic!("no {method} {path}"))
+            .clone()
+    };
+    let (mu, su) = (
+        find(&mica_reqs, "POST", "/v1/files"),
+        find(&sdk_reqs, "POST", "/v1/files"),
+    );
+    let names = |p: &[(String, Option<String>, Vec<u8>)]| {
+        let mut v: Vec<(String, bool)> = p.iter().map(|x| (x.0.clone(), x.1.is_some())).collect();
+        v.sort();
+        v
+    };
+    let sdk_upload = parts(&su);
+    assert_eq!(names(&mica_upload), names(&sdk_upload), "multipart parts");
+    for name in ["purpose", "file"] {
+        let body = |p: &[(String, Option<String>, Vec<u8>)]| {
+            p.iter().find(|x| x.0 == name).unwrap().2.clone()
+        };
+        assert_eq!(body(&mica_upload), body(&sdk_upload), "part {name}");
+    }
+    assert_eq!(mu.header("authorization"), su.header("authorization"));
+    let (mc, sc) = (
+        find(&mica_reqs, "POST", "/v1/batches"),
+        find(&sdk_reqs, "POST", "/v1/batches"),
+    );
+    let (mut mb, mut sb) = (mc.json(), sc.json());
+    for b in [&mut mb, &mut sb] {
+        b["input_file_id"] = "FILE".into();
+        b["metadata"]["mica_tag"] = "TAG".into();
+    }
+    assert_eq!(mb, sb, "batch creation body");
+    assert_eq!(mc.header("authorization"), sc.header("authorization"));
+}
