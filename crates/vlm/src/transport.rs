@@ -181,6 +181,9 @@ pub struct Transport {
     rng: Mutex<SplitMix64>,
 }
 
+/// The largest answer a GET may have (a Batch API's results file): 2 GiB.
+pub const BATCH_FILE_LIMIT: u64 = 2 * 1024 * 1024 * 1024;
+
 /// A successful (2xx) answer as text (a batch's JSONL results).
 #[derive(Debug)]
 pub struct TextReply {
@@ -502,12 +505,13 @@ impl Transport {
             .filter(|(k, _)| k.as_str().starts_with("x-goog-upload-"))
             .filter_map(|(k, v)| Some((k.as_str().to_string(), self.redact(v.to_str().ok()?))))
             .collect();
-        let text = match resp
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
-        {
+        // A model's answer is small; a Batch API's results file (a GET) holds up to 50,000
+        // answers (with Gemini's thought signatures, 100 MB and more).
+        let limit = match request {
+            HttpRequest::Get => BATCH_FILE_LIMIT,
+            HttpRequest::Post { .. } => 64 * 1024 * 1024,
+        };
+        let text = match resp.body_mut().with_config().limit(limit).read_to_string() {
             Ok(t) => t,
             Err(e) => return self.transport_error(url, e, attempt),
         };

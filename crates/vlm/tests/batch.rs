@@ -586,3 +586,49 @@ fn the_official_openai_sdk_runs_a_batch_against_the_test_server_as_mica_does() {
     assert_eq!(mb, sb, "batch creation body");
     assert_eq!(mc.header("authorization"), sc.header("authorization"));
 }
+
+/// Regression: answers were read with a 64 MiB limit, made for one model answer, so a large
+/// batch's results file (50,000 answers; Gemini's carry thought signatures) could never be read:
+/// the batch was paid for and its answers lost on every run.
+#[test]
+fn a_batch_results_file_over_64_mib_is_read_not_refused() {
+    let mut line =
+        serde_json::json!({"key": "K", "response": support::gemini_ok("{\"count\": 1}")});
+    // A thought signature of 2 kB, as Gemini 3 models attach to their parts.
+    line["response"]["candidates"][0]["content"]["parts"][0]["thoughtSignature"] =
+        "A".repeat(2000).into();
+    let n = 36_000;
+    let mut file = String::with_capacity(n * 2300);
+    for i in 0..n {
+        line["key"] = format!("k{i}").into();
+        file.push_str(&line.to_string());
+        file.push('\n');
+    }
+    assert!(file.len() > 64 * 1024 * 1024, "{}", file.len());
+    let body = file.into_bytes();
+    let server = support::MockServer::start(support::Script::Func(Box::new(move |_| {
+        support::Reply::bytes(200, body.clone())
+    })));
+    std::env::set_var("GEMINI_API_KEY", GEMINI_KEY);
+    let client = Client::new(
+        ModelSpec::parse(GEMINI).unwrap(),
+        &ClientOptions {
+            base_url: Some(server.url("/v1beta")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let status = batch::BatchStatus::Ended {
+        status: "BATCH_STATE_SUCCEEDED".into(),
+        output_file_id: Some("files/batch-big".into()),
+        error_file_id: None,
+    };
+    let lines = client
+        .batch_api()
+        .unwrap()
+        .results("batches/big", &status)
+        .unwrap();
+    assert_eq!(lines.len(), n);
+    assert!(lines.iter().all(|l| l.result.is_ok()));
+    assert_eq!(lines[n - 1].custom_id, format!("k{}", n - 1));
+}
