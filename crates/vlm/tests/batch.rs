@@ -632,3 +632,63 @@ fn a_batch_results_file_over_64_mib_is_read_not_refused() {
     assert!(lines.iter().all(|l| l.result.is_ok()));
     assert_eq!(lines[n - 1].custom_id, format!("k{}", n - 1));
 }
+
+/// The recorded operation of `fixtures/gemini_batch/` as the official google-genai SDK reads it
+/// (`batches.get` against a server answering it): the state and responses file mica reads.
+#[test]
+fn the_official_gemini_sdk_reads_the_recorded_batch_operation_as_mica_does() {
+    let Some(py) = support::oracle_python("google.genai") else {
+        return;
+    };
+    let recorded: serde_json::Value = serde_json::from_str(include_str!(
+        "fixtures/gemini_batch/operation_succeeded.json"
+    ))
+    .unwrap();
+    let server = support::MockServer::sequence(vec![support::Reply::json(200, recorded)]);
+    let script = r#"
+import json, sys
+from google import genai
+from google.genai import types
+c = genai.Client(api_key="AIza-oracle", http_options=types.HttpOptions(base_url=sys.argv[1], api_version="v1beta"))
+j = c.batches.get(name="batches/o6k1fq34vm2ou69wy5w72wqw56qjigbln6yy")
+print(json.dumps({"state": j.state.value, "file": j.dest.file_name, "name": j.name, "model": j.model}))
+"#;
+    let out = std::process::Command::new(&py)
+        .args(["-c", script, &server.url("")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sdk: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sdk["state"], "JOB_STATE_SUCCEEDED");
+    assert_eq!(
+        sdk["file"],
+        "files/batch-o6k1fq34vm2ou69wy5w72wqw56qjigbln6yy"
+    );
+    assert_eq!(sdk["model"], "models/gemini-3.5-flash");
+    // mica: the same file, from the same answer.
+    std::env::set_var("GEMINI_API_KEY", GEMINI_KEY);
+    let client = Client::new(
+        ModelSpec::parse(GEMINI).unwrap(),
+        &ClientOptions {
+            base_url: Some(server.url("/v1beta")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    match client
+        .batch_api()
+        .unwrap()
+        .status(sdk["name"].as_str().unwrap())
+        .unwrap()
+    {
+        batch::BatchStatus::Ended {
+            output_file_id: Some(f),
+            ..
+        } => assert_eq!(f, sdk["file"].as_str().unwrap()),
+        other => panic!("{other:?}"),
+    }
+}
