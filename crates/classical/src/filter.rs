@@ -18,9 +18,9 @@ fn gaussian_kernel(sigma: f32) -> Vec<f32> {
     k
 }
 
-/// Runs `$generic` compiled for AVX-512 or AVX2, the widest the CPU has (the same operations in
-/// the same order, wider registers: results are bit-identical, no fused multiply-add), else as
-/// compiled. `$avx2` names the copies.
+/// Runs `$generic` compiled for AVX-512 or AVX2, the widest the CPU has
+/// ([`mica_core::cpu::vector_units`]; the same operations in the same order, wider registers:
+/// results are bit-identical, no fused multiply-add), else as compiled. `$avx2` names the copies.
 macro_rules! with_avx2 {
     ($avx2:ident, $generic:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         #[cfg(target_arch = "x86_64")]
@@ -33,14 +33,12 @@ macro_rules! with_avx2 {
             unsafe fn $avx2($($arg: $ty),*) -> $ret {
                 $generic($($arg),*)
             }
-            use std::arch::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx512bw") && has!("avx512vl") {
-                // SAFETY: the CPU supports these features (checked just above).
-                return unsafe { widest($($arg),*) };
-            }
-            if has!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                return unsafe { $avx2($($arg),*) };
+            match mica_core::cpu::vector_units() {
+                // SAFETY: the CPU supports these features (detected by `vector_units`).
+                mica_core::cpu::VectorUnits::Avx512 => return unsafe { widest($($arg),*) },
+                // SAFETY: the CPU supports AVX2 (detected by `vector_units`).
+                mica_core::cpu::VectorUnits::Avx2Fma => return unsafe { $avx2($($arg),*) },
+                mica_core::cpu::VectorUnits::Baseline => {}
             }
         }
         return $generic($($arg),*);

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod calibration;
+pub mod cpu;
 pub mod dataset;
 pub mod download;
 pub mod error;

@@ -38,40 +38,18 @@ macro_rules! dispatch {
     };
 }
 
-/// The vector units the kernels run on, widest first: AVX-512 (16 lanes; also used by `gemm`'s
-/// matrix products, its `x86-v4` feature), AVX2 with FMA (8 lanes), or the baseline (SSE2 on
-/// x86-64, whatever the target has elsewhere).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum VectorUnits {
-    Avx512,
-    Avx2Fma,
-    Baseline,
-}
+/// The vector units the kernels run on (core's, detected once for the whole process): AVX-512
+/// (16 lanes; also used by `gemm`'s matrix products, its `x86-v4` feature), AVX2 with FMA (8
+/// lanes), or the baseline (SSE2 on x86-64, whatever the target has elsewhere).
+pub(crate) use mica_core::cpu::VectorUnits;
 
-/// The widest vector units this CPU has (checked once), or in tests the ones a test chose.
+/// The widest vector units this CPU has, or in tests the ones a test chose.
 pub(crate) fn vector_units() -> VectorUnits {
     #[cfg(test)]
     if let Some(units) = tests::CHOSEN_UNITS.with(|c| c.get()) {
         return units;
     }
-    detected_vector_units()
-}
-
-fn detected_vector_units() -> VectorUnits {
-    static UNITS: std::sync::OnceLock<VectorUnits> = std::sync::OnceLock::new();
-    *UNITS.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx512vl") && has!("avx2") && has!("fma") {
-                return VectorUnits::Avx512;
-            }
-            if has!("avx2") && has!("fma") {
-                return VectorUnits::Avx2Fma;
-            }
-        }
-        VectorUnits::Baseline
-    })
+    mica_core::cpu::vector_units()
 }
 
 /// `a·b + c`, fused when `F` (only in copies compiled with FMA: elsewhere `mul_add` would be a
@@ -1000,7 +978,7 @@ mod tests {
             VectorUnits::Avx2Fma,
             VectorUnits::Avx512,
         ];
-        let widest = detected_vector_units();
+        let widest = mica_core::cpu::vector_units();
         let upto = all.iter().position(|&u| u == widest).unwrap();
         for &units in &all[..=upto] {
             CHOSEN_UNITS.with(|c| c.set(Some(units)));
