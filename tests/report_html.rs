@@ -118,11 +118,8 @@ fn demo_report_renders_in_headless_chromium() {
     );
     let html = dir.path().join("demo/report/report.html");
     let shot = dir.path().join("shot.png");
-    let res = Command::new(&browser)
+    let res = common::headless(&browser, dir.path())
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
             "--hide-scrollbars",
             "--enable-logging=stderr",
             "--v=0",
@@ -130,7 +127,6 @@ fn demo_report_renders_in_headless_chromium() {
         ])
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", html.display()))
-        .env("HOME", dir.path())
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&res.stderr);
@@ -181,16 +177,10 @@ fn pdf_splits(browser: &Path, html: &Path, home: &Path) -> serde_json::Value {
         "{}.pdf",
         html.file_stem().unwrap().to_string_lossy()
     ));
-    let res = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-pdf-header-footer",
-        ])
+    let res = common::headless(browser, home)
+        .arg("--no-pdf-header-footer")
         .arg(format!("--print-to-pdf={}", pdf.display()))
         .arg(format!("file://{}", html.display()))
-        .env("HOME", home)
         .output()
         .unwrap();
     assert!(

@@ -27,6 +27,15 @@ pub fn chromium() -> Option<PathBuf> {
         })
 }
 
+/// `browser` in headless mode as every test runs it (no sandbox, no GPU, `HOME` in `home` so
+/// that no profile outside the test is touched); the caller adds what to do.
+pub fn headless(browser: &Path, home: &Path) -> Command {
+    let mut c = Command::new(browser);
+    c.args(["--headless", "--no-sandbox", "--disable-gpu"])
+        .env("HOME", home);
+    c
+}
+
 /// Runs `mica ARGS...` and returns (exit code, stdout, stderr).
 pub fn mica(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mica"))
