@@ -51,7 +51,7 @@ mkdir -p "$OUT/img/stardist" "$OUT/truth/stardist"
 ln -sf "$SHARED/data/stardist-nuclei/img2d.tif" "$OUT/img/stardist/img2d.tif"
 ln -sf "$SHARED/data/stardist-nuclei/mask2d.tif" "$OUT/truth/stardist/img2d.tif"
 
-preset_of() { case $1 in w1|stardist) echo fluorescence-nuclei ;; w2) echo fluorescence-cells ;; *) echo sem-particles ;; esac; }
+preset_of() { case $1 in w1|stardist) echo fluorescence-nuclei ;; w2) echo fluorescence-cells ;; fibres) echo sem-fibres ;; *) echo sem-particles ;; esac; }
 truth_of() {
   case $1 in
     fibres) echo "--truth $V/data_ground_truth_NFFA-MS-fibers_counts.csv" ;;

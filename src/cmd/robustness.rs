@@ -63,7 +63,8 @@ pub struct Args {
     /// SAM flags, used when --method includes sam.
     #[command(flatten)]
     pub sam: super::sam::SamOptions,
-    /// Classical preset: fluorescence-nuclei, fluorescence-cells, sem-particles, textbook.
+    /// Classical preset: fluorescence-nuclei, fluorescence-cells, sem-particles, sem-fibres,
+    /// textbook.
     #[arg(long, default_value = "fluorescence-nuclei")]
     pub preset: String,
     /// Perturbations (comma-separated or repeated): blur, gaussian-noise, poisson-noise, contrast,

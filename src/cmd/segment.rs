@@ -26,7 +26,7 @@ pub struct MethodArgs {
     pub method: Method,
     /// Named settings of the method. classical: auto (default: adapts to compact or touching
     /// objects and to dim ones among bright), fluorescence-nuclei, fluorescence-cells,
-    /// sem-particles, textbook. sam: standard, custom.
+    /// sem-particles, sem-fibres, textbook. sam: standard, custom.
     #[arg(long)]
     pub preset: Option<String>,
     /// classical: a TOML settings file (fields as in crates/classical/presets/*.toml) instead of

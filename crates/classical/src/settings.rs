@@ -371,15 +371,18 @@ pub enum Preset {
     FluorescenceCells,
     /// Particles in scanning electron micrographs.
     SemParticles,
+    /// Fibres in scanning electron micrographs (not split).
+    SemFibres,
 }
 
 impl Preset {
     /// All presets, in the order of [`Preset::name`]s in help texts.
-    pub const ALL: [Preset; 5] = [
+    pub const ALL: [Preset; 6] = [
         Preset::Auto,
         Preset::FluorescenceNuclei,
         Preset::FluorescenceCells,
         Preset::SemParticles,
+        Preset::SemFibres,
         Preset::Textbook,
     ];
 
@@ -391,6 +394,7 @@ impl Preset {
             Preset::FluorescenceNuclei => "fluorescence-nuclei",
             Preset::FluorescenceCells => "fluorescence-cells",
             Preset::SemParticles => "sem-particles",
+            Preset::SemFibres => "sem-fibres",
         }
     }
 
@@ -402,6 +406,7 @@ impl Preset {
             Preset::FluorescenceNuclei => include_str!("../presets/fluorescence-nuclei.toml"),
             Preset::FluorescenceCells => include_str!("../presets/fluorescence-cells.toml"),
             Preset::SemParticles => include_str!("../presets/sem-particles.toml"),
+            Preset::SemFibres => include_str!("../presets/sem-fibres.toml"),
         }
     }
 
