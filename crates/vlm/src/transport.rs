@@ -280,34 +280,15 @@ impl Transport {
         }
     }
 
-    /// POSTs `body` as JSON to `url` with `headers`, retrying as the policy says.
+    /// POSTs `body` as JSON to `url` with `headers`, retrying as the policy says: a model call
+    /// of `tokens` estimated tokens (input plus the output limit), which the tokens-per-minute
+    /// limit counts. Also gives the number of attempts that timed out (the request was sent
+    /// and no answer came within the timeout: the provider may have processed and billed it).
     ///
     /// # Errors
     /// [`VlmError::Http`] (non-retryable status, or retries exhausted), [`VlmError::Timeout`],
     /// [`VlmError::Connection`], [`VlmError::RetryAfterTooLong`], [`VlmError::BadResponse`]
     /// (a 2xx answer that is not JSON).
-    pub fn post_json(
-        &self,
-        url: &str,
-        headers: &[(&str, String)],
-        body: &serde_json::Value,
-    ) -> Result<JsonReply, VlmError> {
-        self.post_json_counted(url, headers, body).0
-    }
-
-    /// [`Self::post_json`], with the number of attempts that timed out (the request was sent
-    /// and no answer came within the timeout: the provider may have processed and billed it).
-    pub fn post_json_counted(
-        &self,
-        url: &str,
-        headers: &[(&str, String)],
-        body: &serde_json::Value,
-    ) -> (Result<JsonReply, VlmError>, u32) {
-        self.post_json_weighted(url, headers, body, 0)
-    }
-
-    /// [`Self::post_json_counted`] for a request of `tokens` estimated tokens (input plus the
-    /// output limit), which the tokens-per-minute limit counts.
     pub fn post_json_weighted(
         &self,
         url: &str,
@@ -355,24 +336,24 @@ impl Transport {
         }
     }
 
-    /// GETs `url` and reads its JSON answer, with the retry rules of [`Self::post_json`].
+    /// GETs `url` and reads its JSON answer, with the retry rules of [`Self::post_json_weighted`].
     ///
     /// # Errors
-    /// As [`Self::post_json`].
+    /// As [`Self::post_json_weighted`].
     pub fn get_json(&self, url: &str, headers: &[(&str, String)]) -> Result<JsonReply, VlmError> {
         let reply = self.send(HttpRequest::Get, url, headers)?;
         self.json_of(reply)
     }
 
     /// Sends one request (GET, or POST with any body) with the retry rules of
-    /// [`Self::post_json`] and gives the 2xx answer's text, with the key removed.
+    /// [`Self::post_json_weighted`] and gives the 2xx answer's text, with the key removed.
     ///
     /// These are a Batch API's protocol requests (uploads, batch creation, status, results),
     /// which the providers limit apart from model calls: the requests- and tokens-per-minute
     /// limits, made for model calls, do not hold them back.
     ///
     /// # Errors
-    /// As [`Self::post_json`].
+    /// As [`Self::post_json_weighted`].
     pub fn send(
         &self,
         request: HttpRequest<'_>,
@@ -386,7 +367,7 @@ impl Transport {
     /// [`Self::send`] of a JSON body, its answer read as JSON.
     ///
     /// # Errors
-    /// As [`Self::post_json`].
+    /// As [`Self::post_json_weighted`].
     pub fn send_json(
         &self,
         url: &str,
