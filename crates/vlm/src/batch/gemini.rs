@@ -196,7 +196,7 @@ pub(super) fn find(c: &Client, tag: &str) -> Result<Option<String>, VlmError> {
     // 100 per page; a tag is looked for among the last 2,000 batches.
     for _ in 0..20 {
         let url = match &token {
-            Some(t) => format!("{base}/batches?pageSize=100&pageToken={t}"),
+            Some(t) => format!("{base}/batches?pageSize=100&pageToken={}", query_value(t)),
             None => format!("{base}/batches?pageSize=100"),
         };
         let page = c.transport.get_json(&url, &c.auth_headers())?.body;
@@ -210,6 +210,18 @@ pub(super) fn find(c: &Client, tag: &str) -> Result<Option<String>, VlmError> {
         }
     }
     Ok(None)
+}
+
+/// `v` percent-encoded for a query string (a page token may hold `+`, `/` or `=`).
+fn query_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A count of `batchStats` (int64 fields, which protobuf's JSON writes as strings).
@@ -380,6 +392,11 @@ mod tests {
         assert_eq!(s["properties"]["cellCount"]["type"], "INTEGER");
         assert_eq!(s["property_ordering"][0], "cellCount");
         assert_eq!(s["required"][0], "cellCount");
+    }
+
+    #[test]
+    fn page_tokens_are_percent_encoded() {
+        assert_eq!(query_value("Ab+/9=_-"), "Ab%2B%2F9%3D_-");
     }
 
     #[test]
