@@ -571,6 +571,17 @@ impl Transport {
                 timeout_ms: self.timeout.as_millis() as u64,
                 attempts: attempt,
             },
+            // An answer over the size limit came whole from the server: the request was
+            // processed (and billed); sending it again would get the same answer, paid again.
+            ureq::Error::BodyExceedsLimit(limit) => {
+                return Attempt::Fail(VlmError::BadResponse {
+                    provider: self.provider.clone(),
+                    reason: format!(
+                        "the answer from {url} is larger than mica reads ({} MiB); not sent again",
+                        limit / (1024 * 1024)
+                    ),
+                })
+            }
             ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
                 return Attempt::Fail(VlmError::Config(format!(
                     "{}: bad request URL {url}: {}",

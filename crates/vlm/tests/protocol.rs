@@ -856,3 +856,21 @@ fn timed_out_attempts_are_charged_to_the_budget() {
     assert!((a.possibly_billed_usd - 2.0 * worst).abs() < 1e-12);
     assert!((e.spent_usd() - 2.0 * worst).abs() < 1e-12);
 }
+
+/// Regression: an answer over the size limit was retried like a dropped connection, so a
+/// request the provider had processed (and billed) was sent four more times for the same
+/// oversized answer. Now it fails at once, saying why.
+#[test]
+fn an_answer_over_the_size_limit_is_not_sent_again() {
+    let big = vec![b' '; 65 * 1024 * 1024];
+    let server = MockServer::sequence(vec![Reply::bytes(200, big)]);
+    let c = client("openai:gpt-4o", server.url("/v1"), 3, 30.0);
+    let err = c
+        .generate(&count_prompt().request(prepared(), &sampling()))
+        .unwrap_err();
+    assert_eq!(server.count(), 1, "sent again: {err}");
+    assert!(
+        matches!(err, VlmError::BadResponse { .. }) && err.to_string().contains("64 MiB"),
+        "{err}"
+    );
+}
