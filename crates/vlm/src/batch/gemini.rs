@@ -311,23 +311,7 @@ pub(super) fn results(
             &c.auth_headers(),
         )?
         .text;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(line)
-            .map_err(|e| c.protocol(batch_id, format!("{file} line {}: not JSON: {e}", n + 1)))?;
-        let key = v["key"]
-            .as_str()
-            .ok_or_else(|| c.protocol(batch_id, format!("{file} line {}: no `key`", n + 1)))?
-            .to_string();
-        out.push(LineResult {
-            custom_id: key,
-            result: line_answer(c, &v),
-        });
-    }
-    Ok(out)
+    super::read_result_lines(c, batch_id, file, &text, "key", |v| line_answer(c, v))
 }
 
 /// The answer of one line of the responses file, read as a synchronous reply would be.

@@ -170,6 +170,47 @@ impl BatchApi for crate::Client {
     }
 }
 
+/// The answers of results file `file` of batch `batch_id` (its JSONL `text`): each non-empty
+/// line is JSON holding the request's id in `id_field` and read by `answer`.
+///
+/// # Errors
+/// [`VlmError::Batch`] naming the file and line that is not JSON or has no id.
+pub(crate) fn read_result_lines(
+    c: &crate::Client,
+    batch_id: &str,
+    file: &str,
+    text: &str,
+    id_field: &str,
+    answer: impl Fn(&serde_json::Value) -> Result<VlmResponse, VlmError>,
+) -> Result<Vec<LineResult>, VlmError> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            c.protocol(
+                batch_id,
+                format!("file {file} line {}: not JSON: {e}", n + 1),
+            )
+        })?;
+        let custom_id = v[id_field]
+            .as_str()
+            .ok_or_else(|| {
+                c.protocol(
+                    batch_id,
+                    format!("file {file} line {}: no `{id_field}`", n + 1),
+                )
+            })?
+            .to_string();
+        out.push(LineResult {
+            custom_id,
+            result: answer(&v),
+        });
+    }
+    Ok(out)
+}
+
 impl crate::Client {
     pub(crate) fn auth_headers(&self) -> Vec<(&'static str, String)> {
         // The same headers as a synchronous call (`wire` of an empty request).

@@ -178,24 +178,14 @@ pub(super) fn results(
                 &c.auth_headers(),
             )?
             .text;
-        for (n, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let v: Value = serde_json::from_str(line).map_err(|e| {
-                c.protocol(batch_id, format!("file {id} line {}: not JSON: {e}", n + 1))
-            })?;
-            let custom_id = v["custom_id"]
-                .as_str()
-                .ok_or_else(|| {
-                    c.protocol(batch_id, format!("file {id} line {}: no custom_id", n + 1))
-                })?
-                .to_string();
-            out.push(LineResult {
-                custom_id,
-                result: line_answer(c, &v),
-            });
-        }
+        out.extend(super::read_result_lines(
+            c,
+            batch_id,
+            id,
+            &text,
+            "custom_id",
+            |v| line_answer(c, v),
+        )?);
     }
     Ok(out)
 }
