@@ -830,6 +830,38 @@ fn metric_keys_are_spelled_only_in_the_measurement_layer() {
     );
 }
 
+/// `mica count --preset PRESET INPUTS --csv CSV`, then `mica eval count` of that CSV against the
+/// expert truth table `truth`: its JSON.
+fn count_and_score(
+    preset: &str,
+    inputs: &[std::path::PathBuf],
+    csv: &Path,
+    truth: &Path,
+) -> serde_json::Value {
+    let mut args = vec![
+        "-q",
+        "count",
+        "--preset",
+        preset,
+        "--csv",
+        csv.to_str().unwrap(),
+    ];
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    let (code, _, err) = mica(&args);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = mica(&[
+        "eval",
+        "count",
+        "--predictions",
+        csv.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
 /// `mica eval count --truth` takes the study's expert truth tables (`<image>,ground truth`) too,
 /// matched to `mica count`'s rows by name.
 #[test]
@@ -844,28 +876,7 @@ fn count_output_is_scored_against_an_expert_truth_table() {
     images.sort();
     images.truncate(3);
     let csv = dir.path().join("c.csv");
-    let mut args = vec![
-        "-q",
-        "count",
-        "--preset",
-        "sem-particles",
-        "--csv",
-        csv.to_str().unwrap(),
-    ];
-    args.extend(images.iter().map(|p| p.to_str().unwrap()));
-    let (code, _, err) = mica(&args);
-    assert_eq!(code, 0, "{err}");
-    let (code, out, err) = mica(&[
-        "eval",
-        "count",
-        "--predictions",
-        csv.to_str().unwrap(),
-        "--truth",
-        truth.to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = count_and_score("sem-particles", &images, &csv, &truth);
     assert_eq!(v[0]["n"], 3, "{v}");
     // By hand from the two files.
     let truths: std::collections::HashMap<String, f64> = common::csv_rows(&truth)
@@ -894,27 +905,7 @@ fn sem_fibres_preset_counts_fibres_instead_of_their_pieces() {
     let truth = study_csv("data_ground_truth_NFFA-MS-fibers_counts.csv");
     let mae = |preset: &str| {
         let csv = dir.path().join(format!("{preset}.csv"));
-        let (code, _, err) = mica(&[
-            "-q",
-            "count",
-            "--preset",
-            preset,
-            "--csv",
-            csv.to_str().unwrap(),
-            fibres.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{err}");
-        let (code, out, err) = mica(&[
-            "eval",
-            "count",
-            "--predictions",
-            csv.to_str().unwrap(),
-            "--truth",
-            truth.to_str().unwrap(),
-            "--json",
-        ]);
-        assert_eq!(code, 0, "{err}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let v = count_and_score(preset, std::slice::from_ref(&fibres), &csv, &truth);
         assert_eq!(v[0]["n"], 25, "{v}");
         v[0]["mae"].as_f64().unwrap()
     };
