@@ -355,6 +355,28 @@ fn a_live_recorded_gemini_batch_operation_reads_as_ended_with_its_responses_file
     );
 }
 
+/// Runs `scripts/SCRIPT ARGS INPUT` with the oracle Python and reads the JSON it prints; an
+/// SDK that refuses the server's protocol fails the test with its output.
+fn run_sdk_script(py: &Path, script: &str, args: &[&str], input: &Path) -> serde_json::Value {
+    let out = std::process::Command::new(py)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts")
+                .join(script),
+        )
+        .args(args)
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK refused the protocol:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Oracle written by others: the official google-genai SDK runs a batch against the same test
 /// server. It must accept every object the server answers (so the server speaks the SDK's
 /// protocol), read the same answers mica read, and have sent what mica sends, field by field.
@@ -376,19 +398,12 @@ fn the_official_gemini_sdk_runs_a_batch_against_the_test_server_as_mica_does() {
     let input = dir.path().join("input.jsonl");
     std::fs::write(&input, &mica_reqs[1].body).unwrap();
 
-    let out = std::process::Command::new(&py)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sdk_gemini_batch.py"))
-        .args([&server.root(), GEMINI_KEY, "gemini-3.5-flash"])
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the SDK refused the protocol:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let sdk = run_sdk_script(
+        &py,
+        "sdk_gemini_batch.py",
+        &[&server.root(), GEMINI_KEY, "gemini-3.5-flash"],
+        &input,
     );
-    let sdk: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(sdk["file"], "files/in3");
     assert_eq!(sdk["file_state"], "ACTIVE");
     assert_eq!(sdk["batch"], "batches/b2");
@@ -510,19 +525,7 @@ fn the_official_openai_sdk_runs_a_batch_against_the_test_server_as_mica_does() {
     let file = mica_upload.iter().find(|p| p.0 == "file").unwrap();
     std::fs::write(&input, &file.2).unwrap();
 
-    let out = std::process::Command::new(&py)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sdk_openai_batch.py"))
-        .args([&server.url(), KEY])
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the SDK refused the protocol:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sdk: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sdk = run_sdk_script(&py, "sdk_openai_batch.py", &[&server.url(), KEY], &input);
     assert_eq!(sdk["purpose"], "batch");
     assert_eq!(sdk["batch"], "batch_2");
     assert_eq!(sdk["created_status"], "validating");

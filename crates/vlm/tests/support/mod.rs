@@ -121,6 +121,37 @@ pub struct BatchState {
     pub answered: Vec<(String, u64)>,
 }
 
+impl BatchState {
+    /// The content of uploaded file `name` (empty when there is none).
+    fn file_text(&self, name: &str) -> String {
+        self.files
+            .iter()
+            .find(|f| f.0 == name)
+            .map(|f| String::from_utf8_lossy(&f.3).to_string())
+            .unwrap_or_default()
+    }
+
+    /// The count line `n` (0-based) is answered with (its number, 1-based), and the answer's
+    /// text, quoting `credential` (what the caller authenticated with) on the echo line.
+    fn answer(&self, n: usize, credential: &str) -> (u64, String) {
+        let count = n as u64 + 1;
+        let content = if self.echo_key_line == Some(n) {
+            format!("{{\"count\": {count}, \"note\": \"called with {credential}\"}}")
+        } else {
+            format!("{{\"count\": {count}}}")
+        };
+        (count, content)
+    }
+}
+
+/// Blocks while `flag` holds for the server's state (a test holds a request open to kill mica
+/// in the middle of it).
+fn hold_while(state: &Mutex<BatchState>, flag: fn(&BatchState) -> bool) {
+    while flag(&state.lock().unwrap()) {
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A local server speaking OpenAI's Batch API as documented (`POST /v1/files` multipart with
 /// `purpose=batch`, `POST /v1/batches`, `GET /v1/batches`, `GET /v1/batches/{id}`,
 /// `GET /v1/files/{id}/content`): every line is answered as a chat completion whose content is
@@ -249,11 +280,7 @@ pub fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<(String, Option<S
 fn batch_route(state: &Mutex<BatchState>, r: &Recorded) -> Reply {
     use serde_json::{json, Value};
     let path = r.path.split('?').next().unwrap_or("").to_string();
-    let hold = |flag: fn(&BatchState) -> bool| {
-        while flag(&state.lock().unwrap()) {
-            thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let hold = |flag| hold_while(state, flag);
     match (r.method.as_str(), path.as_str()) {
         ("POST", "/v1/files") => {
             let parts = multipart_parts(r.header("content-type").unwrap_or(""), &r.body);
@@ -377,12 +404,7 @@ fn complete_batch(s: &mut BatchState, i: usize, authorization: &str) {
         .as_str()
         .unwrap_or("")
         .to_string();
-    let text = s
-        .files
-        .iter()
-        .find(|f| f.0 == input)
-        .map(|f| String::from_utf8_lossy(&f.3).to_string())
-        .unwrap_or_default();
+    let text = s.file_text(&input);
     let (mut out, mut err) = (String::new(), String::new());
     let (mut ok, mut failed) = (0u64, 0u64);
     for (n, line) in text.lines().enumerate() {
@@ -398,12 +420,7 @@ fn complete_batch(s: &mut BatchState, i: usize, authorization: &str) {
             err.push_str(&format!("{l}\n"));
             continue;
         }
-        let count = n as u64 + 1;
-        let content = if s.echo_key_line == Some(n) {
-            format!("{{\"count\": {count}, \"note\": \"called with {authorization}\"}}")
-        } else {
-            format!("{{\"count\": {count}}}")
-        };
+        let (count, content) = s.answer(n, authorization);
         let mut body = openai_ok(&content);
         body["model"] = model.into();
         let l = json!({"id": format!("batch_req_{i}_{n}"), "custom_id": custom_id,
@@ -471,11 +488,7 @@ fn rfc3339(t: u64) -> String {
 pub fn gemini_batch_route(state: &Mutex<BatchState>, r: &Recorded) -> Reply {
     use serde_json::{json, Value};
     let (path, query) = r.path.split_once('?').unwrap_or((r.path.as_str(), ""));
-    let hold = |flag: fn(&BatchState) -> bool| {
-        while flag(&state.lock().unwrap()) {
-            thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let hold = |flag| hold_while(state, flag);
     let not_found = |what: String| {
         Reply::json(
             404,
@@ -650,12 +663,7 @@ fn complete_gemini_batch(s: &mut BatchState, i: usize, key: &str) {
         .as_str()
         .unwrap_or("")
         .to_string();
-    let text = s
-        .files
-        .iter()
-        .find(|f| f.0 == input)
-        .map(|f| String::from_utf8_lossy(&f.3).to_string())
-        .unwrap_or_default();
+    let text = s.file_text(&input);
     let mut out = String::new();
     let (mut ok, mut failed) = (0u64, 0u64);
     for (n, line) in text.lines().enumerate() {
@@ -669,12 +677,7 @@ fn complete_gemini_batch(s: &mut BatchState, i: usize, key: &str) {
             out.push_str(&format!("{l}\n"));
             continue;
         }
-        let count = n as u64 + 1;
-        let content = if s.echo_key_line == Some(n) {
-            format!("{{\"count\": {count}, \"note\": \"called with {key}\"}}")
-        } else {
-            format!("{{\"count\": {count}}}")
-        };
+        let (count, content) = s.answer(n, key);
         let l = json!({"key": k, "response": gemini_ok(&content)});
         out.push_str(&format!("{l}\n"));
         s.answered.push((k, count));
