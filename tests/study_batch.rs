@@ -264,65 +264,55 @@ fn killed_three_times(case: &Case, server: BatchServer) {
                 "{l}"
             );
         }
-        drop(s);
-        let before = server.server.count();
-        let out = mica_run(case, &study, &store).output().unwrap();
-        assert!(out.status.code() == Some(0) || out.status.code() == Some(3));
-        assert_eq!(
-            server.server.count(),
-            before,
-            "a finished study sent requests"
-        );
-        return;
-    }
-
-    // OpenAI's OpenAPI schemas: every request body mica sent and every object the server
-    // answered (so the server speaks the documented protocol), and each line's body.
-    let batch_schema = include_str!("../crates/vlm/tests/oracle/openai_batch_schema.json");
-    let chat_schema = include_str!("../crates/vlm/tests/oracle/openai_chat_schema.json");
-    let chat = validator(chat_schema, "CreateChatCompletionRequest");
-    let reply = validator(chat_schema, "CreateChatCompletionResponse");
-    let mut seen = std::collections::BTreeSet::new();
-    for (what, v) in &s.exchanged {
-        seen.insert(*what);
-        if *what == "BatchRequestInput" {
-            // The input line of OpenAI's batch guide: custom_id, method POST, url, body.
-            assert!(v["custom_id"].is_string(), "{v}");
-            assert_eq!(v["method"], "POST");
-            assert_eq!(v["url"], "/v1/chat/completions");
-            let errs: Vec<String> = chat
-                .iter_errors(&v["body"])
-                .map(|e| e.to_string())
-                .collect();
-            assert!(errs.is_empty(), "line body: {errs:?}");
-            continue;
-        }
-        let val = validator(batch_schema, what);
-        let errs: Vec<String> = val
-            .iter_errors(v)
-            .map(|e| format!("{e} at {}", e.instance_path()))
-            .collect();
-        assert!(errs.is_empty(), "{what}: {errs:?}\n{v}");
-    }
-    assert_eq!(
-        seen.into_iter().collect::<Vec<_>>(),
-        [
-            "Batch",
-            "BatchRequestInput",
-            "CreateBatchRequest",
-            "ListBatchesResponse",
-            "OpenAIFile"
-        ]
-    );
-    for f in s.files.iter().filter(|f| f.1 == "batch_output") {
-        for line in String::from_utf8_lossy(&f.3).lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            if v["response"]["status_code"] == 200 {
-                let errs: Vec<String> = reply
-                    .iter_errors(&v["response"]["body"])
+    } else {
+        // OpenAI's OpenAPI schemas: every request body mica sent and every object the server
+        // answered (so the server speaks the documented protocol), and each line's body.
+        let batch_schema = include_str!("../crates/vlm/tests/oracle/openai_batch_schema.json");
+        let chat_schema = include_str!("../crates/vlm/tests/oracle/openai_chat_schema.json");
+        let chat = validator(chat_schema, "CreateChatCompletionRequest");
+        let reply = validator(chat_schema, "CreateChatCompletionResponse");
+        let mut seen = std::collections::BTreeSet::new();
+        for (what, v) in &s.exchanged {
+            seen.insert(*what);
+            if *what == "BatchRequestInput" {
+                // The input line of OpenAI's batch guide: custom_id, method POST, url, body.
+                assert!(v["custom_id"].is_string(), "{v}");
+                assert_eq!(v["method"], "POST");
+                assert_eq!(v["url"], "/v1/chat/completions");
+                let errs: Vec<String> = chat
+                    .iter_errors(&v["body"])
                     .map(|e| e.to_string())
                     .collect();
-                assert!(errs.is_empty(), "{errs:?}");
+                assert!(errs.is_empty(), "line body: {errs:?}");
+                continue;
+            }
+            let val = validator(batch_schema, what);
+            let errs: Vec<String> = val
+                .iter_errors(v)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errs.is_empty(), "{what}: {errs:?}\n{v}");
+        }
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            [
+                "Batch",
+                "BatchRequestInput",
+                "CreateBatchRequest",
+                "ListBatchesResponse",
+                "OpenAIFile"
+            ]
+        );
+        for f in s.files.iter().filter(|f| f.1 == "batch_output") {
+            for line in String::from_utf8_lossy(&f.3).lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                if v["response"]["status_code"] == 200 {
+                    let errs: Vec<String> = reply
+                        .iter_errors(&v["response"]["body"])
+                        .map(|e| e.to_string())
+                        .collect();
+                    assert!(errs.is_empty(), "{errs:?}");
+                }
             }
         }
     }
