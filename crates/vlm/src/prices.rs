@@ -153,36 +153,29 @@ impl PriceTable {
     /// (`gpt-4.1-nano`, `gpt-5.4`, `gemini-3.5-flash-lite`) is not priced by it: it has no price
     /// until it has a row.
     pub fn lookup(&self, spec: &ModelSpec) -> Option<&ModelPrice> {
-        let rows = self.price.iter().filter(|p| p.provider == spec.provider);
-        let mut best: Option<&ModelPrice> = None;
-        for p in rows {
-            let score = if p.model == spec.model {
-                usize::MAX
+        // How well row `p` matches: exact name, a snapshot of its model (longer rows first),
+        // the provider's `*`; `None` when it does not.
+        let score = |p: &ModelPrice| {
+            if p.model == spec.model {
+                Some(usize::MAX)
             } else if p.model == "*" {
-                0
-            } else if spec
-                .model
-                .strip_prefix(p.model.as_str())
-                .is_some_and(is_snapshot_suffix)
-            {
-                p.model.len()
+                Some(0)
             } else {
-                continue;
-            };
-            let best_score = best.map(|b| {
-                if b.model == spec.model {
-                    usize::MAX
-                } else if b.model == "*" {
-                    0
-                } else {
-                    b.model.len()
+                spec.model
+                    .strip_prefix(p.model.as_str())
+                    .is_some_and(is_snapshot_suffix)
+                    .then_some(p.model.len())
+            }
+        };
+        let mut best: Option<(usize, &ModelPrice)> = None;
+        for p in self.price.iter().filter(|p| p.provider == spec.provider) {
+            if let Some(s) = score(p) {
+                if best.is_none_or(|(b, _)| s > b) {
+                    best = Some((s, p));
                 }
-            });
-            if best_score.is_none_or(|s| score > s) {
-                best = Some(p);
             }
         }
-        best
+        best.map(|(_, p)| p)
     }
 }
 
