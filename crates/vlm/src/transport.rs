@@ -93,6 +93,22 @@ struct Limiter {
 
 struct Permit<'a>(&'a Limiter);
 
+/// Takes the next start slot of `next` (now, or later when the slot before was reserved further
+/// ahead), moves it on by `step`, and sleeps until the slot taken.
+fn wait_for_slot(next: &Mutex<Option<Instant>>, step: Duration) {
+    let slot = {
+        let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let slot = next.map_or(now, |t| t.max(now));
+        *next = Some(slot + step);
+        slot
+    };
+    let now = Instant::now();
+    if slot > now {
+        std::thread::sleep(slot - now);
+    }
+}
+
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let mut n = self.0.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,37 +141,12 @@ impl Limiter {
             *n += 1;
         }
         if let Some(spacing) = self.spacing {
-            let slot = {
-                let mut next = self.next_start.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                let slot = next.map_or(now, |t| t.max(now));
-                *next = Some(slot + spacing);
-                slot
-            };
-            let now = Instant::now();
-            if slot > now {
-                std::thread::sleep(slot - now);
-            }
+            wait_for_slot(&self.next_start, spacing);
         }
         if self.tokens_per_minute > 0 {
-            let slot = {
-                let mut next = self
-                    .next_token_start
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                let slot = next.map_or(now, |t| t.max(now));
-                *next = Some(
-                    slot + Duration::from_secs_f64(
-                        60.0 * tokens as f64 / self.tokens_per_minute as f64,
-                    ),
-                );
-                slot
-            };
-            let now = Instant::now();
-            if slot > now {
-                std::thread::sleep(slot - now);
-            }
+            let step =
+                Duration::from_secs_f64(60.0 * tokens as f64 / self.tokens_per_minute as f64);
+            wait_for_slot(&self.next_token_start, step);
         }
         Permit(self)
     }
